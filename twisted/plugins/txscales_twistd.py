@@ -1,0 +1,12 @@
+"""
+The C{twistd txscales} plugin; the real code is imported only when used.
+"""
+
+from twisted.application.service import ServiceMaker
+
+txscales = ServiceMaker(
+    "txscales",
+    "txscales.tap",
+    "txscales: ThriftMux servers and demos (serve, demo-server, demo-client)",
+    "txscales",
+)

@@ -1,0 +1,54 @@
+"""
+The demo C{TestService} handler.
+"""
+
+from twisted.internet.task import deferLater
+
+from txscales.demo.gen.ttypes import InvalidQueryException
+
+
+class TestServiceHandler:
+    """
+    Serve C{TestService}: C{query(x)} answers C{x + x}.
+
+    @ivar messages: what C{log} received, in order.
+    """
+
+    def __init__(self, clock=None):
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self._clock = clock
+        self.messages = []
+
+    def query(self, x):
+        """
+        @return: C{x + x}.
+        """
+        return x + x
+
+    def delayedQuery(self, x, delayMs):
+        """
+        @return: a Deferred of C{x + x}, firing after C{delayMs}
+            milliseconds; cancelling it cancels the wait.
+        """
+        return deferLater(self._clock, delayMs / 1000.0, lambda: x + x)
+
+    def raiseError(self, errorCode):
+        """
+        @raise InvalidQueryException: always, with C{errorCode}.
+        """
+        raise InvalidQueryException(errorCode=errorCode)
+
+    def log(self, message):
+        """
+        Record C{message}.
+        """
+        self.messages.append(message)
+
+
+def makeHandler():
+    """
+    @return: a L{TestServiceHandler} on the global reactor (the callable
+        C{twistd txscales serve --handler} names).
+    """
+    return TestServiceHandler()

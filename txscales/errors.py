@@ -1,0 +1,238 @@
+"""
+The errors txscales raises.
+
+Every error derives from L{TxScalesError}.  Each says whether the request
+that failed may have reached the server (C{mayHaveReachedServer}): when it is
+C{False} the request was certainly not processed and retrying it elsewhere is
+safe.  C{retryable} says whether txscales itself considers a retry sensible.
+
+This module imports nothing outside the standard library.
+"""
+
+
+class TxScalesError(Exception):
+    """
+    Base class of every txscales error.
+
+    @cvar mayHaveReachedServer: C{True} if the request may have been seen (and
+        acted on) by the server.
+    @cvar retryable: C{True} if the request can be retried without risk of
+        running it twice.
+    """
+
+    mayHaveReachedServer = True
+    retryable = False
+
+
+# Wire-format errors: the bytes a peer sent (or a caller asked to send) are
+# not valid Mux.  The connection they arrived on is closed; nothing else is.
+
+
+class ProtocolError(TxScalesError):
+    """
+    The peer broke the wire protocol; the connection it used is closed.
+    """
+
+
+class BadMessageError(ProtocolError):
+    """
+    A frame could not be decoded as a message of its type.
+    """
+
+
+class UnknownMessageTypeError(BadMessageError):
+    """
+    A frame carried a message type that Mux does not define.
+    """
+
+
+class FrameTooLargeError(ProtocolError):
+    """
+    A frame's length prefix (or a reassembled message) exceeds the configured
+    maximum; refused before anything of that size is buffered.
+    """
+
+
+class UnexpectedMessageError(ProtocolError):
+    """
+    A message arrived that is valid Mux but not allowed at this point of the
+    session.
+    """
+
+
+class HandshakeError(ProtocolError):
+    """
+    The Mux session could not be negotiated.
+    """
+
+    mayHaveReachedServer = False
+
+
+class DuplicateTagError(ProtocolError):
+    """
+    A client reused a tag that was still outstanding.
+    """
+
+
+class PingTimeoutError(ProtocolError):
+    """
+    The peer did not answer a Mux ping in time; the session is declared dead.
+    """
+
+
+class EncodeError(TxScalesError):
+    """
+    A message cannot be encoded: a field is out of range (for example a tag
+    above 0x7fffff or a length above 32767).
+    """
+
+    mayHaveReachedServer = False
+
+
+# Outcomes of a single call.
+
+
+class ServerError(TxScalesError):
+    """
+    The server failed the request: a Mux C{Rerr} or a C{Rdispatch} with
+    status error.
+
+    @ivar flags: the MuxFailure flags the server sent (0 when none).
+    """
+
+    def __init__(self, message, flags=0):
+        TxScalesError.__init__(self, message)
+        self.message = message
+        self.flags = flags
+
+
+class RequestNackedError(TxScalesError):
+    """
+    The server refused the request without processing it (a Mux nack); it is
+    safe to retry elsewhere.
+
+    @ivar flags: the MuxFailure flags the server sent (0 when none).
+    """
+
+    mayHaveReachedServer = False
+    retryable = True
+
+    def __init__(self, message="the server refused the request (nack)", flags=0):
+        TxScalesError.__init__(self, message)
+        self.flags = flags
+
+
+class RequestTimeoutError(TxScalesError):
+    """
+    The call did not complete within its timeout; it was discarded.
+
+    @ivar timeout: the timeout in seconds.
+    @ivar written: whether any of the request reached the connection.
+    """
+
+    def __init__(self, timeout, written=True):
+        TxScalesError.__init__(self, "call timed out after %g s" % (timeout,))
+        self.timeout = timeout
+        self.written = written
+        self.mayHaveReachedServer = written
+
+
+class ApplicationError(TxScalesError):
+    """
+    The server answered with a Thrift C{TApplicationException} (an unknown
+    method, a failure in its handler that the IDL does not declare, ...).
+
+    @ivar type: the C{TApplicationException} type code.
+    @ivar message: the server's message.
+    """
+
+    def __init__(self, message, type=0):
+        TxScalesError.__init__(self, message)
+        self.message = message
+        self.type = type
+
+
+class ConnectionLostError(TxScalesError):
+    """
+    The connection closed while the request was outstanding; the request may
+    have reached the server.
+
+    @ivar reason: the L{Failure} or exception that closed the connection.
+    """
+
+    def __init__(self, reason=None, mayHaveReachedServer=True):
+        TxScalesError.__init__(self, "connection lost: %s" % (_describe(reason),))
+        self.reason = reason
+        self.mayHaveReachedServer = mayHaveReachedServer
+        self.retryable = not mayHaveReachedServer
+
+
+class ConnectError(TxScalesError):
+    """
+    No connection could be made to the server; the request was not sent.
+    """
+
+    mayHaveReachedServer = False
+    retryable = True
+
+
+class SessionDrainingError(TxScalesError):
+    """
+    The session is draining (the server asked to close it); the request was
+    not sent.
+    """
+
+    mayHaveReachedServer = False
+    retryable = True
+
+
+class TagsExhaustedError(TxScalesError):
+    """
+    Every Mux tag of the session is in use; the request was not sent.
+    """
+
+    mayHaveReachedServer = False
+    retryable = True
+
+
+class ClientClosedError(TxScalesError):
+    """
+    The client (or its session) is closed; the request was not sent.
+    """
+
+    mayHaveReachedServer = False
+
+
+class NoEndpointsError(TxScalesError):
+    """
+    The destination has no endpoints to send the request to.
+    """
+
+    mayHaveReachedServer = False
+
+
+class BadDestinationError(TxScalesError, ValueError):
+    """
+    A destination URI could not be parsed.
+    """
+
+    mayHaveReachedServer = False
+
+
+class UnsupportedError(TxScalesError):
+    """
+    The call cannot be made with this protocol (for example a one-way Thrift
+    method over ThriftMux).
+    """
+
+    mayHaveReachedServer = False
+
+
+def _describe(reason):
+    """
+    Describe a close reason (a Failure, an exception or None) in a few words.
+    """
+    if reason is None:
+        return "closed"
+    value = getattr(reason, "value", reason)
+    return "%s: %s" % (type(value).__name__, value)

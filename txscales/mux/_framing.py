@@ -1,0 +1,182 @@
+"""
+Mux framing: length prefixes and fragments.  Plain Python, no Twisted.
+
+L{FrameDecoder} turns received bytes into messages, reassembling fragmented
+C{Tdispatch}/C{Rdispatch}; L{encodeFrames} turns a message into the frames
+to write, fragmenting its body to the peer's window.
+"""
+
+from struct import Struct
+
+from txscales.errors import BadMessageError, FrameTooLargeError
+from txscales.mux._messages import (
+    FRAGMENT_BIT,
+    FRAGMENTABLE,
+    R_DISCARDED,
+    T_DISCARDED,
+    T_DISCARDED_LEGACY,
+    decodeMessage,
+    encodeMessage,
+    frameHeader,
+)
+
+DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
+
+_LARGE = 64 * 1024
+
+_length = Struct(">I")
+_header = Struct(">IBBH")
+
+
+class FrameDecoder:
+    """
+    Decode a Mux byte stream into messages.
+
+    Each length prefix is checked against C{maxFrameSize} as soon as its four
+    bytes arrive, so an oversized frame is refused before any of it is
+    buffered.  Reassembled fragments are held to the same limit.
+
+    @ivar maxFrameSize: the largest frame (and reassembled message) accepted,
+        counting type, tag and body.
+    """
+
+    def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE):
+        self.maxFrameSize = maxFrameSize
+        self._buffer = b""
+        self._chunks = []
+        self._have = 0
+        self._need = 0
+        self._fragments = {}
+
+    def feed(self, data):
+        """
+        Add received bytes.
+
+        @return: the list of messages completed by them, in order.
+        @raise FrameTooLargeError: for a frame above the limit.
+        @raise BadMessageError: for a frame that does not decode; the stream
+            cannot be trusted after that and the connection should close.
+        """
+        if self._need:
+            # Waiting for the rest of a large frame: collect chunks and join
+            # them once, instead of copying the buffer on every read.
+            self._chunks.append(data)
+            self._have += len(data)
+            if self._have < self._need:
+                return []
+            buf = b"".join(self._chunks)
+            self._chunks = []
+            self._need = 0
+        elif self._buffer:
+            buf = self._buffer + data
+        else:
+            buf = data
+        size = len(buf)
+        offset = 0
+        messages = []
+        maxFrameSize = self.maxFrameSize
+        while size - offset >= 4:
+            length = _length.unpack_from(buf, offset)[0]
+            if length > maxFrameSize:
+                raise FrameTooLargeError(
+                    "frame of %d bytes exceeds the limit of %d" % (length, maxFrameSize)
+                )
+            if length < 4:
+                raise BadMessageError("frame of %d bytes is shorter than its header" % (length,))
+            end = offset + 4 + length
+            if end > size:
+                if length > _LARGE:
+                    self._chunks = [buf[offset:]]
+                    self._have = size - offset
+                    self._need = length + 4
+                    self._buffer = b""
+                    return messages
+                break
+            _, typeByte, tagHigh, tagLow = _header.unpack_from(buf, offset)
+            typeCode = typeByte - 256 if typeByte > 127 else typeByte
+            tag = (tagHigh << 16) | tagLow
+            body = buf[offset + 8 : end]
+            offset = end
+            if tag & FRAGMENT_BIT or self._fragments:
+                message = self._reassemble(typeCode, tag, body)
+                if message is not None:
+                    messages.append(message)
+                continue
+            messages.append(decodeMessage(typeCode, tag, body))
+        self._buffer = buf[offset:] if offset < size else b""
+        return messages
+
+    def _reassemble(self, typeCode, tag, body):
+        """
+        Handle a frame while fragments may be pending.
+
+        @return: a message, or None when the frame was an inner fragment.
+        """
+        plainTag = tag & ~FRAGMENT_BIT
+        pending = self._fragments.get(plainTag)
+        if tag & FRAGMENT_BIT:
+            if typeCode not in FRAGMENTABLE:
+                raise BadMessageError("message type %d cannot be fragmented" % (typeCode,))
+            if pending is None:
+                pending = self._fragments[plainTag] = [typeCode, 0, []]
+            elif pending[0] != typeCode:
+                raise BadMessageError("fragments of tag %d change type" % (plainTag,))
+            pending[1] += len(body)
+            if pending[1] > self.maxFrameSize:
+                raise FrameTooLargeError(
+                    "fragmented message of tag %d exceeds the limit of %d"
+                    % (plainTag, self.maxFrameSize)
+                )
+            pending[2].append(body)
+            return None
+        if pending is not None:
+            del self._fragments[plainTag]
+            if pending[0] == typeCode:
+                pending[2].append(body)
+                body = b"".join(pending[2])
+                if len(body) > self.maxFrameSize:
+                    raise FrameTooLargeError(
+                        "fragmented message of tag %d exceeds the limit of %d"
+                        % (plainTag, self.maxFrameSize)
+                    )
+            # A different terminating type (TdispatchError, Rerr) ends the
+            # sequence: its fragments are dropped and the frame stands alone.
+        message = decodeMessage(typeCode, plainTag, body)
+        if typeCode in (T_DISCARDED, T_DISCARDED_LEGACY):
+            self._fragments.pop(message.which, None)
+        elif typeCode == R_DISCARDED:
+            self._fragments.pop(plainTag, None)
+        return message
+
+    def bufferedSize(self):
+        """
+        @return: how many received bytes are held waiting for the rest of
+            their frame or message.
+        """
+        return len(self._buffer) + self._have + sum(p[1] for p in self._fragments.values())
+
+
+def encodeFrames(message, window=None):
+    """
+    Encode a message as the frames to write.
+
+    @param window: the largest body the peer accepts in one frame (its
+        C{mux-framer} header), or None for no fragmentation.
+    @return: bytes of one or more frames, concatenated.
+    """
+    if window is None or message.type not in FRAGMENTABLE:
+        return encodeMessage(message)
+    body = message.encodeBody()
+    if len(body) <= window:
+        return frameHeader(message.wireType(), message.tag, len(body)) + body
+    typeCode = message.wireType()
+    parts = []
+    last = len(body) - window
+    offset = 0
+    while offset < last:
+        parts.append(frameHeader(typeCode, message.tag | FRAGMENT_BIT, window))
+        parts.append(body[offset : offset + window])
+        offset += window
+    parts.append(frameHeader(typeCode, message.tag, len(body) - offset))
+    parts.append(body[offset:])
+    return b"".join(parts)

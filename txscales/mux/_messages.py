@@ -1,0 +1,585 @@
+"""
+Mux messages and their bodies: plain Python, no Twisted.
+
+A frame is C{size:4 type:1 tag:3 body}; C{size} counts type, tag and body.
+Each message class knows its type code, encodes its body with C{encodeBody}
+and is decoded from a body by L{decodeMessage}.  Framing (length prefixes,
+fragments) lives in L{txscales.mux._framing}.
+
+Type codes are signed bytes.  Finagle sends C{Rerr} as 127 and C{Tdiscarded}
+as -62 (the "BAD" legacy codes); the canonical codes are -128 and 66.  Both
+are decoded; a decoded message remembers which spelling it came with
+(C{legacy}) so that it re-encodes byte for byte.  New messages use the
+canonical codes.
+"""
+
+from struct import Struct
+
+from txscales.errors import BadMessageError, EncodeError, UnknownMessageTypeError
+
+T_REQ = 1
+R_REQ = -1
+T_DISPATCH = 2
+R_DISPATCH = -2
+T_DRAIN = 64
+R_DRAIN = -64
+T_PING = 65
+R_PING = -65
+T_DISCARDED = 66
+T_DISCARDED_LEGACY = -62
+R_DISCARDED = -66
+T_LEASE = 67
+T_INIT = 68
+R_INIT = -68
+R_ERR = -128
+R_ERR_LEGACY = 127
+
+MARKER_TAG = 0
+CONTROL_TAG = 1
+MIN_TAG = 2
+MAX_TAG = 0x7FFFFF
+FRAGMENT_BIT = 0x800000
+
+STATUS_OK = 0
+STATUS_ERROR = 1
+STATUS_NACK = 2
+
+MAX_SHORT = 0x7FFF
+
+MUX_FAILURE_KEY = b"MuxFailure"
+FLAG_RETRYABLE = 1 << 0
+FLAG_REJECTED = 1 << 1
+FLAG_NON_RETRYABLE = 1 << 2
+
+_short = Struct(">H")
+_int = Struct(">I")
+_long = Struct(">Q")
+_header = Struct(">II")
+_tagWhich = Struct(">I")
+
+
+def _u16(data, offset, what):
+    if offset + 2 > len(data):
+        raise BadMessageError("truncated %s length" % (what,))
+    return _short.unpack_from(data, offset)[0]
+
+
+def _readShortBytes(data, offset, what):
+    """
+    Read a C{len:2 bytes} field.
+
+    @return: (the bytes, the offset after them)
+    """
+    n = _u16(data, offset, what)
+    if n > MAX_SHORT:
+        raise BadMessageError("%s length %d exceeds 32767" % (what, n))
+    start = offset + 2
+    end = start + n
+    if end > len(data):
+        raise BadMessageError("truncated %s" % (what,))
+    return bytes(data[start:end]), end
+
+
+def _writeShortBytes(parts, value, what):
+    if len(value) > MAX_SHORT:
+        raise EncodeError("%s is %d bytes; Mux allows 32767" % (what, len(value)))
+    parts.append(_short.pack(len(value)))
+    parts.append(value)
+
+
+def _readPairs(data, offset, what):
+    n = _u16(data, offset, what + " count")
+    if n > MAX_SHORT:
+        raise BadMessageError("%s count %d exceeds 32767" % (what, n))
+    offset += 2
+    pairs = []
+    for _ in range(n):
+        k, offset = _readShortBytes(data, offset, what + " key")
+        v, offset = _readShortBytes(data, offset, what + " value")
+        pairs.append((k, v))
+    return pairs, offset
+
+
+def _writePairs(parts, pairs, what):
+    if len(pairs) > MAX_SHORT:
+        raise EncodeError("%d %s entries; Mux allows 32767" % (len(pairs), what))
+    parts.append(_short.pack(len(pairs)))
+    for k, v in pairs:
+        _writeShortBytes(parts, k, what + " key")
+        _writeShortBytes(parts, v, what + " value")
+
+
+def _text(value):
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+class Message:
+    """
+    Base of all Mux messages.
+
+    @cvar type: the signed type code this class encodes with.
+    @ivar tag: the message's tag.
+    """
+
+    __slots__ = ("tag",)
+    type = None
+    fields = ()
+
+    def encodeBody(self):
+        """
+        @return: the body bytes (everything after the tag).
+        """
+        return b""
+
+    def wireType(self):
+        """
+        @return: the signed type code to write for this message.
+        """
+        return self.type
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in ("tag",) + self.fields)
+
+    def __hash__(self):
+        return hash((type(self),) + tuple(repr(getattr(self, f)) for f in ("tag",) + self.fields))
+
+    def __repr__(self):
+        parts = ["tag=%r" % (self.tag,)] + [
+            "%s=%r" % (f, getattr(self, f)) for f in self.fields
+        ]
+        return "%s(%s)" % (type(self).__name__, ", ".join(parts))
+
+
+class _Empty(Message):
+    __slots__ = ()
+
+    def __init__(self, tag=CONTROL_TAG):
+        self.tag = tag
+
+    @classmethod
+    def decodeBody(cls, tag, body):
+        if body:
+            raise BadMessageError("%s carries %d unexpected body bytes" % (cls.__name__, len(body)))
+        return cls(tag)
+
+
+class Tdrain(_Empty):
+    """
+    The server asks the client to stop sending new requests on this session.
+    """
+
+    __slots__ = ()
+    type = T_DRAIN
+
+
+class Rdrain(_Empty):
+    """
+    The client's acknowledgement of a L{Tdrain}.
+    """
+
+    __slots__ = ()
+    type = R_DRAIN
+
+
+class Tping(_Empty):
+    """
+    A liveness probe; the peer answers with L{Rping} of the same tag.
+    """
+
+    __slots__ = ()
+    type = T_PING
+
+
+class Rping(_Empty):
+    """
+    The answer to a L{Tping}.
+    """
+
+    __slots__ = ()
+    type = R_PING
+
+
+class Rdiscarded(_Empty):
+    """
+    The server's acknowledgement that the request with this tag was discarded.
+    """
+
+    __slots__ = ()
+    type = R_DISCARDED
+
+
+class Tdispatch(Message):
+    """
+    A request with broadcast contexts, a destination path and a delegation
+    table.
+
+    @ivar contexts: list of (key bytes, value bytes), in wire order.
+    @ivar dst: the destination path, bytes (empty for none).
+    @ivar dtab: list of (prefix bytes, name-tree bytes).
+    @ivar body: the payload (one Thrift message for ThriftMux).
+    """
+
+    __slots__ = ("contexts", "dst", "dtab", "body")
+    type = T_DISPATCH
+    fields = ("contexts", "dst", "dtab", "body")
+
+    def __init__(self, tag, contexts=(), dst=b"", dtab=(), body=b""):
+        self.tag = tag
+        self.contexts = list(contexts)
+        self.dst = _text(dst)
+        self.dtab = [(_text(a), _text(b)) for a, b in dtab]
+        self.body = body
+
+    def encodeBody(self):
+        parts = []
+        _writePairs(parts, self.contexts, "context")
+        _writeShortBytes(parts, self.dst, "dst")
+        _writePairs(parts, self.dtab, "dtab")
+        parts.append(self.body)
+        return b"".join(parts)
+
+    @classmethod
+    def decodeBody(cls, tag, body):
+        contexts, offset = _readPairs(body, 0, "context")
+        dst, offset = _readShortBytes(body, offset, "dst")
+        dtab, offset = _readPairs(body, offset, "dtab")
+        return cls(tag, contexts, dst, dtab, bytes(body[offset:]))
+
+
+class Rdispatch(Message):
+    """
+    The answer to a L{Tdispatch}.
+
+    @ivar status: L{STATUS_OK}, L{STATUS_ERROR} or L{STATUS_NACK}.
+    @ivar contexts: list of (key bytes, value bytes).
+    @ivar body: the reply payload; for an error, its UTF-8 message.
+    """
+
+    __slots__ = ("status", "contexts", "body")
+    type = R_DISPATCH
+    fields = ("status", "contexts", "body")
+
+    def __init__(self, tag, status=STATUS_OK, contexts=(), body=b""):
+        self.tag = tag
+        self.status = status
+        self.contexts = list(contexts)
+        self.body = body
+
+    def encodeBody(self):
+        if not 0 <= self.status <= 255:
+            raise EncodeError("status %r is not a byte" % (self.status,))
+        parts = [bytes((self.status,))]
+        _writePairs(parts, self.contexts, "context")
+        parts.append(self.body)
+        return b"".join(parts)
+
+    @classmethod
+    def decodeBody(cls, tag, body):
+        if not body:
+            raise BadMessageError("Rdispatch without a status byte")
+        contexts, offset = _readPairs(body, 1, "context")
+        return cls(tag, body[0], contexts, bytes(body[offset:]))
+
+
+class Treq(Message):
+    """
+    The pre-Tdispatch request (deprecated, still accepted).
+
+    @ivar keys: list of (key int, value bytes); key 1 = trace id, 2 = flags.
+    @ivar body: the payload.
+    """
+
+    __slots__ = ("keys", "body")
+    type = T_REQ
+    fields = ("keys", "body")
+
+    def __init__(self, tag, keys=(), body=b""):
+        self.tag = tag
+        self.keys = list(keys)
+        self.body = body
+
+    def encodeBody(self):
+        if len(self.keys) > 255:
+            raise EncodeError("Treq carries at most 255 keys")
+        parts = [bytes((len(self.keys),))]
+        for key, value in self.keys:
+            if not 0 <= key <= 255 or len(value) > 255:
+                raise EncodeError("Treq key %r or its value is out of range" % (key,))
+            parts.append(bytes((key, len(value))))
+            parts.append(value)
+        parts.append(self.body)
+        return b"".join(parts)
+
+    @classmethod
+    def decodeBody(cls, tag, body):
+        if not body:
+            raise BadMessageError("Treq without a key count")
+        offset = 1
+        keys = []
+        for _ in range(body[0]):
+            if offset + 2 > len(body):
+                raise BadMessageError("truncated Treq key")
+            key, size = body[offset], body[offset + 1]
+            offset += 2
+            if offset + size > len(body):
+                raise BadMessageError("truncated Treq value")
+            keys.append((key, bytes(body[offset : offset + size])))
+            offset += size
+        return cls(tag, keys, bytes(body[offset:]))
+
+
+class Rreq(Message):
+    """
+    The answer to a L{Treq}: C{status} 0 ok, 1 error (UTF-8 message), 2 nack.
+    """
+
+    __slots__ = ("status", "body")
+    type = R_REQ
+    fields = ("status", "body")
+
+    def __init__(self, tag, status=STATUS_OK, body=b""):
+        self.tag = tag
+        self.status = status
+        self.body = body
+
+    def encodeBody(self):
+        if not 0 <= self.status <= 255:
+            raise EncodeError("status %r is not a byte" % (self.status,))
+        return bytes((self.status,)) + self.body
+
+    @classmethod
+    def decodeBody(cls, tag, body):
+        if not body:
+            raise BadMessageError("Rreq without a status byte")
+        return cls(tag, body[0], bytes(body[1:]))
+
+
+class Rerr(Message):
+    """
+    A session-level error answering the request with this tag; also the
+    handshake marker C{Rerr(1, "tinit check")}.
+
+    @ivar why: the UTF-8 reason, as bytes.
+    @ivar legacy: C{True} to use Finagle's code 127 instead of -128.
+    """
+
+    __slots__ = ("why", "legacy")
+    type = R_ERR
+    fields = ("why",)
+
+    def __init__(self, tag, why=b"", legacy=False):
+        self.tag = tag
+        self.why = _text(why)
+        self.legacy = legacy
+
+    def wireType(self):
+        return R_ERR_LEGACY if self.legacy else R_ERR
+
+    def encodeBody(self):
+        return self.why
+
+    @classmethod
+    def decodeBody(cls, tag, body, legacy=False):
+        return cls(tag, bytes(body), legacy)
+
+
+class Tdiscarded(Message):
+    """
+    The client no longer wants the answer to request C{which}.  Sent on the
+    marker tag 0.
+
+    @ivar which: the discarded request's tag.
+    @ivar why: the UTF-8 reason, as bytes.
+    @ivar legacy: C{True} to use Finagle's code -62 instead of 66.
+    """
+
+    __slots__ = ("which", "why", "legacy")
+    type = T_DISCARDED
+    fields = ("which", "why")
+
+    def __init__(self, which, why=b"", legacy=False, tag=MARKER_TAG):
+        self.tag = tag
+        self.which = which
+        self.why = _text(why)
+        self.legacy = legacy
+
+    def wireType(self):
+        return T_DISCARDED_LEGACY if self.legacy else T_DISCARDED
+
+    def encodeBody(self):
+        if not 0 <= self.which <= 0xFFFFFF:
+            raise EncodeError("discarded tag %r out of range" % (self.which,))
+        return _tagWhich.pack(self.which)[1:] + self.why
+
+    @classmethod
+    def decodeBody(cls, tag, body, legacy=False):
+        if len(body) < 3:
+            raise BadMessageError("Tdiscarded shorter than its 3-byte tag")
+        which = (body[0] << 16) | (body[1] << 8) | body[2]
+        return cls(which, bytes(body[3:]), legacy, tag)
+
+
+class Tlease(Message):
+    """
+    The server grants the client a lease: C{unit} 0 means C{howMuch}
+    milliseconds from now.
+    """
+
+    __slots__ = ("unit", "howMuch")
+    type = T_LEASE
+    fields = ("unit", "howMuch")
+
+    def __init__(self, unit, howMuch, tag=MARKER_TAG):
+        self.tag = tag
+        self.unit = unit
+        self.howMuch = howMuch
+
+    def encodeBody(self):
+        if not 0 <= self.unit <= 255 or not 0 <= self.howMuch < 2**64:
+            raise EncodeError("Tlease unit or duration out of range")
+        return bytes((self.unit,)) + _long.pack(self.howMuch)
+
+    @classmethod
+    def decodeBody(cls, tag, body):
+        if len(body) != 9:
+            raise BadMessageError("Tlease body is %d bytes, not 9" % (len(body),))
+        return cls(body[0], _long.unpack_from(body, 1)[0], tag)
+
+
+class Tinit(Message):
+    """
+    Session negotiation: a version and a list of (key, value) headers.
+    """
+
+    __slots__ = ("version", "headers")
+    type = T_INIT
+    fields = ("version", "headers")
+
+    def __init__(self, tag=CONTROL_TAG, version=1, headers=()):
+        self.tag = tag
+        self.version = version
+        self.headers = [(_text(k), v) for k, v in headers]
+
+    def encodeBody(self):
+        if not 0 <= self.version <= 0xFFFF:
+            raise EncodeError("version %r out of range" % (self.version,))
+        parts = [_short.pack(self.version)]
+        for k, v in self.headers:
+            parts.append(_int.pack(len(k)))
+            parts.append(k)
+            parts.append(_int.pack(len(v)))
+            parts.append(v)
+        return b"".join(parts)
+
+    @classmethod
+    def decodeBody(cls, tag, body):
+        version = _u16(body, 0, "version")
+        offset = 2
+        headers = []
+        size = len(body)
+        while offset < size:
+            fields = []
+            for what in ("key", "value"):
+                if offset + 4 > size:
+                    raise BadMessageError("truncated %s header %s length" % (cls.__name__, what))
+                n = _int.unpack_from(body, offset)[0]
+                offset += 4
+                if offset + n > size:
+                    raise BadMessageError("truncated %s header %s" % (cls.__name__, what))
+                fields.append(bytes(body[offset : offset + n]))
+                offset += n
+            headers.append(tuple(fields))
+        return cls(tag, version, headers)
+
+
+class Rinit(Tinit):
+    """
+    The server's answer to L{Tinit}, with its own headers.
+    """
+
+    __slots__ = ()
+    type = R_INIT
+
+
+_DECODERS = {
+    T_REQ: Treq.decodeBody,
+    R_REQ: Rreq.decodeBody,
+    T_DISPATCH: Tdispatch.decodeBody,
+    R_DISPATCH: Rdispatch.decodeBody,
+    T_DRAIN: Tdrain.decodeBody,
+    R_DRAIN: Rdrain.decodeBody,
+    T_PING: Tping.decodeBody,
+    R_PING: Rping.decodeBody,
+    T_DISCARDED: Tdiscarded.decodeBody,
+    T_DISCARDED_LEGACY: lambda tag, body: Tdiscarded.decodeBody(tag, body, True),
+    R_DISCARDED: Rdiscarded.decodeBody,
+    T_LEASE: Tlease.decodeBody,
+    T_INIT: Tinit.decodeBody,
+    R_INIT: Rinit.decodeBody,
+    R_ERR: Rerr.decodeBody,
+    R_ERR_LEGACY: lambda tag, body: Rerr.decodeBody(tag, body, True),
+}
+
+FRAGMENTABLE = frozenset([T_DISPATCH, R_DISPATCH])
+
+
+def decodeMessage(typeCode, tag, body):
+    """
+    Decode one message from its signed type code, tag and body.
+
+    @param typeCode: the signed type byte.
+    @param tag: the tag, without the fragment bit.
+    @param body: the body bytes.
+    @raise UnknownMessageTypeError: for a type Mux does not define.
+    @raise BadMessageError: for a body that does not decode.
+    @return: a L{Message}.
+    """
+    decoder = _DECODERS.get(typeCode)
+    if decoder is None:
+        raise UnknownMessageTypeError("unknown message type %d [tag=%d]" % (typeCode, tag))
+    return decoder(tag, body)
+
+
+def encodeMessage(message):
+    """
+    Encode a whole message as one frame (no fragmentation).
+
+    @param message: a L{Message}.
+    @raise EncodeError: if a field is out of range.
+    @return: the frame bytes, length prefix included.
+    """
+    body = message.encodeBody()
+    return frameHeader(message.wireType(), message.tag, len(body)) + body
+
+
+def frameHeader(typeCode, tag, bodySize):
+    """
+    Encode the 8-byte frame header for a body of C{bodySize} bytes.
+
+    @param tag: the tag, possibly with L{FRAGMENT_BIT} set.
+    @raise EncodeError: if the tag is out of range.
+    """
+    if tag < 0 or (tag & ~FRAGMENT_BIT) > MAX_TAG:
+        raise EncodeError("tag %r is outside 0..0x7fffff" % (tag,))
+    return _header.pack(bodySize + 4, ((typeCode & 0xFF) << 24) | tag)
+
+
+def muxFailureFlags(contexts):
+    """
+    Read the MuxFailure flags from Rdispatch contexts.
+
+    @return: the flags, 0 when absent.
+    """
+    for key, value in contexts:
+        if key == MUX_FAILURE_KEY and len(value) >= 8:
+            return _long.unpack_from(value)[0]
+    return 0
+
+
+def muxFailureContext(flags):
+    """
+    @return: the Rdispatch contexts carrying C{flags} (none when 0).
+    """
+    return [(MUX_FAILURE_KEY, _long.pack(flags))] if flags else []

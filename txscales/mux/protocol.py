@@ -1,0 +1,444 @@
+"""
+Twisted protocols for Mux, client and server.
+
+They are thin: received bytes go to a sans-IO session
+(L{txscales.mux._session}), the session's events become Deferred results,
+and whatever the session wants written is written.  Time comes from an
+injected clock.
+"""
+
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from txscales.errors import (
+    ConnectError,
+    ConnectionLostError,
+    PingTimeoutError,
+    ProtocolError,
+    RequestNackedError,
+    TxScalesError,
+)
+from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE
+from txscales.mux._session import (
+    ClientSession,
+    Discarded,
+    Dispatch,
+    DrainAcknowledged,
+    DrainRequested,
+    Drained,
+    Failed,
+    Leased,
+    PingReplied,
+    Ready,
+    Replied,
+    ServerSession,
+)
+
+_log = Logger()
+
+OPEN = "open"
+BUSY = "busy"
+CLOSED = "closed"
+
+
+class DiscardedCall(CancelledError):
+    """
+    A call's Deferred was cancelled and the call discarded.
+
+    @ivar written: whether the request had reached the connection (and so
+        may have reached the server).
+    """
+
+    def __init__(self, written):
+        CancelledError.__init__(self, "call discarded")
+        self.written = written
+
+
+class MuxClientProtocol(Protocol):
+    """
+    A Mux client connection: one Deferred per outstanding tag.
+
+    @ivar ready: fires with the protocol when the session is negotiated;
+        fails if the connection closes first.
+    @ivar closed: fires with the close reason when the connection is gone.
+    @ivar drainRequested: whether the server asked this session to drain.
+    """
+
+    def __init__(
+        self,
+        clock,
+        maxFrameSize=DEFAULT_MAX_FRAME_SIZE,
+        handshake=True,
+        pingInterval=5.0,
+        pingTimeout=4.0,
+    ):
+        self._clock = clock
+        self._session = ClientSession(maxFrameSize, handshake=handshake)
+        self._calls = {}
+        self._pingInterval = pingInterval
+        self._pingTimeout = pingTimeout
+        self._pingCall = None
+        self._leaseExpires = None
+        self._closeReason = None
+        self.drainRequested = False
+        self.ready = Deferred()
+        self.closed = Deferred()
+        self.statusObservers = []
+
+    @property
+    def status(self):
+        """
+        C{"open"} while the session takes new calls; C{"busy"} while it is
+        negotiating, draining or its lease has expired; C{"closed"} when gone.
+        """
+        if self._session.state == "closed":
+            return CLOSED
+        if self._session.state != "open" or self.drainRequested:
+            return BUSY
+        if self._leaseExpires is not None and self._clock.seconds() >= self._leaseExpires:
+            return BUSY
+        return OPEN
+
+    @property
+    def pending(self):
+        """
+        How many calls wait for an answer.
+        """
+        return len(self._calls)
+
+    def connectionMade(self):
+        self._handle(self._session.start())
+        self._flush()
+
+    def dispatch(self, body, contexts=(), dst=b"", dtab=()):
+        """
+        Send one request.
+
+        @return: a Deferred firing with a L{Replied} (C{.body},
+            C{.contexts}), or failing with a L{TxScalesError}.  Cancelling it
+            discards the call (Tdiscarded) and fails it with L{DiscardedCall}.
+        """
+        try:
+            tag = self._session.dispatch(body, contexts, dst, dtab)
+        except TxScalesError as e:
+            return fail(e)
+        d = Deferred(lambda d: self._discard(tag, d))
+        self._calls[tag] = d
+        self._flush()
+        return d
+
+    def _discard(self, tag, d):
+        del self._calls[tag]
+        written = self._session.discard(tag, b"call cancelled by the client")
+        self._flush()
+        d.errback(DiscardedCall(written))
+
+    def dataReceived(self, data):
+        try:
+            events = self._session.receiveData(data)
+        except ProtocolError as e:
+            self._flush()
+            self._abort(e)
+            return
+        self._flush()
+        self._handle(events)
+
+    def _handle(self, events):
+        calls = self._calls
+        for event in events:
+            kind = type(event)
+            if kind is Replied:
+                d = calls.pop(event.tag, None)
+                if d is not None:
+                    d.callback(event)
+            elif kind is Failed:
+                d = calls.pop(event.tag, None)
+                if d is not None:
+                    d.errback(event.error)
+            elif kind is PingReplied:
+                self._schedulePing(self._pingInterval)
+            elif kind is Ready:
+                self._schedulePing(0)
+                self.ready.callback(self)
+            elif kind is DrainRequested:
+                self.drainRequested = True
+                self._notify()
+            elif kind is Drained:
+                self.transport.loseConnection()
+            elif kind is Leased:
+                self._leaseExpires = self._clock.seconds() + event.milliseconds / 1000.0
+                self._notify()
+
+    def _notify(self):
+        for observer in list(self.statusObservers):
+            observer(self)
+
+    def _schedulePing(self, delay):
+        if self._pingCall is not None and self._pingCall.active():
+            self._pingCall.cancel()
+        self._pingCall = None
+        if self._pingInterval is not None and self._session.state == "open":
+            self._pingCall = self._clock.callLater(delay, self._ping)
+
+    def _ping(self):
+        self._pingCall = None
+        if self._session.ping():
+            self._flush()
+            self._pingCall = self._clock.callLater(self._pingTimeout, self._pingExpired)
+
+    def _pingExpired(self):
+        self._pingCall = None
+        self._abort(PingTimeoutError("no Rping within %g s" % (self._pingTimeout,)))
+
+    def _abort(self, error):
+        _log.warn("closing Mux session: {error}", error=error)
+        self._closeReason = error
+        self.transport.abortConnection()
+
+    def _flush(self):
+        data = self._session.dataToSend()
+        if data:
+            self.transport.write(data)
+
+    def close(self):
+        """
+        Close the connection now; outstanding calls fail.
+
+        @return: L{closed}.
+        """
+        if self._session.state != "closed":
+            self.transport.loseConnection()
+        return self.closed
+
+    def connectionLost(self, reason):
+        if self._pingCall is not None and self._pingCall.active():
+            self._pingCall.cancel()
+        self._pingCall = None
+        cause = self._closeReason if self._closeReason is not None else reason
+        lost = self._session.connectionLost()
+        calls, self._calls = self._calls, {}
+        for tag, written in lost:
+            d = calls.pop(tag, None)
+            if d is not None:
+                d.errback(ConnectionLostError(cause, mayHaveReachedServer=written))
+        if not self.ready.called:
+            self.ready.errback(ConnectError("connection closed before the Mux session was ready: %s" % (getattr(cause, "value", cause),)))
+        self._notify()
+        self.closed.callback(cause)
+
+
+class Request:
+    """
+    A request as a Mux service sees it.
+
+    @ivar contexts: list of (key bytes, value bytes) broadcast contexts.
+    @ivar dst: the destination path bytes.
+    @ivar dtab: list of (prefix bytes, name-tree bytes).
+    @ivar body: the payload.
+    """
+
+    __slots__ = ("contexts", "dst", "dtab", "body")
+
+    def __init__(self, body, contexts=(), dst=b"", dtab=()):
+        self.body = body
+        self.contexts = contexts
+        self.dst = dst
+        self.dtab = dtab
+
+
+class MuxServerProtocol(Protocol):
+    """
+    A Mux server connection.  Requests are dispatched concurrently to
+    C{service}, a callable taking a L{Request} and returning the reply body
+    (bytes) or a Deferred of it.  A failure with L{RequestNackedError} is
+    sent as a nack; any other failure as an error reply with its text.
+
+    @ivar sessionFactories: callables tried on the first bytes of the
+        connection (at least 8); the first to return a session object
+        replaces Mux for this connection (used for Thrift downgrade).
+    """
+
+    def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=()):
+        self._service = service
+        self._clock = clock
+        self._maxFrameSize = maxFrameSize
+        self._fallbacks = fallbacks
+        self._session = None
+        self._first = b""
+        self._inflight = {}
+        self._drainTimer = None
+        self.closed = Deferred()
+
+    @property
+    def session(self):
+        """
+        The session in use, once the first bytes chose it.
+        """
+        return self._session
+
+    def connectionMade(self):
+        self.factory.protocols.add(self)
+
+    def dataReceived(self, data):
+        if self._session is None:
+            data = self._first + data
+            if len(data) < 8:
+                self._first = data
+                return
+            self._first = b""
+            for fallback in self._fallbacks:
+                self._session = fallback(data, self._maxFrameSize)
+                if self._session is not None:
+                    break
+            else:
+                self._session = ServerSession(self._maxFrameSize)
+            if self.factory.draining:
+                self._session.drain()
+        try:
+            events = self._session.receiveData(data)
+        except ProtocolError as e:
+            _log.warn("closing Mux server session: {error}", error=e)
+            self._flush()
+            self.transport.loseConnection()
+            return
+        self._flush()
+        for event in events:
+            kind = type(event)
+            if kind is Dispatch:
+                self._dispatch(event)
+            elif kind is Discarded:
+                d = self._inflight.pop(event.requestId, None)
+                if d is not None:
+                    d.cancel()
+            elif kind is DrainAcknowledged:
+                self._closeIfDrained()
+
+    def _dispatch(self, event):
+        request = Request(event.body, event.contexts, event.dst, event.dtab)
+        try:
+            result = self._service(request)
+        except Exception:
+            self._failed(Failure(), event.requestId, event.tag)
+            return
+        if type(result) is not Deferred and not isinstance(result, Deferred):
+            self._replied(result, event.requestId, event.tag)
+            return
+        self._inflight[event.requestId] = result
+        result.addCallbacks(
+            self._replied,
+            self._failed,
+            callbackArgs=(event.requestId, event.tag),
+            errbackArgs=(event.requestId, event.tag),
+        )
+
+    def _replied(self, body, requestId, tag):
+        self._inflight.pop(requestId, None)
+        if self._session.reply(requestId, tag, body):
+            self._flush()
+        self._closeIfDrained()
+
+    def _failed(self, failure, requestId, tag):
+        self._inflight.pop(requestId, None)
+        if failure.check(CancelledError):
+            sent = False
+        elif failure.check(RequestNackedError):
+            sent = self._session.replyNack(requestId, tag, failure.value.flags)
+        else:
+            _log.failure("request failed", failure)
+            value = failure.value
+            sent = self._session.replyError(
+                requestId, tag, "%s: %s" % (type(value).__name__, value), getattr(value, "flags", 0)
+            )
+        if sent:
+            self._flush()
+        self._closeIfDrained()
+
+    def _flush(self):
+        data = self._session.dataToSend()
+        if data:
+            self.transport.write(data)
+
+    def drain(self):
+        """
+        Drain the session: Tdrain, nack new requests, close once the
+        outstanding ones are answered.
+
+        @return: L{closed}.
+        """
+        if self._session is None:
+            self.transport.loseConnection()
+        else:
+            self._session.drain()
+            self._flush()
+            self._closeIfDrained()
+        return self.closed
+
+    def _closeIfDrained(self):
+        if self._session is not None and self._session.readyToClose():
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason):
+        self.factory.protocols.discard(self)
+        if self._session is not None:
+            self._session.connectionLost()
+        inflight, self._inflight = self._inflight, {}
+        for d in inflight.values():
+            d.cancel()
+        self.closed.callback(None)
+
+
+class MuxServerFactory(Factory):
+    """
+    Make L{MuxServerProtocol}s for C{service} and drain them on stop.
+
+    @ivar protocols: the open connections.
+    @ivar draining: whether L{drainAll} was called.
+    """
+
+    noisy = False
+
+    def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=()):
+        self._service = service
+        self._clock = clock
+        self._maxFrameSize = maxFrameSize
+        self._fallbacks = tuple(fallbacks)
+        self.protocols = set()
+        self.draining = False
+
+    def buildProtocol(self, addr):
+        p = MuxServerProtocol(self._service, self._clock, self._maxFrameSize, self._fallbacks)
+        p.factory = self
+        return p
+
+    def drainAll(self, timeout=10.0):
+        """
+        Drain every connection; abort the ones still open after C{timeout}
+        seconds.
+
+        @return: a Deferred firing when all are closed.
+        """
+        self.draining = True
+        protocols = list(self.protocols)
+        if not protocols:
+            return succeed(None)
+        done = Deferred()
+        remaining = [len(protocols)]
+
+        def closedOne(_):
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                if timer.active():
+                    timer.cancel()
+                done.callback(None)
+
+        def expire():
+            for p in list(self.protocols):
+                _log.warn("drain deadline passed; aborting a connection")
+                p.transport.abortConnection()
+
+        timer = self._clock.callLater(timeout, expire)
+        for p in protocols:
+            p.drain().addCallback(closedOne)
+        return done

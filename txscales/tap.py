@@ -1,0 +1,129 @@
+"""
+The C{twistd txscales} command: C{serve}, C{demo-server} and C{demo-client}.
+
+    twistd -n txscales serve --listen tcp:9090:interface=127.0.0.1 \\
+        --iface mypkg.gen.MyService.Iface --handler mypkg.handler:makeHandler
+    twistd -n txscales demo-server --listen tcp:9090:interface=127.0.0.1
+    twistd -n txscales demo-client --dest tcp://127.0.0.1:9090 --count 1000
+"""
+
+import sys
+
+from twisted.application.service import MultiService
+from twisted.python import usage
+from twisted.python.reflect import namedAny
+
+DEFAULT_LISTEN = "tcp:9090:interface=127.0.0.1"
+
+
+class _ServerOptions(usage.Options):
+    optParameters = [
+        ["listen", "l", DEFAULT_LISTEN, "Twisted server endpoint string to listen on."],
+        ["drain-timeout", None, 10.0, "Seconds a graceful stop waits for sessions to drain.", float],
+        ["max-frame-size", None, 16 * 1024 * 1024, "Largest Mux frame accepted, in bytes.", int],
+    ]
+
+
+class ServeOptions(_ServerOptions):
+    """
+    Options of C{twistd txscales serve}.
+    """
+
+    synopsis = "--listen ENDPOINT --iface DOTTED.Iface --handler DOTTED:callable [--protocol thriftmux]"
+    optParameters = [
+        ["iface", "i", None, "Dotted name of the generated Thrift Iface class."],
+        ["handler", None, None, "module:callable (or dotted.callable) returning the handler object."],
+        ["protocol", "p", "thriftmux", "Wire protocol: thriftmux (also serves framed Thrift and TTwitter)."],
+    ]
+
+    def postOptions(self):
+        if not self["iface"] or not self["handler"]:
+            raise usage.UsageError("--iface and --handler are required")
+        if self["protocol"] != "thriftmux":
+            raise usage.UsageError("unsupported --protocol %r (supported: thriftmux)" % (self["protocol"],))
+
+
+class DemoServerOptions(_ServerOptions):
+    """
+    Options of C{twistd txscales demo-server}.
+    """
+
+    synopsis = "--listen ENDPOINT"
+
+
+class DemoClientOptions(usage.Options):
+    """
+    Options of C{twistd txscales demo-client}.
+    """
+
+    synopsis = "--dest URI [--count N] [--concurrency C] [--timeout S]"
+    optParameters = [
+        ["dest", "d", "tcp://127.0.0.1:9090", "Destination URI."],
+        ["count", "n", 1000, "Number of calls.", int],
+        ["concurrency", "c", 10, "Calls outstanding at once.", int],
+        ["timeout", "t", 1.0, "Per-call timeout in seconds.", float],
+    ]
+
+
+class Options(usage.Options):
+    """
+    Options of C{twistd txscales}.
+    """
+
+    synopsis = "serve|demo-server|demo-client [options]"
+    subCommands = [
+        ["serve", None, ServeOptions, "Serve a generated Thrift service."],
+        ["demo-server", None, DemoServerOptions, "Serve the demo TestService (query(x) = x + x)."],
+        ["demo-client", None, DemoClientOptions, "Call the demo service and print a latency summary."],
+    ]
+
+    def postOptions(self):
+        if self.subCommand is None:
+            raise usage.UsageError("a subcommand is required: serve, demo-server or demo-client")
+
+
+def loadCallable(name):
+    """
+    Load C{module:attribute} or C{dotted.name}.
+    """
+    if ":" in name:
+        module, _, attribute = name.partition(":")
+        return getattr(namedAny(module), attribute)
+    return namedAny(name)
+
+
+def _serverService(options, iface, handler, reactor):
+    from txscales.thriftmux import ThriftMux
+
+    return ThriftMux.newServer(
+        iface,
+        handler,
+        options["listen"],
+        reactor=reactor,
+        drainTimeout=options["drain-timeout"],
+        maxFrameSize=options["max-frame-size"],
+    )
+
+
+def makeService(options, reactor=None):
+    """
+    Build the service for the chosen subcommand.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    sub = options.subOptions
+    if options.subCommand == "serve":
+        iface = namedAny(sub["iface"])
+        handler = loadCallable(sub["handler"])()
+        return _serverService(sub, iface, handler, reactor)
+    if options.subCommand == "demo-server":
+        from txscales.demo.gen import TestService
+        from txscales.demo.handler import TestServiceHandler
+
+        return _serverService(sub, TestService.Iface, TestServiceHandler(reactor), reactor)
+    from txscales.demo._client import DemoClientService
+
+    service = MultiService()
+    DemoClientService(sub, reactor, sys.stdout).setServiceParent(service)
+    return service
+

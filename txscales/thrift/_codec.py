@@ -1,0 +1,261 @@
+"""
+Thrift messages for generated services: plain Python, no Twisted.
+
+Calls and replies are one Thrift message each (C{TMessage} header, then the
+args or result struct), in the binary or the compact protocol.  Structs go
+through Apache Thrift's C extension (C{fastbinary}) directly, without
+building a protocol object per message.
+"""
+
+import sys
+from struct import Struct
+
+from thrift.protocol import fastbinary
+from thrift.protocol.TBinaryProtocol import TBinaryProtocol
+from thrift.protocol.TCompactProtocol import TCompactProtocol
+from thrift.Thrift import TApplicationException, TMessageType, TType
+from thrift.transport.TTransport import TMemoryBuffer
+
+from txscales.errors import ApplicationError, BadMessageError
+
+BINARY = "binary"
+COMPACT = "compact"
+
+_VERSION_1 = 0x80010000
+_int = Struct(">i")
+_uint = Struct(">I")
+
+
+class _Reader:
+    """
+    The attributes C{fastbinary}'s decoders read from a protocol object.
+    """
+
+    __slots__ = ("trans", "string_length_limit", "container_length_limit")
+
+    def __init__(self, data):
+        self.trans = TMemoryBuffer(data)
+        self.string_length_limit = None
+        self.container_length_limit = None
+
+
+class Method:
+    """
+    What txscales needs to know about one method of a generated service.
+
+    @ivar name: the method name.
+    @ivar argsClass: the generated C{<name>_args} struct.
+    @ivar resultClass: the generated C{<name>_result} struct, or None for a
+        one-way method.
+    @ivar argNames: the argument names, in IDL order.
+    @ivar exceptions: (field name, exception class) for each declared
+        exception.
+    @ivar hasSuccess: whether the method returns a value.
+    """
+
+    def __init__(self, name, argsClass, resultClass):
+        self.name = name
+        self.nameBytes = name.encode("utf-8")
+        self.argsClass = argsClass
+        self.argsSpec = [argsClass, argsClass.thrift_spec]
+        self.resultClass = resultClass
+        self.oneway = resultClass is None
+        self.argNames = [f[2] for f in argsClass.thrift_spec if f is not None]
+        self.exceptions = []
+        self.hasSuccess = False
+        if resultClass is not None:
+            self.resultSpec = [resultClass, resultClass.thrift_spec]
+            for field in resultClass.thrift_spec:
+                if field is None:
+                    continue
+                if field[0] == 0:
+                    self.hasSuccess = True
+                elif field[1] == TType.STRUCT:
+                    self.exceptions.append((field[2], field[3][0]))
+        self._callHeader = {}
+
+    def callHeader(self, seqid, messageType=None):
+        """
+        @return: the binary TMessage header of a call to this method.
+        """
+        if messageType is None:
+            messageType = TMessageType.ONEWAY if self.oneway else TMessageType.CALL
+        return (
+            _uint.pack(_VERSION_1 | messageType)
+            + _uint.pack(len(self.nameBytes))
+            + self.nameBytes
+            + _int.pack(seqid)
+        )
+
+
+def describeService(iface):
+    """
+    Describe the methods of a generated service.
+
+    @param iface: the generated C{Iface} class (its module holds the
+        C{<method>_args} and C{<method>_result} classes).
+    @return: a dict from method name to L{Method}.
+    """
+    module = sys.modules[iface.__module__]
+    methods = {}
+    for name in dir(iface):
+        if name.startswith("_") or not callable(getattr(iface, name)):
+            continue
+        argsClass = getattr(module, name + "_args", None)
+        if argsClass is None:
+            continue
+        methods[name] = Method(name, argsClass, getattr(module, name + "_result", None))
+    return methods
+
+
+def encodeCall(method, args, kwargs, seqid=0):
+    """
+    Encode a binary-protocol call of C{method}.
+
+    @raise TypeError: for arguments that do not match the method.
+    """
+    argsObject = method.argsClass(*args, **kwargs)
+    return method.callHeader(seqid) + fastbinary.encode_binary(argsObject, method.argsSpec)
+
+
+def readMessageBegin(data):
+    """
+    Read a Thrift message header.
+
+    @return: (protocol name, method name, message type, seqid, reader)
+        where C{reader} is positioned at the struct.
+    @raise BadMessageError: when C{data} is not a Thrift message.
+    """
+    reader = _Reader(data)
+    try:
+        if data[:1] == b"\x82":
+            name, messageType, seqid = TCompactProtocol(reader.trans).readMessageBegin()
+            return COMPACT, name, messageType, seqid, reader
+        if len(data) < 8:
+            raise BadMessageError("Thrift message of %d bytes" % (len(data),))
+        first = _uint.unpack_from(data)[0]
+        if first & 0x80000000:
+            if first & 0xFFFF0000 != _VERSION_1:
+                raise BadMessageError("bad Thrift binary version %#x" % (first,))
+            size = _uint.unpack_from(data, 4)[0]
+            end = 8 + size
+            if end + 4 > len(data):
+                raise BadMessageError("truncated Thrift message header")
+            name = data[8:end].decode("utf-8")
+            seqid = _int.unpack_from(data, end)[0]
+            reader.trans.cstringio_buf.seek(end + 4)
+            return BINARY, name, first & 0xFF, seqid, reader
+        else:
+            # Old, non-strict binary: no version word.
+            name, messageType, seqid = TBinaryProtocol(reader.trans, strictRead=False).readMessageBegin()
+    except BadMessageError:
+        raise
+    except Exception as e:
+        raise BadMessageError("undecodable Thrift message header: %s" % (e,))
+    return BINARY, name, messageType, seqid, reader
+
+
+def _decodeStruct(obj, reader, spec, protocol):
+    try:
+        if protocol == BINARY:
+            fastbinary.decode_binary(obj, reader, spec)
+        else:
+            fastbinary.decode_compact(obj, reader, spec)
+    except Exception as e:
+        raise BadMessageError("undecodable Thrift struct %s: %s" % (spec[0].__name__, e))
+    return obj
+
+
+def _encodeStruct(obj, spec, protocol):
+    if protocol == BINARY:
+        return fastbinary.encode_binary(obj, spec)
+    return fastbinary.encode_compact(obj, spec)
+
+
+def decodeReply(method, data):
+    """
+    Decode the reply to a call of C{method}.
+
+    @return: the returned value (None for void methods).
+    @raise Exception: a declared Thrift exception, as itself.
+    @raise ApplicationError: for a C{TApplicationException} reply.
+    @raise BadMessageError: for bytes that are not a reply to C{method}.
+    """
+    protocol, name, messageType, _, reader = readMessageBegin(data)
+    if messageType == TMessageType.EXCEPTION:
+        exc = TApplicationException()
+        try:
+            exc.read(_protocolFor(protocol, reader.trans))
+        except Exception as e:
+            raise BadMessageError("undecodable TApplicationException: %s" % (e,))
+        raise ApplicationError(exc.message or "TApplicationException", exc.type)
+    if messageType != TMessageType.REPLY:
+        raise BadMessageError("expected a Thrift REPLY, got message type %d" % (messageType,))
+    if name != method.name:
+        raise BadMessageError("reply for %r to a call of %r" % (name, method.name))
+    result = _decodeStruct(method.resultClass(), reader, method.resultSpec, protocol)
+    for field, _ in method.exceptions:
+        value = getattr(result, field)
+        if value is not None:
+            raise value
+    if method.hasSuccess:
+        if result.success is None:
+            raise ApplicationError(
+                "%s failed: unknown result" % (method.name,), TApplicationException.MISSING_RESULT
+            )
+        return result.success
+    return None
+
+
+def _protocolFor(protocol, trans):
+    return TBinaryProtocol(trans) if protocol == BINARY else TCompactProtocol(trans)
+
+
+def _messageHeader(protocol, name, messageType, seqid):
+    if protocol == BINARY:
+        nameBytes = name.encode("utf-8")
+        return _uint.pack(_VERSION_1 | messageType) + _uint.pack(len(nameBytes)) + nameBytes + _int.pack(seqid)
+    buffer = TMemoryBuffer()
+    TCompactProtocol(buffer).writeMessageBegin(name, messageType, seqid)
+    return buffer.getvalue()
+
+
+def decodeArgs(method, reader, protocol):
+    """
+    Decode the args struct of a call, the reader being past its header.
+
+    @return: the list of argument values, in IDL order.
+    """
+    args = _decodeStruct(method.argsClass(), reader, method.argsSpec, protocol)
+    return [getattr(args, name) for name in method.argNames]
+
+
+def encodeResult(method, seqid, protocol, value=None, exception=None):
+    """
+    Encode the REPLY to a call: its value, or a declared exception.
+
+    @return: the reply bytes.
+    @raise TypeError: when C{exception} is not declared by the method.
+    """
+    result = method.resultClass()
+    if exception is not None:
+        for field, cls in method.exceptions:
+            if isinstance(exception, cls):
+                setattr(result, field, exception)
+                break
+        else:
+            raise TypeError("%r is not declared by %s" % (exception, method.name))
+    elif method.hasSuccess:
+        result.success = value
+    return _messageHeader(protocol, method.name, TMessageType.REPLY, seqid) + _encodeStruct(
+        result, method.resultSpec, protocol
+    )
+
+
+def encodeApplicationException(name, seqid, protocol, message, type):
+    """
+    Encode an EXCEPTION reply carrying a C{TApplicationException}.
+    """
+    buffer = TMemoryBuffer()
+    TApplicationException(type, message).write(_protocolFor(protocol, buffer))
+    return _messageHeader(protocol, name, TMessageType.EXCEPTION, seqid) + buffer.getvalue()

@@ -1,0 +1,105 @@
+"""
+Serve a generated Thrift service from a handler object.
+
+The handler's methods take the IDL arguments in order and return a value, a
+Deferred, or a coroutine.  Declared exceptions travel as themselves; any
+other failure becomes a C{TApplicationException} reply, as Finagle does.
+"""
+
+from inspect import iscoroutine
+
+from thrift.Thrift import TApplicationException, TMessageType
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from txscales.errors import BadMessageError, RequestNackedError
+from txscales.thrift._codec import (
+    decodeArgs,
+    describeService,
+    encodeApplicationException,
+    encodeResult,
+    readMessageBegin,
+)
+
+_log = Logger()
+
+
+class ThriftProcessor:
+    """
+    Turn Thrift call bytes into reply bytes by calling a handler.
+
+    @ivar methods: the service's methods, by name.
+    """
+
+    def __init__(self, iface, handler):
+        self.methods = describeService(iface)
+        self._bound = {}
+        for name in self.methods:
+            fn = getattr(handler, name, None)
+            if callable(fn):
+                self._bound[name] = fn
+
+    def process(self, data):
+        """
+        Process one Thrift call.
+
+        @return: the reply bytes (C{b""} for a one-way call), or a Deferred
+            of them.  A Deferred fails only with C{CancelledError} (the call
+            was discarded) or L{RequestNackedError} (the handler refused it).
+        @raise BadMessageError: when C{data} is not a Thrift message.
+        """
+        protocol, name, messageType, seqid, reader = readMessageBegin(data)
+        method = self.methods.get(name)
+        fn = self._bound.get(name)
+        if method is None or fn is None:
+            return encodeApplicationException(
+                name, seqid, protocol, "Invalid method name: '%s'" % (name,), TApplicationException.UNKNOWN_METHOD
+            )
+        if messageType not in (TMessageType.CALL, TMessageType.ONEWAY):
+            return encodeApplicationException(
+                name, seqid, protocol, "Invalid message type %d" % (messageType,), TApplicationException.INVALID_MESSAGE_TYPE
+            )
+        try:
+            args = decodeArgs(method, reader, protocol)
+        except BadMessageError as e:
+            return encodeApplicationException(name, seqid, protocol, str(e), TApplicationException.PROTOCOL_ERROR)
+        try:
+            result = fn(*args)
+            if iscoroutine(result):
+                result = Deferred.fromCoroutine(result)
+        except Exception:
+            return self._failed(Failure(), method, seqid, protocol)
+        if isinstance(result, Deferred):
+            return result.addCallbacks(
+                self._succeeded,
+                self._failed,
+                callbackArgs=(method, seqid, protocol),
+                errbackArgs=(method, seqid, protocol),
+            )
+        return self._succeeded(result, method, seqid, protocol)
+
+    @staticmethod
+    def _succeeded(value, method, seqid, protocol):
+        if method.oneway:
+            return b""
+        return encodeResult(method, seqid, protocol, value)
+
+    @staticmethod
+    def _failed(failure, method, seqid, protocol):
+        if failure.check(CancelledError, RequestNackedError):
+            return failure
+        if method.oneway:
+            _log.failure("one-way call {name} failed", failure, name=method.name)
+            return b""
+        for _, cls in method.exceptions:
+            if failure.check(cls):
+                return encodeResult(method, seqid, protocol, exception=failure.value)
+        _log.failure("{name} failed", failure, name=method.name)
+        return encodeApplicationException(
+            method.name,
+            seqid,
+            protocol,
+            "Internal error processing %s: '%s: %s'" % (method.name, failure.type.__name__, failure.value),
+            TApplicationException.INTERNAL_ERROR,
+        )

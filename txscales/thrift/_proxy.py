@@ -1,0 +1,32 @@
+"""
+Client proxies for generated Thrift services.
+"""
+
+_proxyClasses = {}
+
+
+def proxyClass(base, iface, methods):
+    """
+    Make (once per C{base} and C{iface}) a subclass of C{base} with one
+    method per service method, each calling C{self._call(method, args,
+    kwargs)}.
+
+    @param methods: the service's L{txscales.thrift._codec.Method}s by name.
+    """
+    key = (base, iface)
+    cls = _proxyClasses.get(key)
+    if cls is None:
+        namespace = {"__doc__": "A client of %s.%s; every method returns a Deferred." % (iface.__module__, iface.__qualname__)}
+        for name, method in methods.items():
+            namespace[name] = _makeMethod(method)
+        cls = _proxyClasses[key] = type("%sClient" % (iface.__module__.rpartition(".")[2],), (base,), namespace)
+    return cls
+
+
+def _makeMethod(method):
+    def call(self, *args, **kwargs):
+        return self._call(method, args, kwargs)
+
+    call.__name__ = method.name
+    call.__doc__ = "Call C{%s}(%s); return a Deferred of its result." % (method.name, ", ".join(method.argNames))
+    return call

@@ -1,0 +1,178 @@
+"""
+Finagle's broadcast contexts (MUX.md 2.2) and the request context a server
+handler runs in.  Plain Python, no Twisted.
+"""
+
+from contextvars import ContextVar
+from struct import Struct
+
+TRACE_KEY = b"com.twitter.finagle.tracing.TraceContext"
+DEADLINE_KEY = b"com.twitter.finagle.Deadline"
+RETRIES_KEY = b"com.twitter.finagle.Retries"
+CLIENT_ID_KEY = b"com.twitter.finagle.thrift.ClientIdContext"
+
+NO_DEADLINE = 0x7FFFFFFFFFFFFFFF
+_OWN_KEYS = frozenset([TRACE_KEY, DEADLINE_KEY, RETRIES_KEY, CLIENT_ID_KEY])
+
+_trace = Struct(">QQQQ")
+_traceHigh = Struct(">QQQQQ")
+_deadline = Struct(">QQ")
+_retries = Struct(">i")
+
+currentRequest = ContextVar("txscales.currentRequest", default=None)
+
+
+class TraceId:
+    """
+    A Finagle (Zipkin) trace id.
+
+    @ivar spanId: this span.
+    @ivar parentId: the parent span (equal to C{spanId} for a root).
+    @ivar traceId: the trace (equal to C{spanId} for a root).
+    @ivar flags: Finagle's trace flags (1 debug, 2 sampling known, 4 sampled).
+    @ivar traceIdHigh: the high 64 bits of a 128-bit trace id, or None.
+    """
+
+    __slots__ = ("spanId", "parentId", "traceId", "flags", "traceIdHigh")
+
+    def __init__(self, spanId, parentId, traceId, flags=0, traceIdHigh=None):
+        self.spanId = spanId
+        self.parentId = parentId
+        self.traceId = traceId
+        self.flags = flags
+        self.traceIdHigh = traceIdHigh
+
+    def child(self, spanId):
+        """
+        @return: the id of a new span, child of this one.
+        """
+        return TraceId(spanId, self.spanId, self.traceId, self.flags, self.traceIdHigh)
+
+    def encode(self):
+        """
+        @return: the 32-byte (40 with C{traceIdHigh}) context value.
+        """
+        if self.traceIdHigh is None:
+            return _trace.pack(self.spanId, self.parentId, self.traceId, self.flags)
+        return _traceHigh.pack(self.spanId, self.parentId, self.traceId, self.flags, self.traceIdHigh)
+
+    @classmethod
+    def decode(cls, value):
+        """
+        @return: a L{TraceId}, or None when C{value} has the wrong size.
+        """
+        if len(value) == 32:
+            return cls(*_trace.unpack(value))
+        if len(value) == 40:
+            return cls(*_traceHigh.unpack(value))
+        return None
+
+    def __eq__(self, other):
+        return isinstance(other, TraceId) and all(
+            getattr(self, f) == getattr(other, f) for f in self.__slots__
+        )
+
+    def __repr__(self):
+        return "TraceId(span=%016x, parent=%016x, trace=%016x, flags=%d)" % (
+            self.spanId,
+            self.parentId,
+            self.traceId,
+            self.flags,
+        )
+
+
+def encodeDeadline(timestampNs, deadlineNs):
+    """
+    @return: the Deadline context value: two absolute epoch-nanosecond i64s.
+    """
+    return _deadline.pack(timestampNs, deadlineNs)
+
+
+def decodeDeadline(value):
+    """
+    @return: (timestamp ns, deadline ns), or None for a malformed value.
+    """
+    if len(value) != 16:
+        return None
+    return _deadline.unpack(value)
+
+
+def encodeRetries(count):
+    """
+    @return: the Retries context value.
+    """
+    return _retries.pack(count)
+
+
+class RequestContext:
+    """
+    The contexts of the request a server handler is running for; client
+    calls made from the handler inherit them (the trace becomes the parent
+    of theirs, unknown contexts are passed on).
+
+    @ivar contexts: list of (key, value) as received.
+    @ivar trace: the L{TraceId}, or None.
+    @ivar deadline: the deadline in epoch seconds, or None.
+    @ivar clientId: the caller's client id, or None.
+    """
+
+    def __init__(self, contexts):
+        self.contexts = contexts
+        self.trace = None
+        self.deadline = None
+        self.clientId = None
+        for key, value in contexts:
+            lowered = key.lower()
+            if lowered == TRACE_KEY.lower():
+                self.trace = TraceId.decode(value)
+            elif lowered == DEADLINE_KEY.lower():
+                decoded = decodeDeadline(value)
+                if decoded is not None and decoded[1] != NO_DEADLINE:
+                    self.deadline = decoded[1] / 1e9
+            elif lowered == CLIENT_ID_KEY.lower():
+                self.clientId = value.decode("utf-8", "replace") or None
+
+    def passedOn(self):
+        """
+        @return: the contexts a downstream call carries unchanged: all but
+            the ones each hop sets itself.
+        """
+        return [(k, v) for k, v in self.contexts if k.lower() not in _LOWER_OWN_KEYS]
+
+
+_LOWER_OWN_KEYS = frozenset(k.lower() for k in _OWN_KEYS)
+
+
+def outgoingContexts(now, timeout, clientId, newSpanId, incoming=None):
+    """
+    Build the contexts of an outgoing call.
+
+    @param now: the current epoch time, in seconds.
+    @param timeout: the call's timeout in seconds, or None.
+    @param clientId: this client's id (bytes), or None.
+    @param newSpanId: a fresh random 64-bit span id.
+    @param incoming: the L{RequestContext} of the server request being
+        handled, if any.
+    @return: list of (key, value) in Finagle's order: TraceContext,
+        Retries, Deadline, then the client id and inherited contexts.
+    """
+    if incoming is not None and incoming.trace is not None:
+        trace = incoming.trace.child(newSpanId)
+    else:
+        trace = TraceId(newSpanId, newSpanId, newSpanId)
+    nowNs = int(now * 1e9)
+    deadlineNs = NO_DEADLINE if timeout is None else nowNs + int(timeout * 1e9)
+    if incoming is not None and incoming.deadline is not None:
+        deadlineNs = min(deadlineNs, int(incoming.deadline * 1e9))
+    contexts = [
+        (TRACE_KEY, trace.encode()),
+        (RETRIES_KEY, b"\x00\x00\x00\x00"),
+        (DEADLINE_KEY, _deadline.pack(nowNs, deadlineNs)),
+    ]
+    if clientId is None and incoming is not None and incoming.clientId is not None:
+        clientId = incoming.clientId.encode("utf-8")
+    if clientId:
+        contexts.append((CLIENT_ID_KEY, clientId))
+    if incoming is not None:
+        contexts.extend(incoming.passedOn())
+    return contexts

@@ -1,0 +1,96 @@
+"""
+The ThriftMux server: a Thrift handler behind a Mux listener that also
+serves framed Thrift and TTwitter clients on the same port.
+"""
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+
+from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE
+from txscales.mux.protocol import MuxServerFactory
+from txscales.thrift._processor import ThriftProcessor
+from txscales.thriftmux._contexts import RequestContext, currentRequest
+from txscales.thriftmux._vanilla import vanillaFallback
+
+_log = Logger()
+
+
+def thriftMuxService(processor):
+    """
+    @return: a Mux service (C{Request -> bytes or Deferred}) running
+        C{processor} with the request's contexts installed as
+        L{currentRequest}, so that client calls from the handler inherit
+        them.
+    """
+    process = processor.process
+
+    def service(request):
+        token = currentRequest.set(RequestContext(request.contexts))
+        try:
+            return process(request.body)
+        finally:
+            currentRequest.reset(token)
+
+    return service
+
+
+def serverFactory(iface, handler, reactor, maxFrameSize=DEFAULT_MAX_FRAME_SIZE):
+    """
+    @return: a L{MuxServerFactory} serving C{handler} for the generated
+        service C{iface}, downgrading Thrift clients.
+    """
+    service = thriftMuxService(ThriftProcessor(iface, handler))
+    return MuxServerFactory(service, reactor, maxFrameSize, fallbacks=[vanillaFallback])
+
+
+class ThriftMuxServerService(Service):
+    """
+    A service that listens on a Twisted server endpoint string and, when
+    stopped, stops listening, drains every session and closes.
+
+    @ivar factory: the L{MuxServerFactory}.
+    @ivar port: the listening port once started.
+    @ivar listening: a Deferred firing with the port once listening.
+    """
+
+    def __init__(self, factory, listen, reactor, drainTimeout=10.0, description="ThriftMux"):
+        self.factory = factory
+        self._listen = listen
+        self._reactor = reactor
+        self._drainTimeout = drainTimeout
+        self._description = description
+        self.port = None
+        self.listening = Deferred()
+
+    def startService(self):
+        Service.startService(self)
+        endpoint = serverFromString(self._reactor, self._listen)
+        d = endpoint.listen(self.factory)
+        d.addCallbacks(self._listened, self._listenFailed)
+
+    def _listened(self, port):
+        self.port = port
+        address = port.getHost()
+        _log.info(
+            "txscales: serving {what} on {host}:{port}",
+            what=self._description,
+            host=address.host,
+            port=address.port,
+        )
+        self.listening.callback(port)
+
+    def _listenFailed(self, failure):
+        _log.failure("cannot listen on {listen}", failure, listen=self._listen)
+        self.listening.errback(failure)
+        if self._reactor.running:
+            self._reactor.stop()
+
+    def stopService(self):
+        Service.stopService(self)
+        _log.info("txscales: draining {n} session(s)", n=len(self.factory.protocols))
+        d = self.port.stopListening() if self.port is not None else succeed(None)
+        d.addCallback(lambda _: self.factory.drainAll(self._drainTimeout))
+        d.addCallback(lambda _: _log.info("txscales: all sessions closed"))
+        return d

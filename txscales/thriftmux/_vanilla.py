@@ -1,0 +1,240 @@
+"""
+Downgraded sessions: framed Thrift and TTwitter clients of a ThriftMux
+server (MUX.md 2.3).  Plain Python, no Twisted.
+
+A ThriftMux listener sees a framed Thrift client's first frame as bytes that
+do not decode as Mux (or as an C{Rerr} whose tag spells a binary Thrift
+CALL/ONEWAY).  Such a connection gets a L{VanillaSession}: each frame is one
+Thrift call; calls are dispatched concurrently and answered in order.  A
+first call to C{__can__finagle__trace__v3__} switches to TTwitter, where
+every call is preceded by a C{RequestHeader} struct and every reply by an
+empty C{ResponseHeader}.
+"""
+
+from collections import deque
+from struct import Struct
+
+from thrift.protocol.TBinaryProtocol import TBinaryProtocol
+from thrift.Thrift import TMessageType, TType
+from thrift.transport.TTransport import TMemoryBuffer
+
+from txscales.errors import BadMessageError, FrameTooLargeError
+from txscales.mux._messages import R_ERR, R_ERR_LEGACY, _DECODERS
+from txscales.mux._session import Dispatch
+from txscales.thrift._codec import readMessageBegin
+from txscales.thriftmux._contexts import CLIENT_ID_KEY, TRACE_KEY, TraceId
+
+UPGRADE_METHOD = "__can__finagle__trace__v3__"
+
+_length = Struct(">I")
+_seqid = Struct(">i")
+_THRIFT_CALLS = (0x010001, 0x010004)
+
+
+def looksLikeThrift(data):
+    """
+    Decide from a connection's first bytes (at least 8) whether the client
+    speaks framed Thrift rather than Mux.
+    """
+    typeByte = data[4]
+    typeCode = typeByte - 256 if typeByte > 127 else typeByte
+    if typeCode not in _DECODERS:
+        return True
+    tag = int.from_bytes(data[5:8], "big")
+    return typeCode in (R_ERR, R_ERR_LEGACY) and tag in _THRIFT_CALLS
+
+
+def vanillaFallback(data, maxFrameSize):
+    """
+    A L{txscales.mux.protocol.MuxServerProtocol} fallback: a
+    L{VanillaSession} for Thrift clients, None for Mux ones.
+    """
+    return VanillaSession(maxFrameSize) if looksLikeThrift(data) else None
+
+
+def _readRequestHeader(data):
+    """
+    Read a TTwitter C{RequestHeader}.
+
+    @return: (Mux contexts, dst bytes, dtab pairs, offset of the call).
+    """
+    buffer = TMemoryBuffer(data)
+    proto = TBinaryProtocol(buffer)
+    fields = {}
+    contexts = []
+    dst = b""
+    dtab = []
+    try:
+        proto.readStructBegin()
+        while True:
+            _, ftype, fid = proto.readFieldBegin()
+            if ftype == TType.STOP:
+                break
+            if fid in (1, 2, 3, 7, 11) and ftype == TType.I64:
+                fields[fid] = proto.readI64() & 0xFFFFFFFFFFFFFFFF
+            elif fid == 6 and ftype == TType.STRUCT:
+                proto.readStructBegin()
+                while True:
+                    _, t, i = proto.readFieldBegin()
+                    if t == TType.STOP:
+                        break
+                    if i == 1 and t == TType.STRING:
+                        contexts.append((CLIENT_ID_KEY, proto.readBinary()))
+                    else:
+                        proto.skip(t)
+                proto.readStructEnd()
+            elif fid in (8, 10) and ftype == TType.LIST:
+                _, size = proto.readListBegin()
+                for _ in range(size):
+                    pair = [b"", b""]
+                    proto.readStructBegin()
+                    while True:
+                        _, t, i = proto.readFieldBegin()
+                        if t == TType.STOP:
+                            break
+                        if i in (1, 2) and t == TType.STRING:
+                            pair[i - 1] = proto.readBinary()
+                        else:
+                            proto.skip(t)
+                    proto.readStructEnd()
+                    (contexts if fid == 8 else dtab).append(tuple(pair))
+            elif fid == 9 and ftype == TType.STRING:
+                dst = proto.readBinary()
+            else:
+                proto.skip(ftype)
+        proto.readStructEnd()
+    except Exception as e:
+        raise BadMessageError("undecodable TTwitter RequestHeader: %s" % (e,))
+    if 1 in fields and 2 in fields:
+        span = fields[2]
+        trace = TraceId(span, fields.get(3, span), fields[1], fields.get(7, 0), fields.get(11))
+        contexts.insert(0, (TRACE_KEY, trace.encode()))
+    return contexts, dst, dtab, buffer.cstringio_buf.tell()
+
+
+class VanillaSession:
+    """
+    A downgraded (framed Thrift or TTwitter) server session, with the event
+    interface of L{txscales.mux._session.ServerSession}.
+
+    @ivar ttwitter: whether the client upgraded to TTwitter.
+    """
+
+    negotiated = False
+
+    def __init__(self, maxFrameSize):
+        self._maxFrameSize = maxFrameSize
+        self._buffer = b""
+        self._out = []
+        self._queue = deque()
+        self._answers = {}
+        self._nextId = 0
+        self._first = True
+        self._broken = False
+        self.ttwitter = False
+        self.state = "open"
+
+    @property
+    def pendingCount(self):
+        """
+        How many calls wait for their answer.
+        """
+        return len(self._queue)
+
+    def receiveData(self, data):
+        """
+        Handle received bytes.
+
+        @return: a list of L{Dispatch} events.
+        @raise txscales.errors.ProtocolError: for an oversized or
+            undecodable frame.
+        """
+        buf = self._buffer + data if self._buffer else data
+        offset = 0
+        events = []
+        while len(buf) - offset >= 4:
+            length = _length.unpack_from(buf, offset)[0]
+            if length > self._maxFrameSize:
+                raise FrameTooLargeError("Thrift frame of %d bytes exceeds %d" % (length, self._maxFrameSize))
+            end = offset + 4 + length
+            if end > len(buf):
+                break
+            self._frame(buf[offset + 4 : end], events)
+            offset = end
+        self._buffer = buf[offset:]
+        return events
+
+    def _frame(self, frame, events):
+        contexts, dst, dtab = [], b"", []
+        if self.ttwitter:
+            contexts, dst, dtab, start = _readRequestHeader(frame)
+            frame = frame[start:]
+        protocol, name, messageType, seqid, _ = readMessageBegin(frame)
+        self._nextId += 1
+        if self._first:
+            self._first = False
+            if name == UPGRADE_METHOD and messageType == TMessageType.CALL:
+                # The upgrade reply: the call's header as a REPLY, and an
+                # empty UpgradeReply struct.
+                self.ttwitter = True
+                name = UPGRADE_METHOD.encode("ascii")
+                self._out.append(
+                    _frame(b"\x80\x01\x00\x02" + _length.pack(len(name)) + name + _seqid.pack(seqid) + b"\x00")
+                )
+                return
+        if messageType != TMessageType.ONEWAY:
+            self._queue.append(self._nextId)
+        events.append(Dispatch(self._nextId, None, contexts, dst, dtab, frame))
+
+    def reply(self, requestId, tag, body, contexts=()):
+        """
+        Answer call C{requestId}; answers are written in call order.
+        """
+        if self.state == "closed" or requestId not in self._queue:
+            return False
+        self._answers[requestId] = b"\x00" + body if self.ttwitter else body
+        while self._queue and self._queue[0] in self._answers:
+            self._out.append(_frame(self._answers.pop(self._queue.popleft())))
+        return True
+
+    def replyError(self, requestId, tag, message, flags=0):
+        """
+        Plain Thrift cannot carry a Mux error or nack: close the connection.
+        """
+        self._broken = True
+        return False
+
+    replyNack = replyError
+
+    def drain(self):
+        """
+        Close once the outstanding calls are answered; Thrift has no way to
+        ask the client to stop.
+        """
+        if self.state == "open":
+            self.state = "draining"
+
+    def readyToClose(self):
+        """
+        @return: whether the connection should close now.
+        """
+        return self._broken or (self.state == "draining" and not self._queue)
+
+    def dataToSend(self):
+        """
+        @return: the bytes to write now.
+        """
+        out, self._out = self._out, []
+        return b"".join(out)
+
+    def connectionLost(self):
+        """
+        The connection is gone.
+        """
+        self.state = "closed"
+        self._queue.clear()
+        self._answers.clear()
+
+
+def _frame(payload):
+    return _length.pack(len(payload)) + payload
