@@ -66,7 +66,7 @@ class FrameDecoder:
                 return []
             buf = b"".join(self._chunks)
             self._chunks = []
-            self._need = 0
+            self._have = self._need = 0
         elif self._buffer:
             buf = self._buffer + data
         else:

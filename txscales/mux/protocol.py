@@ -62,7 +62,9 @@ class MuxClientProtocol(Protocol):
 
     @ivar ready: fires with the protocol when the session is negotiated;
         fails if the connection closes first.
-    @ivar closed: fires with the close reason when the connection is gone.
+    @ivar closed: fires with None when the connection is gone.
+    @ivar closeReason: why it closed (an exception or a L{Failure}), once
+        closed.
     @ivar drainRequested: whether the server asked this session to drain.
     """
 
@@ -82,6 +84,7 @@ class MuxClientProtocol(Protocol):
         self._pingCall = None
         self._leaseExpires = None
         self._closeReason = None
+        self.closeReason = None
         self.drainRequested = False
         self.ready = Deferred()
         self.closed = Deferred()
@@ -225,8 +228,9 @@ class MuxClientProtocol(Protocol):
                 d.errback(ConnectionLostError(cause, mayHaveReachedServer=written))
         if not self.ready.called:
             self.ready.errback(ConnectError("connection closed before the Mux session was ready: %s" % (getattr(cause, "value", cause),)))
+        self.closeReason = cause
         self._notify()
-        self.closed.callback(cause)
+        self.closed.callback(None)
 
 
 class Request:
@@ -294,8 +298,6 @@ class MuxServerProtocol(Protocol):
                     break
             else:
                 self._session = ServerSession(self._maxFrameSize)
-            if self.factory.draining:
-                self._session.drain()
         try:
             events = self._session.receiveData(data)
         except ProtocolError as e:
@@ -303,6 +305,9 @@ class MuxServerProtocol(Protocol):
             self._flush()
             self.transport.loseConnection()
             return
+        if self.factory.draining and self._session.state == "open":
+            # Opened while the server drains: drain once negotiated.
+            self._session.drain()
         self._flush()
         for event in events:
             kind = type(event)
