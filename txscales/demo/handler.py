@@ -14,6 +14,8 @@ class TestServiceHandler:
     @ivar messages: what C{log} received, in order.
     """
 
+    __test__ = False  # not a test case, whatever its name
+
     def __init__(self, clock=None):
         if clock is None:
             from twisted.internet import reactor as clock
