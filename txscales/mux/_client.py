@@ -31,8 +31,12 @@ class MuxEndpoint:
     @ivar connects: how many connections were made.
     """
 
-    def __init__(self, reactor, host, port, protocolOptions=None, connectTimeout=5.0):
+    # endpointFactory(reactor, host, port, timeout) -> IStreamClientEndpoint
+    # replaces TCP, for example with in-memory connections in tests.
+
+    def __init__(self, reactor, host, port, protocolOptions=None, connectTimeout=5.0, endpointFactory=None):
         self._reactor = reactor
+        self._endpointFactory = endpointFactory or _tcpEndpoint
         self.host = host
         self.port = port
         self._options = protocolOptions or {}
@@ -69,7 +73,7 @@ class MuxEndpoint:
         return waiter
 
     def _connect(self):
-        endpoint = HostnameEndpoint(self._reactor, self.host, self.port, timeout=self._connectTimeout)
+        endpoint = self._endpointFactory(self._reactor, self.host, self.port, self._connectTimeout)
         factory = Factory.forProtocol(lambda: MuxClientProtocol(self._reactor, **self._options))
         factory.noisy = False
         self._connecting = endpoint.connect(factory)
@@ -110,6 +114,10 @@ class MuxEndpoint:
         if p is None:
             return succeed(None)
         return p.close()
+
+
+def _tcpEndpoint(reactor, host, port, timeout):
+    return HostnameEndpoint(reactor, host, port, timeout=timeout)
 
 
 class MuxClient:

@@ -8,7 +8,7 @@ Timers, Deferreds and transports belong to the protocols that drive them
 """
 
 from txscales.errors import (
-    ClientClosedError,
+    ConnectionLostError,
     DuplicateTagError,
     HandshakeError,
     RequestNackedError,
@@ -200,12 +200,13 @@ class ClientSession:
         Send a request.
 
         @return: its tag.
-        @raise ClientClosedError: when the session is closed.
+        @raise ConnectionLostError: when the session is closed (the request
+            did not reach the server).
         @raise SessionDrainingError: when the server asked us to drain.
         @raise TagsExhaustedError: when every tag is in use.
         """
         if self.state == "closed":
-            raise ClientClosedError("the Mux session is closed")
+            raise ConnectionLostError("the Mux session is closed", mayHaveReachedServer=False)
         if self.draining:
             raise SessionDrainingError("the Mux session is draining")
         tag = self._tags.allocate()

@@ -82,8 +82,10 @@ def buildClient(iface, dest, reactor=None, timeout=None, clientId=None, random=N
         random = _random.Random()
     methods = describeService(iface)
     connectTimeout = protocolOptions.pop("connectTimeout", 5.0)
+    endpointFactory = protocolOptions.pop("endpointFactory", None)
     endpoints = [
-        MuxEndpoint(reactor, host, port, protocolOptions, connectTimeout) for host, port in parseDestination(dest)
+        MuxEndpoint(reactor, host, port, protocolOptions, connectTimeout, endpointFactory)
+        for host, port in parseDestination(dest)
     ]
     cls = proxyClass(ThriftMuxClient, iface, methods)
     return cls(methods, MuxClient(reactor, endpoints), reactor, timeout, clientId, random)

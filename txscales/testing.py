@@ -1,0 +1,188 @@
+"""
+Helpers for testing code that uses txscales, with trial.
+
+L{MemoryNetwork} connects txscales clients to txscales servers in memory:
+bytes are delivered synchronously (a call's Deferred has fired by the time
+the call returns, unless a handler waits), time is a L{task.Clock}, and no
+socket is opened.  The whole Mux protocol runs, as over TCP.
+
+    from twisted.trial.unittest import SynchronousTestCase
+    from txscales.testing import MemoryNetwork
+
+    class MyTests(SynchronousTestCase):
+        def test_query(self):
+            network = MemoryNetwork()
+            network.serveThriftMux(TestService.Iface, MyHandler(), port=9090)
+            client = network.thriftMuxClient(TestService.Iface, "tcp://127.0.0.1:9090")
+            self.assertEqual(self.successResultOf(client.query("x")), "xx")
+            self.successResultOf(client.close())
+"""
+
+from zope.interface import implementer
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import fail, succeed
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.interfaces import IStreamClientEndpoint, ITransport
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+
+__all__ = ["MemoryNetwork"]
+
+
+class MemoryNetwork:
+    """
+    Servers and clients connected in memory.
+
+    @ivar clock: the L{Clock} both sides use as their reactor.
+    @ivar connections: how many connections were made.
+    """
+
+    def __init__(self, clock=None):
+        self.clock = clock if clock is not None else Clock()
+        self._servers = {}
+        self._queue = []
+        self._pumping = False
+        self.connections = 0
+
+    def listen(self, factory, port, host="127.0.0.1"):
+        """
+        Make C{factory} reachable at C{host:port}.
+        """
+        self._servers[(host, port)] = factory
+
+    def stopListening(self, port, host="127.0.0.1"):
+        """
+        Refuse new connections to C{host:port}.
+        """
+        del self._servers[(host, port)]
+
+    def serveThriftMux(self, iface, handler, port=9090, host="127.0.0.1"):
+        """
+        Serve C{handler} for the generated service C{iface} at C{host:port}.
+
+        @return: the server factory (C{drainAll}, C{protocols}).
+        """
+        from txscales.thriftmux._server import serverFactory
+
+        factory = serverFactory(iface, handler, self.clock)
+        self.listen(factory, port, host)
+        return factory
+
+    def thriftMuxClient(self, iface, dest, **options):
+        """
+        Make a ThriftMux client whose connections go to this network.
+
+        @param options: as for L{txscales.thriftmux.ThriftMux.newClient};
+            pings are off unless C{pingInterval} is given.
+        """
+        from txscales.thriftmux import ThriftMux
+
+        options.setdefault("pingInterval", None)
+        return ThriftMux.newClient(iface, dest, reactor=self.clock, endpointFactory=self.endpoint, **options)
+
+    def endpoint(self, reactor, host, port, timeout=None):
+        """
+        @return: an C{IStreamClientEndpoint} connecting to C{host:port} on
+            this network (the signature of a client's C{endpointFactory}).
+        """
+        return _MemoryEndpoint(self, host, port)
+
+    def _connect(self, clientFactory, host, port):
+        serverFactory = self._servers.get((host, port))
+        if serverFactory is None:
+            return fail(ConnectionRefusedError("nothing listens on %s:%d" % (host, port)))
+        self.connections += 1
+        clientAddress = IPv4Address("TCP", "127.0.0.1", 40000 + self.connections)
+        serverAddress = IPv4Address("TCP", host, port)
+        server = serverFactory.buildProtocol(clientAddress)
+        client = clientFactory.buildProtocol(serverAddress)
+        serverTransport = _MemoryTransport(self, server, serverAddress, clientAddress)
+        clientTransport = _MemoryTransport(self, client, clientAddress, serverAddress)
+        serverTransport.peer, clientTransport.peer = clientTransport, serverTransport
+        server.makeConnection(serverTransport)
+        client.makeConnection(clientTransport)
+        self._pump()
+        return succeed(client)
+
+    def _deliver(self, action):
+        self._queue.append(action)
+        self._pump()
+
+    def _pump(self):
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while self._queue:
+                self._queue.pop(0)()
+        finally:
+            self._pumping = False
+
+
+@implementer(IStreamClientEndpoint)
+class _MemoryEndpoint:
+    def __init__(self, network, host, port):
+        self._network = network
+        self._host = host
+        self._port = port
+
+    def connect(self, factory):
+        return self._network._connect(factory, self._host, self._port)
+
+
+@implementer(ITransport)
+class _MemoryTransport:
+    """
+    One side of an in-memory connection.
+    """
+
+    disconnecting = False
+
+    def __init__(self, network, protocol, host, peerAddress):
+        self._network = network
+        self._protocol = protocol
+        self._host = host
+        self._peerAddress = peerAddress
+        self.peer = None
+        self.connected = True
+
+    def write(self, data):
+        if self.connected and not self.disconnecting and data:
+            peer = self.peer
+            self._network._deliver(lambda: peer._received(data))
+
+    def writeSequence(self, data):
+        self.write(b"".join(data))
+
+    def _received(self, data):
+        if self.connected:
+            self._protocol.dataReceived(data)
+
+    def loseConnection(self):
+        if self.connected and not self.disconnecting:
+            self.disconnecting = True
+            self._network._deliver(self._close)
+
+    abortConnection = loseConnection
+
+    def _close(self):
+        for side in (self, self.peer):
+            if side.connected:
+                side.connected = False
+                side._protocol.connectionLost(Failure(ConnectionDone("in-memory connection closed")))
+
+    def getPeer(self):
+        return self._peerAddress
+
+    def getHost(self):
+        return self._host
+
+    def setTcpNoDelay(self, enabled):
+        pass
+
+    def registerProducer(self, producer, streaming):
+        pass
+
+    def unregisterProducer(self):
+        pass
