@@ -347,15 +347,33 @@ class DrainTests(ServerTestsMixin, SynchronousTestCase):
         self.successResultOf(done)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
-    def test_idleLegacySessionClosesAtOnce(self):
+    def test_legacySessionGrace(self):
         """
-        A session without a handshake (which may never answer Tdrain) closes
-        as soon as it is idle.
+        A session without a handshake waits for Rdrain (nacking crossing
+        requests, as Finagle does) but closes once idle after the grace
+        period, since Scales never answers Tdrain.
         """
         c = self.connect()
         c.send(Tping(1))
-        self.factory.drainAll()
+        done = self.factory.drainAll(timeout=10)
+        c.send(Tdispatch(2, body=b"crossing"))
+        self.assertEqual([type(m) for m in c.written()], [Rping, Tdrain, Rdispatch])
+        self.assertFalse(c.closed)
+        self.clock.advance(1.0)
         self.assertTrue(c.closed)
+        self.successResultOf(done)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_legacySessionClosesOnRdrain(self):
+        """
+        A session without a handshake that answers Tdrain closes at once.
+        """
+        c = self.connect()
+        c.send(Tping(1))
+        self.factory.drainAll(timeout=10)
+        c.send(Rdrain(1))
+        self.assertTrue(c.closed)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_deadlineForcesClose(self):
         """

@@ -283,8 +283,9 @@ class TimeoutTests(ServerMixin, TestCase):
                 calls.append(d.addCallback(check, x).addErrback(timedOut))
             yield DeferredList(calls)
         self.assertEqual(outcomes["wrong"], 0)
-        self.assertGreater(outcomes["ok"], 50)
-        self.assertGreater(outcomes["timeout"], 50)
+        # Both outcomes must occur for the test to mean anything.
+        self.assertGreater(outcomes["ok"], 0)
+        self.assertGreater(outcomes["timeout"], 0)
         self.assertEqual(outcomes["ok"] + outcomes["timeout"], 1000)
         fast = client.withOptions(timeout=5)
         answers = yield DeferredList([fast.query("f%d" % i) for i in range(100)], fireOnOneErrback=True)

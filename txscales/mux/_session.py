@@ -437,16 +437,18 @@ class ServerSession:
         self._out = []
         return out[0] if len(out) == 1 else b"".join(out)
 
-    def readyToClose(self):
+    def readyToClose(self, graceExpired=False):
         """
+        @param graceExpired: whether a session without the handshake has
+            waited long enough for an Rdrain that may never come (Scales'
+            client never answers Tdrain).
         @return: whether a draining session may close now: nothing pending,
-            and the client acknowledged the drain (clients without the
-            handshake may never answer Tdrain, so idle is enough for them).
+            and the client acknowledged the drain, as Finagle requires.
         """
         return (
             self.state == "draining"
             and not self._pending
-            and (self.drainAcknowledged or not self.negotiated)
+            and (self.drainAcknowledged or (graceExpired and not self.negotiated))
         )
 
     def drain(self):

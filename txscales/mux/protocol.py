@@ -264,15 +264,17 @@ class MuxServerProtocol(Protocol):
         replaces Mux for this connection (used for Thrift downgrade).
     """
 
-    def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=()):
+    def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0):
         self._service = service
         self._clock = clock
         self._maxFrameSize = maxFrameSize
         self._fallbacks = fallbacks
+        self._drainGrace = drainGrace
+        self._graceTimer = None
+        self._graceExpired = False
         self._session = None
         self._first = b""
         self._inflight = {}
-        self._drainTimer = None
         self.closed = Deferred()
 
     @property
@@ -307,7 +309,7 @@ class MuxServerProtocol(Protocol):
             return
         if self.factory.draining and self._session.state == "open":
             # Opened while the server drains: drain once negotiated.
-            self._session.drain()
+            self._startDrain()
         self._flush()
         for event in events:
             kind = type(event)
@@ -375,16 +377,31 @@ class MuxServerProtocol(Protocol):
         if self._session is None:
             self.transport.loseConnection()
         else:
-            self._session.drain()
+            self._startDrain()
             self._flush()
             self._closeIfDrained()
         return self.closed
 
+    def _startDrain(self):
+        self._session.drain()
+        if not self._session.negotiated and self._graceTimer is None:
+            # Clients without the handshake may never answer Tdrain: after
+            # a grace period, being idle is enough.
+            self._graceTimer = self._clock.callLater(self._drainGrace, self._graceOver)
+
+    def _graceOver(self):
+        self._graceTimer = None
+        self._graceExpired = True
+        self._closeIfDrained()
+
     def _closeIfDrained(self):
-        if self._session is not None and self._session.readyToClose():
+        if self._session is not None and self._session.readyToClose(self._graceExpired):
             self.transport.loseConnection()
 
     def connectionLost(self, reason):
+        if self._graceTimer is not None:
+            self._graceTimer.cancel()
+            self._graceTimer = None
         self.factory.protocols.discard(self)
         if self._session is not None:
             self._session.connectionLost()
@@ -398,22 +415,27 @@ class MuxServerFactory(Factory):
     """
     Make L{MuxServerProtocol}s for C{service} and drain them on stop.
 
+    A drained session closes once its requests are answered and the client
+    answered Tdrain; a session without the handshake (which may never
+    answer) closes once idle after C{drainGrace} seconds.
+
     @ivar protocols: the open connections.
     @ivar draining: whether L{drainAll} was called.
     """
 
     noisy = False
 
-    def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=()):
+    def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0):
         self._service = service
         self._clock = clock
         self._maxFrameSize = maxFrameSize
         self._fallbacks = tuple(fallbacks)
+        self._drainGrace = drainGrace
         self.protocols = set()
         self.draining = False
 
     def buildProtocol(self, addr):
-        p = MuxServerProtocol(self._service, self._clock, self._maxFrameSize, self._fallbacks)
+        p = MuxServerProtocol(self._service, self._clock, self._maxFrameSize, self._fallbacks, self._drainGrace)
         p.factory = self
         return p
 

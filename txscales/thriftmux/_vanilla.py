@@ -214,7 +214,7 @@ class VanillaSession:
         if self.state == "open":
             self.state = "draining"
 
-    def readyToClose(self):
+    def readyToClose(self, graceExpired=False):
         """
         @return: whether the connection should close now.
         """
