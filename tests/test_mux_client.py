@@ -34,7 +34,7 @@ from txscales.mux._messages import (
     Tping,
     encodeMessage,
 )
-from txscales.mux._session import ClientSession
+from txscales.mux._clientsession import ClientSession
 from txscales.mux.protocol import BUSY, CLOSED, OPEN, DiscardedCall, MuxClientProtocol
 
 MARKER = bytes.fromhex("0000000f7f00000174696e697420636865636b")
@@ -396,3 +396,32 @@ class LifecycleTests(SynchronousTestCase):
         h = ClientHarness(handshake=False, pingInterval=None)
         h.receive(Tinit(1, 1, []))
         self.assertTrue(h.transport.disconnected)
+
+
+class TagSetTests(SynchronousTestCase):
+    """
+    Tags are handed out smallest first within 2..0x7fffff.
+    """
+
+    def test_smallestFirst(self):
+        """
+        Freed tags are reused smallest first, before new ones.
+        """
+        from txscales.mux._tags import TagSet
+
+        tags = TagSet()
+        self.assertEqual([tags.allocate() for _ in range(5)], [2, 3, 4, 5, 6])
+        tags.release(5)
+        tags.release(3)
+        self.assertEqual([tags.allocate() for _ in range(3)], [3, 5, 7])
+        self.assertEqual(tags.inUse, 6)
+
+    def test_exhaustion(self):
+        """
+        The last tag is 0x7fffff; then allocation fails with a typed error.
+        """
+        from txscales.mux._tags import TagSet
+
+        tags = TagSet(minTag=0x7FFFFE)
+        self.assertEqual([tags.allocate(), tags.allocate()], [0x7FFFFE, 0x7FFFFF])
+        self.assertRaises(TagsExhaustedError, tags.allocate)

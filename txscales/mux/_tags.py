@@ -42,14 +42,4 @@ class TagSet:
         Return C{tag} to the set; it must have come from L{allocate}.
         """
         self.inUse -= 1
-        if tag == self._next - 1:
-            self._next = tag
-            # Fold freed tags at the top back into the counter so the heap
-            # stays small when load falls.
-            while self._freed and self._next - 1 in self._freed and max(self._freed) == self._next - 1:
-                self._freed.remove(self._next - 1)
-                self._next -= 1
-            if self._freed:
-                self._freed.sort()
-        else:
-            heappush(self._freed, tag)
+        heappush(self._freed, tag)

@@ -21,11 +21,8 @@ from txscales.errors import (
     TxScalesError,
 )
 from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE
-from txscales.mux._session import (
+from txscales.mux._clientsession import (
     ClientSession,
-    Discarded,
-    Dispatch,
-    DrainAcknowledged,
     DrainRequested,
     Drained,
     Failed,
@@ -33,8 +30,8 @@ from txscales.mux._session import (
     PingReplied,
     Ready,
     Replied,
-    ServerSession,
 )
+from txscales.mux._serversession import Discarded, Dispatch, DrainAcknowledged, ServerSession
 
 _log = Logger()
 

@@ -20,7 +20,7 @@ from thrift.transport.TTransport import TMemoryBuffer
 
 from txscales.errors import BadMessageError, FrameTooLargeError
 from txscales.mux._messages import R_ERR, R_ERR_LEGACY, _DECODERS
-from txscales.mux._session import Dispatch
+from txscales.mux._serversession import Dispatch
 from txscales.thrift._codec import readMessageBegin
 from txscales.thriftmux._contexts import CLIENT_ID_KEY, TRACE_KEY, TraceId
 

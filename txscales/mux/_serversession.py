@@ -1,0 +1,264 @@
+"""
+The server half of a Mux session: plain Python, no Twisted.
+"""
+
+from txscales.errors import DuplicateTagError, HandshakeError
+from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encodeFrames
+from txscales.mux._messages import (
+    CONTROL_TAG,
+    MAX_TAG,
+    MIN_TAG,
+    STATUS_ERROR,
+    STATUS_NACK,
+    STATUS_OK,
+    Rdiscarded,
+    Rdispatch,
+    Rdrain,
+    Rerr,
+    Rinit,
+    Rping,
+    Rreq,
+    Tdiscarded,
+    Tdispatch,
+    Tdrain,
+    Tinit,
+    Tping,
+    Treq,
+    encodeMessage,
+    muxFailureContext,
+)
+from txscales.mux._session import (
+    DEFAULT_WINDOW,
+    MUX_VERSION,
+    Session,
+    isMarker,
+    localHeaders,
+    peerWindow as _peerWindow,
+)
+
+
+class Dispatch:
+    """
+    A request arrived.
+
+    @ivar requestId: identifies this request for L{ServerSession.reply};
+        unlike the tag, never reused within the session.
+    @ivar legacy: C{True} for a Treq (no contexts, dst or dtab).
+    """
+
+    def __init__(self, requestId, tag, contexts, dst, dtab, body, legacy=False):
+        self.requestId = requestId
+        self.tag = tag
+        self.contexts = contexts
+        self.dst = dst
+        self.dtab = dtab
+        self.body = body
+        self.legacy = legacy
+
+
+class Discarded:
+    """
+    The client discarded request C{requestId}; its answer is no longer
+    wanted (and will not be sent).
+    """
+
+    def __init__(self, requestId, why):
+        self.requestId = requestId
+        self.why = why
+
+
+class DrainAcknowledged:
+    """
+    The client answered our Tdrain.
+    """
+
+
+class ServerSession(Session):
+    """
+    The server half of a Mux session.
+
+    @ivar state: C{"new"}, C{"init"} (marker echoed), C{"open"},
+        C{"draining"} or C{"closed"}.
+    @ivar negotiated: whether the client did the Tinit handshake.
+    @ivar drainAcknowledged: whether the client answered Tdrain.
+    @ivar orphanedDiscards: Tdiscarded messages for unknown tags.
+    """
+
+    def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, window=DEFAULT_WINDOW):
+        Session.__init__(self)
+        self._decoder = FrameDecoder(maxFrameSize)
+        self._window = window
+        self._pending = {}
+        self._nextId = 0
+        self.state = "new"
+        self.negotiated = False
+        self.peerWindow = None
+        self.peerHeaders = None
+        self.drainAcknowledged = False
+        self.orphanedDiscards = 0
+
+    @property
+    def pendingCount(self):
+        """
+        How many requests wait for their answer.
+        """
+        return len(self._pending)
+
+    def readyToClose(self, graceExpired=False):
+        """
+        @param graceExpired: whether a session without the handshake has
+            waited long enough for an Rdrain that may never come (Scales'
+            client never answers Tdrain).
+        @return: whether a draining session may close now: nothing pending,
+            and the client acknowledged the drain, as Finagle requires.
+        """
+        return (
+            self.state == "draining"
+            and not self._pending
+            and (self.drainAcknowledged or (graceExpired and not self.negotiated))
+        )
+
+    def drain(self):
+        """
+        Ask the client to stop sending requests; later ones are nacked.
+        """
+        if self.state in ("draining", "closed"):
+            return
+        self.state = "draining"
+        self._out.append(encodeMessage(Tdrain(CONTROL_TAG)))
+
+    def connectionLost(self):
+        """
+        The connection is gone.
+
+        @return: the request ids still pending.
+        """
+        self.state = "closed"
+        ids = [entry[0] for entry in self._pending.values()]
+        self._pending.clear()
+        return ids
+
+    def reply(self, requestId, tag, body, contexts=()):
+        """
+        Answer a request successfully.
+
+        @return: whether an answer was written (not when the request was
+            discarded or the session is closed).
+        """
+        return self._answer(requestId, tag, STATUS_OK, body, contexts)
+
+    def replyError(self, requestId, tag, message, flags=0):
+        """
+        Fail a request with an error message and MuxFailure C{flags}.
+        """
+        return self._answer(
+            requestId, tag, STATUS_ERROR, message.encode("utf-8"), muxFailureContext(flags)
+        )
+
+    def replyNack(self, requestId, tag, flags=0):
+        """
+        Refuse a request without processing it.
+        """
+        return self._answer(requestId, tag, STATUS_NACK, b"", muxFailureContext(flags))
+
+    def _answer(self, requestId, tag, status, body, contexts):
+        entry = self._pending.get(tag)
+        if entry is None or entry[0] != requestId:
+            return False
+        del self._pending[tag]
+        if entry[1]:
+            self._out.append(encodeMessage(Rreq(tag, status, body)))
+        else:
+            self._out.append(encodeFrames(Rdispatch(tag, status, contexts, body), self.peerWindow))
+        return True
+
+    def receiveData(self, data):
+        """
+        Handle received bytes.
+
+        @return: a list of events.
+        @raise txscales.errors.ProtocolError: when the client broke the
+            protocol; after writing L{dataToSend}, close the connection.
+        """
+        events = []
+        for message in self._decoder.feed(data):
+            if self.state == "new":
+                if isMarker(message):
+                    # Echo the probe byte for byte, whichever code it used.
+                    self._out.append(encodeMessage(message))
+                    self.state = "init"
+                    continue
+                self.state = "open"
+            elif self.state == "init":
+                self.state = "open"
+                if isinstance(message, Tinit):
+                    self._negotiate(message)
+                    continue
+            if self.state == "closed":
+                break
+            self._receiveOpen(message, events)
+        return events
+
+    def _negotiate(self, message):
+        if message.version != MUX_VERSION:
+            self._out.append(
+                encodeMessage(Rerr(message.tag, b"Unsupported Mux version: %d" % (message.version,)))
+            )
+            raise HandshakeError("unsupported Mux version %d" % (message.version,))
+        self._out.append(encodeMessage(Rinit(message.tag, MUX_VERSION, localHeaders(self._window))))
+        try:
+            self.peerWindow = _peerWindow(message.headers)
+        except HandshakeError as e:
+            self._out.append(encodeMessage(Rerr(message.tag, str(e))))
+            raise
+        self.peerHeaders = message.headers
+        self.negotiated = True
+
+    def _receiveOpen(self, message, events):
+        kind = type(message)
+        if kind is Tdispatch or kind is Treq:
+            tag = message.tag
+            legacy = kind is Treq
+            if tag in self._pending:
+                for pendingTag in sorted(set(self._pending) | {tag}):
+                    self._out.append(
+                        encodeMessage(Rerr(pendingTag, b"Received duplicate tag %d from client." % (tag,)))
+                    )
+                self._pending.clear()
+                self.state = "closed"
+                raise DuplicateTagError("duplicate tag %d" % (tag,))
+            if not MIN_TAG <= tag <= MAX_TAG:
+                self._out.append(encodeMessage(Rerr(tag, b"invalid dispatch tag %d" % (tag,))))
+                return
+            if self.state == "draining":
+                self._out.append(
+                    encodeMessage(Rreq(tag, STATUS_NACK) if legacy else Rdispatch(tag, STATUS_NACK))
+                )
+                return
+            self._nextId += 1
+            self._pending[tag] = (self._nextId, legacy)
+            if legacy:
+                events.append(Dispatch(self._nextId, tag, [], b"", [], message.body, True))
+            else:
+                events.append(
+                    Dispatch(self._nextId, tag, message.contexts, message.dst, message.dtab, message.body)
+                )
+        elif kind is Tping:
+            self._out.append(encodeMessage(Rping(message.tag)))
+        elif kind is Tdiscarded:
+            entry = self._pending.pop(message.which, None)
+            if entry is None:
+                self.orphanedDiscards += 1
+                return
+            self._out.append(encodeMessage(Rdiscarded(message.which)))
+            events.append(Discarded(entry[0], message.why))
+        elif kind is Rdrain and self.state == "draining":
+            if not self.drainAcknowledged:
+                self.drainAcknowledged = True
+                events.append(DrainAcknowledged())
+        else:
+            self._out.append(
+                encodeMessage(
+                    Rerr(message.tag, b"Unexpected mux message type %d" % (message.wireType(),))
+                )
+            )
