@@ -17,7 +17,6 @@ demo server at that point; a framed Thrift or TTwitter connection has no
 drain message and is simply closed by the server once idle.
 """
 
-import os
 import struct
 
 from thrift.protocol.TBinaryProtocol import TBinaryProtocol
@@ -35,17 +34,9 @@ from txscales.demo.handler import TestServiceHandler
 from txscales.thriftmux import ThriftMux
 
 try:
-    from tests._pcap import readConnections, splitFrames
+    from tests._pcap import finagleConnections, splitFrames
 except ImportError:  # tests/ is not a package: pytest put it on sys.path
-    from _pcap import readConnections, splitFrames
-
-CAPTURE = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    os.pardir,
-    "shared",
-    "captures",
-    "finagle-end-to-end.pcap",
-)
+    from _pcap import finagleConnections, splitFrames
 
 TPING = bytes.fromhex("0000000441000001")
 TDRAIN = bytes.fromhex("0000000440000001")
@@ -88,24 +79,14 @@ FIRST_CALL = {
     56299: "TTwitter query(ok), then a context echo",
 }
 
-_connections = None
-
-
 def captureConnections(testCase):
     """
     Read the Finagle capture once, failing C{testCase} if it is missing.
 
     @return: the capture's connections keyed by client port.
     """
-    global _connections
-    if not os.path.exists(CAPTURE):
-        testCase.fail(
-            "Finagle capture not found at %s: shared/ must sit beside the "
-            "repository checkout" % (os.path.normpath(CAPTURE),)
-        )
-    if _connections is None:
-        _connections = {c.clientPort: c for c in readConnections(CAPTURE)}
-    return _connections
+    connections = finagleConnections(testCase)
+    return {c.clientPort: c for c in connections}
 
 
 # Decoding the capture, independently of txscales: enough of Mux, TTwitter

@@ -10,17 +10,9 @@ import tempfile
 from twisted.trial.unittest import TestCase
 
 try:
-    from tests._pcap import readConnections, splitFrames
+    from tests._pcap import finagleConnections, readConnections, splitFrames
 except ImportError:  # tests/ is not a package: pytest put it on sys.path
-    from _pcap import readConnections, splitFrames
-
-CAPTURE = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    os.pardir,
-    "shared",
-    "captures",
-    "finagle-end-to-end.pcap",
-)
+    from _pcap import finagleConnections, readConnections, splitFrames
 
 # Frames cut from the capture, as listed in MUX.md section 1.9.
 G4_TPING = "0000000441000001"
@@ -52,22 +44,12 @@ G12_CALL = (
 G12_REPLY = G12_CALL.replace("80010001", "80010002", 1)
 G13_REPLY = "0000001e0080010002000000057175657279000000000b0000000000046f6b6f6b00"
 
-_connections = None
-
-
 def captureConnections(testCase):
     """
     Read the Finagle capture once, failing C{testCase} if it is missing.
     """
-    global _connections
-    if not os.path.exists(CAPTURE):
-        testCase.fail(
-            "Finagle capture not found at %s: shared/ must sit beside the "
-            "repository checkout" % (os.path.normpath(CAPTURE),)
-        )
-    if _connections is None:
-        _connections = readConnections(CAPTURE)
-    return _connections
+    connections = finagleConnections(testCase)
+    return connections
 
 
 def captureFrames(testCase, side):
