@@ -10,5 +10,5 @@ from setuptools import find_packages, setup
 setup(
     package_dir={"": "."},
     packages=find_packages(include=["txscales", "txscales.*"]) + ["twisted.plugins"],
-    package_data={"twisted.plugins": ["txscales_twistd.py"]},
+    package_data={"twisted.plugins": ["txscales_*.py"]},
 )

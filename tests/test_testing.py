@@ -52,13 +52,17 @@ class MemoryNetworkTests(SynchronousTestCase):
     def test_drainAndRestart(self):
         """
         Draining the server closes the session; calls fail as not sent while
-        nothing listens, and reconnect once a server is back.
+        nothing listens (fast, once the endpoint is marked down), and go
+        through again once a server is back and the reconnection backoff
+        has passed.
         """
         self.successResultOf(self.client.query("x"))
         self.network.stopListening(9090)
         self.successResultOf(self.server.drainAll())
         self.assertFalse(self.failureResultOf(self.client.query("y"), ConnectError).value.mayHaveReachedServer)
         self.network.serveThriftMux(TestService.Iface, self.handler, port=9090)
+        self.failureResultOf(self.client.query("z"), ConnectError)
+        self.network.clock.advance(1.0)
         self.assertEqual(self.successResultOf(self.client.query("z")), "zz")
         self.assertEqual(self.network.connections, 2)
 

@@ -143,7 +143,10 @@ class CallTests(ServerMixin, TestCase):
         self.assertEqual(request.clientId, "tester")
         trace = request.trace
         self.assertEqual(trace, TraceId(trace.spanId, trace.spanId, trace.spanId))
-        self.assertEqual(trace.spanId, random.Random(3).getrandbits(64))
+        # Span ids come from the injected random source: the same seed gives
+        # the same id.
+        yield self.client(timeout=5, random=random.Random(3)).query("b")
+        self.assertEqual(self.handler.contexts[-1].trace.spanId, trace.spanId)
         timestamp, deadline = decodeDeadline(dict(request.contexts)[DEADLINE_KEY])
         self.assertAlmostEqual(deadline - timestamp, 5e9, delta=1e3)
         self.assertTrue(before * 1e9 - 1e9 < timestamp < reactor.seconds() * 1e9 + 1e9)
@@ -171,12 +174,14 @@ class CallTests(ServerMixin, TestCase):
         yield self.startServer(outer)
         outerClient = self.client(timeout=2, clientId="edge")
         # Add an unknown context to the outer call.
-        original = outerClient._mux.dispatch
+        original = outerClient.stack
 
-        def dispatch(body, contexts, **kw):
-            return original(body, contexts + [(b"x-custom", b"kept")], **kw)
+        def stack(request):
+            request.contexts = request.contexts + [(b"x-custom", b"kept")]
+            return original(request)
 
-        outerClient._mux.dispatch = dispatch
+        stack.close = original.close
+        outerClient.stack = stack
         self.assertEqual((yield outerClient.query("forward")), "innerinner")
         parent, child = outer.contexts[-1], inner.contexts[-1]
         self.assertEqual(child.trace.traceId, parent.trace.traceId)
@@ -245,7 +250,7 @@ class TimeoutTests(ServerMixin, TestCase):
         self.assertEqual(e.timeout, 0.05)
         self.assertEqual((yield client.query("fast")), "fastfast")
         self.assertEqual(self.handler.cancelled, 1)
-        self.assertEqual(client._mux.endpoints[0].connects, 1)
+        self.assertEqual(client.stack.nodes[0].endpoint.connects, 1)
 
     @inlineCallbacks
     def test_perCallTimeout(self):
@@ -290,7 +295,7 @@ class TimeoutTests(ServerMixin, TestCase):
         fast = client.withOptions(timeout=5)
         answers = yield DeferredList([fast.query("f%d" % i) for i in range(100)], fireOnOneErrback=True)
         self.assertEqual([a for _, a in answers], ["f%df%d" % (i, i) for i in range(100)])
-        self.assertEqual(client._mux.endpoints[0].connects, 1)
+        self.assertEqual(client.stack.nodes[0].endpoint.connects, 1)
         self.assertEqual(len(self.server.factory.protocols), 1)
 
     @inlineCallbacks

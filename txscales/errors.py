@@ -236,3 +236,20 @@ def _describe(reason):
         return "closed"
     value = getattr(reason, "value", reason)
     return "%s: %s" % (type(value).__name__, value)
+
+
+class UnknownPluginError(TxScalesError, LookupError):
+    """
+    No plugin has the name asked for (a balancer, a discovery scheme, ...).
+    """
+
+    mayHaveReachedServer = False
+
+
+class DuplicatePluginError(TxScalesError, LookupError):
+    """
+    Several plugins have the name asked for.
+    """
+
+    mayHaveReachedServer = False
+

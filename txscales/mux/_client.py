@@ -1,62 +1,110 @@
 """
-Mux client plumbing: one multiplexed session per endpoint, and a client
-that spreads calls over the endpoints of a destination, with per-call
-timeouts that discard the call (Tdiscarded) and never close the session.
+Mux client plumbing: the request type and the singleton pool, one shared
+multiplexed session per endpoint.
 """
 
-from twisted.internet.defer import CancelledError, Deferred, DeferredList, fail, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
-from txscales.errors import (
-    ClientClosedError,
-    ConnectError,
-    NoEndpointsError,
-    RequestTimeoutError,
-    TxScalesError,
-)
-from txscales.mux.protocol import BUSY, CLOSED, OPEN, DiscardedCall, MuxClientProtocol
+from txscales.errors import ConnectError, TxScalesError
+from txscales.interfaces import BUSY, CLOSED, OPEN
+from txscales.mux.protocol import MuxClientProtocol
 
 _log = Logger()
+
+RETRIES_KEY = b"com.twitter.finagle.Retries"
+
+
+class MuxRequest:
+    """
+    One Mux request on its way down the client stack.
+
+    @ivar body: the payload.
+    @ivar contexts: list of (key, value) broadcast contexts.
+    @ivar timeout: seconds before the call is discarded, or None.
+    """
+
+    __slots__ = ("body", "contexts", "dst", "dtab", "timeout")
+
+    def __init__(self, body, contexts=(), dst=b"", dtab=(), timeout=None):
+        self.body = body
+        self.contexts = contexts
+        self.dst = dst
+        self.dtab = dtab
+        self.timeout = timeout
+
+    def retried(self, retries):
+        """
+        @return: a copy for requeue number C{retries}, its Retries context
+            counting it.
+        """
+        value = retries.to_bytes(4, "big")
+        contexts = [(k, value if k == RETRIES_KEY else v) for k, v in self.contexts]
+        return MuxRequest(self.body, contexts, self.dst, self.dtab, self.timeout)
+
+
+def _tcpEndpoint(reactor, host, port, timeout):
+    return HostnameEndpoint(reactor, host, port, timeout=timeout)
 
 
 class MuxEndpoint:
     """
-    One server of a destination and its (single, shared) Mux session.
+    The singleton pool of one server: a single Mux session shared by all
+    calls, connected on first use and again after it closes.  Calling it
+    with a L{MuxRequest} dispatches the request.
 
     @ivar host: the server's host.
     @ivar port: the server's port.
     @ivar protocol: the connected L{MuxClientProtocol}, or None.
     @ivar connects: how many connections were made.
+    @ivar drains: how many sessions the server drained.
     """
 
-    # endpointFactory(reactor, host, port, timeout) -> IStreamClientEndpoint
-    # replaces TCP, for example with in-memory connections in tests.
-
-    def __init__(self, reactor, host, port, protocolOptions=None, connectTimeout=5.0, endpointFactory=None):
+    def __init__(
+        self, reactor, host, port, protocolOptions=None, connectTimeout=5.0, endpointFactory=None, onConnect=None
+    ):
         self._reactor = reactor
         self._endpointFactory = endpointFactory or _tcpEndpoint
         self.host = host
         self.port = port
         self._options = protocolOptions or {}
         self._connectTimeout = connectTimeout
+        self._onConnect = onConnect
         self._connecting = None
         self._waiters = []
+        self._closed = False
+        self._drainCounted = False
         self.protocol = None
         self.connects = 0
+        self.drains = 0
+
+    def __repr__(self):
+        return "%s:%d" % (self.host, self.port)
 
     @property
     def status(self):
         """
-        C{"open"} when connected and taking calls (or never tried);
-        C{"busy"} while connecting or draining; C{"closed"} otherwise.
+        C{"open"} when connected and taking calls (or not yet tried);
+        C{"busy"} while connecting, draining or leased out; C{"closed"} once
+        closed.
         """
-        if self.protocol is not None:
-            return self.protocol.status
-        if self._connecting is not None:
-            return BUSY
-        return OPEN
+        if self._closed:
+            return CLOSED
+        p = self.protocol
+        if p is not None:
+            status = p.status
+            return OPEN if status == CLOSED else status
+        return BUSY if self._connecting is not None else OPEN
+
+    def __call__(self, request):
+        p = self.protocol
+        if p is not None and p.status == OPEN:
+            return p.dispatch(request.body, request.contexts, request.dst, request.dtab)
+        return self.getProtocol().addCallback(
+            lambda p: p.dispatch(request.body, request.contexts, request.dst, request.dtab)
+        )
 
     def getProtocol(self):
         """
@@ -84,14 +132,22 @@ class MuxEndpoint:
         self._connecting = None
         self.connects += 1
         self.protocol = p
-        p.closed.addCallback(self._lost, p)
+        self._drainCounted = False
+        p.statusObservers.append(self._statusChanged)
+        if self._onConnect is not None:
+            self._onConnect(self)
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             waiter.callback(p)
 
-    def _lost(self, reason, p):
-        if self.protocol is p:
+    def _statusChanged(self, p):
+        if p is not self.protocol:
+            return
+        if p.status == CLOSED:
             self.protocol = None
+        elif p.drainRequested and not self._drainCounted:
+            self._drainCounted = True
+            self.drains += 1
 
     def _connectFailed(self, failure):
         self._connecting = None
@@ -108,83 +164,10 @@ class MuxEndpoint:
 
         @return: a Deferred firing when it is closed.
         """
+        self._closed = True
         if self._connecting is not None:
             self._connecting.cancel()
         p = self.protocol
         if p is None:
             return succeed(None)
         return p.close()
-
-
-def _tcpEndpoint(reactor, host, port, timeout):
-    return HostnameEndpoint(reactor, host, port, timeout=timeout)
-
-
-class MuxClient:
-    """
-    Send Mux requests to a set of endpoints, round robin over the ones that
-    are open.
-
-    @ivar endpoints: the L{MuxEndpoint}s.
-    """
-
-    def __init__(self, reactor, endpoints):
-        self._reactor = reactor
-        self.endpoints = list(endpoints)
-        self._next = 0
-        self._closed = False
-
-    def _pick(self):
-        endpoints = self.endpoints
-        n = len(endpoints)
-        for i in range(n):
-            endpoint = endpoints[(self._next + i) % n]
-            if endpoint.status == OPEN:
-                self._next = (self._next + i + 1) % n
-                return endpoint
-        endpoint = endpoints[self._next % n]
-        self._next = (self._next + 1) % n
-        return endpoint
-
-    def dispatch(self, body, contexts=(), dst=b"", dtab=(), timeout=None):
-        """
-        Send one request.
-
-        @param timeout: seconds before the call is discarded and fails with
-            L{RequestTimeoutError}, or None.
-        @return: a Deferred firing with the reply (C{.body},
-            C{.contexts}); cancelling it discards the call.
-        """
-        if self._closed:
-            return fail(ClientClosedError("the client is closed"))
-        if not self.endpoints:
-            return fail(NoEndpointsError("the destination has no endpoints"))
-        endpoint = self._pick()
-        p = endpoint.protocol
-        if p is not None and p.status == OPEN:
-            d = p.dispatch(body, contexts, dst, dtab)
-        else:
-            d = endpoint.getProtocol()
-            d.addCallback(lambda p: p.dispatch(body, contexts, dst, dtab))
-        if timeout is None:
-            return d
-        timer = self._reactor.callLater(timeout, d.cancel)
-        return d.addBoth(_timedOut, timer, timeout)
-
-    def close(self):
-        """
-        Close every session.
-
-        @return: a Deferred firing when all are closed.
-        """
-        self._closed = True
-        return DeferredList([e.close() for e in self.endpoints], consumeErrors=True)
-
-
-def _timedOut(result, timer, timeout):
-    if timer.active():
-        timer.cancel()
-        return result
-    if getattr(result, "check", None) is not None and result.check(CancelledError):
-        raise RequestTimeoutError(timeout, written=isinstance(result.value, DiscardedCall) and result.value.written)
-    return result

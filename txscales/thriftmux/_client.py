@@ -1,17 +1,19 @@
 """
-The ThriftMux client: Thrift calls carried in Mux Tdispatch.
+The ThriftMux client: Thrift calls carried in Mux Tdispatch, through the
+client stack.
 """
 
 import random as _random
 
 from twisted.internet.defer import fail
 
-from txscales.errors import UnsupportedError
-from txscales.mux._client import MuxClient, MuxEndpoint
+from txscales._dest import parseDestination
+from txscales.errors import RequestTimeoutError, UnsupportedError
+from txscales.mux._client import MuxEndpoint, MuxRequest
+from txscales.stack._client import ClientStack
 from txscales.thrift._codec import decodeReply, describeService, encodeCall
 from txscales.thrift._proxy import proxyClass
 from txscales.thriftmux._contexts import currentRequest, outgoingContexts
-from txscales._dest import parseDestination
 
 _UNSET = object()
 
@@ -21,11 +23,13 @@ class ThriftMuxClient:
     Base of the generated ThriftMux client proxies.  Each service method
     returns a Deferred firing with its result, failing with a declared
     Thrift exception as itself, or with a L{txscales.errors.TxScalesError}.
+
+    @ivar stack: the L{txscales.stack._client.ClientStack} calls go through.
     """
 
-    def __init__(self, methods, mux, reactor, timeout, clientId, random):
+    def __init__(self, methods, stack, reactor, timeout, clientId, random):
         self._methods = methods
-        self._mux = mux
+        self.stack = stack
         self._reactor = reactor
         self._timeout = timeout
         self._clientId = clientId.encode("utf-8") if isinstance(clientId, str) else clientId
@@ -52,10 +56,17 @@ class ThriftMuxClient:
         except Exception as e:
             return fail(e)
         timeout = self._timeout
-        contexts = outgoingContexts(
-            self._reactor.seconds(), timeout, self._clientId, self._random.getrandbits(64), currentRequest.get()
-        )
-        d = self._mux.dispatch(body, contexts, timeout=timeout)
+        now = self._reactor.seconds()
+        incoming = currentRequest.get()
+        if incoming is not None and incoming.deadline is not None:
+            # The request being served bounds the calls made for it.
+            left = incoming.deadline - now
+            if left <= 0:
+                return fail(RequestTimeoutError(0.0, written=False))
+            if timeout is None or left < timeout:
+                timeout = left
+        contexts = outgoingContexts(now, timeout, self._clientId, self._random.getrandbits(64), incoming)
+        d = self.stack(MuxRequest(body, contexts, timeout=timeout))
         return d.addCallback(_decode, method)
 
     def close(self):
@@ -65,14 +76,38 @@ class ThriftMuxClient:
 
         @return: a Deferred firing when they are closed.
         """
-        return self._mux.close()
+        return self.stack.close()
 
 
 def _decode(reply, method):
     return decodeReply(method, reply.body)
 
 
-def buildClient(iface, dest, reactor=None, timeout=None, clientId=None, random=None, **protocolOptions):
+_STACK_OPTIONS = (
+    "balancer",
+    "balancerOptions",
+    "retryBudget",
+    "maxRequeues",
+    "retryPolicy",
+    "failureAccrual",
+    "failFast",
+)
+
+
+def buildClient(
+    iface,
+    dest,
+    reactor=None,
+    timeout=None,
+    clientId=None,
+    random=None,
+    label=None,
+    stats=True,
+    registry=None,
+    connectTimeout=5.0,
+    endpointFactory=None,
+    **options
+):
     """
     Build a ThriftMux client; see L{txscales.thriftmux.ThriftMux.newClient}.
     """
@@ -80,12 +115,19 @@ def buildClient(iface, dest, reactor=None, timeout=None, clientId=None, random=N
         from twisted.internet import reactor
     if random is None:
         random = _random.Random()
-    methods = describeService(iface)
-    connectTimeout = protocolOptions.pop("connectTimeout", 5.0)
-    endpointFactory = protocolOptions.pop("endpointFactory", None)
+    stackOptions = {k: options.pop(k) for k in _STACK_OPTIONS if k in options}
+    label = label or iface.__module__
+    clientStats = None
+    if stats:
+        from txscales.stats import ClientStats
+
+        clientStats = ClientStats(label, registry)
+    onConnect = clientStats.connected if clientStats is not None else None
     endpoints = [
-        MuxEndpoint(reactor, host, port, protocolOptions, connectTimeout, endpointFactory)
+        MuxEndpoint(reactor, host, port, options, connectTimeout, endpointFactory, onConnect)
         for host, port in parseDestination(dest)
     ]
+    stack = ClientStack(reactor, random, endpoints, stats=clientStats, **stackOptions)
+    methods = describeService(iface)
     cls = proxyClass(ThriftMuxClient, iface, methods)
-    return cls(methods, MuxClient(reactor, endpoints), reactor, timeout, clientId, random)
+    return cls(methods, stack, reactor, timeout, clientId, random)

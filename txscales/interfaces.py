@@ -1,0 +1,69 @@
+"""
+The interfaces of txscales' pluggable pieces.
+
+Plugins providing them live in C{twisted/plugins/} and are found by name
+(see L{txscales._plugins}).
+"""
+
+from zope.interface import Attribute, Interface
+
+OPEN = "open"
+BUSY = "busy"
+CLOSED = "closed"
+
+STATUS_RANK = {OPEN: 2, BUSY: 1, CLOSED: 0}
+"""Statuses from best to worst: a balancer prefers a higher rank."""
+
+
+class INode(Interface):
+    """
+    One endpoint as a balancer sees it.
+    """
+
+    status = Attribute("L{OPEN}, L{BUSY} or L{CLOSED}.")
+    pending = Attribute("Requests sent to this node and not yet answered.")
+    token = Attribute("A random float in [0, 1), fixed for the node's life.")
+
+
+class IBalancer(Interface):
+    """
+    Chooses the node for each request, and keeps the load accounting.
+    """
+
+    def update(nodes):
+        """
+        Replace the set of nodes; in-flight requests on removed nodes finish.
+
+        @param nodes: a list of L{INode}.
+        """
+
+    def pick():
+        """
+        Choose a node for one request and count it as pending there.
+
+        @return: an L{INode}.
+        @raise txscales.errors.NoEndpointsError: when there are no nodes.
+        """
+
+    def release(node, latency):
+        """
+        The request sent to C{node} by L{pick} finished after C{latency}
+        seconds.
+        """
+
+
+class IBalancerFactory(Interface):
+    """
+    A plugin that makes a balancer (found by C{name}).
+    """
+
+    name = Attribute("The balancer's name, e.g. C{'p2c'}.")
+    description = Attribute("One line about the algorithm.")
+
+    def build(clock, random, **options):
+        """
+        @param clock: an C{IReactorTime} (its C{seconds()} is the time).
+        @param random: a L{random.Random}.
+        @param options: algorithm parameters.
+        @return: a new L{IBalancer}.
+        """

@@ -1,0 +1,4 @@
+"""
+The client stack shared by every protocol: balancers, failure handling,
+retries and timeouts, as composable layers.
+"""

@@ -1,0 +1,183 @@
+"""
+Failure accrual and fail-fast, per endpoint (MUX.md 3.3).  Plain Python;
+time and randomness are parameters.
+"""
+
+from txscales.interfaces import BUSY, OPEN
+from txscales.stack._budget import WindowedAdder, equalJittered, exponentialJittered
+
+ALIVE = "alive"
+DEAD = "dead"
+PROBE_OPEN = "probeOpen"
+PROBE_CLOSED = "probeClosed"
+
+
+class FailureAccrual:
+    """
+    Finagle's failure accrual: an endpoint is marked dead after
+    C{consecutiveFailures} failures in a row, or when its success rate over
+    the last C{window} seconds (with at least C{minRequests} requests) falls
+    below C{successRate}.  It stays dead for an equal-jittered backoff
+    (5 s doubling to 300 s), then admits one probe request: success revives
+    it, failure marks it dead again for the next backoff.
+
+    @param clock: an C{IReactorTime}.
+    @ivar state: L{ALIVE}, L{DEAD}, L{PROBE_OPEN} or L{PROBE_CLOSED}.
+    @ivar removals: how many times it was marked dead.
+    @ivar revivals: how many times a probe revived it.
+    """
+
+    def __init__(
+        self,
+        clock,
+        random,
+        consecutiveFailures=5,
+        successRate=0.8,
+        window=30.0,
+        minRequests=5,
+        markDeadFor=(5.0, 300.0),
+    ):
+        self._clock = clock
+        self._random = random
+        self._limit = consecutiveFailures
+        self._successRate = successRate
+        self._minRequests = minRequests
+        self._markDeadFor = markDeadFor
+        self._successes = WindowedAdder(window, 10, clock.seconds)
+        self._requests = WindowedAdder(window, 10, clock.seconds)
+        self._consecutive = 0
+        self._backoff = None
+        self._timer = None
+        self.state = ALIVE
+        self.removals = 0
+        self.revivals = 0
+
+    @property
+    def status(self):
+        """
+        L{OPEN} while alive or ready for a probe, L{BUSY} otherwise.
+        """
+        return OPEN if self.state in (ALIVE, PROBE_OPEN) else BUSY
+
+    def admit(self):
+        """
+        A request is about to go to the endpoint; a probe takes the one
+        place a revived endpoint offers.
+        """
+        if self.state == PROBE_OPEN:
+            self.state = PROBE_CLOSED
+
+    def success(self):
+        """
+        A request succeeded.
+        """
+        self._successes.add(1)
+        self._requests.add(1)
+        self._consecutive = 0
+        if self.state == PROBE_CLOSED:
+            self.state = ALIVE
+            self.revivals += 1
+            self._backoff = None
+
+    def failure(self):
+        """
+        A request failed after it may have reached the endpoint.
+        """
+        self._requests.add(1)
+        self._consecutive += 1
+        if self.state == PROBE_CLOSED:
+            self._markDead()
+        elif self.state == ALIVE and self._shouldDie():
+            self._markDead()
+
+    def _shouldDie(self):
+        if self._limit and self._consecutive >= self._limit:
+            return True
+        requests = self._requests.sum()
+        return requests >= self._minRequests and self._successes.sum() < self._successRate * requests
+
+    def _markDead(self):
+        if self._backoff is None:
+            self._backoff = equalJittered(self._markDeadFor[0], self._markDeadFor[1], self._random)
+        self.state = DEAD
+        self.removals += 1
+        self._timer = self._clock.callLater(next(self._backoff), self._probe)
+
+    def _probe(self):
+        self._timer = None
+        self.state = PROBE_OPEN
+        self._consecutive = 0
+
+    def stop(self):
+        """
+        Cancel the pending revival timer.
+        """
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+
+class FailFast:
+    """
+    Mark an endpoint down when connecting to it fails, and try again in the
+    background after an exponential jittered backoff (1 s doubling to 32 s)
+    until it succeeds.
+
+    @param connect: a callable returning a Deferred that fires when a
+        connection is made, or fails.
+    @ivar down: whether the endpoint is marked down.
+    @ivar attempts: background reconnection attempts made.
+    """
+
+    def __init__(self, clock, random, connect, start=1.0, maximum=32.0):
+        self._clock = clock
+        self._random = random
+        self._connect = connect
+        self._start = start
+        self._maximum = maximum
+        self._backoff = None
+        self._timer = None
+        self._attempt = None
+        self.down = False
+        self.attempts = 0
+
+    def markDown(self):
+        """
+        A connection attempt failed: mark the endpoint down and schedule a
+        reconnection.
+        """
+        if self.down:
+            return
+        self.down = True
+        self._backoff = exponentialJittered(self._start, self._maximum, self._random)
+        self._schedule()
+
+    def _schedule(self):
+        self._timer = self._clock.callLater(next(self._backoff), self._retry)
+
+    def _retry(self):
+        self._timer = None
+        self.attempts += 1
+        self._attempt = self._connect()
+        self._attempt.addCallbacks(self._up, self._failed)
+
+    def _up(self, _):
+        self._attempt = None
+        self.down = False
+        self._backoff = None
+
+    def _failed(self, failure):
+        self._attempt = None
+        if self.down:
+            self._schedule()
+
+    def stop(self):
+        """
+        Stop trying.
+        """
+        self.down = False
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self._attempt is not None:
+            self._attempt.cancel()

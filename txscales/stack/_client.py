@@ -1,0 +1,113 @@
+"""
+The client stack: from a request to one endpoint's session, in one place.
+"""
+
+from twisted.internet.defer import DeferredList, fail
+
+from txscales._plugins import balancerFactory
+from txscales.errors import ClientClosedError
+from txscales.stack._accrual import FailFast, FailureAccrual
+from txscales.stack._budget import RetryBudget
+from txscales.stack._filters import BalancerService, EndpointNode, RequeueFilter, TimeoutFilter
+
+
+class ClientStack:
+    """
+    A destination's endpoints behind one service.  Calling it with a
+    request sends the request through these layers, top to bottom:
+
+      1. L{TimeoutFilter}: outermost, so the caller's timeout bounds the
+         whole call, requeues included, and its expiry cancels whichever
+         attempt is in flight (Mux sends Tdiscarded for it).
+      2. L{txscales.stats.StatsFilter}: counts calls and latency as the
+         caller sees them, once per call whatever the requeues.
+      3. L{RequeueFilter}: sends again what never reached a server, within
+         the retry budget; above the balancer, so each requeue is a fresh
+         pick that avoids the node that refused it.
+      4. L{BalancerService}: picks a node and keeps the load accounting
+         the balancers read.
+      5. L{EndpointNode}, per endpoint: fail-fast (a node that cannot be
+         connected to is closed and reconnects in the background) and
+         failure accrual (a node failing requests is marked busy for a
+         backoff, then probed), around the endpoint's session pool.
+
+    @ivar nodes: the L{EndpointNode}s.
+    @ivar balancer: the L{txscales.interfaces.IBalancer}.
+    @ivar budget: the L{RetryBudget} shared by requeues and retry policy.
+    @ivar requeue: the L{RequeueFilter}.
+    """
+
+    def __init__(
+        self,
+        clock,
+        random,
+        endpoints,
+        balancer="p2c",
+        balancerOptions=None,
+        retryBudget=None,
+        maxRequeues=25,
+        retryPolicy=None,
+        failureAccrual=None,
+        failFast=None,
+        stats=None,
+    ):
+        from txscales.stats import StatsFilter
+
+        self._clock = clock
+        self._random = random
+        self._accrualOptions = {} if failureAccrual is None else failureAccrual
+        self._failFastOptions = failFast or {}
+        self._closed = False
+        self.balancer = balancerFactory(balancer).build(clock, random, **(balancerOptions or {}))
+        self.budget = retryBudget if retryBudget is not None else RetryBudget(clock.seconds)
+        self.nodes = []
+        self.update(endpoints)
+        self.requeue = RequeueFilter(
+            BalancerService(self.balancer, clock), self.budget, maxRequeues, retryPolicy, stats
+        )
+        service = self.requeue
+        if stats is not None:
+            service = StatsFilter(service, stats, clock)
+            stats.watch(self)
+        self._service = TimeoutFilter(service, clock)
+
+    def _node(self, endpoint):
+        accrual = None
+        if self._accrualOptions is not False:
+            accrual = FailureAccrual(self._clock, self._random, **self._accrualOptions)
+        failFast = FailFast(self._clock, self._random, endpoint.getProtocol, **self._failFastOptions)
+        return EndpointNode(endpoint, accrual, failFast, self._random.random())
+
+    def update(self, endpoints):
+        """
+        Replace the endpoints; nodes of endpoints that remain are kept, and
+        requests in flight on removed ones finish before they close.
+
+        @param endpoints: session pools (each with C{host} and C{port}).
+        """
+        current = {(n.endpoint.host, n.endpoint.port): n for n in self.nodes}
+        nodes = []
+        for endpoint in endpoints:
+            node = current.pop((endpoint.host, endpoint.port), None)
+            nodes.append(node if node is not None else self._node(endpoint))
+        self.nodes = nodes
+        self.balancer.update(nodes)
+        for node in current.values():
+            node.retire()
+
+    def __call__(self, request):
+        if self._closed:
+            return fail(ClientClosedError("the client is closed"))
+        try:
+            return self._service(request)
+        except Exception as e:
+            return fail(e)
+
+    def close(self):
+        """
+        Close every endpoint; later calls fail with L{ClientClosedError}.
+
+        @return: a Deferred firing when all are closed.
+        """
+        self._closed = True
+        return DeferredList([node.close() for node in self.nodes], consumeErrors=True)
