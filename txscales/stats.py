@@ -8,7 +8,8 @@ C{prometheus_client.generate_latest(registry)} or the twistd C{--metrics}
 page exports them.
 """
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from twisted.web.resource import Resource
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _families = {}
@@ -160,3 +161,21 @@ class StatsFilter:
     def _failed(self, failure, start):
         self._stats.failed(failure.value, self._clock.seconds() - start)
         return failure
+
+
+class MetricsPage(Resource):
+    """
+    A twisted.web resource rendering a registry's metrics as Prometheus
+    text (the global registry unless another is given).
+    """
+
+    isLeaf = True
+
+    def __init__(self, registry=None):
+        Resource.__init__(self)
+        self._registry = registry if registry is not None else REGISTRY
+
+    def render_GET(self, request):
+        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
+        return generate_latest(self._registry)
+

@@ -21,6 +21,8 @@ class _ServerOptions(usage.Options):
         ["listen", "l", DEFAULT_LISTEN, "Twisted server endpoint string to listen on."],
         ["drain-timeout", None, 10.0, "Seconds a graceful stop waits for sessions to drain.", float],
         ["max-frame-size", None, 16 * 1024 * 1024, "Largest Mux frame accepted, in bytes.", int],
+        ["metrics", None, None, "Also serve Prometheus metrics at /metrics on this endpoint (e.g. tcp:9990)."],
+        ["label", None, None, "The server's name in metrics (default: the service's module)."],
     ]
 
 
@@ -95,14 +97,40 @@ def loadCallable(name):
 def _serverService(options, iface, handler, reactor):
     from txscales.thriftmux import ThriftMux
 
-    return ThriftMux.newServer(
+    server = ThriftMux.newServer(
         iface,
         handler,
         options["listen"],
         reactor=reactor,
         drainTimeout=options["drain-timeout"],
         maxFrameSize=options["max-frame-size"],
+        label=options["label"],
     )
+    if not options["metrics"]:
+        return server
+    service = MultiService()
+    metricsService(options["metrics"], reactor).setServiceParent(service)
+    server.setServiceParent(service)
+    return service
+
+
+def metricsService(listen, reactor, registry=None):
+    """
+    @return: a service serving the Prometheus text page of C{registry}
+        (default: the global one) at C{/metrics} on the endpoint C{listen}.
+    """
+    from twisted.application.internet import StreamServerEndpointService
+    from twisted.internet.endpoints import serverFromString
+    from twisted.web.resource import Resource
+    from twisted.web.server import Site
+
+    from txscales.stats import MetricsPage
+
+    root = Resource()
+    root.putChild(b"metrics", MetricsPage(registry))
+    site = Site(root)
+    site.noisy = False
+    return StreamServerEndpointService(serverFromString(reactor, listen), site)
 
 
 def makeService(options, reactor=None):

@@ -17,8 +17,9 @@ from txscales.thriftmux._vanilla import vanillaFallback
 _log = Logger()
 
 
-def thriftMuxService(processor):
+def thriftMuxService(processor, stats=None, clock=None):
     """
+    @param stats: a L{txscales.stats.Stats} for the server, or None.
     @return: a Mux service (C{Request -> bytes or Deferred}) running
         C{processor} with the request's contexts installed as
         L{currentRequest}, so that client calls from the handler inherit
@@ -33,15 +34,42 @@ def thriftMuxService(processor):
         finally:
             currentRequest.reset(token)
 
-    return service
+    if stats is None:
+        return service
+
+    def counted(request):
+        stats.started()
+        start = clock.seconds()
+        try:
+            result = service(request)
+        except Exception as e:
+            stats.failed(e, clock.seconds() - start)
+            raise
+        if isinstance(result, Deferred):
+            return result.addCallbacks(_served, _failed, (stats, clock, start), None, (stats, clock, start))
+        stats.succeeded(clock.seconds() - start)
+        return result
+
+    return counted
 
 
-def serverFactory(iface, handler, reactor, maxFrameSize=DEFAULT_MAX_FRAME_SIZE):
+def _served(result, stats, clock, start):
+    stats.succeeded(clock.seconds() - start)
+    return result
+
+
+def _failed(failure, stats, clock, start):
+    stats.failed(failure.value, clock.seconds() - start)
+    return failure
+
+
+def serverFactory(iface, handler, reactor, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, stats=None):
     """
+    @param stats: a L{txscales.stats.Stats} for the server, or None.
     @return: a L{MuxServerFactory} serving C{handler} for the generated
         service C{iface}, downgrading Thrift clients.
     """
-    service = thriftMuxService(ThriftProcessor(iface, handler))
+    service = thriftMuxService(ThriftProcessor(iface, handler), stats, reactor)
     return MuxServerFactory(service, reactor, maxFrameSize, fallbacks=[vanillaFallback])
 
 

@@ -1,0 +1,354 @@
+"""
+Tests for the client stack's parts: retry budget, backoffs, failure accrual,
+fail-fast, requeues, and the whole stack over an in-memory network.
+"""
+
+import random
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from txscales.demo.gen import TestService
+from txscales.demo.handler import TestServiceHandler
+from txscales.errors import ConnectError, RequestNackedError, ServerError
+from txscales.interfaces import BUSY, CLOSED, OPEN
+from txscales.stack._accrual import ALIVE, DEAD, PROBE_CLOSED, PROBE_OPEN, FailFast, FailureAccrual
+from txscales.stack._budget import Ema, RetryBudget, WindowedAdder, equalJittered, exponentialJittered
+from txscales.stack._filters import RequeueFilter
+from txscales.testing import MemoryNetwork
+
+
+class BudgetTests(SynchronousTestCase):
+    """
+    Finagle's retry budget: 20% of recent successes plus 10 per second.
+    """
+
+    def test_windowedAdder(self):
+        """
+        What was added more than the window ago no longer counts.
+        """
+        clock = Clock()
+        adder = WindowedAdder(10.0, 10, clock.seconds)
+        adder.add(5)
+        clock.advance(5)
+        adder.add(3)
+        self.assertEqual(adder.sum(), 8)
+        clock.advance(5)
+        self.assertEqual(adder.sum(), 3)
+        clock.advance(100)
+        self.assertEqual(adder.sum(), 0)
+
+    def test_reserve(self):
+        """
+        With no traffic the budget allows the reserve: 10 per second over
+        10 seconds.
+        """
+        budget = RetryBudget(Clock().seconds)
+        self.assertEqual(budget.balance(), 100)
+        allowed = sum(budget.tryWithdraw() for _ in range(150))
+        self.assertEqual(allowed, 100)
+
+    def test_percentOfDeposits(self):
+        """
+        Each deposit adds a fifth of a retry.
+        """
+        budget = RetryBudget(Clock().seconds, minRetriesPerSec=0)
+        self.assertFalse(budget.tryWithdraw())
+        for _ in range(50):
+            budget.deposit()
+        self.assertEqual(budget.balance(), 10)
+        self.assertEqual(sum(budget.tryWithdraw() for _ in range(20)), 10)
+
+    def test_refillsAfterTtl(self):
+        """
+        Withdrawals leak out of the window, so the reserve comes back.
+        """
+        clock = Clock()
+        budget = RetryBudget(clock.seconds)
+        while budget.tryWithdraw():
+            pass
+        clock.advance(10.0)
+        self.assertEqual(budget.balance(), 100)
+
+    def test_badParameters(self):
+        """
+        Out-of-range parameters raise ValueError.
+        """
+        self.assertRaises(ValueError, RetryBudget, Clock().seconds, percentCanRetry=1.5)
+        self.assertRaises(ValueError, RetryBudget, Clock().seconds, ttl=0)
+
+
+class BackoffTests(SynchronousTestCase):
+    """
+    Backoffs grow with jitter within their bounds.
+    """
+
+    def test_exponentialJittered(self):
+        """
+        The n-th delay lies in [start, start * 2**n], capped at the maximum.
+        """
+        delays = exponentialJittered(1.0, 32.0, random.Random(1))
+        for n in range(10):
+            delay = next(delays)
+            self.assertTrue(1.0 <= delay <= min(32.0, 2.0**n), (n, delay))
+
+    def test_equalJittered(self):
+        """
+        Each delay lies between half and all of a doubling step, then the
+        maximum.
+        """
+        delays = equalJittered(5.0, 300.0, random.Random(1))
+        step = 5.0
+        for _ in range(6):
+            delay = next(delays)
+            self.assertTrue(step / 2 <= delay <= step, (step, delay))
+            step *= 2
+        self.assertEqual(next(delays), 300.0)
+
+    def test_ema(self):
+        """
+        The moving average follows samples with weight exp(-dt / window).
+        """
+        clock = Clock()
+        ema = Ema(10.0, clock.seconds)
+        self.assertEqual(ema.update(4.0), 4.0)
+        clock.advance(10.0)
+        self.assertAlmostEqual(ema.update(0.0), 4.0 * 0.36787944, places=5)
+
+
+class AccrualTests(SynchronousTestCase):
+    """
+    Failure accrual marks an endpoint dead, probes it and revives it.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.accrual = FailureAccrual(self.clock, random.Random(0))
+
+    def test_consecutiveFailures(self):
+        """
+        Five failures in a row mark the endpoint dead (busy).
+        """
+        for _ in range(20):
+            self.accrual.success()
+        for _ in range(4):
+            self.accrual.failure()
+        self.assertEqual(self.accrual.state, ALIVE)
+        self.accrual.failure()
+        self.assertEqual((self.accrual.state, self.accrual.status), (DEAD, BUSY))
+        self.accrual.stop()
+
+    def test_successRate(self):
+        """
+        A success rate under 80% over the window marks it dead, though
+        failures never come five in a row.
+        """
+        for _ in range(10):
+            self.accrual.success()
+            self.accrual.failure()
+            if self.accrual.state == DEAD:
+                break
+        self.assertEqual(self.accrual.state, DEAD)
+        self.accrual.stop()
+
+    def test_probeRevives(self):
+        """
+        After the mark-dead backoff one probe is admitted; its success
+        revives the endpoint.
+        """
+        for _ in range(5):
+            self.accrual.failure()
+        self.clock.advance(5.0)
+        self.assertEqual((self.accrual.state, self.accrual.status), (PROBE_OPEN, OPEN))
+        self.accrual.admit()
+        self.assertEqual((self.accrual.state, self.accrual.status), (PROBE_CLOSED, BUSY))
+        self.accrual.success()
+        self.assertEqual(self.accrual.state, ALIVE)
+        self.assertEqual((self.accrual.removals, self.accrual.revivals), (1, 1))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_probeFailureBacksOffLonger(self):
+        """
+        A failed probe marks it dead again for a longer time.
+        """
+        for _ in range(5):
+            self.accrual.failure()
+        self.clock.advance(5.0)
+        self.accrual.admit()
+        self.accrual.failure()
+        self.assertEqual(self.accrual.state, DEAD)
+        [call] = self.clock.getDelayedCalls()
+        self.assertTrue(5.0 <= call.getTime() - self.clock.seconds() <= 10.0)
+        self.accrual.stop()
+
+
+class FailFastTests(SynchronousTestCase):
+    """
+    An endpoint that cannot be connected to reconnects in the background.
+    """
+
+    def test_reconnectWithBackoff(self):
+        """
+        Marked down, it retries after growing delays until a connection
+        succeeds.
+        """
+        clock = Clock()
+        outcomes = [fail(ConnectError("refused")), fail(ConnectError("refused")), succeed(None)]
+        failFast = FailFast(clock, random.Random(2), lambda: outcomes.pop(0))
+        failFast.markDown()
+        self.assertTrue(failFast.down)
+        clock.advance(1.0)
+        self.assertEqual(failFast.attempts, 1)
+        self.assertTrue(failFast.down)
+        clock.advance(2.0)
+        clock.advance(4.0)
+        self.assertEqual(failFast.attempts, 3)
+        self.assertFalse(failFast.down)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class Request:
+    """
+    A request whose requeues are recorded.
+    """
+
+    def __init__(self):
+        self.attempts = []
+
+    def retried(self, n):
+        self.attempts.append(n)
+        return self
+
+
+class RequeueTests(SynchronousTestCase):
+    """
+    Calls that never reached a server are sent again within the budget.
+    """
+
+    def test_requeueNack(self):
+        """
+        A nack is requeued, with the retry count, and succeeds.
+        """
+        answers = [fail(RequestNackedError()), succeed("ok")]
+        requeue = RequeueFilter(lambda request: answers.pop(0), RetryBudget(Clock().seconds))
+        request = Request()
+        self.assertEqual(self.successResultOf(requeue(request)), "ok")
+        self.assertEqual((request.attempts, requeue.requeues), ([1], 1))
+
+    def test_mayHaveReachedNotRequeued(self):
+        """
+        A failure that may have reached the server is not requeued.
+        """
+        requeue = RequeueFilter(lambda request: fail(ServerError("boom")), RetryBudget(Clock().seconds))
+        self.failureResultOf(requeue(Request()), ServerError)
+        self.assertEqual(requeue.requeues, 0)
+
+    def test_budgetBounds(self):
+        """
+        With an empty budget nothing is requeued.
+        """
+        budget = RetryBudget(Clock().seconds, minRetriesPerSec=0)
+        requeue = RequeueFilter(lambda request: fail(RequestNackedError()), budget)
+        self.failureResultOf(requeue(Request()), RequestNackedError)
+        self.assertEqual(requeue.budgetExhausted, 1)
+
+    def test_perRequestLimit(self):
+        """
+        One call is requeued at most ceil(20% of the balance) times.
+        """
+        budget = RetryBudget(Clock().seconds, minRetriesPerSec=1)
+        requeue = RequeueFilter(lambda request: fail(RequestNackedError()), budget)
+        request = Request()
+        self.failureResultOf(requeue(request), RequestNackedError)
+        self.assertEqual(request.attempts, [1, 2])
+
+    def test_policy(self):
+        """
+        A user policy retries failures that may have reached the server,
+        drawing on the same budget.
+        """
+        answers = [fail(ServerError("flaky")), succeed("ok")]
+        budget = RetryBudget(Clock().seconds)
+        requeue = RequeueFilter(lambda r: answers.pop(0), budget, policy=lambda f, n: f.check(ServerError) and n < 1)
+        self.assertEqual(self.successResultOf(requeue(Request())), "ok")
+        self.assertEqual(budget.balance(), 99)
+
+    def test_cancelReachesAttempt(self):
+        """
+        Cancelling a requeued call cancels the attempt in flight.
+        """
+        cancelled = []
+        attempts = [fail(RequestNackedError()), Deferred(lambda d: cancelled.append(d))]
+        requeue = RequeueFilter(lambda r: attempts.pop(0), RetryBudget(Clock().seconds))
+        d = requeue(Request())
+        d.cancel()
+        self.assertEqual(len(cancelled), 1)
+        self.failureResultOf(d)
+
+
+class StackTests(SynchronousTestCase):
+    """
+    The whole stack over three in-memory servers.
+    """
+
+    def setUp(self):
+        self.network = MemoryNetwork()
+        self.handlers = []
+        for port in (9001, 9002, 9003):
+            handler = TestServiceHandler(self.network.clock)
+            self.handlers.append(handler)
+            self.network.serveThriftMux(TestService.Iface, handler, port=port)
+        self.client = self.network.thriftMuxClient(
+            TestService.Iface, "tcp://127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003", random=random.Random(5), stats=False
+        )
+
+    def tearDown(self):
+        self.successResultOf(self.client.close())
+        self.assertEqual(self.network.clock.getDelayedCalls(), [])
+
+    def served(self):
+        return [node.endpoint.port for node in self.client.stack.nodes]
+
+    def test_spread(self):
+        """
+        Held calls spread over all three servers.
+        """
+        calls = [self.client.delayedQuery("x", 100) for _ in range(30)]
+        pending = [node.pending for node in self.client.stack.nodes]
+        self.assertEqual(sum(pending), 30)
+        self.assertTrue(min(pending) >= 8, pending)
+        self.network.clock.advance(0.1)
+        self.assertEqual([self.successResultOf(d) for d in calls], ["xx"] * 30)
+
+    def test_downServerRequeued(self):
+        """
+        Calls picked for a server nobody listens on are requeued to the
+        others; no caller sees a failure, and the server is marked closed.
+        """
+        self.network.stopListening(9002)
+        results = [self.client.query("q%d" % i) for i in range(30)]
+        self.assertEqual([self.successResultOf(d) for d in results], ["q%dq%d" % (i, i) for i in range(30)])
+        statuses = {node.endpoint.port: node.status for node in self.client.stack.nodes}
+        self.assertEqual(statuses[9002], CLOSED)
+        self.assertGreater(self.client.stack.requeue.requeues, 0)
+        self.network.serveThriftMux(TestService.Iface, self.handlers[1], port=9002)
+        self.network.clock.advance(1.0)
+        self.assertEqual(self.client.stack.nodes[1].status, OPEN)
+        before = len(self.handlers[1].messages)
+        self.successResultOf(self.client.withOptions().query("after"))
+        self.assertEqual(len(self.handlers[1].messages), before)
+
+    def test_drainedServerNoFailures(self):
+        """
+        A server draining its sessions causes no failed call: new calls go
+        to the other servers.
+        """
+        first = [self.client.delayedQuery("a%d" % i, 50) for i in range(30)]
+        factory = self.network._servers[("127.0.0.1", 9002)]
+        self.network.stopListening(9002)
+        factory.drainAll()
+        second = [self.client.query("b%d" % i) for i in range(30)]
+        self.network.clock.advance(0.05)
+        self.assertEqual([self.successResultOf(d) for d in first], ["a%da%d" % (i, i) for i in range(30)])
+        self.assertEqual([self.successResultOf(d) for d in second], ["b%db%d" % (i, i) for i in range(30)])

@@ -1,0 +1,71 @@
+"""
+Call txscales clients from threads other than the reactor's: scripts, WSGI
+applications, thread pools.
+
+crochet runs the Twisted reactor in a background thread; each call is sent
+to it and the calling thread waits for the answer, up to a timeout:
+
+    from txscales.blocking import BlockingClient
+    from txscales.thriftmux import ThriftMux
+
+    client = BlockingClient(lambda: ThriftMux.newClient(TestService.Iface, "tcp://127.0.0.1:9090"), timeout=5)
+    client.query("x")        # "xx", or raises the call's error
+    client.close()
+
+Do not use it from the reactor thread itself (code already running under
+Twisted should use the Deferred API).
+"""
+
+import crochet
+
+from txscales.errors import RequestTimeoutError
+
+__all__ = ["BlockingClient", "setup"]
+
+
+def setup():
+    """
+    Start the reactor in a background thread (once; later calls do nothing).
+    """
+    crochet.setup()
+
+
+class BlockingClient:
+    """
+    A blocking view of a txscales client: every method waits for its
+    Deferred and returns its result or raises its error.
+
+    @param makeClient: called in the reactor thread to build the client.
+    @param timeout: seconds each call may take; then it is cancelled (a
+        Mux call sends Tdiscarded) and raises L{RequestTimeoutError}.
+    """
+
+    def __init__(self, makeClient, timeout=10.0):
+        setup()
+        self._timeout = timeout
+        self._client = self._wait(crochet.run_in_reactor(makeClient)())
+
+    def _wait(self, result):
+        try:
+            return result.wait(self._timeout)
+        except crochet.TimeoutError:
+            result.cancel()
+            raise RequestTimeoutError(self._timeout, written=True)
+
+    def __getattr__(self, name):
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+        call = crochet.run_in_reactor(attribute)
+
+        def blocking(*args, **kwargs):
+            return self._wait(call(*args, **kwargs))
+
+        blocking.__name__ = name
+        return blocking
+
+    def close(self):
+        """
+        Close the client and wait until it is closed.
+        """
+        self._wait(crochet.run_in_reactor(self._client.close)())
