@@ -250,6 +250,24 @@ class DispatchTests(SynchronousTestCase):
         self.h.receive(Rdispatch(3, body=b"B"))
         self.assertEqual(self.successResultOf(other).body, b"B")
 
+    def test_tagReusedInsideCallback(self):
+        """
+        When answers for tags 3 and 2 arrive in one read and the callback of
+        tag 3 makes a new call (which reuses freed tag 2), the new call does
+        not receive tag 2's answer, and the call of tag 2 does.
+        """
+        p = self.h.protocol
+        a, b = p.dispatch(b"a"), p.dispatch(b"b")
+        self.h.written()
+        follow = []
+        b.addCallback(lambda reply: follow.append(p.dispatch(b"c")))
+        self.h.receive(Rdispatch(3, body=b"B"), Rdispatch(2, body=b"A"))
+        self.assertEqual(self.successResultOf(a).body, b"A")
+        self.assertEqual(self.h.written(), [Tdispatch(2, body=b"c")])
+        self.assertNoResult(follow[0])
+        self.h.receive(Rdispatch(2, body=b"C"))
+        self.assertEqual(self.successResultOf(follow[0]).body, b"C")
+
     def test_rdiscardedFreesTag(self):
         """
         Rdiscarded frees a discarded call's tag.

@@ -130,7 +130,7 @@ class MuxClientProtocol(Protocol):
         return d
 
     def _discard(self, tag, d):
-        del self._calls[tag]
+        self._calls.pop(tag, None)
         written = self._session.discard(tag, b"call cancelled by the client")
         self._flush()
         d.errback(DiscardedCall(written))
@@ -146,15 +146,18 @@ class MuxClientProtocol(Protocol):
         self._handle(events)
 
     def _handle(self, events):
+        # The session has already freed the tags of these answers.  Take
+        # every answered Deferred out of the tag map before running any
+        # callback: a callback may dispatch a new call that reuses one of
+        # those tags, and must not receive the answer meant for it.
         calls = self._calls
-        for event in events:
+        answered = [calls.pop(e.tag, None) if type(e) in (Replied, Failed) else None for e in events]
+        for event, d in zip(events, answered):
             kind = type(event)
             if kind is Replied:
-                d = calls.pop(event.tag, None)
                 if d is not None:
                     d.callback(event)
             elif kind is Failed:
-                d = calls.pop(event.tag, None)
                 if d is not None:
                     d.errback(event.error)
             elif kind is PingReplied:
