@@ -5,7 +5,7 @@ follows the load.
 
 from zope.interface import implementer
 
-from txscales.interfaces import OPEN, IBalancer
+from txscales.interfaces import OPEN, STATUS_RANK, IBalancer
 from txscales.stack._budget import Ema
 from txscales.balancer._p2c import DEFAULT_MAX_EFFORT, P2CBalancer
 
@@ -47,12 +47,14 @@ class ApertureBalancer(P2CBalancer):
         self._ema = Ema(smoothWindow, clock.seconds)
         self._outstanding = 0
         self._window = []
+        self._down = []
         self.aperture = self._minAperture
 
     def update(self, nodes):
         self.nodes = sorted(nodes, key=lambda node: node.token)
         self.aperture = max(self._minAperture, min(self.aperture, len(self.nodes)))
         self._window = []
+        self._down = []
 
     def _adjust(self):
         average = self._ema.update(self._outstanding)
@@ -67,11 +69,18 @@ class ApertureBalancer(P2CBalancer):
 
     def _currentWindow(self):
         window = self._window
-        if len(window) == min(self.aperture, len(self.nodes)) and all(n.status == OPEN for n in window):
+        if (
+            len(window) == min(self.aperture, len(self.nodes))
+            and all(n.status == OPEN for n in window)
+            and not any(n.status == OPEN for n in self._down)
+        ):
             return window
-        # Rebuild: open nodes first, in token order (a stable sort).
-        ordered = sorted(self.nodes, key=lambda node: node.status != OPEN)
+        # Rebuild: best status first (open, busy, closed), in token order
+        # within a status (a stable sort); rebuild again when a node that was
+        # down is open again, so that it takes back its place.
+        ordered = sorted(self.nodes, key=lambda node: -STATUS_RANK[node.status])
         self._window = window = ordered[: self.aperture]
+        self._down = [n for n in self.nodes if n.status != OPEN]
         return window
 
     def _pickOnce(self):
@@ -86,7 +95,7 @@ class ApertureBalancer(P2CBalancer):
             j += 1
         a, b = window[i], window[j]
         if a.status != b.status:
-            return a if a.status == OPEN else b
+            return a if STATUS_RANK[a.status] > STATUS_RANK[b.status] else b
         return b if b.pending < a.pending else a
 
     def pick(self):

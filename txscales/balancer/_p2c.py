@@ -124,11 +124,13 @@ class P2CPeakEwmaBalancer(P2CBalancer):
         return cost.cost
 
     def load(self, node):
-        cost = self._costs.get(node)
-        if cost is None:
-            return self.PENALTY + node.pending if node.pending else 0.0
         # Reading the load first decays the cost towards zero.
-        return self._observe(node, 0.0) * (node.pending + 1)
+        cost = self._observe(node, 0.0) if node in self._costs else 0.0
+        # As Finagle: no latency history (or a cost of 0) and requests
+        # outstanding is penalised.
+        if cost == 0.0 and node.pending:
+            return self.PENALTY + node.pending
+        return cost * (node.pending + 1)
 
     def release(self, node, latency):
         P2CBalancer.release(self, node, latency)

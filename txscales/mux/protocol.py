@@ -40,6 +40,19 @@ BUSY = "busy"
 CLOSED = "closed"
 
 
+def _noDelay(transport):
+    """
+    Turn off Nagle's algorithm: Mux writes small frames and waits for their
+    answers, and Nagle with delayed ACKs would hold them for ~40 ms.
+    """
+    setTcpNoDelay = getattr(transport, "setTcpNoDelay", None)
+    if setTcpNoDelay is not None:
+        try:
+            setTcpNoDelay(True)
+        except OSError:
+            pass
+
+
 class DiscardedCall(CancelledError):
     """
     A call's Deferred was cancelled and the call discarded.
@@ -109,6 +122,7 @@ class MuxClientProtocol(Protocol):
         return len(self._calls)
 
     def connectionMade(self):
+        _noDelay(self.transport)
         self._handle(self._session.start())
         self._flush()
 
@@ -285,6 +299,7 @@ class MuxServerProtocol(Protocol):
         return self._session
 
     def connectionMade(self):
+        _noDelay(self.transport)
         self.factory.protocols.add(self)
 
     def dataReceived(self, data):
