@@ -9,7 +9,14 @@ page exports them.
 """
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from twisted.application.service import Service
+from twisted.internet.defer import succeed
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
 from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+_log = Logger()
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _families = {}
@@ -178,4 +185,36 @@ class MetricsPage(Resource):
     def render_GET(self, request):
         request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
         return generate_latest(self._registry)
+
+
+class MetricsService(Service):
+    """
+    Serve a registry's metrics (the global one unless another is given) at
+    C{/metrics} on the server endpoint string C{listen}.
+
+    @ivar port: the listening port, once started.
+    """
+
+    def __init__(self, listen, reactor, registry=None):
+        self._listen = listen
+        self._reactor = reactor
+        root = Resource()
+        root.putChild(b"metrics", MetricsPage(registry))
+        self._site = Site(root)
+        self._site.noisy = False
+        self.port = None
+
+    def startService(self):
+        Service.startService(self)
+        d = serverFromString(self._reactor, self._listen).listen(self._site)
+        d.addCallbacks(self._listening, lambda f: _log.failure("cannot serve metrics on {listen}", f, listen=self._listen))
+
+    def _listening(self, port):
+        self.port = port
+        address = port.getHost()
+        _log.info("txscales: metrics on http://{host}:{port}/metrics", host=address.host, port=address.port)
+
+    def stopService(self):
+        Service.stopService(self)
+        return self.port.stopListening() if self.port is not None else succeed(None)
 

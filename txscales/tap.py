@@ -108,29 +108,12 @@ def _serverService(options, iface, handler, reactor):
     )
     if not options["metrics"]:
         return server
+    from txscales.stats import MetricsService
+
     service = MultiService()
-    metricsService(options["metrics"], reactor).setServiceParent(service)
+    MetricsService(options["metrics"], reactor).setServiceParent(service)
     server.setServiceParent(service)
     return service
-
-
-def metricsService(listen, reactor, registry=None):
-    """
-    @return: a service serving the Prometheus text page of C{registry}
-        (default: the global one) at C{/metrics} on the endpoint C{listen}.
-    """
-    from twisted.application.internet import StreamServerEndpointService
-    from twisted.internet.endpoints import serverFromString
-    from twisted.web.resource import Resource
-    from twisted.web.server import Site
-
-    from txscales.stats import MetricsPage
-
-    root = Resource()
-    root.putChild(b"metrics", MetricsPage(registry))
-    site = Site(root)
-    site.noisy = False
-    return StreamServerEndpointService(serverFromString(reactor, listen), site)
 
 
 def makeService(options, reactor=None):

@@ -140,6 +140,7 @@ class EndpointNode:
         L{txscales.mux._client.MuxEndpoint}); called with a request.
     @ivar accrual: its L{FailureAccrual}, or None.
     @ivar failFast: its L{FailFast}.
+    @ivar requests: how many requests were sent to it.
     """
 
     def __init__(self, endpoint, accrual, failFast, token):
@@ -148,6 +149,7 @@ class EndpointNode:
         self.failFast = failFast
         self.token = token
         self.pending = 0
+        self.requests = 0
         self.retiring = False
 
     @property
@@ -162,6 +164,7 @@ class EndpointNode:
     def __call__(self, request):
         if self.failFast.down:
             return fail(ConnectError("%s is down (reconnecting in the background)" % (self.endpoint,)))
+        self.requests += 1
         if self.accrual is not None:
             self.accrual.admit()
         return self.endpoint(request).addCallbacks(self._succeeded, self._failed)
