@@ -352,3 +352,81 @@ class StackTests(SynchronousTestCase):
         self.network.clock.advance(0.05)
         self.assertEqual([self.successResultOf(d) for d in first], ["a%da%d" % (i, i) for i in range(30)])
         self.assertEqual([self.successResultOf(d) for d in second], ["b%db%d" % (i, i) for i in range(30)])
+
+
+class UpdateAndDeadlineTests(SynchronousTestCase):
+    """
+    Endpoint set changes, deadline propagation and the Retries context.
+    """
+
+    def setUp(self):
+        self.network = MemoryNetwork()
+        self.clock = self.network.clock
+
+    def test_updateKeepsInFlight(self):
+        """
+        Removing an endpoint lets its calls in flight finish, then closes
+        its session; new calls go to the remaining endpoints.
+        """
+        from txscales.mux._client import MuxEndpoint
+
+        for port in (9001, 9002):
+            self.network.serveThriftMux(TestService.Iface, TestServiceHandler(self.clock), port=port)
+        client = self.network.thriftMuxClient(TestService.Iface, "tcp://127.0.0.1:9001,127.0.0.1:9002", stats=False)
+        stack = client.stack
+        held = [client.delayedQuery("h%d" % i, 100) for i in range(10)]
+        old = stack.nodes[1]
+        self.assertGreater(old.pending, 0)
+        stack.update([stack.nodes[0].endpoint])
+        self.assertTrue(old.retiring)
+        self.assertIsNotNone(old.endpoint.protocol)
+        self.assertEqual(self.successResultOf(client.query("n")), "nn")
+        self.clock.advance(0.1)
+        self.assertEqual([self.successResultOf(d) for d in held], ["h%dh%d" % (i, i) for i in range(10)])
+        self.assertEqual(old.endpoint.status, CLOSED)
+        stack.update([stack.nodes[0].endpoint, MuxEndpoint(self.clock, "127.0.0.1", 9002, endpointFactory=self.network.endpoint)])
+        self.assertEqual(len(stack.nodes), 2)
+        self.successResultOf(client.close())
+
+    def test_incomingDeadlineBoundsCalls(self):
+        """
+        A handler's downstream call is cut off at the deadline of the request
+        it serves, and discarded downstream.
+        """
+        downstreamHandler = TestServiceHandler(self.clock)
+        self.network.serveThriftMux(TestService.Iface, downstreamHandler, port=9002)
+        downstream = self.network.thriftMuxClient(TestService.Iface, "tcp://127.0.0.1:9002", stats=False)
+
+        class Forwarding(TestServiceHandler):
+            def query(self, x):
+                return downstream.delayedQuery(x, 5000)
+
+        self.network.serveThriftMux(TestService.Iface, Forwarding(self.clock), port=9001)
+        client = self.network.thriftMuxClient(TestService.Iface, "tcp://127.0.0.1:9001", timeout=0.25, stats=False)
+        from txscales.errors import ApplicationError, RequestTimeoutError
+
+        d = client.query("x")
+        self.clock.advance(0.2499)
+        self.assertNoResult(d)
+        self.clock.advance(0.0001)
+        # The downstream call ends at the same instant as the caller's own
+        # timeout, so either may be seen first.
+        self.failureResultOf(d, RequestTimeoutError, ApplicationError)
+        self.flushLoggedErrors(RequestTimeoutError)
+        protocol = downstream.stack.nodes[0].endpoint.protocol
+        self.assertEqual(protocol.pending, 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.successResultOf(client.close())
+        self.successResultOf(downstream.close())
+
+    def test_retriesContext(self):
+        """
+        A requeued Mux request carries the requeue count in its Retries
+        context.
+        """
+        from txscales.mux._client import RETRIES_KEY, MuxRequest
+
+        request = MuxRequest(b"", [(b"a", b"1"), (RETRIES_KEY, b"\x00\x00\x00\x00")])
+        retried = request.retried(2)
+        self.assertEqual(retried.contexts, [(b"a", b"1"), (RETRIES_KEY, b"\x00\x00\x00\x02")])
+        self.assertEqual(request.contexts[1], (RETRIES_KEY, b"\x00\x00\x00\x00"))

@@ -195,6 +195,16 @@ class TagsExhaustedError(TxScalesError):
     retryable = True
 
 
+class PoolExhaustedError(TxScalesError):
+    """
+    Every connection of a pool is busy and its wait queue is full; the
+    request was not sent.
+    """
+
+    mayHaveReachedServer = False
+    retryable = True
+
+
 class ClientClosedError(TxScalesError):
     """
     The client (or its session) is closed; the request was not sent.

@@ -1,0 +1,115 @@
+"""
+The watermark pool.
+"""
+
+from collections import deque
+
+from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+
+from txscales.errors import ClientClosedError, PoolExhaustedError
+
+
+class WatermarkPool:
+    """
+    Connections for a protocol that carries one request at a time: up to
+    C{low} idle connections are kept for reuse; more are opened on demand up
+    to C{high}; beyond that, callers wait in a queue of at most
+    C{maxWaiters}, and further callers fail at once with
+    L{PoolExhaustedError}.
+
+    @param connect: a callable returning a Deferred of a new connection;
+        a connection has C{close()} returning a Deferred.
+    @ivar size: connections open or being opened.
+    @ivar idle: how many connections wait unused.
+    """
+
+    def __init__(self, connect, low=1, high=2**31, maxWaiters=2**31):
+        if not 0 <= low <= high or high < 1:
+            raise ValueError("need 0 <= low <= high and high >= 1")
+        self._connect = connect
+        self._low = low
+        self._high = high
+        self._maxWaiters = maxWaiters
+        self._idle = deque()
+        self._waiters = deque()
+        self._closed = False
+        self.size = 0
+
+    @property
+    def idle(self):
+        return len(self._idle)
+
+    @property
+    def waiting(self):
+        """
+        How many callers wait for a connection.
+        """
+        return len(self._waiters)
+
+    def acquire(self):
+        """
+        @return: a Deferred firing with a connection for one request (give
+            it back with L{release}); cancelling it leaves the queue.
+        """
+        if self._closed:
+            return fail(ClientClosedError("the pool is closed"))
+        if self._idle:
+            return succeed(self._idle.popleft())
+        if self.size < self._high:
+            self.size += 1
+            d = self._connect()
+            d.addErrback(self._connectFailed)
+            return d
+        if len(self._waiters) >= self._maxWaiters:
+            return fail(PoolExhaustedError("%d connections busy and %d callers waiting" % (self.size, len(self._waiters))))
+        waiter = Deferred(lambda d: self._waiters.remove(d))
+        self._waiters.append(waiter)
+        return waiter
+
+    def _connectFailed(self, failure):
+        self.size -= 1
+        self._openForWaiter()
+        return failure
+
+    def _openForWaiter(self):
+        # A place freed up: open a connection for the first waiter.
+        if self._waiters and self.size < self._high and not self._closed:
+            waiter = self._waiters.popleft()
+            self.size += 1
+            self._connect().addErrback(self._connectFailed).chainDeferred(waiter)
+
+    def release(self, connection, reusable=True):
+        """
+        Give back a connection.
+
+        @param reusable: False when the connection must not carry another
+            request (it failed, or a timed-out answer may still arrive on
+            it); it is closed.
+        @return: a Deferred firing when the connection is closed, if it is.
+        """
+        if reusable and not self._closed:
+            if self._waiters:
+                self._waiters.popleft().callback(connection)
+                return succeed(None)
+            if len(self._idle) < self._low:
+                self._idle.append(connection)
+                return succeed(None)
+        self.size -= 1
+        d = connection.close()
+        self._openForWaiter()
+        return d
+
+    def close(self):
+        """
+        Close the idle connections and fail the waiters; connections in use
+        are closed when released.
+
+        @return: a Deferred firing when the idle connections are closed.
+        """
+        self._closed = True
+        waiters, self._waiters = self._waiters, deque()
+        for waiter in waiters:
+            waiter.errback(ClientClosedError("the pool is closed"))
+        idle, self._idle = self._idle, deque()
+        self.size -= len(idle)
+        return DeferredList([c.close() for c in idle], consumeErrors=True)
