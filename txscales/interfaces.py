@@ -67,3 +67,41 @@ class IBalancerFactory(Interface):
         @param options: algorithm parameters.
         @return: a new L{IBalancer}.
         """
+
+
+class IEndpoint(Interface):
+    """
+    One server of a destination as the client stack sees it: a session pool
+    that sends requests (L{txscales.mux._client.MuxEndpoint} for Mux; a
+    watermark-pool-backed endpoint for one-request-per-connection
+    protocols).
+    """
+
+    host = Attribute("The server's host.")
+    port = Attribute("The server's port.")
+    status = Attribute("L{OPEN}, L{BUSY} (connecting, draining) or L{CLOSED}.")
+
+    def __call__(request):
+        """
+        Send C{request}.
+
+        @return: a Deferred of the reply; cancelling it abandons the request
+            (for Mux: Tdiscarded).  A failure to connect is a
+            L{txscales.errors.ConnectError}.
+        """
+
+    def getProtocol():
+        """
+        Make sure a connection can be made.
+
+        @return: a Deferred firing when a connection is ready, or failing
+            with L{txscales.errors.ConnectError}; fail-fast calls it to
+            probe a server marked down.
+        """
+
+    def close():
+        """
+        Close the endpoint's connections.
+
+        @return: a Deferred firing when they are closed.
+        """

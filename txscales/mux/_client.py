@@ -9,7 +9,9 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from txscales.errors import ConnectError, TxScalesError
-from txscales.interfaces import BUSY, CLOSED, OPEN
+from zope.interface import implementer
+
+from txscales.interfaces import BUSY, CLOSED, OPEN, IEndpoint
 from txscales.mux.protocol import MuxClientProtocol
 
 _log = Logger()
@@ -49,6 +51,7 @@ def _tcpEndpoint(reactor, host, port, timeout):
     return HostnameEndpoint(reactor, host, port, timeout=timeout)
 
 
+@implementer(IEndpoint)
 class MuxEndpoint:
     """
     The singleton pool of one server: a single Mux session shared by all

@@ -9,6 +9,7 @@ from txscales.errors import ClientClosedError
 from txscales.stack._accrual import FailFast, FailureAccrual
 from txscales.stack._budget import RetryBudget
 from txscales.stack._filters import BalancerService, EndpointNode, RequeueFilter, TimeoutFilter
+from txscales.stats import StatsFilter
 
 
 class ClientStack:
@@ -51,8 +52,6 @@ class ClientStack:
         failFast=None,
         stats=None,
     ):
-        from txscales.stats import StatsFilter
-
         self._clock = clock
         self._random = random
         self._accrualOptions = {} if failureAccrual is None else failureAccrual
