@@ -211,10 +211,17 @@ class CallTests(ServerMixin, TestCase):
 
     def test_builderWithoutDest(self):
         """
-        Building without a destination raises BadDestinationError.
+        Building without a destination, or with a malformed one, raises
+        BadDestinationError; an unknown scheme raises UnknownPluginError.
         """
+        from txscales.errors import UnknownPluginError
+
         self.assertRaises(BadDestinationError, ThriftMux.newBuilder(TestService.Iface).build)
-        self.assertRaises(BadDestinationError, ThriftMux.newClient, TestService.Iface, "zk2://x")
+        self.assertRaises(BadDestinationError, ThriftMux.newClient, TestService.Iface, "127.0.0.1:9090")
+        self.assertRaises(BadDestinationError, ThriftMux.newClient, TestService.Iface, "tcp://127.0.0.1")
+        self.assertRaises(BadDestinationError, ThriftMux.newClient, TestService.Iface, "zk://127.0.0.1:2181")
+        e = self.assertRaises(UnknownPluginError, ThriftMux.newClient, TestService.Iface, "zk2://x")
+        self.assertIn("zk", str(e))
 
     @inlineCallbacks
     def test_closedClient(self):

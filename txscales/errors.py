@@ -229,6 +229,23 @@ class BadDestinationError(TxScalesError, ValueError):
     mayHaveReachedServer = False
 
 
+class DiscoveryError(TxScalesError):
+    """
+    Service discovery failed: for example ZooKeeper could not be reached
+    before the first member set was needed.  No request was sent.
+    """
+
+    mayHaveReachedServer = False
+
+
+class BadMemberError(TxScalesError, ValueError):
+    """
+    A serverset member's data is not a valid ServiceInstance.
+    """
+
+    mayHaveReachedServer = False
+
+
 class UnsupportedError(TxScalesError):
     """
     The call cannot be made with this protocol (for example a one-way Thrift

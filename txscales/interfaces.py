@@ -105,3 +105,46 @@ class IEndpoint(Interface):
 
         @return: a Deferred firing when they are closed.
         """
+
+
+class IDestination(Interface):
+    """
+    The set of servers a client sends to, as it changes.
+    """
+
+    addresses = Attribute("The current list of (host, port), or None before the first resolution.")
+    ready = Attribute(
+        "A Deferred firing with the first list of addresses, or failing with"
+        " L{txscales.errors.DiscoveryError} when discovery cannot start in time."
+    )
+
+    def watch(callback):
+        """
+        Call C{callback(addresses)} on every change of the set (and now, if
+        it is known).
+
+        @return: a callable that stops watching.
+        """
+
+    def close():
+        """
+        Stop watching the source.
+
+        @return: a Deferred firing when stopped.
+        """
+
+
+class IDiscoveryScheme(Interface):
+    """
+    A plugin that resolves destination URIs of one scheme (found by
+    C{scheme}).
+    """
+
+    scheme = Attribute("The URI scheme, e.g. C{'zk'}.")
+    description = Attribute("One line about the scheme.")
+
+    def resolve(uri, reactor, **options):
+        """
+        @return: an L{IDestination} for C{uri}.
+        @raise txscales.errors.BadDestinationError: for a malformed URI.
+        """

@@ -2,10 +2,10 @@
 The client stack: from a request to one endpoint's session, in one place.
 """
 
-from twisted.internet.defer import DeferredList, fail
+from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 
 from txscales._plugins import balancerFactory
-from txscales.errors import ClientClosedError
+from txscales.errors import ClientClosedError, DiscoveryError
 from txscales.stack._accrual import FailFast, FailureAccrual
 from txscales.stack._budget import RetryBudget
 from txscales.stack._filters import BalancerService, EndpointNode, RequeueFilter, TimeoutFilter
@@ -22,16 +22,24 @@ class ClientStack:
          attempt is in flight (Mux sends Tdiscarded for it).
       2. L{txscales.stats.StatsFilter}: counts calls and latency as the
          caller sees them, once per call whatever the requeues.
-      3. L{RequeueFilter}: sends again what never reached a server, within
+      3. The destination gate: until discovery has produced the first set
+         of servers, calls wait (bounded by their timeout, above); if
+         discovery cannot start, they fail with
+         L{txscales.errors.DiscoveryError}.
+      4. L{RequeueFilter}: sends again what never reached a server, within
          the retry budget; above the balancer, so each requeue is a fresh
          pick that avoids the node that refused it.
-      4. L{BalancerService}: picks a node and keeps the load accounting
+      5. L{BalancerService}: picks a node and keeps the load accounting
          the balancers read.
-      5. L{EndpointNode}, per endpoint: fail-fast (a node that cannot be
+      6. L{EndpointNode}, per endpoint: fail-fast (a node that cannot be
          connected to is closed and reconnects in the background) and
          failure accrual (a node failing requests is marked busy for a
          backoff, then probed), around the endpoint's session pool.
 
+    @param destination: an L{txscales.interfaces.IDestination}; its
+        changes update the nodes.
+    @param makeEndpoint: C{makeEndpoint(host, port)} returns the
+        L{txscales.interfaces.IEndpoint} of a new server.
     @ivar nodes: the L{EndpointNode}s.
     @ivar balancer: the L{txscales.interfaces.IBalancer}.
     @ivar budget: the L{RetryBudget} shared by requeues and retry policy.
@@ -42,7 +50,8 @@ class ClientStack:
         self,
         clock,
         random,
-        endpoints,
+        destination,
+        makeEndpoint,
         balancer="p2c",
         balancerOptions=None,
         retryBudget=None,
@@ -57,18 +66,62 @@ class ClientStack:
         self._accrualOptions = {} if failureAccrual is None else failureAccrual
         self._failFastOptions = failFast or {}
         self._closed = False
+        self._makeEndpoint = makeEndpoint
+        self._resolved = False
+        self._discoveryFailure = None
+        self._waiters = []
         self.balancer = balancerFactory(balancer).build(clock, random, **(balancerOptions or {}))
         self.budget = retryBudget if retryBudget is not None else RetryBudget(clock.seconds)
         self.nodes = []
-        self.update(endpoints)
         self.requeue = RequeueFilter(
             BalancerService(self.balancer, clock), self.budget, maxRequeues, retryPolicy, stats
         )
-        service = self.requeue
+        service = self._gate
         if stats is not None:
             service = StatsFilter(service, stats, clock)
             stats.watch(self)
         self._service = TimeoutFilter(service, clock)
+        self.destination = destination
+        destination.ready.addErrback(self._discoveryFailed)
+        self._unwatch = destination.watch(self._addressesChanged)
+
+    def _addressesChanged(self, addresses):
+        current = {(n.endpoint.host, n.endpoint.port): n.endpoint for n in self.nodes}
+        self.update([current.get(a) or self._makeEndpoint(*a) for a in addresses])
+        self._resolved = True
+        self._discoveryFailure = None
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def _discoveryFailed(self, failure):
+        if not self._resolved:
+            self._discoveryFailure = failure.value
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                waiter.errback(failure.value)
+
+    def _gate(self, request):
+        if self._resolved:
+            return self.requeue(request)
+        if self._discoveryFailure is not None:
+            return fail(self._discoveryFailure)
+        waiter = Deferred(lambda d: self._waiters.remove(d))
+        self._waiters.append(waiter)
+        return waiter.addCallback(lambda _: self.requeue(request))
+
+    def whenReady(self):
+        """
+        @return: a Deferred firing when the destination has given its first
+            set of servers, or failing with L{DiscoveryError}.
+        """
+        if self._resolved:
+            return succeed(self)
+        if self._discoveryFailure is not None:
+            return fail(self._discoveryFailure)
+        waiter = Deferred(lambda d: self._waiters.remove(d))
+        self._waiters.append(waiter)
+        return waiter.addCallback(lambda _: self)
 
     def _node(self, endpoint):
         accrual = None
@@ -109,4 +162,14 @@ class ClientStack:
         @return: a Deferred firing when all are closed.
         """
         self._closed = True
-        return DeferredList([node.close() for node in self.nodes], consumeErrors=True)
+        self._unwatch()
+        if not self._resolved and self._discoveryFailure is None:
+            self._discoveryFailed(_closedFailure())
+        closing = [node.close() for node in self.nodes] + [self.destination.close()]
+        return DeferredList(closing, consumeErrors=True)
+
+
+def _closedFailure():
+    from twisted.python.failure import Failure
+
+    return Failure(DiscoveryError("the client was closed before discovery finished"))

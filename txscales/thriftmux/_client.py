@@ -7,7 +7,7 @@ import random as _random
 
 from twisted.internet.defer import fail
 
-from txscales._dest import parseDestination
+from txscales.discovery import resolveDestination
 from txscales.errors import RequestTimeoutError, UnsupportedError
 from txscales.mux._client import MuxEndpoint, MuxRequest
 from txscales.stack._client import ClientStack
@@ -69,6 +69,15 @@ class ThriftMuxClient:
         d = self.stack(MuxRequest(body, contexts, timeout=timeout))
         return d.addCallback(_decode, method)
 
+    def whenReady(self):
+        """
+        @return: a Deferred firing with the client once its destination has
+            given the first set of servers (at once for C{tcp://}), or
+            failing with L{txscales.errors.DiscoveryError} (for example when
+            ZooKeeper cannot be reached within C{discoveryTimeout}).
+        """
+        return self.stack.whenReady().addCallback(lambda _: self)
+
     def close(self):
         """
         Close the client's sessions; later calls fail with
@@ -106,6 +115,7 @@ def buildClient(
     registry=None,
     connectTimeout=5.0,
     endpointFactory=None,
+    discoveryTimeout=10.0,
     **options
 ):
     """
@@ -123,11 +133,12 @@ def buildClient(
 
         clientStats = ClientStats(label, registry)
     onConnect = clientStats.connected if clientStats is not None else None
-    endpoints = [
-        MuxEndpoint(reactor, host, port, options, connectTimeout, endpointFactory, onConnect)
-        for host, port in parseDestination(dest)
-    ]
-    stack = ClientStack(reactor, random, endpoints, stats=clientStats, **stackOptions)
+
+    def makeEndpoint(host, port):
+        return MuxEndpoint(reactor, host, port, options, connectTimeout, endpointFactory, onConnect)
+
+    destination = resolveDestination(dest, reactor, connectTimeout=discoveryTimeout)
+    stack = ClientStack(reactor, random, destination, makeEndpoint, stats=clientStats, **stackOptions)
     methods = describeService(iface)
     cls = proxyClass(ThriftMuxClient, iface, methods)
     return cls(methods, stack, reactor, timeout, clientId, random)

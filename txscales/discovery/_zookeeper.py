@@ -1,0 +1,341 @@
+"""
+ZooKeeper serversets through kazoo: follow a serverset's members, and
+announce a server as one.
+
+kazoo runs its own threads.  Everything it reports (results, watches,
+session states) is handed to the reactor thread with C{callFromThread};
+the rest of this module runs in the reactor thread only.
+"""
+
+import socket
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.protocol.states import EventType, KazooState
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from txscales.errors import BadMemberError, DiscoveryError
+from txscales.interfaces import IDestination
+from txscales.discovery._serverset import MEMBER_PREFIX, formatMember, parseMember, parseZooKeeperUri
+
+_log = Logger()
+
+
+class KazooBridge:
+    """
+    A kazoo client whose results come back as Deferreds in the reactor
+    thread.
+
+    @ivar client: the C{KazooClient}.
+    """
+
+    def __init__(self, reactor, hosts, sessionTimeout=10.0):
+        self._reactor = reactor
+        self.client = KazooClient(
+            hosts=hosts,
+            timeout=sessionTimeout,
+            connection_retry={"max_tries": -1, "delay": 0.1, "max_delay": 2.0},
+            command_retry={"max_tries": 3, "delay": 0.1, "max_delay": 1.0},
+        )
+        self._listeners = []
+        self.client.add_listener(self._stateChanged)
+
+    def _stateChanged(self, state):
+        # In a kazoo thread: never block here.
+        self._reactor.callFromThread(self._deliverState, state)
+
+    def _deliverState(self, state):
+        for listener in list(self._listeners):
+            listener(state)
+
+    def onState(self, listener):
+        """
+        Call C{listener(state)} in the reactor thread on every session state
+        change (C{KazooState.CONNECTED}, C{SUSPENDED}, C{LOST}).
+        """
+        self._listeners.append(listener)
+
+    def call(self, method, *args, **kwargs):
+        """
+        Run C{client.<method>_async(*args, **kwargs)}.
+
+        @return: a Deferred of its result.
+        """
+        d = Deferred()
+        result = getattr(self.client, method + "_async")(*args, **kwargs)
+
+        def done(ar):
+            if ar.successful():
+                self._reactor.callFromThread(d.callback, ar.value)
+            else:
+                self._reactor.callFromThread(d.errback, ar.exception)
+
+        result.rawlink(done)
+        return d
+
+    def watcher(self, function, *args):
+        """
+        @return: a kazoo watch function that calls C{function(event,
+            *args)} in the reactor thread.
+        """
+        return lambda event: self._reactor.callFromThread(function, event, *args)
+
+    def start(self):
+        """
+        Start connecting (and keep retrying until L{stop}).
+        """
+        self.client.start_async()
+
+    def stop(self):
+        """
+        Close the session.
+
+        @return: a Deferred firing when closed.
+        """
+
+        def stopAndClose():
+            self.client.stop()
+            self.client.close()
+
+        return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), stopAndClose)
+
+
+@implementer(IDestination)
+class ServersetDestination:
+    """
+    The members of a ZooKeeper serverset, kept current with watches.
+
+    Only C{member_*} children count, and only C{ALIVE} members; a member
+    whose data is not valid JSON is logged and skipped.  While ZooKeeper is
+    unreachable the last known set stays in use; when the session comes
+    back (or is replaced after expiry) the set is read again.
+
+    @ivar members: child name -> L{Member} (or None for a bad member).
+    """
+
+    def __init__(self, reactor, hosts, path, endpointName=None, connectTimeout=10.0, sessionTimeout=10.0):
+        self._reactor = reactor
+        self._path = path
+        self._endpointName = endpointName
+        self._zk = KazooBridge(reactor, hosts, sessionTimeout)
+        self._watchers = []
+        self._closed = False
+        self._listing = False
+        self._relist = False
+        self.members = {}
+        self.addresses = None
+        self.ready = Deferred()
+        self._timer = reactor.callLater(connectTimeout, self._timedOut, hosts, connectTimeout)
+        self._zk.onState(self._stateChanged)
+        self._zk.start()
+
+    def _timedOut(self, hosts, timeout):
+        self._timer = None
+        if not self.ready.called:
+            self.ready.errback(DiscoveryError("ZooKeeper at %s gave no serverset within %g s" % (hosts, timeout)))
+
+    def _stateChanged(self, state):
+        if state == KazooState.CONNECTED and not self._closed:
+            # A new or resumed session: read the set again (watches may
+            # have been lost with an expired session).
+            self._list()
+
+    def _list(self):
+        if self._listing:
+            self._relist = True
+            return
+        self._listing = True
+        self._relist = False
+        watch = self._zk.watcher(self._childrenEvent)
+        d = self._zk.call("get_children", self._path, watch=watch)
+        d.addCallbacks(self._gotChildren, self._listFailed)
+
+    def _childrenEvent(self, event):
+        if not self._closed:
+            self._list()
+
+    def _listFailed(self, failure):
+        self._listing = False
+        if failure.check(NoNodeError):
+            # No serverset yet: empty, and wait for the path to appear.
+            self._zk.call("exists", self._path, watch=self._zk.watcher(self._childrenEvent)).addErrback(lambda f: None)
+            self._setMembers({})
+        else:
+            _log.warn("listing serverset {path} failed: {error}", path=self._path, error=failure.value)
+        if self._relist:
+            self._list()
+
+    def _gotChildren(self, children):
+        self._listing = False
+        names = {c for c in children if c.startswith(MEMBER_PREFIX)}
+        members = {name: member for name, member in self.members.items() if name in names}
+        new = sorted(names - set(members))
+        if not new:
+            self._setMembers(members)
+        pending = [len(new)]
+        for name in new:
+            self._fetch(name).addBoth(self._fetched, name, members, pending)
+        if self._relist:
+            self._list()
+
+    def _fetch(self, name):
+        watch = self._zk.watcher(self._dataEvent, name)
+        return self._zk.call("get", self._path + "/" + name, watch=watch)
+
+    def _fetched(self, result, name, members, pending):
+        if isinstance(result, tuple):
+            members[name] = self._parse(name, result[0])
+        pending[0] -= 1
+        if pending[0] == 0:
+            self._setMembers(members)
+
+    def _parse(self, name, data):
+        try:
+            return parseMember(data, self._endpointName)
+        except BadMemberError as e:
+            _log.warn("skipping serverset member {name}: {error}", name=name, error=e)
+            return None
+
+    def _dataEvent(self, event, name):
+        if self._closed or name not in self.members:
+            return
+        if event.type == EventType.DELETED:
+            members = dict(self.members)
+            del members[name]
+            self._setMembers(members)
+        elif event.type == EventType.CHANGED:
+            self._fetch(name).addCallbacks(self._changed, lambda f: None, (name,))
+
+    def _changed(self, result, name):
+        if name in self.members:
+            members = dict(self.members)
+            members[name] = self._parse(name, result[0])
+            self._setMembers(members)
+
+    def _setMembers(self, members):
+        self.members = members
+        addresses = sorted({(m.host, m.port) for m in members.values() if m is not None and m.alive})
+        changed = addresses != self.addresses
+        self.addresses = addresses
+        if not self.ready.called:
+            if self._timer is not None and self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+            self.ready.callback(addresses)
+        if changed:
+            for callback in list(self._watchers):
+                callback(addresses)
+
+    def watch(self, callback):
+        self._watchers.append(callback)
+        if self.addresses is not None:
+            callback(self.addresses)
+        return lambda: self._watchers.remove(callback) if callback in self._watchers else None
+
+    def close(self):
+        self._closed = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if not self.ready.called:
+            self.ready.errback(DiscoveryError("discovery closed"))
+            self.ready.addErrback(lambda f: None)
+        return self._zk.stop()
+
+
+class ZooKeeperScheme:
+    """
+    The C{zk://} discovery scheme.
+    """
+
+    scheme = "zk"
+    description = "ZooKeeper serversets (Finagle and Aurora JSON members)."
+
+    def resolve(self, uri, reactor, connectTimeout=10.0, sessionTimeout=10.0, **options):
+        hosts, path, endpointName = parseZooKeeperUri(uri)
+        return ServersetDestination(reactor, hosts, path, endpointName, connectTimeout, sessionTimeout)
+
+
+class Announcer:
+    """
+    Keep a server announced in a serverset: an ephemeral sequential
+    C{member_} znode with the server's JSON (status C{ALIVE}), created again
+    if its session expires, removed by L{stop}.
+
+    @ivar node: the znode path, once created.
+    """
+
+    def __init__(self, reactor, uri, host, port, shard=None, metadata=None, sessionTimeout=10.0):
+        hosts, self._path, _ = parseZooKeeperUri(uri)
+        self._data = formatMember(host, port, shard=shard, metadata=metadata)
+        self._zk = KazooBridge(reactor, hosts, sessionTimeout)
+        self._stopped = False
+        self._creating = None
+        self.node = None
+        self.announced = Deferred()
+
+    def start(self):
+        """
+        Connect and announce.
+
+        @return: L{announced}: a Deferred firing with the znode path.
+        """
+        self._zk.onState(self._stateChanged)
+        self._zk.start()
+        return self.announced
+
+    def _stateChanged(self, state):
+        if state == KazooState.LOST:
+            self.node = None
+        elif state == KazooState.CONNECTED and self.node is None and not self._stopped:
+            self._create()
+
+    def _create(self):
+        if self._creating is not None:
+            return
+        d = self._zk.call("ensure_path", self._path)
+        d.addCallback(
+            lambda _: self._zk.call("create", self._path + "/" + MEMBER_PREFIX, self._data, ephemeral=True, sequence=True)
+        )
+        d.addCallbacks(self._created, self._createFailed)
+        self._creating = d
+
+    def _created(self, node):
+        self._creating = None
+        self.node = node
+        _log.info("txscales: announced as {node}", node=node)
+        if not self.announced.called:
+            self.announced.callback(node)
+
+    def _createFailed(self, failure):
+        self._creating = None
+        if not failure.check(NodeExistsError):
+            _log.warn("announcing in {path} failed: {error}", path=self._path, error=failure.value)
+
+    def stop(self):
+        """
+        Remove the member znode, then close the session.
+
+        @return: a Deferred firing when done.
+        """
+        self._stopped = True
+        node, self.node = self.node, None
+        d = self._zk.call("delete", node) if node is not None else succeed(None)
+        d.addErrback(lambda f: _log.warn("removing {node} failed: {error}", node=node, error=f.value))
+        d.addCallback(lambda _: self._zk.stop())
+        if node is not None:
+            d.addCallback(lambda _: _log.info("txscales: withdrew {node}", node=node))
+        return d
+
+
+def announceHost(address):
+    """
+    @return: the host to announce for a listening address: its own, or this
+        machine's address when it listens on every interface.
+    """
+    if address.host in ("0.0.0.0", "::", ""):
+        return socket.gethostbyname(socket.gethostname())
+    return address.host
