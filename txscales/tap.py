@@ -23,7 +23,18 @@ class _ServerOptions(usage.Options):
         ["max-frame-size", None, 16 * 1024 * 1024, "Largest Mux frame accepted, in bytes.", int],
         ["metrics", None, None, "Also serve Prometheus metrics at /metrics on this endpoint (e.g. tcp:9990)."],
         ["label", None, None, "The server's name in metrics (default: the service's module)."],
+        ["announce", None, None, "Announce the server in a ZooKeeper serverset: zk://zkhost:port[,...]/path."],
     ]
+
+    def postOptions(self):
+        if self["announce"] is not None:
+            from txscales.discovery._serverset import parseZooKeeperUri
+            from txscales.errors import BadDestinationError
+
+            try:
+                parseZooKeeperUri(self["announce"])
+            except BadDestinationError as e:
+                raise usage.UsageError("--announce: %s" % (e,))
 
 
 class ServeOptions(_ServerOptions):
@@ -39,6 +50,7 @@ class ServeOptions(_ServerOptions):
     ]
 
     def postOptions(self):
+        _ServerOptions.postOptions(self)
         if not self["iface"] or not self["handler"]:
             raise usage.UsageError("--iface and --handler are required")
         if self["protocol"] != "thriftmux":
@@ -106,6 +118,10 @@ def _serverService(options, iface, handler, reactor):
         maxFrameSize=options["max-frame-size"],
         label=options["label"],
     )
+    if options["announce"]:
+        from txscales.discovery._zookeeper import AnnouncedService
+
+        server = AnnouncedService(server, options["announce"], reactor)
     if not options["metrics"]:
         return server
     from txscales.stats import MetricsService

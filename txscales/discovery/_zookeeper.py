@@ -12,6 +12,7 @@ import socket
 from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError, NoNodeError
 from kazoo.protocol.states import EventType, KazooState
+from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -339,3 +340,39 @@ def announceHost(address):
     if address.host in ("0.0.0.0", "::", ""):
         return socket.gethostbyname(socket.gethostname())
     return address.host
+
+
+class AnnouncedService(MultiService):
+    """
+    A server service announced in a serverset while it listens: announced
+    once listening, and on stop withdrawn first, then stopped (drained), so
+    that clients stop choosing it before it drains.
+
+    @param server: a service with a C{listening} Deferred firing with its
+        port (e.g. L{txscales.thriftmux.ThriftMuxServerService}).
+    @param uri: C{zk://hosts/path}.
+    """
+
+    def __init__(self, server, uri, reactor):
+        MultiService.__init__(self)
+        self._server = server
+        self._uri = uri
+        self._reactor = reactor
+        self.announcer = None
+        server.setServiceParent(self)
+
+    def startService(self):
+        MultiService.startService(self)
+        self._server.listening.addCallback(self._announce)
+
+    def _announce(self, port):
+        address = port.getHost()
+        self.announcer = Announcer(self._reactor, self._uri, announceHost(address), address.port)
+        self.announcer.start()
+        return port
+
+    def stopService(self):
+        Service.stopService(self)
+        d = self.announcer.stop() if self.announcer is not None else succeed(None)
+        d.addCallback(lambda _: self._server.stopService())
+        return d
