@@ -16,10 +16,7 @@ from twisted.trial.unittest import SkipTest
 
 from txscales.discovery._zookeeper import KazooBridge
 
-try:
-    from tests._twistd import Subprocess, spawn
-except ImportError:
-    from _twistd import Subprocess, spawn
+from tests._twistd import Subprocess, spawn
 
 ZOOKEEPER_JAR = "/usr/share/java/zookeeper.jar"
 ZOOKEEPER_CONF = "/etc/zookeeper/conf"

@@ -33,10 +33,7 @@ from txscales.demo.gen import TestService
 from txscales.demo.handler import TestServiceHandler
 from txscales.thriftmux import ThriftMux
 
-try:
-    from tests._pcap import finagleConnections, splitFrames
-except ImportError:  # tests/ is not a package: pytest put it on sys.path
-    from _pcap import finagleConnections, splitFrames
+from tests._pcap import finagleConnections, splitFrames
 
 TPING = bytes.fromhex("0000000441000001")
 TDRAIN = bytes.fromhex("0000000440000001")

@@ -20,10 +20,7 @@ from txscales.discovery._zookeeper import Announcer, ServersetDestination
 from txscales.errors import BadDestinationError, BadMemberError, DiscoveryError, NoEndpointsError, UnknownPluginError
 from txscales.thriftmux import ThriftMux
 
-try:
-    from tests._zookeeper import ZooKeeperServer, freePort
-except ImportError:
-    from _zookeeper import ZooKeeperServer, freePort
+from tests._zookeeper import ZooKeeperServer, freePort
 
 # A member as Finagle's ServerSet writes it (field order as Jackson emits
 # it), with an additional endpoint, a shard and metadata.

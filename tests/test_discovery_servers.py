@@ -13,14 +13,9 @@ from twisted.trial.unittest import TestCase
 from txscales.demo.gen import TestService
 from txscales.thriftmux import ThriftMux
 
-try:
-    from tests._twistd import startDemoServer
-    from tests._zookeeper import ZooKeeperServer
-    from tests.test_stack_servers import Load
-except ImportError:
-    from _twistd import startDemoServer
-    from _zookeeper import ZooKeeperServer
-    from test_stack_servers import Load
+from tests._twistd import startDemoServer
+from tests._zookeeper import ZooKeeperServer
+from tests.test_stack_servers import Load
 
 
 class AnnouncedServersTests(TestCase):

@@ -41,10 +41,8 @@ from txscales.mux._session import MARKER_BYTES, localHeaders
 from txscales.mux.protocol import MuxClientProtocol
 from txscales.thriftmux import ThriftMux
 
-try:
-    from tests._twistd import ProcessExitedEarly, listenProxy, runPeer, startDemoServer
-except ImportError:  # pytest's rootdir-less import puts tests/ itself on sys.path
-    from _twistd import ProcessExitedEarly, listenProxy, runPeer, startDemoServer
+from tests._proxy import listenProxy
+from tests._twistd import ProcessExitedEarly, runPeer, startDemoServer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERS = os.path.join(REPO, "tests", "peers")

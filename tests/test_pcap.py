@@ -9,10 +9,7 @@ import tempfile
 
 from twisted.trial.unittest import TestCase
 
-try:
-    from tests._pcap import finagleConnections, readConnections, splitFrames
-except ImportError:  # tests/ is not a package: pytest put it on sys.path
-    from _pcap import finagleConnections, readConnections, splitFrames
+from tests._pcap import finagleConnections, readConnections, splitFrames
 
 # Frames cut from the capture, as listed in MUX.md section 1.9.
 G4_TPING = "0000000441000001"

@@ -15,10 +15,7 @@ from txscales.errors import ConnectionLostError
 from txscales.interfaces import CLOSED
 from txscales.thriftmux import ThriftMux
 
-try:
-    from tests._twistd import startDemoServer, startTwistd
-except ImportError:
-    from _twistd import startDemoServer, startTwistd
+from tests._twistd import startDemoServer, startTwistd
 
 
 class Load:
