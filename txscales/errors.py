@@ -229,6 +229,32 @@ class BadDestinationError(TxScalesError, ValueError):
     mayHaveReachedServer = False
 
 
+class TlsError(TxScalesError):
+    """
+    The TLS handshake failed (for example the server's certificate could not
+    be verified); the request was not sent.
+    """
+
+    mayHaveReachedServer = False
+
+
+class HttpStatusError(TxScalesError):
+    """
+    An HTTP server answered with an error status (4xx or 5xx), for a client
+    asked to raise on those.
+
+    @ivar response: the response (C{code}, C{headers}).
+    @ivar code: its status code.
+    @ivar body: its body, bytes.
+    """
+
+    def __init__(self, response, body=b""):
+        TxScalesError.__init__(self, "HTTP status %d" % (response.code,))
+        self.response = response
+        self.code = response.code
+        self.body = body
+
+
 class DiscoveryError(TxScalesError):
     """
     Service discovery failed: for example ZooKeeper could not be reached

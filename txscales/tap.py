@@ -24,9 +24,19 @@ class _ServerOptions(usage.Options):
         ["metrics", None, None, "Also serve Prometheus metrics at /metrics on this endpoint (e.g. tcp:9990)."],
         ["label", None, None, "The server's name in metrics (default: the service's module)."],
         ["announce", None, None, "Announce the server in a ZooKeeper serverset: zk://zkhost:port[,...]/path."],
+        [
+            "protocol",
+            "p",
+            "thriftmux",
+            "Wire protocol: thriftmux (also serves framed Thrift and TTwitter clients) or http (Thrift over HTTP).",
+        ],
     ]
 
     def postOptions(self):
+        if self["protocol"] not in PROTOCOLS:
+            raise usage.UsageError(
+                "unsupported --protocol %r (supported: %s)" % (self["protocol"], ", ".join(sorted(PROTOCOLS)))
+            )
         if self["announce"] is not None:
             from txscales.discovery._serverset import parseZooKeeperUri
             from txscales.errors import BadDestinationError
@@ -42,19 +52,16 @@ class ServeOptions(_ServerOptions):
     Options of C{twistd txscales serve}.
     """
 
-    synopsis = "--listen ENDPOINT --iface DOTTED.Iface --handler DOTTED:callable [--protocol thriftmux]"
+    synopsis = "--listen ENDPOINT --iface DOTTED.Iface --handler DOTTED:callable [--protocol thriftmux|http]"
     optParameters = [
         ["iface", "i", None, "Dotted name of the generated Thrift Iface class."],
         ["handler", None, None, "module:callable (or dotted.callable) returning the handler object."],
-        ["protocol", "p", "thriftmux", "Wire protocol: thriftmux (also serves framed Thrift and TTwitter)."],
     ]
 
     def postOptions(self):
         _ServerOptions.postOptions(self)
         if not self["iface"] or not self["handler"]:
             raise usage.UsageError("--iface and --handler are required")
-        if self["protocol"] != "thriftmux":
-            raise usage.UsageError("unsupported --protocol %r (supported: thriftmux)" % (self["protocol"],))
 
 
 class DemoServerOptions(_ServerOptions):
@@ -106,10 +113,10 @@ def loadCallable(name):
     return namedAny(name)
 
 
-def _serverService(options, iface, handler, reactor):
+def _thriftMuxServer(options, iface, handler, reactor):
     from txscales.thriftmux import ThriftMux
 
-    server = ThriftMux.newServer(
+    return ThriftMux.newServer(
         iface,
         handler,
         options["listen"],
@@ -118,6 +125,20 @@ def _serverService(options, iface, handler, reactor):
         maxFrameSize=options["max-frame-size"],
         label=options["label"],
     )
+
+
+def _httpServer(options, iface, handler, reactor):
+    from txscales.http._thrift import ThriftHttpServerService
+
+    return ThriftHttpServerService(iface, handler, options["listen"], reactor, "%s (thrift over http)" % (iface.__module__,))
+
+
+PROTOCOLS = {"thriftmux": _thriftMuxServer, "http": _httpServer}
+"""Server builders by --protocol: C{(options, iface, handler, reactor) -> service}."""
+
+
+def _serverService(options, iface, handler, reactor):
+    server = PROTOCOLS[options["protocol"]](options, iface, handler, reactor)
     if options["announce"]:
         from txscales.discovery._zookeeper import AnnouncedService
 

@@ -1,0 +1,280 @@
+"""
+The HTTP client: treq over twisted.web's Agent with a shared connection
+pool, one endpoint per server of the destination, on the client stack.
+"""
+
+import random as _random
+
+from OpenSSL.SSL import Error as SSLError
+from twisted.internet import error as netError
+from twisted.internet.defer import CancelledError, succeed
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.ssl import optionsForClientTLS
+from twisted.python.failure import Failure
+from twisted.web import _newclient
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
+from twisted.web.iweb import IPolicyForHTTPS
+from zope.interface import implementer
+
+import treq
+from treq.client import HTTPClient
+
+from txscales.discovery import resolveDestination
+from txscales.errors import ConnectError, ConnectionLostError, HttpStatusError, TlsError
+from txscales.interfaces import CLOSED, OPEN, IEndpoint
+from txscales.stack._client import ClientStack
+
+_CONNECT_ERRORS = (
+    netError.ConnectError,
+    netError.DNSLookupError,
+    netError.ConnectionRefusedError,
+    netError.TimeoutError,
+    netError.NoRouteError,
+)
+
+
+class HttpRequest:
+    """
+    One HTTP request on its way down the client stack.
+
+    @ivar method: the method, e.g. C{"GET"}.
+    @ivar path: the path and query, e.g. C{"/users?id=3"}.
+    @ivar kwargs: treq's keyword arguments (C{headers}, C{data}, C{json},
+        C{params}, ...).
+    @ivar timeout: seconds before the request is cancelled, or None.
+    """
+
+    __slots__ = ("method", "path", "kwargs", "timeout")
+
+    def __init__(self, method, path, kwargs, timeout):
+        self.method = method
+        self.path = path
+        self.kwargs = kwargs
+        self.timeout = timeout
+
+    def retried(self, retries):
+        """
+        @return: the request to send again (HTTP carries no retry count).
+        """
+        return self
+
+
+@implementer(IPolicyForHTTPS)
+class _TrustRootPolicy:
+    """
+    Verify servers against one trust root (a private CA), by the host name
+    the client connects to.
+    """
+
+    def __init__(self, trustRoot):
+        self._trustRoot = trustRoot
+
+    def creatorForNetloc(self, hostname, port):
+        return optionsForClientTLS(hostname.decode("ascii"), trustRoot=self._trustRoot)
+
+
+@implementer(IEndpoint)
+class HttpEndpoint:
+    """
+    One HTTP server of a destination; requests share the client's
+    connection pool.
+    """
+
+    def __init__(self, reactor, http, host, port, scheme, connectTimeout):
+        self._reactor = reactor
+        self._http = http
+        self.host = host
+        self.port = port
+        self._base = "%s://%s:%d" % (scheme, "[%s]" % (host,) if ":" in host else host, port)
+        self._connectTimeout = connectTimeout
+        self._closed = False
+
+    def __repr__(self):
+        return self._base
+
+    @property
+    def status(self):
+        return CLOSED if self._closed else OPEN
+
+    def __call__(self, request):
+        d = self._http.request(request.method, self._base + request.path, **request.kwargs)
+        return d.addErrback(self._translate)
+
+    def _translate(self, failure):
+        if failure.check(CancelledError):
+            return failure
+        if failure.check(*_CONNECT_ERRORS):
+            raise ConnectError("cannot connect to %s: %s" % (self._base, failure.value))
+        if failure.check(_newclient.RequestNotSent):
+            raise ConnectionLostError(failure, mayHaveReachedServer=False)
+        if failure.check(_newclient.ResponseNeverReceived, _newclient.ResponseFailed, _newclient.RequestTransmissionFailed):
+            reasons = getattr(failure.value, "reasons", [])
+            if reasons and all(isinstance(r, Failure) and r.check(CancelledError) for r in reasons):
+                return Failure(CancelledError())
+            if any(isinstance(r, Failure) and r.check(SSLError) for r in reasons):
+                raise TlsError("TLS with %s failed: %s" % (self._base, reasons[0].value))
+            raise ConnectionLostError(failure, mayHaveReachedServer=True)
+        return failure
+
+    def getProtocol(self):
+        """
+        Check that a TCP connection can be made (fail-fast probes this).
+        """
+        endpoint = HostnameEndpoint(self._reactor, self.host, self.port, timeout=self._connectTimeout)
+        d = endpoint.connect(Factory.forProtocol(Protocol))
+
+        def connected(protocol):
+            protocol.transport.loseConnection()
+
+        def failed(failure):
+            raise ConnectError("cannot connect to %s: %s" % (self._base, failure.value))
+
+        return d.addCallbacks(connected, failed)
+
+    def close(self):
+        self._closed = True
+        return succeed(None)
+
+
+class HttpClient:
+    """
+    An HTTP client of a destination's servers.  Each method returns a
+    Deferred firing with treq's response (C{code}, C{headers},
+    C{treq.content(response)}, C{response.json()}, ...).
+
+    An error status is a response, not a failure, unless the client was
+    made with C{raiseForStatus=True} (then L{HttpStatusError}).
+
+    @ivar stack: the client stack requests go through.
+    """
+
+    def __init__(self, stack, pool, timeout, raiseForStatus):
+        self.stack = stack
+        self._pool = pool
+        self._timeout = timeout
+        self._raiseForStatus = raiseForStatus
+
+    def request(self, method, path, timeout=None, **kwargs):
+        """
+        Send a request to one of the servers.
+
+        @param method: e.g. C{"GET"}.
+        @param path: the path and query, starting with C{/}.
+        @param timeout: seconds (default: the client's); on expiry the
+            request is cancelled and fails with
+            L{txscales.errors.RequestTimeoutError}.
+        @param kwargs: treq's request arguments: C{headers}, C{params},
+            C{data}, C{json}, C{files}, C{auth}, ...
+        @return: a Deferred of the response.
+        """
+        if not path.startswith("/"):
+            path = "/" + path
+        if isinstance(method, bytes):
+            method = method.decode("ascii")
+        request = HttpRequest(method.upper(), path, kwargs, self._timeout if timeout is None else timeout)
+        d = self.stack(request)
+        if self._raiseForStatus:
+            d.addCallback(_checkStatus)
+        return d
+
+    def get(self, path, **kwargs):
+        """
+        GET C{path}; see L{request}.
+        """
+        return self.request("GET", path, **kwargs)
+
+    def head(self, path, **kwargs):
+        """
+        HEAD C{path}; see L{request}.
+        """
+        return self.request("HEAD", path, **kwargs)
+
+    def post(self, path, **kwargs):
+        """
+        POST to C{path}; see L{request}.
+        """
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path, **kwargs):
+        """
+        PUT to C{path}; see L{request}.
+        """
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path, **kwargs):
+        """
+        PATCH C{path}; see L{request}.
+        """
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path, **kwargs):
+        """
+        DELETE C{path}; see L{request}.
+        """
+        return self.request("DELETE", path, **kwargs)
+
+    def close(self):
+        """
+        Close the client and its pooled connections.
+
+        @return: a Deferred firing when they are closed.
+        """
+        d = self.stack.close()
+        d.addCallback(lambda _: self._pool.closeCachedConnections())
+        return d
+
+
+def _checkStatus(response):
+    if response.code < 400:
+        return response
+    # Read the body, so that the connection goes back to the pool.
+    return treq.content(response).addCallback(_statusError, response)
+
+
+def _statusError(body, response):
+    raise HttpStatusError(response, body)
+
+
+def buildHttpClient(
+    dest,
+    reactor=None,
+    timeout=None,
+    tls=False,
+    trustRoot=None,
+    raiseForStatus=False,
+    persistent=True,
+    maxPersistentPerHost=10,
+    connectTimeout=5.0,
+    random=None,
+    label=None,
+    stats=True,
+    registry=None,
+    discoveryTimeout=10.0,
+    **stackOptions
+):
+    """
+    Build an HTTP client; see L{txscales.http.Http.newClient}.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    if random is None:
+        random = _random.Random()
+    pool = HTTPConnectionPool(reactor, persistent=persistent)
+    pool.maxPersistentPerHost = maxPersistentPerHost
+    policy = _TrustRootPolicy(trustRoot) if trustRoot is not None else BrowserLikePolicyForHTTPS()
+    agent = Agent(reactor, contextFactory=policy, pool=pool, connectTimeout=connectTimeout)
+    http = HTTPClient(agent)
+    scheme = "https" if tls else "http"
+    clientStats = None
+    if stats:
+        from txscales.stats import ClientStats
+
+        clientStats = ClientStats(label or "http", registry)
+
+    def makeEndpoint(host, port):
+        return HttpEndpoint(reactor, http, host, port, scheme, connectTimeout)
+
+    destination = resolveDestination(dest, reactor, connectTimeout=discoveryTimeout)
+    stack = ClientStack(reactor, random, destination, makeEndpoint, stats=clientStats, **stackOptions)
+    return HttpClient(stack, pool, timeout, raiseForStatus)

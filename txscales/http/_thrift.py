@@ -1,0 +1,162 @@
+"""
+Thrift over HTTP, compatible with Apache Thrift's C{THttpClient} and
+C{THttpServer}: each call is a POST whose body is one Thrift message
+(C{application/x-thrift}, binary or compact protocol), answered in the
+response body.
+"""
+
+import treq
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Site
+
+from txscales.errors import BadMessageError, HttpStatusError
+from txscales.thrift._codec import decodeReply, describeService, encodeCall
+from txscales.thrift._processor import ThriftProcessor
+from txscales.thrift._proxy import proxyClass
+
+_log = Logger()
+
+CONTENT_TYPE = b"application/x-thrift"
+
+
+class ThriftHttpClient:
+    """
+    Base of the generated Thrift-over-HTTP client proxies: each service
+    method returns a Deferred of its result (declared exceptions arrive as
+    themselves).
+
+    @ivar http: the L{txscales.http.HttpClient} the calls go through.
+    """
+
+    def __init__(self, http, path):
+        self.http = http
+        self._path = path
+
+    def _call(self, method, args, kwargs):
+        try:
+            body = encodeCall(method, args, kwargs)
+        except Exception as e:
+            return fail(e)
+        d = self.http.post(self._path, data=body, headers={b"Content-Type": [CONTENT_TYPE]})
+        d.addCallback(self._response, method)
+        return d
+
+    def _response(self, response, method):
+        if response.code != 200:
+            return treq.content(response).addCallback(lambda body: _raise(HttpStatusError(response, body)))
+        return treq.content(response).addCallback(self._decode, method)
+
+    @staticmethod
+    def _decode(body, method):
+        if method.oneway:
+            return None
+        if not body:
+            raise BadMessageError("empty Thrift reply to %s" % (method.name,))
+        return decodeReply(method, body)
+
+    def close(self):
+        """
+        Close the client.
+
+        @return: a Deferred firing when closed.
+        """
+        return self.http.close()
+
+
+def _raise(error):
+    raise error
+
+
+def buildThriftHttpClient(iface, dest, path="/", **options):
+    """
+    Build a Thrift-over-HTTP client; see L{txscales.http.ThriftHttp}.
+    """
+    from txscales.http._client import buildHttpClient
+
+    options.setdefault("label", iface.__module__)
+    http = buildHttpClient(dest, **options)
+    methods = describeService(iface)
+    return proxyClass(ThriftHttpClient, iface, methods)(http, path)
+
+
+class ThriftResource(Resource):
+    """
+    A twisted.web resource serving a handler for a generated Thrift service
+    to POSTed Thrift calls (as Apache Thrift's C{THttpClient} sends them).
+    Mount it anywhere in a site.
+    """
+
+    isLeaf = True
+
+    def __init__(self, iface, handler):
+        Resource.__init__(self)
+        self._processor = ThriftProcessor(iface, handler)
+
+    def render_POST(self, request):
+        body = request.content.read()
+        try:
+            result = self._processor.process(body)
+        except BadMessageError as e:
+            request.setResponseCode(400)
+            request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+            return ("not a Thrift message: %s\n" % (e,)).encode("utf-8")
+        request.setHeader(b"Content-Type", CONTENT_TYPE)
+        if not isinstance(result, Deferred):
+            return result
+        # The client going away cancels the handler.
+        request.notifyFinish().addErrback(lambda _: result.cancel())
+        result.addCallbacks(self._write, self._failed, (request,), None, (request,))
+        return NOT_DONE_YET
+
+    @staticmethod
+    def _write(body, request):
+        if not request.finished and not request._disconnected:
+            request.write(body)
+            request.finish()
+
+    @staticmethod
+    def _failed(failure, request):
+        if not request.finished and not request._disconnected:
+            request.setResponseCode(503)
+            request.finish()
+
+    def render_GET(self, request):
+        request.setResponseCode(405)
+        request.setHeader(b"Allow", b"POST")
+        return b"POST Thrift calls here\n"
+
+
+class ThriftHttpServerService(Service):
+    """
+    Serve a L{ThriftResource} at every path of an endpoint string.
+
+    @ivar listening: a Deferred firing with the port once listening.
+    """
+
+    def __init__(self, iface, handler, listen, reactor, description="Thrift over HTTP"):
+        self._site = Site(ThriftResource(iface, handler))
+        self._site.noisy = False
+        self._listen = listen
+        self._reactor = reactor
+        self._description = description
+        self.port = None
+        self.listening = Deferred()
+
+    def startService(self):
+        Service.startService(self)
+        d = serverFromString(self._reactor, self._listen).listen(self._site)
+        d.addCallbacks(self._listened, self.listening.errback)
+
+    def _listened(self, port):
+        self.port = port
+        address = port.getHost()
+        _log.info("txscales: serving {what} on {host}:{port}", what=self._description, host=address.host, port=address.port)
+        self.listening.callback(port)
+
+    def stopService(self):
+        Service.stopService(self)
+        return self.port.stopListening() if self.port is not None else succeed(None)

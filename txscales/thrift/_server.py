@@ -1,0 +1,247 @@
+"""
+The plain Thrift server: a generated service's handler behind a framed or
+buffered listener, binary and compact (chosen by each call's first byte).
+
+Calls on a connection are read as they arrive and run concurrently; their
+replies are written in call order.  One-way calls run and get no reply.
+Stopping the service stops listening, lets every connection finish the calls
+it received, and closes it.
+"""
+
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from txscales.errors import ProtocolError
+from txscales.thrift._framing import DEFAULT_MAX_MESSAGE_SIZE, FRAMED
+from txscales.thrift._processor import ThriftProcessor
+from txscales.thrift._session import ServerSession
+from txscales.thriftmux._server import ThriftMuxServerService
+
+_log = Logger()
+
+
+def _noDelay(transport):
+    setTcpNoDelay = getattr(transport, "setTcpNoDelay", None)
+    if setTcpNoDelay is not None:
+        try:
+            setTcpNoDelay(True)
+        except OSError:
+            pass
+
+
+def countedProcess(process, stats, clock):
+    """
+    @param process: a L{ThriftProcessor}'s C{process}.
+    @param stats: a L{txscales.stats.Stats} for the server.
+    @return: C{process}, counting each call's outcome and latency in
+        C{stats}.
+    """
+
+    def counted(message):
+        stats.started()
+        start = clock.seconds()
+        try:
+            result = process(message)
+        except Exception as e:
+            stats.failed(e, clock.seconds() - start)
+            raise
+        if isinstance(result, Deferred):
+            return result.addCallbacks(_served, _failed, (stats, clock, start), None, (stats, clock, start))
+        stats.succeeded(clock.seconds() - start)
+        return result
+
+    return counted
+
+
+def _served(result, stats, clock, start):
+    stats.succeeded(clock.seconds() - start)
+    return result
+
+
+def _failed(failure, stats, clock, start):
+    stats.failed(failure.value, clock.seconds() - start)
+    return failure
+
+
+class ThriftServerProtocol(Protocol):
+    """
+    One plain Thrift server connection.
+
+    @ivar closed: fires with None once the connection is gone.
+    """
+
+    def __init__(self, process, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
+        self._process = process
+        self._session = ServerSession(transport, maxMessageSize)
+        self._inflight = {}
+        self.closed = Deferred()
+
+    @property
+    def session(self):
+        """
+        The connection's L{txscales.thrift._session.ServerSession}.
+        """
+        return self._session
+
+    def connectionMade(self):
+        _noDelay(self.transport)
+        self.factory.protocols.add(self)
+        if self.factory.draining:
+            # Accepted just before the server stopped listening.
+            self.drain()
+
+    def dataReceived(self, data):
+        try:
+            calls = self._session.receiveData(data)
+        except ProtocolError as e:
+            _log.warn("closing Thrift connection: {error}", error=e)
+            self._flush()
+            self.transport.loseConnection()
+            return
+        for call in calls:
+            self._dispatch(call)
+        self._flush()
+
+    def _dispatch(self, call):
+        try:
+            result = self._process(call.message)
+        except ProtocolError as e:
+            _log.warn("closing Thrift connection: {error}", error=e)
+            self.transport.loseConnection()
+            return
+        except Exception:
+            self._failed(Failure(), call.requestId)
+            return
+        if type(result) is not Deferred and not isinstance(result, Deferred):
+            self._session.reply(call.requestId, result)
+            return
+        self._inflight[call.requestId] = result
+        result.addCallbacks(self._replied, self._failed, (call.requestId,), None, (call.requestId,))
+
+    def _replied(self, message, requestId):
+        self._inflight.pop(requestId, None)
+        if self._session.reply(requestId, message):
+            self._flush()
+        self._closeIfDrained()
+
+    def _failed(self, failure, requestId):
+        self._inflight.pop(requestId, None)
+        if failure.check(CancelledError):
+            return
+        # Plain Thrift has no error or nack reply: the client learns that
+        # its call failed from the connection closing.
+        _log.failure("Thrift call failed without a reply; closing the connection", failure)
+        self.transport.loseConnection()
+
+    def _flush(self):
+        data = self._session.dataToSend()
+        if data:
+            self.transport.write(data)
+        self._closeIfDrained()
+
+    def drain(self):
+        """
+        Answer the calls received, then close.
+
+        @return: L{closed}.
+        """
+        self._session.drain()
+        self._closeIfDrained()
+        return self.closed
+
+    def _closeIfDrained(self):
+        # One-way calls still running hold the connection open too.
+        if self._session.readyToClose() and not self._inflight:
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason):
+        self.factory.protocols.discard(self)
+        self._session.connectionLost()
+        inflight, self._inflight = self._inflight, {}
+        for d in inflight.values():
+            d.cancel()
+        self.closed.callback(None)
+
+
+class ThriftServerFactory(Factory):
+    """
+    Make L{ThriftServerProtocol}s running C{process} on each call, and drain
+    them on stop.
+
+    @ivar protocols: the open connections.
+    @ivar draining: whether L{drainAll} was called.
+    """
+
+    noisy = False
+
+    def __init__(self, process, clock, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
+        ServerSession(transport, maxMessageSize)  # check the transport name
+        self._process = process
+        self._clock = clock
+        self._transport = transport
+        self._maxMessageSize = maxMessageSize
+        self.protocols = set()
+        self.draining = False
+
+    def buildProtocol(self, addr):
+        p = ThriftServerProtocol(self._process, self._transport, self._maxMessageSize)
+        p.factory = self
+        return p
+
+    def drainAll(self, timeout=10.0):
+        """
+        Drain every connection; abort the ones still open after C{timeout}
+        seconds.
+
+        @return: a Deferred firing when all are closed.
+        """
+        self.draining = True
+        protocols = list(self.protocols)
+        if not protocols:
+            return succeed(None)
+        done = Deferred()
+        remaining = [len(protocols)]
+
+        def closedOne(_):
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                if timer.active():
+                    timer.cancel()
+                done.callback(None)
+
+        def expire():
+            for p in list(self.protocols):
+                _log.warn("drain deadline passed; aborting a Thrift connection")
+                p.transport.abortConnection()
+
+        timer = self._clock.callLater(timeout, expire)
+        for p in protocols:
+            p.drain().addCallback(closedOne)
+        return done
+
+
+def serverFactory(iface, handler, reactor, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, stats=None):
+    """
+    @param stats: a L{txscales.stats.Stats} for the server, or None.
+    @return: a L{ThriftServerFactory} serving C{handler} for the generated
+        service C{iface}.
+    """
+    process = ThriftProcessor(iface, handler).process
+    if stats is not None:
+        process = countedProcess(process, stats, reactor)
+    return ThriftServerFactory(process, reactor, transport, maxMessageSize)
+
+
+class ThriftServerService(ThriftMuxServerService):
+    """
+    A service that serves plain Thrift on a Twisted server endpoint string
+    and, when stopped, stops listening, lets every connection answer the
+    calls it received, and closes it (aborting those still open after the
+    drain timeout).
+
+    @ivar factory: the L{ThriftServerFactory}.
+    @ivar port: the listening port once started.
+    @ivar listening: a Deferred firing with the port once listening.
+    """

@@ -1,0 +1,302 @@
+"""
+Plain Thrift connections, sans-IO: the client side (one call at a time,
+sequence ids checked) and the server side (calls pipelined, answered in
+order).  Plain Python, no Twisted.
+
+    session = ClientSession(FRAMED, BINARY)
+    transport.write(session.call(method, argsBytes))
+    for reply in session.receiveData(received):   # Reply events
+        ...
+"""
+
+from collections import deque
+from struct import Struct
+
+from thrift.protocol import fastbinary
+from thrift.Thrift import TMessageType
+
+from txscales.errors import BadMessageError, ProtocolError, UnexpectedMessageError
+from txscales.thrift._codec import decodeReply, readMessageBegin
+from txscales.thrift._framing import (
+    BINARY,
+    COMPACT,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    FRAMED,
+    PROTOCOLS,
+    encodeFrame,
+    makeDecoder,
+    messageType,
+)
+
+_int = Struct(">i")
+
+
+def _varint(value):
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def callHeader(method, seqid, protocol):
+    """
+    @return: the message header of a call (or one-way call) of C{method}
+        with C{seqid}, in C{protocol} (L{BINARY} or L{COMPACT}).
+    """
+    if protocol == BINARY:
+        return method.callHeader(seqid)
+    messageType = TMessageType.ONEWAY if method.oneway else TMessageType.CALL
+    return bytes((0x82, 0x01 | (messageType << 5))) + _varint(seqid) + _varint(len(method.nameBytes)) + method.nameBytes
+
+
+def encodeArgs(method, args, kwargs, protocol):
+    """
+    Encode the args struct of a call of C{method}.
+
+    @raise TypeError: for arguments that do not match the method.
+    """
+    argsObject = method.argsClass(*args, **kwargs)
+    if protocol == BINARY:
+        return fastbinary.encode_binary(argsObject, method.argsSpec)
+    return fastbinary.encode_compact(argsObject, method.argsSpec)
+
+
+def checkOptions(transport, protocol):
+    """
+    @raise ValueError: for an unknown transport or protocol name.
+    """
+    makeDecoder(transport, 1)
+    if protocol not in PROTOCOLS:
+        raise ValueError("unknown Thrift protocol %r (expected %s)" % (protocol, " or ".join(PROTOCOLS)))
+
+
+class Reply:
+    """
+    The answer to a call.
+
+    @ivar method: the L{txscales.thrift._codec.Method} called.
+    @ivar value: the returned value (None for void methods and failures).
+    @ivar error: the declared exception or L{txscales.errors.ApplicationError}
+        the server answered with, or None.
+    """
+
+    __slots__ = ("method", "value", "error")
+
+    def __init__(self, method, value=None, error=None):
+        self.method = method
+        self.value = value
+        self.error = error
+
+    def result(self):
+        """
+        @return: the value.
+        @raise Exception: the error, as itself.
+        """
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+    def __repr__(self):
+        return "<Reply %s value=%r error=%r>" % (self.method.name, self.value, self.error)
+
+
+class ClientSession:
+    """
+    The client side of one plain Thrift connection: at most one call waits
+    for its reply.  Sequence ids count up from 1 on each connection; a reply
+    must carry the seqid and method name of the call waiting.
+
+    Any L{ProtocolError} raised (an undecodable, oversized, unexpected or
+    mismatched reply) closes the session: the connection must be closed and
+    the call waiting failed with that error.
+
+    @ivar state: C{"open"} or C{"closed"}.
+    @ivar waiting: the method whose reply is awaited, or None.
+    """
+
+    def __init__(self, transport=FRAMED, protocol=BINARY, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
+        checkOptions(transport, protocol)
+        self._decoder = makeDecoder(transport, maxMessageSize)
+        self._framed = transport == FRAMED
+        self._protocol = protocol
+        self._seqid = 0
+        self._expected = 0
+        self.waiting = None
+        self.state = "open"
+
+    def call(self, method, argsBytes):
+        """
+        Start a call of C{method}, whose encoded args struct is
+        C{argsBytes} (see L{encodeArgs}).
+
+        @return: the bytes to write.  A one-way call expects no reply.
+        @raise RuntimeError: when a call is waiting or the session is
+            closed.
+        """
+        if self.waiting is not None or self.state != "open":
+            raise RuntimeError("a plain Thrift connection carries one call at a time")
+        self._seqid = seqid = (self._seqid % 0x7FFFFFFF) + 1
+        message = callHeader(method, seqid, self._protocol) + argsBytes
+        if not method.oneway:
+            self.waiting = method
+            self._expected = seqid
+        return encodeFrame(message) if self._framed else message
+
+    def receiveData(self, data):
+        """
+        Handle bytes from the server.
+
+        @return: a list of L{Reply} (at most one).
+        @raise ProtocolError: see the class docstring.
+        """
+        try:
+            messages = self._decoder.feed(data)
+            return [self._reply(message) for message in messages]
+        except ProtocolError:
+            self.state = "closed"
+            raise
+
+    def _reply(self, message):
+        method = self.waiting
+        if method is None:
+            raise UnexpectedMessageError("a Thrift message arrived while no call waits for a reply")
+        protocol, name, kind, seqid, _ = readMessageBegin(message)
+        if protocol != self._protocol:
+            raise BadMessageError("a %s reply to a %s call of %s" % (protocol, self._protocol, method.name))
+        if seqid != self._expected or name != method.name:
+            raise UnexpectedMessageError(
+                "reply %r seqid %d does not answer the call %r seqid %d" % (name, seqid, method.name, self._expected)
+            )
+        self.waiting = None
+        try:
+            return Reply(method, decodeReply(method, message))
+        except ProtocolError:
+            raise
+        except Exception as e:
+            # A declared exception or an ApplicationError: the connection
+            # is still in step.
+            return Reply(method, error=e)
+
+    def connectionLost(self):
+        """
+        The connection is gone.
+        """
+        self.state = "closed"
+
+
+class Call:
+    """
+    A call the server received.
+
+    @ivar requestId: its number on the connection, for L{ServerSession.reply}.
+    @ivar message: the Thrift message bytes (unframed).
+    @ivar oneway: whether the client waits for no reply.
+    """
+
+    __slots__ = ("requestId", "message", "oneway")
+
+    def __init__(self, requestId, message, oneway):
+        self.requestId = requestId
+        self.message = message
+        self.oneway = oneway
+
+    def __repr__(self):
+        return "<Call %d oneway=%r %r>" % (self.requestId, self.oneway, self.message[:32])
+
+
+class ServerSession:
+    """
+    The server side of one plain Thrift connection: calls are read as they
+    arrive (pipelined) and may complete in any order; replies are written in
+    call order.  A one-way call gets no reply and holds no place in the
+    order.
+
+    @ivar state: C{"open"}, C{"draining"} (close once every reply is
+        written) or C{"closed"}.
+    """
+
+    def __init__(self, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
+        self._decoder = makeDecoder(transport, maxMessageSize)
+        self._framed = transport == FRAMED
+        self._queue = deque()
+        self._answers = {}
+        self._out = []
+        self._nextId = 0
+        self.state = "open"
+
+    @property
+    def pendingCount(self):
+        """
+        How many calls wait for their reply to be written.
+        """
+        return len(self._queue)
+
+    def receiveData(self, data):
+        """
+        Handle bytes from a client.
+
+        @return: a list of L{Call}.
+        @raise ProtocolError: for an oversized or undecodable message; the
+            connection must be closed.
+        """
+        calls = []
+        for message in self._decoder.feed(data):
+            kind = messageType(message)
+            if kind not in (TMessageType.CALL, TMessageType.ONEWAY):
+                raise BadMessageError("a Thrift server received message type %r" % (kind,))
+            self._nextId += 1
+            oneway = kind == TMessageType.ONEWAY
+            if not oneway:
+                self._queue.append(self._nextId)
+            calls.append(Call(self._nextId, message, oneway))
+        return calls
+
+    def reply(self, requestId, message):
+        """
+        Answer call C{requestId} with C{message} (unframed; C{b""} writes
+        nothing, as for a one-way method called with a CALL message).
+
+        @return: whether bytes are now ready to send.
+        """
+        if self.state == "closed" or requestId not in self._queue:
+            return False
+        self._answers[requestId] = message
+        queue = self._queue
+        ready = False
+        while queue and queue[0] in self._answers:
+            answer = self._answers.pop(queue.popleft())
+            if answer:
+                self._out.append(encodeFrame(answer) if self._framed else answer)
+                ready = True
+        return ready
+
+    def drain(self):
+        """
+        Close once the calls received are answered; plain Thrift has no way
+        to ask the client to stop sending.
+        """
+        if self.state == "open":
+            self.state = "draining"
+
+    def readyToClose(self):
+        """
+        @return: whether a draining connection may close now.
+        """
+        return self.state == "draining" and not self._queue and not self._out
+
+    def dataToSend(self):
+        """
+        @return: the bytes to write now.
+        """
+        out, self._out = self._out, []
+        return b"".join(out)
+
+    def connectionLost(self):
+        """
+        The connection is gone.
+        """
+        self.state = "closed"
+        self._queue.clear()
+        self._answers.clear()
