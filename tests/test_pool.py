@@ -2,7 +2,7 @@
 Tests for the watermark pool.
 """
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
 from txscales.errors import ClientClosedError, ConnectError, PoolExhaustedError
@@ -100,6 +100,53 @@ class WatermarkPoolTests(SynchronousTestCase):
         waiting.cancel()
         self.failureResultOf(waiting)
         self.assertEqual(self.pool.waiting, 0)
+
+    def test_cancelWhileOpeningForWaiter(self):
+        """
+        Cancelling a wait for which a connection is being opened fails only
+        that wait; the connection, once open, goes to the pool.
+        """
+        pending = []
+
+        def connect():
+            d = Deferred()
+            pending.append(d)
+            return d
+
+        pool = WatermarkPool(connect, low=1, high=1)
+        first = pool.acquire()
+        pending.pop().callback(Connection(0))
+        a = self.successResultOf(first)
+        waiting = pool.acquire()
+        pool.release(a, reusable=False)
+        waiting.cancel()
+        self.failureResultOf(waiting, CancelledError)
+        b = Connection(1)
+        pending.pop().callback(b)
+        self.assertEqual((pool.size, pool.idle), (1, 1))
+        self.assertIs(self.successResultOf(pool.acquire()), b)
+
+    def test_connectFailureForCancelledWaiter(self):
+        """
+        A failed connection opened for a wait that was cancelled meanwhile
+        frees its place and is not reported anywhere.
+        """
+        pending = []
+
+        def connect():
+            d = Deferred()
+            pending.append(d)
+            return d
+
+        pool = WatermarkPool(connect, low=1, high=1)
+        first = pool.acquire()
+        pending.pop().callback(Connection(0))
+        waiting = pool.acquire()
+        pool.release(self.successResultOf(first), reusable=False)
+        waiting.cancel()
+        self.failureResultOf(waiting, CancelledError)
+        pending.pop().errback(ConnectError("refused"))
+        self.assertEqual(pool.size, 0)
 
     def test_connectFailureFreesPlace(self):
         """

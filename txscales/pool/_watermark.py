@@ -62,9 +62,15 @@ class WatermarkPool:
             return d
         if len(self._waiters) >= self._maxWaiters:
             return fail(PoolExhaustedError("%d connections busy and %d callers waiting" % (self.size, len(self._waiters))))
-        waiter = Deferred(lambda d: self._waiters.remove(d))
+        waiter = Deferred(self._cancelWaiter)
         self._waiters.append(waiter)
         return waiter
+
+    def _cancelWaiter(self, waiter):
+        # A waiter still queued leaves the queue; one for which a
+        # connection is being opened gives it back to the pool when ready.
+        if waiter in self._waiters:
+            self._waiters.remove(waiter)
 
     def _connectFailed(self, failure):
         self.size -= 1
@@ -76,7 +82,20 @@ class WatermarkPool:
         if self._waiters and self.size < self._high and not self._closed:
             waiter = self._waiters.popleft()
             self.size += 1
-            self._connect().addErrback(self._connectFailed).chainDeferred(waiter)
+            d = self._connect()
+            d.addErrback(self._connectFailed)
+            d.addCallbacks(self._openedForWaiter, self._openFailedForWaiter, (waiter,), None, (waiter,))
+
+    def _openedForWaiter(self, connection, waiter):
+        if waiter.called:
+            # The waiter was cancelled meanwhile: the pool keeps it.
+            self.release(connection)
+        else:
+            waiter.callback(connection)
+
+    def _openFailedForWaiter(self, failure, waiter):
+        if not waiter.called:
+            waiter.errback(failure)
 
     def release(self, connection, reusable=True):
         """
