@@ -3,8 +3,6 @@ The HTTP client: treq over twisted.web's Agent with a shared connection
 pool, one endpoint per server of the destination, on the client stack.
 """
 
-import random as _random
-
 from OpenSSL.SSL import Error as SSLError
 from twisted.internet import error as netError
 from twisted.internet.defer import CancelledError, succeed
@@ -20,10 +18,9 @@ from zope.interface import implementer
 import treq
 from treq.client import HTTPClient
 
-from txscales.discovery import resolveDestination
 from txscales.errors import ConnectError, ConnectionLostError, HttpStatusError, TlsError
 from txscales.interfaces import CLOSED, OPEN, IEndpoint
-from txscales.stack._client import ClientStack
+from txscales.stack._client import buildStack
 
 _CONNECT_ERRORS = (
     netError.ConnectError,
@@ -246,11 +243,7 @@ def buildHttpClient(
     persistent=True,
     maxPersistentPerHost=10,
     connectTimeout=5.0,
-    random=None,
     label=None,
-    stats=True,
-    registry=None,
-    discoveryTimeout=10.0,
     **stackOptions
 ):
     """
@@ -258,23 +251,15 @@ def buildHttpClient(
     """
     if reactor is None:
         from twisted.internet import reactor
-    if random is None:
-        random = _random.Random()
     pool = HTTPConnectionPool(reactor, persistent=persistent)
     pool.maxPersistentPerHost = maxPersistentPerHost
     policy = _TrustRootPolicy(trustRoot) if trustRoot is not None else BrowserLikePolicyForHTTPS()
     agent = Agent(reactor, contextFactory=policy, pool=pool, connectTimeout=connectTimeout)
     http = HTTPClient(agent)
     scheme = "https" if tls else "http"
-    clientStats = None
-    if stats:
-        from txscales.stats import ClientStats
 
-        clientStats = ClientStats(label or "http", registry)
-
-    def makeEndpoint(host, port):
+    def makeEndpoint(host, port, stats):
         return HttpEndpoint(reactor, http, host, port, scheme, connectTimeout)
 
-    destination = resolveDestination(dest, reactor, connectTimeout=discoveryTimeout)
-    stack = ClientStack(reactor, random, destination, makeEndpoint, stats=clientStats, **stackOptions)
+    stack = buildStack(dest, makeEndpoint, reactor, label or "http", **stackOptions)
     return HttpClient(stack, pool, timeout, raiseForStatus)

@@ -7,10 +7,9 @@ import random as _random
 
 from twisted.internet.defer import fail
 
-from txscales.discovery import resolveDestination
 from txscales.errors import RequestTimeoutError, UnsupportedError
 from txscales.mux._client import MuxEndpoint, MuxRequest
-from txscales.stack._client import ClientStack
+from txscales.stack._client import STACK_OPTIONS, buildStack
 from txscales.thrift._codec import decodeReply, describeService, encodeCall
 from txscales.thrift._proxy import proxyClass
 from txscales.thriftmux._contexts import currentRequest, outgoingContexts
@@ -92,17 +91,6 @@ def _decode(reply, method):
     return decodeReply(method, reply.body)
 
 
-_STACK_OPTIONS = (
-    "balancer",
-    "balancerOptions",
-    "retryBudget",
-    "maxRequeues",
-    "retryPolicy",
-    "failureAccrual",
-    "failFast",
-)
-
-
 def buildClient(
     iface,
     dest,
@@ -111,11 +99,8 @@ def buildClient(
     clientId=None,
     random=None,
     label=None,
-    stats=True,
-    registry=None,
     connectTimeout=5.0,
     endpointFactory=None,
-    discoveryTimeout=10.0,
     **options
 ):
     """
@@ -125,20 +110,13 @@ def buildClient(
         from twisted.internet import reactor
     if random is None:
         random = _random.Random()
-    stackOptions = {k: options.pop(k) for k in _STACK_OPTIONS if k in options}
-    label = label or iface.__module__
-    clientStats = None
-    if stats:
-        from txscales.stats import ClientStats
+    stackOptions = {k: options.pop(k) for k in STACK_OPTIONS + ("stats", "registry", "discoveryTimeout") if k in options}
 
-        clientStats = ClientStats(label, registry)
-    onConnect = clientStats.connected if clientStats is not None else None
-
-    def makeEndpoint(host, port):
+    def makeEndpoint(host, port, stats):
+        onConnect = stats.connected if stats is not None else None
         return MuxEndpoint(reactor, host, port, options, connectTimeout, endpointFactory, onConnect)
 
-    destination = resolveDestination(dest, reactor, connectTimeout=discoveryTimeout)
-    stack = ClientStack(reactor, random, destination, makeEndpoint, stats=clientStats, **stackOptions)
+    stack = buildStack(dest, makeEndpoint, reactor, label or iface.__module__, random, **stackOptions)
     methods = describeService(iface)
     cls = proxyClass(ThriftMuxClient, iface, methods)
     return cls(methods, stack, reactor, timeout, clientId, random)
