@@ -60,7 +60,7 @@ class AnnouncedServersTests(TestCase):
         of announcing; a ZooKeeper restart under load fails no call and
         changes are seen again afterwards.
         """
-        load = Load(self.client, workers=12, delayMs=5)
+        load = Load(self, self.client, workers=12, delayMs=5)
         yield load.when(lambda: len(self.client.stack.nodes) == 3 and all(n.requests > 20 for n in self.client.stack.nodes))
         self.assertEqual(self.ports(), sorted(s.port for s in self.servers))
 

@@ -11,7 +11,7 @@ from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.trial.unittest import TestCase
 
 from txscales.demo.gen import TestService
-from txscales.errors import ConnectionLostError
+from txscales.errors import ClientClosedError, ConnectionLostError
 from txscales.interfaces import CLOSED
 from txscales.thriftmux import ThriftMux
 
@@ -22,15 +22,21 @@ class Load:
     """
     Workers calling C{delayedQuery} in a loop until stopped, recording every
     outcome; C{when(predicate)} fires once a predicate holds after a call.
+
+    The workers stop by themselves at the test's cleanup, when the client
+    is closed, and after C{maxFailures} failures, so that a failing test
+    cannot leave them spinning on calls that fail at once.
     """
 
-    def __init__(self, client, workers, delayMs=20):
+    def __init__(self, testCase, client, workers, delayMs=20, maxFailures=200):
         self._client = client
         self._delayMs = delayMs
+        self._maxFailures = maxFailures
         self._running = True
         self._waiting = []
         self.ok = 0
         self.failures = []
+        testCase.addCleanup(self.stop)
         self.done = gatherResults([self._worker(w) for w in range(workers)])
 
     @inlineCallbacks
@@ -43,6 +49,8 @@ class Load:
                 answer = yield self._client.delayedQuery(x, self._delayMs)
             except Exception as e:
                 self.failures.append(e)
+                if isinstance(e, ClientClosedError) or len(self.failures) >= self._maxFailures:
+                    self._running = False
             else:
                 if answer != x + x:
                     self.failures.append(AssertionError("%r answered %r" % (x, answer)))
@@ -51,13 +59,25 @@ class Load:
                 if predicate():
                     self._waiting.remove((predicate, d))
                     d.callback(None)
+        for predicate, d in list(self._waiting):
+            self._waiting.remove((predicate, d))
+            d.errback(AssertionError("the load stopped (%d failures, first: %r)" % (len(self.failures), self.failures[:1])))
 
     def when(self, predicate):
+        """
+        @return: a Deferred firing once C{predicate()} holds after a call,
+            or failing if the load stops first.
+        """
         d = Deferred()
         self._waiting.append((predicate, d))
         return d
 
     def stop(self):
+        """
+        Stop the workers.
+
+        @return: a Deferred firing when they have stopped.
+        """
         self._running = False
         return self.done
 
@@ -90,7 +110,7 @@ class ThreeServersTests(TestCase):
         to it go elsewhere; restarted, it gets traffic again after its
         reconnection backoff.
         """
-        load = Load(self.client, workers=20)
+        load = Load(self, self.client, workers=20)
         yield load.when(lambda: load.ok >= 200 and all(n.requests for n in self.nodes))
         victim, node = self.servers[1], self.nodes[1]
         inFlight = node.pending
@@ -118,7 +138,7 @@ class ThreeServersTests(TestCase):
         """
         SIGTERM of one server under load fails no call.
         """
-        load = Load(self.client, workers=20)
+        load = Load(self, self.client, workers=20)
         yield load.when(lambda: load.ok >= 200 and all(n.requests for n in self.nodes))
         result = yield self.servers[2].terminate()
         self.assertIn("all sessions closed", result.output, result.describe())
