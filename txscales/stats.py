@@ -8,7 +8,13 @@ C{prometheus_client.generate_latest(registry)} or the twistd C{--metrics}
 page exports them.
 """
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+import time
+from bisect import bisect_left
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 from twisted.application.service import Service
 from twisted.internet.defer import succeed
 from twisted.internet.endpoints import serverFromString
@@ -22,21 +28,88 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 _families = {}
 
 
+class _Series:
+    """
+    The request counts of one label: plain numbers, updated on every
+    request and read only when the registry is collected.
+    """
+
+    __slots__ = ("requests", "finished", "success", "failures", "buckets", "sum", "created", "failuresCreated")
+
+    def __init__(self):
+        self.requests = 0
+        self.finished = 0
+        self.success = 0
+        self.failures = {}
+        self.failuresCreated = {}
+        self.buckets = [0] * (len(_LATENCY_BUCKETS) + 1)
+        self.sum = 0.0
+        self.created = time.time()
+
+
+class _RequestMetrics:
+    """
+    A prometheus collector for one side's request metrics (requests,
+    success, failures, pending, latency), every label in one registry.
+
+    Counting a request is a few additions to plain numbers: a
+    prometheus_client metric takes a lock and checks its arguments on every
+    update, which costs more than the rest of the call's bookkeeping.  The
+    numbers become prometheus samples when the registry is collected, with
+    the names, types and labels the prometheus_client metrics would have.
+    """
+
+    def __init__(self, side):
+        self._side = side
+        self._prefix = "txscales_%s_" % (side,)
+        self.series = {}
+
+    def seriesFor(self, label):
+        series = self.series.get(label)
+        if series is None:
+            series = self.series[label] = _Series()
+        return series
+
+    def _families(self):
+        prefix, side = self._prefix, self._side
+        return (
+            CounterMetricFamily(prefix + "requests", "Requests started.", labels=[side]),
+            CounterMetricFamily(prefix + "success", "Requests that succeeded.", labels=[side]),
+            CounterMetricFamily(prefix + "failures", "Requests that failed, by error class.", labels=[side, "error"]),
+            GaugeMetricFamily(prefix + "pending", "Requests outstanding.", labels=[side]),
+            HistogramMetricFamily(prefix + "request_latency_seconds", "Request latency.", labels=[side]),
+        )
+
+    def describe(self):
+        return self._families()
+
+    def collect(self):
+        requests, success, failures, pending, latency = families = self._families()
+        bounds = [floatToGoString(b) for b in _LATENCY_BUCKETS] + ["+Inf"]
+        for label, s in list(self.series.items()):
+            requests.add_metric([label], s.requests, created=s.created)
+            success.add_metric([label], s.success, created=s.created)
+            for error, count in list(s.failures.items()):
+                failures.add_metric([label, error], count, created=s.failuresCreated[error])
+            pending.add_metric([label], s.requests - s.finished)
+            cumulative, total = [], 0
+            for bound, count in zip(bounds, list(s.buckets)):
+                total += count
+                cumulative.append((bound, total))
+            latency.add_metric([label], cumulative, s.sum)
+            latency.samples.append(Sample(latency.name + "_created", {self._side: label}, s.created, None, None))
+        return families
+
+
 def _metrics(registry, side):
     key = (id(registry), side)
     family = _families.get(key)
     if family is None:
         label = [side]
         prefix = "txscales_%s_" % (side,)
-        family = {
-            "requests": Counter(prefix + "requests", "Requests started.", label, registry=registry),
-            "success": Counter(prefix + "success", "Requests that succeeded.", label, registry=registry),
-            "failures": Counter(prefix + "failures", "Requests that failed, by error class.", label + ["error"], registry=registry),
-            "pending": Gauge(prefix + "pending", "Requests outstanding.", label, registry=registry),
-            "latency": Histogram(
-                prefix + "request_latency_seconds", "Request latency.", label, buckets=_LATENCY_BUCKETS, registry=registry
-            ),
-        }
+        requestMetrics = _RequestMetrics(side)
+        registry.register(requestMetrics)
+        family = {"requests": requestMetrics}
         if side == "client":
             family.update(
                 requeues=Counter(prefix + "retries_requeues", "Requests sent again to another endpoint.", label, registry=registry),
@@ -67,34 +140,37 @@ class Stats:
     def __init__(self, side, label, registry=None):
         self.label = label
         self._family = family = _metrics(registry if registry is not None else REGISTRY, side)
-        self._requests = family["requests"].labels(label)
-        self._success = family["success"].labels(label)
-        self._failures = family["failures"]
-        self._pending = family["pending"].labels(label)
-        self._latency = family["latency"].labels(label)
+        self._series = family["requests"].seriesFor(label)
 
     def started(self):
         """
         A request started.
         """
-        self._requests.inc()
-        self._pending.inc()
+        self._series.requests += 1
 
     def succeeded(self, latency):
         """
         A request succeeded after C{latency} seconds.
         """
-        self._pending.dec()
-        self._success.inc()
-        self._latency.observe(latency)
+        s = self._series
+        s.finished += 1
+        s.success += 1
+        s.buckets[bisect_left(_LATENCY_BUCKETS, latency)] += 1
+        s.sum += latency
 
     def failed(self, error, latency):
         """
         A request failed with C{error} after C{latency} seconds.
         """
-        self._pending.dec()
-        self._failures.labels(self.label, type(error).__name__).inc()
-        self._latency.observe(latency)
+        s = self._series
+        s.finished += 1
+        name = type(error).__name__
+        if name not in s.failures:
+            s.failuresCreated[name] = time.time()
+            s.failures[name] = 0
+        s.failures[name] += 1
+        s.buckets[bisect_left(_LATENCY_BUCKETS, latency)] += 1
+        s.sum += latency
 
 
 class ClientStats(Stats):

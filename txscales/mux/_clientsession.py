@@ -10,7 +10,7 @@ from txscales.errors import (
     SessionDrainingError,
     UnexpectedMessageError,
 )
-from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encodeFrames
+from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encodeDispatch, encodeFrames
 from txscales.mux._messages import (
     CONTROL_TAG,
     STATUS_NACK,
@@ -177,16 +177,15 @@ class ClientSession(Session):
         if self.draining:
             raise SessionDrainingError("the Mux session is draining")
         tag = self._tags.allocate()
-        message = Tdispatch(tag, contexts, dst, dtab, body)
         if self.state == "open":
             try:
-                self._out.append(encodeFrames(message, self.peerWindow))
+                self._out.append(encodeDispatch(tag, contexts, dst, dtab, body, self.peerWindow))
             except Exception:
                 self._tags.release(tag)
                 raise
             self._pending[tag] = _WRITTEN
         else:
-            self._queued.append(message)
+            self._queued.append(Tdispatch(tag, contexts, dst, dtab, body))
             self._pending[tag] = _QUEUED
         return tag
 

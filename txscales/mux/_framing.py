@@ -8,10 +8,14 @@ to write, fragmenting its body to the peer's window.
 
 from struct import Struct
 
-from txscales.errors import BadMessageError, FrameTooLargeError
+from txscales.errors import BadMessageError, EncodeError, FrameTooLargeError
 from txscales.mux._messages import (
     FRAGMENT_BIT,
     FRAGMENTABLE,
+    MAX_SHORT,
+    T_DISPATCH,
+    Tdispatch,
+    _writePairs as writePairs,
     R_DISCARDED,
     T_DISCARDED,
     T_DISCARDED_LEGACY,
@@ -26,6 +30,8 @@ _LARGE = 64 * 1024
 
 _length = Struct(">I")
 _header = Struct(">IBBH")
+_short = Struct(">H")
+_NO_PAIRS = _short.pack(0)
 
 
 class FrameDecoder:
@@ -164,11 +170,15 @@ def encodeFrames(message, window=None):
         C{mux-framer} header), or None for no fragmentation.
     @return: bytes of one or more frames, concatenated.
     """
-    if window is None or message.type not in FRAGMENTABLE:
+    if message.type not in FRAGMENTABLE:
         return encodeMessage(message)
-    body = message.encodeBody()
-    if len(body) <= window:
-        return frameHeader(message.wireType(), message.tag, len(body)) + body
+    parts = message.bodyParts()
+    size = sum(map(len, parts))
+    if window is None or size <= window:
+        # One join: the header and the body's parts, copied once.
+        parts.insert(0, frameHeader(message.type, message.tag, size))
+        return b"".join(parts)
+    body = b"".join(parts)
     typeCode = message.wireType()
     parts = []
     last = len(body) - window
@@ -179,4 +189,25 @@ def encodeFrames(message, window=None):
         offset += window
     parts.append(frameHeader(typeCode, message.tag, len(body) - offset))
     parts.append(body[offset:])
+    return b"".join(parts)
+
+
+def encodeDispatch(tag, contexts, dst, dtab, body, window=None):
+    """
+    Encode a C{Tdispatch} straight from its fields, without making a
+    L{txscales.mux._messages.Tdispatch}: the bytes of
+    C{encodeFrames(Tdispatch(tag, contexts, dst, dtab, body), window)}.
+    """
+    if dtab or type(dst) is not bytes:
+        return encodeFrames(Tdispatch(tag, contexts, dst, dtab, body), window)
+    parts = [None]
+    writePairs(parts, contexts, "context")
+    n = len(dst)
+    if n > MAX_SHORT:
+        raise EncodeError("dst is %d bytes; Mux allows 32767" % (n,))
+    parts += (_short.pack(n), dst, _NO_PAIRS, body)
+    size = sum(map(len, parts[1:]))
+    if window is not None and size > window:
+        return encodeFrames(Tdispatch(tag, contexts, dst, dtab, body), window)
+    parts[0] = frameHeader(T_DISPATCH, tag, size)
     return b"".join(parts)

@@ -13,7 +13,7 @@ are decoded; a decoded message remembers which spelling it came with
 canonical codes.
 """
 
-from struct import Struct
+from struct import Struct, error as StructError
 
 from txscales.errors import BadMessageError, EncodeError, UnknownMessageTypeError
 
@@ -56,6 +56,7 @@ _int = Struct(">I")
 _long = Struct(">Q")
 _header = Struct(">II")
 _tagWhich = Struct(">I")
+_STATUS_NO_CONTEXTS = [bytes((status, 0, 0)) for status in range(3)]
 
 
 def _u16(data, offset, what):
@@ -88,6 +89,42 @@ def _writeShortBytes(parts, value, what):
 
 
 def _readPairs(data, offset, what):
+    """
+    Read a C{count:2 (len:2 key len:2 value)*} field.
+
+    @return: (list of (key, value), the offset after them)
+    """
+    # The fast path: one loop, no call per field; anything unusual (short
+    # data, an oversized length, a buffer that is not bytes) goes to the
+    # checked path, which raises the precise error.
+    if type(data) is bytes:
+        try:
+            n = _short.unpack_from(data, offset)[0]
+            if n <= MAX_SHORT:
+                size = len(data)
+                pairs = []
+                append = pairs.append
+                unpack = _short.unpack_from
+                pos = offset + 2
+                for _ in range(n):
+                    length = unpack(data, pos)[0]
+                    end = pos + 2 + length
+                    if length > MAX_SHORT or end + 2 > size:
+                        break
+                    length = unpack(data, end)[0]
+                    after = end + 2 + length
+                    if length > MAX_SHORT or after > size:
+                        break
+                    append((data[pos + 2 : end], data[end + 2 : after]))
+                    pos = after
+                else:
+                    return pairs, pos
+        except StructError:
+            pass
+    return _readPairsChecked(data, offset, what)
+
+
+def _readPairsChecked(data, offset, what):
     n = _u16(data, offset, what + " count")
     if n > MAX_SHORT:
         raise BadMessageError("%s count %d exceeds 32767" % (what, n))
@@ -103,10 +140,15 @@ def _readPairs(data, offset, what):
 def _writePairs(parts, pairs, what):
     if len(pairs) > MAX_SHORT:
         raise EncodeError("%d %s entries; Mux allows 32767" % (len(pairs), what))
-    parts.append(_short.pack(len(pairs)))
+    pack = _short.pack
+    parts.append(pack(len(pairs)))
     for k, v in pairs:
-        _writeShortBytes(parts, k, what + " key")
-        _writeShortBytes(parts, v, what + " value")
+        nk, nv = len(k), len(v)
+        if nk > MAX_SHORT:
+            raise EncodeError("%s key is %d bytes; Mux allows 32767" % (what, nk))
+        if nv > MAX_SHORT:
+            raise EncodeError("%s value is %d bytes; Mux allows 32767" % (what, nv))
+        parts += (pack(nk), k, pack(nv), v)
 
 
 def _text(value):
@@ -228,24 +270,36 @@ class Tdispatch(Message):
     def __init__(self, tag, contexts=(), dst=b"", dtab=(), body=b""):
         self.tag = tag
         self.contexts = list(contexts)
-        self.dst = _text(dst)
-        self.dtab = [(_text(a), _text(b)) for a, b in dtab]
+        self.dst = dst if type(dst) is bytes else _text(dst)
+        self.dtab = [(_text(a), _text(b)) for a, b in dtab] if dtab else []
         self.body = body
 
     def encodeBody(self):
+        return b"".join(self.bodyParts())
+
+    def bodyParts(self):
+        """
+        @return: the list of byte strings whose concatenation is the body.
+        """
         parts = []
         _writePairs(parts, self.contexts, "context")
         _writeShortBytes(parts, self.dst, "dst")
         _writePairs(parts, self.dtab, "dtab")
         parts.append(self.body)
-        return b"".join(parts)
+        return parts
 
     @classmethod
     def decodeBody(cls, tag, body):
         contexts, offset = _readPairs(body, 0, "context")
         dst, offset = _readShortBytes(body, offset, "dst")
         dtab, offset = _readPairs(body, offset, "dtab")
-        return cls(tag, contexts, dst, dtab, bytes(body[offset:]))
+        message = cls.__new__(cls)
+        message.tag = tag
+        message.contexts = contexts
+        message.dst = dst
+        message.dtab = dtab
+        message.body = bytes(body[offset:])
+        return message
 
 
 class Rdispatch(Message):
@@ -268,19 +322,35 @@ class Rdispatch(Message):
         self.body = body
 
     def encodeBody(self):
+        return b"".join(self.bodyParts())
+
+    def bodyParts(self):
+        """
+        @return: the list of byte strings whose concatenation is the body.
+        """
         if not 0 <= self.status <= 255:
             raise EncodeError("status %r is not a byte" % (self.status,))
+        if not self.contexts:
+            return [_STATUS_NO_CONTEXTS[self.status] if self.status < 3 else bytes((self.status, 0, 0)), self.body]
         parts = [bytes((self.status,))]
         _writePairs(parts, self.contexts, "context")
         parts.append(self.body)
-        return b"".join(parts)
+        return parts
 
     @classmethod
     def decodeBody(cls, tag, body):
         if not body:
             raise BadMessageError("Rdispatch without a status byte")
-        contexts, offset = _readPairs(body, 1, "context")
-        return cls(tag, body[0], contexts, bytes(body[offset:]))
+        if body[1:3] == b"\x00\x00":
+            contexts, offset = [], 3
+        else:
+            contexts, offset = _readPairs(body, 1, "context")
+        message = cls.__new__(cls)
+        message.tag = tag
+        message.status = body[0]
+        message.contexts = contexts
+        message.body = bytes(body[offset:])
+        return message
 
 
 class Treq(Message):

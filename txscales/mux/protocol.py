@@ -89,6 +89,7 @@ class MuxClientProtocol(Protocol):
         self._clock = clock
         self._session = ClientSession(maxFrameSize, handshake=handshake)
         self._calls = {}
+        self._holding = False
         self._pingInterval = pingInterval
         self._pingTimeout = pingTimeout
         self._pingCall = None
@@ -140,7 +141,8 @@ class MuxClientProtocol(Protocol):
             return fail(e)
         d = Deferred(lambda d: self._discard(tag, d))
         self._calls[tag] = d
-        self._flush()
+        if not self._holding:
+            self._flush()
         return d
 
     def _discard(self, tag, d):
@@ -157,7 +159,14 @@ class MuxClientProtocol(Protocol):
             self._abort(e)
             return
         self._flush()
-        self._handle(events)
+        # Calls made by the callbacks of these answers are written together,
+        # once every callback ran.
+        self._holding = True
+        try:
+            self._handle(events)
+        finally:
+            self._holding = False
+            self._flush()
 
     def _handle(self, events):
         # The session has already freed the tags of these answers.  Take
@@ -289,6 +298,7 @@ class MuxServerProtocol(Protocol):
         self._session = None
         self._first = b""
         self._inflight = {}
+        self._holding = False
         self.closed = Deferred()
 
     @property
@@ -326,16 +336,23 @@ class MuxServerProtocol(Protocol):
             # Opened while the server drains: drain once negotiated.
             self._startDrain()
         self._flush()
-        for event in events:
-            kind = type(event)
-            if kind is Dispatch:
-                self._dispatch(event)
-            elif kind is Discarded:
-                d = self._inflight.pop(event.requestId, None)
-                if d is not None:
-                    d.cancel()
-            elif kind is DrainAcknowledged:
-                self._closeIfDrained()
+        # Answers made while these events are handled are written together,
+        # once they all are.
+        self._holding = True
+        try:
+            for event in events:
+                kind = type(event)
+                if kind is Dispatch:
+                    self._dispatch(event)
+                elif kind is Discarded:
+                    d = self._inflight.pop(event.requestId, None)
+                    if d is not None:
+                        d.cancel()
+                elif kind is DrainAcknowledged:
+                    self._closeIfDrained()
+        finally:
+            self._holding = False
+            self._flush()
 
     def _dispatch(self, event):
         request = Request(event.body, event.contexts, event.dst, event.dtab)
@@ -344,7 +361,9 @@ class MuxServerProtocol(Protocol):
         except Exception:
             self._failed(Failure(), event.requestId, event.tag)
             return
-        if type(result) is not Deferred and not isinstance(result, Deferred):
+        # isinstance() against Deferred (an ABCMeta class) is slow; a reply
+        # body is bytes.
+        if type(result) is bytes or (type(result) is not Deferred and not isinstance(result, Deferred)):
             self._replied(result, event.requestId, event.tag)
             return
         self._inflight[event.requestId] = result
@@ -357,7 +376,7 @@ class MuxServerProtocol(Protocol):
 
     def _replied(self, body, requestId, tag):
         self._inflight.pop(requestId, None)
-        if self._session.reply(requestId, tag, body):
+        if self._session.reply(requestId, tag, body) and not self._holding:
             self._flush()
         self._closeIfDrained()
 
@@ -373,7 +392,7 @@ class MuxServerProtocol(Protocol):
             sent = self._session.replyError(
                 requestId, tag, "%s: %s" % (type(value).__name__, value), getattr(value, "flags", 0)
             )
-        if sent:
+        if sent and not self._holding:
             self._flush()
         self._closeIfDrained()
 

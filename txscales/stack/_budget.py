@@ -18,23 +18,32 @@ class WindowedAdder:
         self._slice = window / slices
         self._buckets = [0] * slices
         self._now = now
-        self._current = int(now() / self._slice)
+        self._moveTo(int(now() / self._slice))
+
+    def _moveTo(self, current):
+        self._current = current
+        self._index = current % len(self._buckets)
+        # Until then, now() is in the current slice: no need to divide.
+        self._until = (current + 1) * self._slice
 
     def _expire(self):
-        current = int(self._now() / self._slice)
+        now = self._now()
+        if now < self._until:
+            return
+        current = int(now / self._slice)
         gap = current - self._current
         if gap > 0:
             n = len(self._buckets)
             for i in range(1, min(gap, n) + 1):
                 self._buckets[(self._current + i) % n] = 0
-            self._current = current
+            self._moveTo(current)
 
     def add(self, value):
         """
         Add C{value} now.
         """
         self._expire()
-        self._buckets[self._current % len(self._buckets)] += value
+        self._buckets[self._index] += value
 
     def sum(self):
         """

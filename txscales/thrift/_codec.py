@@ -8,6 +8,7 @@ building a protocol object per message.
 """
 
 import sys
+from io import BytesIO
 from struct import Struct
 
 from thrift.protocol import fastbinary
@@ -24,6 +25,34 @@ COMPACT = "compact"
 _VERSION_1 = 0x80010000
 _int = Struct(">i")
 _uint = Struct(">I")
+_ZERO = _int.pack(0)
+_headerPrefixes = {}
+
+
+class _Transport:
+    """
+    A read-only transport over one message: what C{fastbinary}'s decoders
+    read (C{cstringio_buf}, C{cstringio_refill}) and what Apache Thrift's
+    protocol classes read (C{read}, C{readAll}), without the cost of a
+    C{TMemoryBuffer} per message.
+    """
+
+    __slots__ = ("cstringio_buf",)
+
+    def __init__(self, data):
+        self.cstringio_buf = BytesIO(data)
+
+    def cstringio_refill(self, partial, reqlen):
+        raise EOFError()
+
+    def read(self, size):
+        return self.cstringio_buf.read(size)
+
+    def readAll(self, size):
+        data = self.cstringio_buf.read(size)
+        if len(data) != size:
+            raise EOFError()
+        return data
 
 
 class _Reader:
@@ -31,12 +60,11 @@ class _Reader:
     The attributes C{fastbinary}'s decoders read from a protocol object.
     """
 
-    __slots__ = ("trans", "string_length_limit", "container_length_limit")
+    string_length_limit = None
+    container_length_limit = None
 
     def __init__(self, data):
-        self.trans = TMemoryBuffer(data)
-        self.string_length_limit = None
-        self.container_length_limit = None
+        self.trans = _Transport(data)
 
 
 class Method:
@@ -72,7 +100,7 @@ class Method:
                     self.hasSuccess = True
                 elif field[1] == TType.STRUCT:
                     self.exceptions.append((field[2], field[3][0]))
-        self._callHeader = {}
+        self._callHeaders = {}
 
     def callHeader(self, seqid, messageType=None):
         """
@@ -80,12 +108,12 @@ class Method:
         """
         if messageType is None:
             messageType = TMessageType.ONEWAY if self.oneway else TMessageType.CALL
-        return (
-            _uint.pack(_VERSION_1 | messageType)
-            + _uint.pack(len(self.nameBytes))
-            + self.nameBytes
-            + _int.pack(seqid)
-        )
+        prefix = self._callHeaders.get(messageType)
+        if prefix is None:
+            prefix = self._callHeaders[messageType] = (
+                _uint.pack(_VERSION_1 | messageType) + _uint.pack(len(self.nameBytes)) + self.nameBytes
+            )
+        return prefix + (_ZERO if seqid == 0 else _int.pack(seqid))
 
 
 def describeService(iface):
@@ -213,8 +241,13 @@ def _protocolFor(protocol, trans):
 
 def _messageHeader(protocol, name, messageType, seqid):
     if protocol == BINARY:
-        nameBytes = name.encode("utf-8")
-        return _uint.pack(_VERSION_1 | messageType) + _uint.pack(len(nameBytes)) + nameBytes + _int.pack(seqid)
+        prefix = _headerPrefixes.get((name, messageType))
+        if prefix is None:
+            nameBytes = name.encode("utf-8")
+            prefix = _uint.pack(_VERSION_1 | messageType) + _uint.pack(len(nameBytes)) + nameBytes
+            if len(_headerPrefixes) < 4096:
+                _headerPrefixes[(name, messageType)] = prefix
+        return prefix + (_ZERO if seqid == 0 else _int.pack(seqid))
     buffer = TMemoryBuffer()
     TCompactProtocol(buffer).writeMessageBegin(name, messageType, seqid)
     return buffer.getvalue()

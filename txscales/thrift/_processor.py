@@ -6,7 +6,7 @@ Deferred, or a coroutine.  Declared exceptions travel as themselves; any
 other failure becomes a C{TApplicationException} reply, as Finagle does.
 """
 
-from inspect import iscoroutine
+from types import CoroutineType
 
 from thrift.Thrift import TApplicationException, TMessageType
 from twisted.internet.defer import CancelledError, Deferred
@@ -23,6 +23,8 @@ from txscales.thrift._codec import (
 )
 
 _log = Logger()
+
+_PLAIN = frozenset([str, bytes, int, float, bool, type(None), list, dict, set, tuple])
 
 
 class ThriftProcessor:
@@ -66,11 +68,15 @@ class ThriftProcessor:
             return encodeApplicationException(name, seqid, protocol, str(e), TApplicationException.PROTOCOL_ERROR)
         try:
             result = fn(*args)
-            if iscoroutine(result):
+            kind = type(result)
+            if kind is CoroutineType:
                 result = Deferred.fromCoroutine(result)
+                kind = Deferred
         except Exception:
             return self._failed(Failure(), method, seqid, protocol)
-        if isinstance(result, Deferred):
+        # isinstance() against Deferred (a Generic, so an ABCMeta class) is
+        # slow: values of the usual types are never Deferreds.
+        if kind is Deferred or (kind not in _PLAIN and isinstance(result, Deferred)):
             return result.addCallbacks(
                 self._succeeded,
                 self._failed,

@@ -118,19 +118,50 @@ class RequestContext:
 
     def __init__(self, contexts):
         self.contexts = contexts
-        self.trace = None
-        self.deadline = None
-        self.clientId = None
-        for key, value in contexts:
-            lowered = key.lower()
-            if lowered == TRACE_KEY.lower():
-                self.trace = TraceId.decode(value)
-            elif lowered == DEADLINE_KEY.lower():
+        self._parsed = False
+
+    # The contexts are parsed when first asked for: most handlers never
+    # look at them.
+
+    @property
+    def trace(self):
+        if not self._parsed:
+            self._parse()
+        return self._trace
+
+    @property
+    def deadline(self):
+        if not self._parsed:
+            self._parse()
+        return self._deadline
+
+    @property
+    def clientId(self):
+        if not self._parsed:
+            self._parse()
+        return self._clientId
+
+    def _parse(self):
+        self._parsed = True
+        self._trace = None
+        self._deadline = None
+        self._clientId = None
+        for key, value in self.contexts:
+            # Keys are compared case-insensitively; they nearly always come
+            # spelled as Finagle spells them, which one lookup recognises.
+            kind = _KINDS.get(key)
+            if kind is None:
+                kind = _KINDS.get(key.lower())
+                if kind is None:
+                    continue
+            if kind == _TRACE:
+                self._trace = TraceId.decode(value)
+            elif kind == _DEADLINE:
                 decoded = decodeDeadline(value)
                 if decoded is not None and decoded[1] != NO_DEADLINE:
-                    self.deadline = decoded[1] / 1e9
-            elif lowered == CLIENT_ID_KEY.lower():
-                self.clientId = value.decode("utf-8", "replace") or None
+                    self._deadline = decoded[1] / 1e9
+            elif kind == _CLIENT_ID:
+                self._clientId = value.decode("utf-8", "replace") or None
 
     def passedOn(self):
         """
@@ -141,6 +172,12 @@ class RequestContext:
 
 
 _LOWER_OWN_KEYS = frozenset(k.lower() for k in _OWN_KEYS)
+
+_TRACE, _DEADLINE, _CLIENT_ID = range(3)
+_KINDS = {}
+for _key, _kind in ((TRACE_KEY, _TRACE), (DEADLINE_KEY, _DEADLINE), (CLIENT_ID_KEY, _CLIENT_ID)):
+    _KINDS[_key] = _KINDS[_key.lower()] = _kind
+del _key, _kind
 
 
 def outgoingContexts(now, timeout, clientId, newSpanId, incoming=None):
@@ -156,16 +193,20 @@ def outgoingContexts(now, timeout, clientId, newSpanId, incoming=None):
     @return: list of (key, value) in Finagle's order: TraceContext,
         Retries, Deadline, then the client id and inherited contexts.
     """
-    if incoming is not None and incoming.trace is not None:
-        trace = incoming.trace.child(newSpanId)
-    else:
-        trace = TraceId(newSpanId, newSpanId, newSpanId)
     nowNs = int(now * 1e9)
     deadlineNs = NO_DEADLINE if timeout is None else nowNs + int(timeout * 1e9)
-    if incoming is not None and incoming.deadline is not None:
-        deadlineNs = min(deadlineNs, int(incoming.deadline * 1e9))
+    if incoming is None:
+        # A call made outside any request: a new root trace.
+        traceValue = _trace.pack(newSpanId, newSpanId, newSpanId, 0)
+    else:
+        if incoming.trace is not None:
+            traceValue = incoming.trace.child(newSpanId).encode()
+        else:
+            traceValue = _trace.pack(newSpanId, newSpanId, newSpanId, 0)
+        if incoming.deadline is not None:
+            deadlineNs = min(deadlineNs, int(incoming.deadline * 1e9))
     contexts = [
-        (TRACE_KEY, trace.encode()),
+        (TRACE_KEY, traceValue),
         (RETRIES_KEY, b"\x00\x00\x00\x00"),
         (DEADLINE_KEY, _deadline.pack(nowNs, deadlineNs)),
     ]

@@ -45,7 +45,7 @@ def thriftMuxService(processor, stats=None, clock=None):
         except Exception as e:
             stats.failed(e, clock.seconds() - start)
             raise
-        if isinstance(result, Deferred):
+        if type(result) is not bytes and isinstance(result, Deferred):
             return result.addCallbacks(_served, _failed, (stats, clock, start), None, (stats, clock, start))
         stats.succeeded(clock.seconds() - start)
         return result
