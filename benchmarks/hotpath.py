@@ -1,0 +1,234 @@
+"""
+The CPU cost of one call on each side, without sockets: client and server
+protocols in one process, their bytes handed over in batches by a pump, as
+a busy connection delivers them.  Prints one JSON line.
+
+    python benchmarks/hotpath.py [--kinds echo,thriftmux] [--concurrency 100] [--size 32]
+
+Each round, the pump gives the server everything the client wrote, then the
+client everything the server wrote; C{--concurrency} calls are outstanding
+and each answer starts the next call, as in the throughput benchmark.  The
+time spent inside each side's C{dataReceived} (which, on the client, runs
+the callbacks that make the next calls) is that side's cost.  With no
+kernel, no scheduler and no other process involved, these figures move
+much less from run to run than calls/s over loopback, which makes them the
+measure to compare two versions of the code with.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import payload  # noqa: E402
+
+
+class BufferTransport:
+    """
+    A transport that keeps what is written until the pump takes it.
+    """
+
+    disconnecting = False
+    connected = True
+
+    def __init__(self):
+        self.out = []
+
+    def write(self, data):
+        self.out.append(data)
+
+    def writeSequence(self, data):
+        self.out.extend(data)
+
+    def take(self):
+        out, self.out = self.out, []
+        return b"".join(out)
+
+    def setTcpNoDelay(self, enabled):
+        pass
+
+    def loseConnection(self):
+        self.connected = False
+
+    abortConnection = loseConnection
+
+    def getPeer(self):
+        from twisted.internet.address import IPv4Address
+
+        return IPv4Address("TCP", "127.0.0.1", 40000)
+
+    getHost = getPeer
+
+    def registerProducer(self, producer, streaming):
+        pass
+
+    def unregisterProducer(self):
+        pass
+
+
+class WallClock:
+    """
+    A clock for the client stack: real time, timers that never fire (the
+    benchmark sets no timeouts and turns pings off).
+    """
+
+    def seconds(self):
+        return time.time()
+
+    def callLater(self, delay, f, *args, **kwargs):
+        from twisted.internet.task import Clock
+
+        return Clock().callLater(delay, f, *args, **kwargs)
+
+
+class Pair:
+    """
+    A client protocol and a server protocol joined by a pump that times
+    each side.
+    """
+
+    def __init__(self):
+        self.clientTransport = BufferTransport()
+        self.serverTransport = BufferTransport()
+        self.client = None
+        self.server = None
+        self.clientSeconds = 0.0
+        self.serverSeconds = 0.0
+
+    def connect(self, client, server):
+        self.client, self.server = client, server
+        server.makeConnection(self.serverTransport)
+        client.makeConnection(self.clientTransport)
+
+    def pump(self, timed=True):
+        moved = False
+        data = self.clientTransport.take()
+        if data:
+            moved = True
+            t0 = time.process_time()
+            self.server.dataReceived(data)
+            if timed:
+                self.serverSeconds += time.process_time() - t0
+        data = self.serverTransport.take()
+        if data:
+            moved = True
+            t0 = time.process_time()
+            self.client.dataReceived(data)
+            if timed:
+                self.clientSeconds += time.process_time() - t0
+        return moved
+
+
+def echoSetup(size):
+    from echo import EchoClientProtocol, EchoServerFactory
+
+    pair = Pair()
+    server = EchoServerFactory(WallClock()).buildProtocol(None)
+    client = EchoClientProtocol()
+    pair.connect(client, server)
+    x = payload(size, text=False)
+    return pair, (lambda: client.call(x)), x + x
+
+
+def thriftMuxSetup(size, stats):
+    from twisted.internet.defer import succeed
+
+    from txscales.demo.gen import TestService
+    from txscales.demo.handler import TestServiceHandler
+    from txscales.thriftmux import ThriftMux
+    from txscales.thriftmux._server import serverFactory
+
+    pair = Pair()
+    clock = WallClock()
+    serverStats = None
+    if stats:
+        from txscales.stats import Stats
+
+        serverStats = Stats("server", "hotpath")
+    factory = serverFactory(TestService.Iface, TestServiceHandler(clock), clock, stats=serverStats)
+
+    class Endpoint:
+        def connect(self, clientFactory):
+            server = factory.buildProtocol(None)
+            client = clientFactory.buildProtocol(None)
+            pair.connect(client, server)
+            return succeed(client)
+
+    client = ThriftMux.newClient(
+        TestService.Iface,
+        "tcp://127.0.0.1:9",
+        reactor=clock,
+        stats=stats,
+        pingInterval=None,
+        endpointFactory=lambda reactor, host, port, timeout: Endpoint(),
+    )
+    x = payload(size)
+    return pair, (lambda: client.query(x)), x + x
+
+
+def measure(setup, concurrency, calls, warmup):
+    pair, call, expected = setup()
+    state = {"answered": 0, "wrong": 0, "failed": 0, "left": warmup + calls}
+
+    def finished(result):
+        if result == expected:
+            state["answered"] += 1
+        elif hasattr(result, "getErrorMessage"):
+            state["failed"] += 1
+            state["error"] = result.getErrorMessage()
+        else:
+            state["wrong"] += 1
+        if state["left"] > 0:
+            issue()
+
+    def issue():
+        state["left"] -= 1
+        call().addBoth(finished)
+
+    # Connect (the first call waits for the handshake), then warm up.
+    issue()
+    while pair.pump(timed=False):
+        pass
+    for _ in range(concurrency - 1):
+        issue()
+    while state["answered"] + state["failed"] + state["wrong"] < warmup:
+        if not pair.pump(timed=False):
+            break
+    start = state["answered"]
+    pair.clientSeconds = pair.serverSeconds = 0.0
+    while pair.pump():
+        pass
+    n = state["answered"] - start
+    if state["failed"] or state["wrong"] or n <= 0:
+        raise SystemExit("hot path run failed: %r" % (state,))
+    return {"clientUs": pair.clientSeconds / n * 1e6, "serverUs": pair.serverSeconds / n * 1e6, "calls": n}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--kinds", default="echo,thriftmux,thriftmux-nostats")
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--calls", type=int, default=30000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    setups = {
+        "echo": lambda: echoSetup(args.size),
+        "thriftmux": lambda: thriftMuxSetup(args.size, True),
+        "thriftmux-nostats": lambda: thriftMuxSetup(args.size, False),
+    }
+    out = {"kind": "hotpath", "ok": True, "concurrency": args.concurrency, "size": args.size, "us": {}}
+    for kind in args.kinds.split(","):
+        runs = [measure(setups[kind], args.concurrency, args.calls, args.calls // 5) for _ in range(args.repeats)]
+        out["us"][kind] = {
+            "client": round(min(r["clientUs"] for r in runs), 2),
+            "server": round(min(r["serverUs"] for r in runs), 2),
+        }
+    sys.stdout.write(json.dumps(out, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()
