@@ -67,6 +67,20 @@ class OptionsTests(SynchronousTestCase):
         )
         self.assertIn("smoke", str(e))
 
+    def test_thriftTransport(self):
+        """
+        --transport framed|buffered goes with --protocol thrift; another
+        transport, or a buffered one with another protocol, is a usage
+        error.
+        """
+        base = ("serve", "--iface", "a.Iface", "--handler", "b:c")
+        sub = parse(*base + ("--protocol", "thrift", "--transport", "buffered")).subOptions
+        self.assertEqual((sub["protocol"], sub["transport"]), ("thrift", "buffered"))
+        self.assertEqual(parse(*base + ("--protocol", "thrift")).subOptions["transport"], "framed")
+        e = self.assertRaises(usage.UsageError, parse, *base + ("--protocol", "thrift", "--transport", "http"))
+        self.assertIn("http", str(e))
+        self.assertRaises(usage.UsageError, parse, *base + ("--transport", "buffered"))
+
     def test_subcommandRequired(self):
         """
         A subcommand is required.
@@ -120,6 +134,39 @@ class ServeTests(TestCase):
         client = ThriftMux.newClient(TestService.Iface, "tcp://127.0.0.1:%d" % (port.getHost().port,), timeout=5)
         self.addCleanup(client.close)
         self.assertEqual((yield client.query("abc")), "ABC")
+
+
+class ServeThriftTests(TestCase):
+    """
+    serve --protocol thrift serves plain Thrift.
+    """
+
+    @inlineCallbacks
+    def test_serveBuffered(self):
+        """
+        The handler answers plain Thrift calls on the chosen transport, in
+        either protocol.
+        """
+        from txscales.thrift import Thrift, ThriftServerService
+
+        service = makeService(
+            parse(
+                "serve", "--listen", "tcp:0:interface=127.0.0.1", "--iface", "txscales.demo.gen.TestService.Iface",
+                "--handler", "tests.test_tap:makeUpperHandler", "--protocol", "thrift", "--transport", "buffered",
+            ),
+            reactor,
+        )
+        self.assertIsInstance(service, ThriftServerService)
+        service.startService()
+        self.addCleanup(service.stopService)
+        port = yield service.listening
+        for protocol in ("binary", "compact"):
+            client = Thrift.newClient(
+                TestService.Iface, "tcp://127.0.0.1:%d" % (port.getHost().port,), transport="buffered",
+                protocol=protocol, timeout=5,
+            )
+            self.addCleanup(client.close)
+            self.assertEqual((yield client.query("abc")), "ABC")
 
 
 class DemoRunTests(SynchronousTestCase):

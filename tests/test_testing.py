@@ -73,3 +73,27 @@ class MemoryNetworkTests(SynchronousTestCase):
         other = self.network.thriftMuxClient(TestService.Iface, "tcp://127.0.0.1:1")
         self.failureResultOf(other.query("x"), ConnectError)
         self.successResultOf(other.close())
+
+
+class PlainThriftMemoryNetworkTests(SynchronousTestCase):
+    """
+    Plain Thrift clients and servers connect in memory too.
+    """
+
+    def test_buffered(self):
+        """
+        A buffered plain Thrift client gets answers, declared exceptions and
+        timeouts from a server on the network.
+        """
+        network = MemoryNetwork()
+        network.serveThrift(TestService.Iface, TestServiceHandler(network.clock), port=9090, transport="buffered")
+        client = network.thriftClient(
+            TestService.Iface, "tcp://127.0.0.1:9090", transport="buffered", protocol="compact", timeout=1.0
+        )
+        self.assertEqual(self.successResultOf(client.query("x")), "xx")
+        self.assertEqual(self.failureResultOf(client.raiseError(3), InvalidQueryException).value.errorCode, 3)
+        d = client.delayedQuery("y", 2000)
+        network.clock.advance(1.0)
+        self.failureResultOf(d, RequestTimeoutError)
+        self.successResultOf(client.close())
+        self.assertEqual(network.clock.getDelayedCalls(), [])

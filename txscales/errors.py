@@ -55,8 +55,9 @@ class FrameTooLargeError(ProtocolError):
 
 class UnexpectedMessageError(ProtocolError):
     """
-    A message arrived that is valid Mux but not allowed at this point of the
-    session.
+    A message arrived that is valid Mux (or Thrift) but not allowed at this
+    point of the session: for plain Thrift, a reply whose seqid or method
+    name does not answer the call waiting, or a reply while no call waits.
     """
 
 

@@ -20,7 +20,7 @@ class _ServerOptions(usage.Options):
     optParameters = [
         ["listen", "l", DEFAULT_LISTEN, "Twisted server endpoint string to listen on."],
         ["drain-timeout", None, 10.0, "Seconds a graceful stop waits for sessions to drain.", float],
-        ["max-frame-size", None, 16 * 1024 * 1024, "Largest Mux frame accepted, in bytes.", int],
+        ["max-frame-size", None, 16 * 1024 * 1024, "Largest Mux frame (or plain Thrift message) accepted, in bytes.", int],
         ["metrics", None, None, "Also serve Prometheus metrics at /metrics on this endpoint (e.g. tcp:9990)."],
         ["label", None, None, "The server's name in metrics (default: the service's module)."],
         ["announce", None, None, "Announce the server in a ZooKeeper serverset: zk://zkhost:port[,...]/path."],
@@ -28,8 +28,10 @@ class _ServerOptions(usage.Options):
             "protocol",
             "p",
             "thriftmux",
-            "Wire protocol: thriftmux (also serves framed Thrift and TTwitter clients) or http (Thrift over HTTP).",
+            "Wire protocol: thriftmux (also serves framed Thrift and TTwitter clients), thrift (plain Thrift,"
+            " binary or compact) or http (Thrift over HTTP).",
         ],
+        ["transport", None, "framed", "With --protocol thrift: the Thrift transport, framed or buffered."],
     ]
 
     def postOptions(self):
@@ -37,6 +39,10 @@ class _ServerOptions(usage.Options):
             raise usage.UsageError(
                 "unsupported --protocol %r (supported: %s)" % (self["protocol"], ", ".join(sorted(PROTOCOLS)))
             )
+        if self["transport"] not in ("framed", "buffered"):
+            raise usage.UsageError("unsupported --transport %r (supported: framed, buffered)" % (self["transport"],))
+        if self["transport"] != "framed" and self["protocol"] != "thrift":
+            raise usage.UsageError("--transport applies to --protocol thrift only")
         if self["announce"] is not None:
             from txscales.discovery._serverset import parseZooKeeperUri
             from txscales.errors import BadDestinationError
@@ -52,7 +58,10 @@ class ServeOptions(_ServerOptions):
     Options of C{twistd txscales serve}.
     """
 
-    synopsis = "--listen ENDPOINT --iface DOTTED.Iface --handler DOTTED:callable [--protocol thriftmux|http]"
+    synopsis = (
+        "--listen ENDPOINT --iface DOTTED.Iface --handler DOTTED:callable"
+        " [--protocol thriftmux|thrift|http] [--transport framed|buffered]"
+    )
     optParameters = [
         ["iface", "i", None, "Dotted name of the generated Thrift Iface class."],
         ["handler", None, None, "module:callable (or dotted.callable) returning the handler object."],
@@ -127,13 +136,28 @@ def _thriftMuxServer(options, iface, handler, reactor):
     )
 
 
+def _thriftServer(options, iface, handler, reactor):
+    from txscales.thrift import Thrift
+
+    return Thrift.newServer(
+        iface,
+        handler,
+        options["listen"],
+        transport=options["transport"],
+        reactor=reactor,
+        drainTimeout=options["drain-timeout"],
+        maxMessageSize=options["max-frame-size"],
+        label=options["label"],
+    )
+
+
 def _httpServer(options, iface, handler, reactor):
     from txscales.http._thrift import ThriftHttpServerService
 
     return ThriftHttpServerService(iface, handler, options["listen"], reactor, "%s (thrift over http)" % (iface.__module__,))
 
 
-PROTOCOLS = {"thriftmux": _thriftMuxServer, "http": _httpServer}
+PROTOCOLS = {"thriftmux": _thriftMuxServer, "thrift": _thriftServer, "http": _httpServer}
 """Server builders by --protocol: C{(options, iface, handler, reactor) -> service}."""
 
 

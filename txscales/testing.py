@@ -4,7 +4,8 @@ Helpers for testing code that uses txscales, with trial.
 L{MemoryNetwork} connects txscales clients to txscales servers in memory:
 bytes are delivered synchronously (a call's Deferred has fired by the time
 the call returns, unless a handler waits), time is a L{task.Clock}, and no
-socket is opened.  The whole Mux protocol runs, as over TCP.
+socket is opened.  The whole Mux (or plain Thrift) protocol runs, as over
+TCP.
 
     from twisted.trial.unittest import SynchronousTestCase
     from txscales.testing import MemoryNetwork
@@ -80,6 +81,29 @@ class MemoryNetwork:
 
         options.setdefault("pingInterval", None)
         return ThriftMux.newClient(iface, dest, reactor=self.clock, endpointFactory=self.endpoint, **options)
+
+    def serveThrift(self, iface, handler, port=9090, host="127.0.0.1", transport="framed"):
+        """
+        Serve C{handler} for the generated service C{iface} at C{host:port}
+        over plain Thrift (C{transport} C{"framed"} or C{"buffered"}).
+
+        @return: the server factory (C{drainAll}, C{protocols}).
+        """
+        from txscales.thrift._server import serverFactory
+
+        factory = serverFactory(iface, handler, self.clock, transport)
+        self.listen(factory, port, host)
+        return factory
+
+    def thriftClient(self, iface, dest, **options):
+        """
+        Make a plain Thrift client whose connections go to this network.
+
+        @param options: as for L{txscales.thrift.Thrift.newClient}.
+        """
+        from txscales.thrift import Thrift
+
+        return Thrift.newClient(iface, dest, reactor=self.clock, endpointFactory=self.endpoint, **options)
 
     def endpoint(self, reactor, host, port, timeout=None):
         """

@@ -9,18 +9,16 @@ the reply was malformed or mismatched) closes that connection, so no later
 call can read that answer as its own.
 """
 
-import random as _random
-
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, fail, succeed
 from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
-from txscales.discovery import resolveDestination
 from txscales.errors import ConnectError, ConnectionLostError, ProtocolError
 from txscales.interfaces import BUSY, CLOSED, OPEN, IEndpoint
 from txscales.pool import WatermarkPool
-from txscales.stack._client import ClientStack
+from txscales.stack._client import STACK_OPTIONS, buildStack
 from txscales.thrift._codec import describeService
 from txscales.thrift._framing import BINARY, DEFAULT_MAX_MESSAGE_SIZE, FRAMED
 from txscales.thrift._proxy import proxyClass
@@ -231,7 +229,37 @@ class ThriftEndpoint:
         endpoint = self._endpointFactory(self._reactor, self.host, self.port, self._connectTimeout)
         factory = Factory.forProtocol(lambda: ThriftClientProtocol(self._transport, self._protocol, self._maxMessageSize))
         factory.noisy = False
-        return endpoint.connect(factory).addCallbacks(self._connected, self._connectFailed)
+        attempt = endpoint.connect(factory)
+        abandoned = []
+
+        def cancel(result):
+            # The call gave up (timed out) while connecting.  Whatever the
+            # attempt fails with then (HostnameEndpoint may say
+            # DNSLookupError), it is not the server's fault: fail-fast must
+            # not mark it down.
+            abandoned.append(True)
+            attempt.cancel()
+
+        result = Deferred(cancel)
+
+        def connected(connection):
+            if result.called:
+                connection.close()
+            else:
+                result.callback(self._connected(connection))
+
+        def failed(failure):
+            if result.called:
+                return
+            if abandoned or failure.check(CancelledError, ConnectingCancelledError):
+                result.errback(CancelledError("connection attempt abandoned"))
+            elif failure.check(ConnectError):
+                result.errback(failure)
+            else:
+                result.errback(ConnectError("cannot connect to %s:%d: %s" % (self.host, self.port, failure.value)))
+
+        attempt.addCallbacks(connected, failed)
+        return result
 
     def _connected(self, connection):
         self.connects += 1
@@ -240,11 +268,6 @@ class ThriftEndpoint:
         if self._onConnect is not None:
             self._onConnect(self)
         return connection
-
-    def _connectFailed(self, failure):
-        if failure.check(CancelledError, ConnectError):
-            return failure
-        raise ConnectError("cannot connect to %s:%d: %s" % (self.host, self.port, failure.value))
 
     def __call__(self, request):
         return _PooledCall(self, request).start()
@@ -258,7 +281,12 @@ class ThriftEndpoint:
         """
 
         def got(connection):
-            self.pool.release(connection, connection.reusable)
+            if not connection.reusable:
+                # A pooled connection that closed while idle proves
+                # nothing: drop it and try again.
+                self.pool.release(connection, False)
+                return self.pool.acquire().addCallback(got)
+            self.pool.release(connection)
             return connection
 
         return self.pool.acquire().addCallback(got)
@@ -394,17 +422,6 @@ def _result(reply):
     return None if reply is None else reply.result()
 
 
-_STACK_OPTIONS = (
-    "balancer",
-    "balancerOptions",
-    "retryBudget",
-    "maxRequeues",
-    "retryPolicy",
-    "failureAccrual",
-    "failFast",
-)
-
-
 def buildClient(
     iface,
     dest,
@@ -412,15 +429,11 @@ def buildClient(
     protocol=BINARY,
     reactor=None,
     timeout=None,
-    random=None,
     label=None,
-    stats=True,
-    registry=None,
     connectTimeout=5.0,
     endpointFactory=None,
-    discoveryTimeout=10.0,
     maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE,
-    low=DEFAULT_LOW,
+    low=None,
     high=DEFAULT_HIGH,
     maxWaiters=2**31,
     **options
@@ -428,24 +441,20 @@ def buildClient(
     """
     Build a plain Thrift client; see L{txscales.thrift.Thrift.newClient}.
 
-    @raise ValueError: for an unknown transport, protocol or option.
+    @raise ValueError: for an unknown transport or protocol.
+    @raise TypeError: for an unknown option.
     """
     checkOptions(transport, protocol)
+    if low is None:
+        low = min(DEFAULT_LOW, high)
     if reactor is None:
         from twisted.internet import reactor
-    if random is None:
-        random = _random.Random()
-    stackOptions = {k: options.pop(k) for k in _STACK_OPTIONS if k in options}
+    stackOptions = {k: options.pop(k) for k in STACK_OPTIONS + _BUILD_OPTIONS if k in options}
     if options:
         raise TypeError("unknown Thrift client option(s): %s" % (", ".join(sorted(options)),))
-    label = label or iface.__module__
-    clientStats = None
-    if stats:
-        from txscales.stats import ClientStats
 
-        clientStats = ClientStats(label, registry)
-    onConnect = clientStats.connected if clientStats is not None else None
-    def makeEndpoint(host, port):
+    def makeEndpoint(host, port, stats):
+        onConnect = stats.connected if stats is not None else None
         return ThriftEndpoint(
             reactor,
             host,
@@ -461,8 +470,10 @@ def buildClient(
             onConnect,
         )
 
-    destination = resolveDestination(dest, reactor, connectTimeout=discoveryTimeout)
-    stack = ClientStack(reactor, random, destination, makeEndpoint, stats=clientStats, **stackOptions)
+    stack = buildStack(dest, makeEndpoint, reactor, label or iface.__module__, **stackOptions)
     methods = describeService(iface)
     cls = proxyClass(ThriftClient, iface, methods)
     return cls(methods, stack, protocol, timeout)
+
+
+_BUILD_OPTIONS = ("random", "stats", "registry", "discoveryTimeout")

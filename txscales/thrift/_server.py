@@ -13,7 +13,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txscales.errors import ProtocolError
+from txscales.errors import ProtocolError, RequestNackedError
 from txscales.thrift._framing import DEFAULT_MAX_MESSAGE_SIZE, FRAMED
 from txscales.thrift._processor import ThriftProcessor
 from txscales.thrift._session import ServerSession
@@ -114,8 +114,12 @@ class ThriftServerProtocol(Protocol):
         except Exception:
             self._failed(Failure(), call.requestId)
             return
-        if type(result) is not Deferred and not isinstance(result, Deferred):
+        if type(result) is bytes:
             self._session.reply(call.requestId, result)
+            return
+        if isinstance(result, Failure):
+            # The processor hands back a handler's synchronous nack as is.
+            self._failed(result, call.requestId)
             return
         self._inflight[call.requestId] = result
         result.addCallbacks(self._replied, self._failed, (call.requestId,), None, (call.requestId,))
@@ -132,7 +136,10 @@ class ThriftServerProtocol(Protocol):
             return
         # Plain Thrift has no error or nack reply: the client learns that
         # its call failed from the connection closing.
-        _log.failure("Thrift call failed without a reply; closing the connection", failure)
+        if failure.check(RequestNackedError):
+            _log.warn("Thrift call refused (nack); closing the connection")
+        else:
+            _log.failure("Thrift call failed without a reply; closing the connection", failure)
         self.transport.loseConnection()
 
     def _flush(self):

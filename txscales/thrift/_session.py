@@ -19,7 +19,6 @@ from txscales.errors import BadMessageError, ProtocolError, UnexpectedMessageErr
 from txscales.thrift._codec import decodeReply, readMessageBegin
 from txscales.thrift._framing import (
     BINARY,
-    COMPACT,
     DEFAULT_MAX_MESSAGE_SIZE,
     FRAMED,
     PROTOCOLS,
