@@ -7,11 +7,13 @@ and whatever the session wants written is written.  Time comes from an
 injected clock.
 """
 
-from twisted.internet.defer import CancelledError, Deferred, fail, succeed
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.defer import CancelledError, Deferred, fail
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
+
 from twisted.python.failure import Failure
 
+from txscales._draining import DrainingFactory
 from txscales.errors import (
     ConnectError,
     ConnectionLostError,
@@ -445,7 +447,7 @@ class MuxServerProtocol(Protocol):
         self.closed.callback(None)
 
 
-class MuxServerFactory(Factory):
+class MuxServerFactory(DrainingFactory):
     """
     Make L{MuxServerProtocol}s for C{service} and drain them on stop.
 
@@ -457,49 +459,14 @@ class MuxServerFactory(Factory):
     @ivar draining: whether L{drainAll} was called.
     """
 
-    noisy = False
-
     def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0):
         self._service = service
-        self._clock = clock
+        DrainingFactory.__init__(self, clock)
         self._maxFrameSize = maxFrameSize
         self._fallbacks = tuple(fallbacks)
         self._drainGrace = drainGrace
-        self.protocols = set()
-        self.draining = False
 
     def buildProtocol(self, addr):
         p = MuxServerProtocol(self._service, self._clock, self._maxFrameSize, self._fallbacks, self._drainGrace)
         p.factory = self
         return p
-
-    def drainAll(self, timeout=10.0):
-        """
-        Drain every connection; abort the ones still open after C{timeout}
-        seconds.
-
-        @return: a Deferred firing when all are closed.
-        """
-        self.draining = True
-        protocols = list(self.protocols)
-        if not protocols:
-            return succeed(None)
-        done = Deferred()
-        remaining = [len(protocols)]
-
-        def closedOne(_):
-            remaining[0] -= 1
-            if remaining[0] == 0:
-                if timer.active():
-                    timer.cancel()
-                done.callback(None)
-
-        def expire():
-            for p in list(self.protocols):
-                _log.warn("drain deadline passed; aborting a connection")
-                p.transport.abortConnection()
-
-        timer = self._clock.callLater(timeout, expire)
-        for p in protocols:
-            p.drain().addCallback(closedOne)
-        return done

@@ -8,11 +8,13 @@ Stopping the service stops listening, lets every connection finish the calls
 it received, and closes it.
 """
 
-from twisted.internet.defer import CancelledError, Deferred, succeed
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
+
 from twisted.python.failure import Failure
 
+from txscales._draining import DrainingFactory
 from txscales.errors import ProtocolError, RequestNackedError
 from txscales.thrift._framing import DEFAULT_MAX_MESSAGE_SIZE, FRAMED
 from txscales.thrift._processor import ThriftProcessor
@@ -172,7 +174,7 @@ class ThriftServerProtocol(Protocol):
         self.closed.callback(None)
 
 
-class ThriftServerFactory(Factory):
+class ThriftServerFactory(DrainingFactory):
     """
     Make L{ThriftServerProtocol}s running C{process} on each call, and drain
     them on stop.
@@ -181,52 +183,17 @@ class ThriftServerFactory(Factory):
     @ivar draining: whether L{drainAll} was called.
     """
 
-    noisy = False
-
     def __init__(self, process, clock, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
         ServerSession(transport, maxMessageSize)  # check the transport name
         self._process = process
-        self._clock = clock
+        DrainingFactory.__init__(self, clock)
         self._transport = transport
         self._maxMessageSize = maxMessageSize
-        self.protocols = set()
-        self.draining = False
 
     def buildProtocol(self, addr):
         p = ThriftServerProtocol(self._process, self._transport, self._maxMessageSize)
         p.factory = self
         return p
-
-    def drainAll(self, timeout=10.0):
-        """
-        Drain every connection; abort the ones still open after C{timeout}
-        seconds.
-
-        @return: a Deferred firing when all are closed.
-        """
-        self.draining = True
-        protocols = list(self.protocols)
-        if not protocols:
-            return succeed(None)
-        done = Deferred()
-        remaining = [len(protocols)]
-
-        def closedOne(_):
-            remaining[0] -= 1
-            if remaining[0] == 0:
-                if timer.active():
-                    timer.cancel()
-                done.callback(None)
-
-        def expire():
-            for p in list(self.protocols):
-                _log.warn("drain deadline passed; aborting a Thrift connection")
-                p.transport.abortConnection()
-
-        timer = self._clock.callLater(timeout, expire)
-        for p in protocols:
-            p.drain().addCallback(closedOne)
-        return done
 
 
 def serverFactory(iface, handler, reactor, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, stats=None):

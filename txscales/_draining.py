@@ -1,0 +1,58 @@
+"""
+Server factories that track their connections and drain them on stop.
+"""
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+
+_log = Logger()
+
+
+class DrainingFactory(Factory):
+    """
+    A server factory whose protocols add themselves to L{protocols} when
+    connected and remove themselves when gone, and have a C{drain()}
+    returning a Deferred that fires once they are closed.
+
+    @ivar protocols: the open connections.
+    @ivar draining: whether L{drainAll} was called.
+    """
+
+    noisy = False
+
+    def __init__(self, clock):
+        self._clock = clock
+        self.protocols = set()
+        self.draining = False
+
+    def drainAll(self, timeout=10.0):
+        """
+        Drain every connection; abort the ones still open after C{timeout}
+        seconds.
+
+        @return: a Deferred firing when all are closed.
+        """
+        self.draining = True
+        protocols = list(self.protocols)
+        if not protocols:
+            return succeed(None)
+        done = Deferred()
+        remaining = [len(protocols)]
+
+        def closedOne(_):
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                if timer.active():
+                    timer.cancel()
+                done.callback(None)
+
+        def expire():
+            for p in list(self.protocols):
+                _log.warn("drain deadline passed; aborting a connection")
+                p.transport.abortConnection()
+
+        timer = self._clock.callLater(timeout, expire)
+        for p in protocols:
+            p.drain().addCallback(closedOne)
+        return done
