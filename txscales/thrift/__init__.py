@@ -17,6 +17,7 @@ times out or is cancelled closes its connection, so that its late answer
 can never be read by another call.
 """
 
+from txscales.stack._builder import ClientBuilder
 from txscales.thrift._client import ThriftClient, buildClient
 from txscales.thrift._framing import BINARY, BUFFERED, COMPACT, DEFAULT_MAX_MESSAGE_SIZE, FRAMED
 from txscales.thrift._server import ThriftServerService, serverFactory
@@ -24,7 +25,7 @@ from txscales.thrift._server import ThriftServerService, serverFactory
 __all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FRAMED", "BUFFERED", "BINARY", "COMPACT"]
 
 
-class ThriftBuilder:
+class ThriftBuilder(ClientBuilder):
     """
     Build a plain Thrift client step by step; each setter returns the
     builder.
@@ -34,17 +35,7 @@ class ThriftBuilder:
         ...           .protocol("compact").timeout(0.5).build())
     """
 
-    def __init__(self, iface):
-        self._iface = iface
-        self._dest = None
-        self._options = {}
-
-    def dest(self, dest):
-        """
-        Set the destination URI (C{tcp://host:port[,host:port...]}).
-        """
-        self._dest = dest
-        return self
+    buildClient = staticmethod(buildClient)
 
     def transport(self, transport):
         """
@@ -60,13 +51,6 @@ class ThriftBuilder:
         self._options["protocol"] = protocol
         return self
 
-    def timeout(self, seconds):
-        """
-        Set the default per-call timeout (None for none).
-        """
-        self._options["timeout"] = seconds
-        return self
-
     def pool(self, low=None, high=None, maxWaiters=None):
         """
         Size each server's connection pool: keep up to C{low} idle
@@ -79,102 +63,12 @@ class ThriftBuilder:
                 self._options[name] = value
         return self
 
-    def reactor(self, reactor):
-        """
-        Use C{reactor} (and its clock) instead of the global reactor.
-        """
-        self._options["reactor"] = reactor
-        return self
-
-    def random(self, random):
-        """
-        Use C{random} (a L{random.Random}) for the balancer and backoffs.
-        """
-        self._options["random"] = random
-        return self
-
-    def connectTimeout(self, seconds):
-        """
-        Set how long a connection attempt may take.
-        """
-        self._options["connectTimeout"] = seconds
-        return self
-
     def maxMessageSize(self, size):
         """
         Set the largest reply (or frame) accepted from servers.
         """
         self._options["maxMessageSize"] = size
         return self
-
-    def label(self, label):
-        """
-        Name the client in metrics (default: the service's module).
-        """
-        self._options["label"] = label
-        return self
-
-    def balancer(self, name, **options):
-        """
-        Use the balancer plugin C{name} (C{p2c}, the default, or any other
-        installed one), with its C{options}.
-        """
-        self._options["balancer"] = name
-        self._options["balancerOptions"] = options
-        return self
-
-    def retryBudget(self, budget):
-        """
-        Bound requeues and policy retries by C{budget} (a
-        L{txscales.stack.RetryBudget}).
-        """
-        self._options["retryBudget"] = budget
-        return self
-
-    def retryPolicy(self, policy, maxRetries=25):
-        """
-        Also retry failures that may have reached the server when
-        C{policy(failure, attempt)} says so, within the retry budget.
-        """
-        self._options["retryPolicy"] = policy
-        self._options["maxRequeues"] = maxRetries
-        return self
-
-    def failureAccrual(self, enabled=True, **options):
-        """
-        Configure failure accrual (C{consecutiveFailures}, C{successRate},
-        C{window}, C{minRequests}, C{markDeadFor}), or turn it off.
-        """
-        self._options["failureAccrual"] = options if enabled else False
-        return self
-
-    def failFast(self, start=1.0, maximum=32.0):
-        """
-        Set the reconnection backoff of servers that refuse connections.
-        """
-        self._options["failFast"] = {"start": start, "maximum": maximum}
-        return self
-
-    def stats(self, enabled=True, registry=None):
-        """
-        Count requests in prometheus metrics (on by default), in C{registry}
-        (default: the global one).
-        """
-        self._options["stats"] = enabled
-        self._options["registry"] = registry
-        return self
-
-    def build(self):
-        """
-        @return: the client proxy.
-        @raise txscales.errors.BadDestinationError: without a valid dest.
-        @raise ValueError: for an unknown transport or protocol.
-        """
-        if self._dest is None:
-            from txscales.errors import BadDestinationError
-
-            raise BadDestinationError("no destination set: call .dest(uri) first")
-        return buildClient(self._iface, self._dest, **self._options)
 
 
 class Thrift:
