@@ -13,6 +13,7 @@ from twisted.logger import Logger
 
 from twisted.python.failure import Failure
 
+from txscales._connection import DiscardedCall, noDelay
 from txscales._draining import DrainingFactory
 from txscales.errors import (
     ConnectError,
@@ -40,32 +41,6 @@ _log = Logger()
 OPEN = "open"
 BUSY = "busy"
 CLOSED = "closed"
-
-
-def _noDelay(transport):
-    """
-    Turn off Nagle's algorithm: Mux writes small frames and waits for their
-    answers, and Nagle with delayed ACKs would hold them for ~40 ms.
-    """
-    setTcpNoDelay = getattr(transport, "setTcpNoDelay", None)
-    if setTcpNoDelay is not None:
-        try:
-            setTcpNoDelay(True)
-        except OSError:
-            pass
-
-
-class DiscardedCall(CancelledError):
-    """
-    A call's Deferred was cancelled and the call discarded.
-
-    @ivar written: whether the request had reached the connection (and so
-        may have reached the server).
-    """
-
-    def __init__(self, written):
-        CancelledError.__init__(self, "call discarded")
-        self.written = written
 
 
 class MuxClientProtocol(Protocol):
@@ -125,7 +100,7 @@ class MuxClientProtocol(Protocol):
         return len(self._calls)
 
     def connectionMade(self):
-        _noDelay(self.transport)
+        noDelay(self.transport)
         self._handle(self._session.start())
         self._flush()
 
@@ -311,7 +286,7 @@ class MuxServerProtocol(Protocol):
         return self._session
 
     def connectionMade(self):
-        _noDelay(self.transport)
+        noDelay(self.transport)
         self.factory.protocols.add(self)
 
     def dataReceived(self, data):

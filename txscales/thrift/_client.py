@@ -15,16 +15,16 @@ from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
+from txscales._connection import DiscardedCall, noDelay
 from txscales.errors import ConnectError, ConnectionLostError, ProtocolError
 from txscales.interfaces import BUSY, CLOSED, OPEN, IEndpoint
 from txscales.pool import WatermarkPool
-from txscales.stack._client import STACK_OPTIONS, buildStack
+from txscales.stack._client import STACK_OPTIONS, StackClient, buildStack
 from txscales.thrift._codec import describeService
 from txscales.thrift._framing import BINARY, DEFAULT_MAX_MESSAGE_SIZE, FRAMED
 from txscales.thrift._proxy import proxyClass
 from txscales.thrift._session import ClientSession, checkOptions, encodeArgs
 
-_UNSET = object()
 
 DEFAULT_LOW = 64
 """Idle connections kept per endpoint for reuse (the low watermark)."""
@@ -58,29 +58,6 @@ class ThriftRequest:
         return self
 
 
-class DiscardedCall(CancelledError):
-    """
-    A call's Deferred was cancelled (for a timeout, typically) and its
-    connection closed.
-
-    @ivar written: whether the call had been written (and so may have
-        reached the server).
-    """
-
-    def __init__(self, written):
-        CancelledError.__init__(self, "call discarded")
-        self.written = written
-
-
-def _noDelay(transport):
-    setTcpNoDelay = getattr(transport, "setTcpNoDelay", None)
-    if setTcpNoDelay is not None:
-        try:
-            setTcpNoDelay(True)
-        except OSError:
-            pass
-
-
 class ThriftClientProtocol(Protocol):
     """
     One plain Thrift client connection; L{call} sends one call at a time.
@@ -102,7 +79,7 @@ class ThriftClientProtocol(Protocol):
         return not self._lost and self._session.state == "open" and self._waiting is None
 
     def connectionMade(self):
-        _noDelay(self.transport)
+        noDelay(self.transport)
 
     def call(self, method, args):
         """
@@ -370,7 +347,7 @@ class _PooledCall:
             self._sent.cancel()
 
 
-class ThriftClient:
+class ThriftClient(StackClient):
     """
     Base of the generated plain Thrift client proxies.  Each service method
     returns a Deferred firing with its result, failing with a declared
@@ -388,34 +365,12 @@ class ThriftClient:
         self._protocol = protocol
         self._timeout = timeout
 
-    def withOptions(self, timeout=_UNSET):
-        """
-        Return a view of this client that shares its connections but uses
-        other options for its calls.
-
-        @param timeout: the per-call timeout in seconds, or None for none.
-        """
-        view = type(self).__new__(type(self))
-        view.__dict__.update(self.__dict__)
-        if timeout is not _UNSET:
-            view._timeout = timeout
-        return view
-
     def _call(self, method, args, kwargs):
         try:
             body = encodeArgs(method, args, kwargs, self._protocol)
         except Exception as e:
             return fail(e)
         return self.stack(ThriftRequest(method, body, self._timeout)).addCallback(_result)
-
-    def close(self):
-        """
-        Close the client's connections (those in use once their call ends);
-        later calls fail with L{txscales.errors.ClientClosedError}.
-
-        @return: a Deferred firing when they are closed.
-        """
-        return self.stack.close()
 
 
 def _result(reply):

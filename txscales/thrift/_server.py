@@ -14,6 +14,7 @@ from twisted.logger import Logger
 
 from twisted.python.failure import Failure
 
+from txscales._connection import noDelay
 from txscales._draining import DrainingFactory
 from txscales.errors import ProtocolError, RequestNackedError
 from txscales.thrift._framing import DEFAULT_MAX_MESSAGE_SIZE, FRAMED
@@ -22,15 +23,6 @@ from txscales.thrift._session import ServerSession
 from txscales.thriftmux._server import ThriftMuxServerService
 
 _log = Logger()
-
-
-def _noDelay(transport):
-    setTcpNoDelay = getattr(transport, "setTcpNoDelay", None)
-    if setTcpNoDelay is not None:
-        try:
-            setTcpNoDelay(True)
-        except OSError:
-            pass
 
 
 def countedProcess(process, stats, clock):
@@ -88,7 +80,7 @@ class ThriftServerProtocol(Protocol):
         return self._session
 
     def connectionMade(self):
-        _noDelay(self.transport)
+        noDelay(self.transport)
         self.factory.protocols.add(self)
         if self.factory.draining:
             # Accepted just before the server stopped listening.

@@ -9,15 +9,13 @@ from twisted.internet.defer import fail
 
 from txscales.errors import RequestTimeoutError, UnsupportedError
 from txscales.mux._client import MuxEndpoint, MuxRequest
-from txscales.stack._client import STACK_OPTIONS, buildStack
+from txscales.stack._client import STACK_OPTIONS, StackClient, buildStack
 from txscales.thrift._codec import decodeReply, describeService, encodeCall
 from txscales.thrift._proxy import proxyClass
 from txscales.thriftmux._contexts import currentRequest, outgoingContexts
 
-_UNSET = object()
 
-
-class ThriftMuxClient:
+class ThriftMuxClient(StackClient):
     """
     Base of the generated ThriftMux client proxies.  Each service method
     returns a Deferred firing with its result, failing with a declared
@@ -33,19 +31,6 @@ class ThriftMuxClient:
         self._timeout = timeout
         self._clientId = clientId.encode("utf-8") if isinstance(clientId, str) else clientId
         self._random = random
-
-    def withOptions(self, timeout=_UNSET):
-        """
-        Return a view of this client that shares its sessions but uses
-        other options for its calls.
-
-        @param timeout: the per-call timeout in seconds, or None for none.
-        """
-        view = type(self).__new__(type(self))
-        view.__dict__.update(self.__dict__)
-        if timeout is not _UNSET:
-            view._timeout = timeout
-        return view
 
     def _call(self, method, args, kwargs):
         if method.oneway:
@@ -67,24 +52,6 @@ class ThriftMuxClient:
         contexts = outgoingContexts(now, timeout, self._clientId, self._random.getrandbits(64), incoming)
         d = self.stack(MuxRequest(body, contexts, timeout=timeout))
         return d.addCallback(_decode, method)
-
-    def whenReady(self):
-        """
-        @return: a Deferred firing with the client once its destination has
-            given the first set of servers (at once for C{tcp://}), or
-            failing with L{txscales.errors.DiscoveryError} (for example when
-            ZooKeeper cannot be reached within C{discoveryTimeout}).
-        """
-        return self.stack.whenReady().addCallback(lambda _: self)
-
-    def close(self):
-        """
-        Close the client's sessions; later calls fail with
-        L{txscales.errors.ClientClosedError}.
-
-        @return: a Deferred firing when they are closed.
-        """
-        return self.stack.close()
 
 
 def _decode(reply, method):
