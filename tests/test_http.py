@@ -176,7 +176,7 @@ class HttpClientTests(ServersMixin, TestCase):
             response = yield client.get("/echo")
             servers.append((yield response.json())["server"])
         self.assertEqual(set(servers), {"twisted.web", "python-http.server"})
-        self.assertGreater(client.stack.requeue.requeues, 0)
+        self.assertGreater(client.stack.dispatcher.requeues, 0)
 
     @inlineCallbacks
     def test_connectionRefused(self):

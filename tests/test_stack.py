@@ -15,7 +15,7 @@ from txscales.errors import ConnectError, RequestNackedError, ServerError
 from txscales.interfaces import BUSY, CLOSED, OPEN
 from txscales.stack._accrual import ALIVE, DEAD, PROBE_CLOSED, PROBE_OPEN, FailFast, FailureAccrual
 from txscales.stack._budget import Ema, RetryBudget, WindowedAdder, equalJittered, exponentialJittered
-from txscales.stack._filters import RequeueFilter
+from txscales.stack._filters import Dispatcher
 from txscales.testing import MemoryNetwork
 
 
@@ -221,6 +221,43 @@ class Request:
         return self
 
 
+class OneNode:
+    """
+    A balancer of one node whose answers come from C{answer(request)}.
+    """
+
+    status = OPEN
+    token = 0.5
+    retiring = False
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.pending = 0
+
+    def pick(self):
+        self.pending += 1
+        return self
+
+    def release(self, node, latency):
+        self.pending -= 1
+
+    def send(self, request):
+        return self.answer(request)
+
+    def succeeded(self):
+        pass
+
+    def failed(self, failure):
+        pass
+
+
+def oneNodeDispatcher(answer, budget, **options):
+    """
+    @return: a L{Dispatcher} over one node answering with C{answer}.
+    """
+    return Dispatcher(OneNode(answer), Clock(), budget, **options)
+
+
 class RequeueTests(SynchronousTestCase):
     """
     Calls that never reached a server are sent again within the budget.
@@ -231,7 +268,7 @@ class RequeueTests(SynchronousTestCase):
         A nack is requeued, with the retry count, and succeeds.
         """
         answers = [fail(RequestNackedError()), succeed("ok")]
-        requeue = RequeueFilter(lambda request: answers.pop(0), RetryBudget(Clock().seconds))
+        requeue = oneNodeDispatcher(lambda request: answers.pop(0), RetryBudget(Clock().seconds))
         request = Request()
         self.assertEqual(self.successResultOf(requeue(request)), "ok")
         self.assertEqual((request.attempts, requeue.requeues), ([1], 1))
@@ -240,7 +277,7 @@ class RequeueTests(SynchronousTestCase):
         """
         A failure that may have reached the server is not requeued.
         """
-        requeue = RequeueFilter(lambda request: fail(ServerError("boom")), RetryBudget(Clock().seconds))
+        requeue = oneNodeDispatcher(lambda request: fail(ServerError("boom")), RetryBudget(Clock().seconds))
         self.failureResultOf(requeue(Request()), ServerError)
         self.assertEqual(requeue.requeues, 0)
 
@@ -249,7 +286,7 @@ class RequeueTests(SynchronousTestCase):
         With an empty budget nothing is requeued.
         """
         budget = RetryBudget(Clock().seconds, minRetriesPerSec=0)
-        requeue = RequeueFilter(lambda request: fail(RequestNackedError()), budget)
+        requeue = oneNodeDispatcher(lambda request: fail(RequestNackedError()), budget)
         self.failureResultOf(requeue(Request()), RequestNackedError)
         self.assertEqual(requeue.budgetExhausted, 1)
 
@@ -258,7 +295,7 @@ class RequeueTests(SynchronousTestCase):
         One call is requeued at most ceil(20% of the balance) times.
         """
         budget = RetryBudget(Clock().seconds, minRetriesPerSec=1)
-        requeue = RequeueFilter(lambda request: fail(RequestNackedError()), budget)
+        requeue = oneNodeDispatcher(lambda request: fail(RequestNackedError()), budget)
         request = Request()
         self.failureResultOf(requeue(request), RequestNackedError)
         self.assertEqual(request.attempts, [1, 2])
@@ -270,7 +307,7 @@ class RequeueTests(SynchronousTestCase):
         """
         answers = [fail(ServerError("flaky")), succeed("ok")]
         budget = RetryBudget(Clock().seconds)
-        requeue = RequeueFilter(lambda r: answers.pop(0), budget, policy=lambda f, n: f.check(ServerError) and n < 1)
+        requeue = oneNodeDispatcher(lambda r: answers.pop(0), budget, policy=lambda f, n: f.check(ServerError) and n < 1)
         self.assertEqual(self.successResultOf(requeue(Request())), "ok")
         self.assertEqual(budget.balance(), 99)
 
@@ -280,7 +317,7 @@ class RequeueTests(SynchronousTestCase):
         """
         cancelled = []
         attempts = [fail(RequestNackedError()), Deferred(lambda d: cancelled.append(d))]
-        requeue = RequeueFilter(lambda r: attempts.pop(0), RetryBudget(Clock().seconds))
+        requeue = oneNodeDispatcher(lambda r: attempts.pop(0), RetryBudget(Clock().seconds))
         d = requeue(Request())
         d.cancel()
         self.assertEqual(len(cancelled), 1)
@@ -331,7 +368,7 @@ class StackTests(SynchronousTestCase):
         self.assertEqual([self.successResultOf(d) for d in results], ["q%dq%d" % (i, i) for i in range(30)])
         statuses = {node.endpoint.port: node.status for node in self.client.stack.nodes}
         self.assertEqual(statuses[9002], CLOSED)
-        self.assertGreater(self.client.stack.requeue.requeues, 0)
+        self.assertGreater(self.client.stack.dispatcher.requeues, 0)
         self.network.serveThriftMux(TestService.Iface, self.handlers[1], port=9002)
         self.network.clock.advance(1.0)
         self.assertEqual(self.client.stack.nodes[1].status, OPEN)

@@ -190,7 +190,7 @@ class ClientTests(MemoryTestCase):
         client = self.client("tcp://127.0.0.1:9099,127.0.0.1:9090", failFast={"start": 60, "maximum": 60})
         results = [self.successResultOf(client.query(str(i))) for i in range(10)]
         self.assertEqual(results, [str(i) * 2 for i in range(10)])
-        self.assertEqual(client.stack.requeue.requeues, 1)
+        self.assertEqual(client.stack.dispatcher.requeues, 1)
 
     def test_builder(self):
         """

@@ -220,32 +220,6 @@ class ClientStats(Stats):
         family["budget"].labels(label).set_function(stack.budget.balance)
 
 
-class StatsFilter:
-    """
-    Count requests through C{service} in C{stats}.
-    """
-
-    def __init__(self, service, stats, clock):
-        self._service = service
-        self._stats = stats
-        self._clock = clock
-
-    def __call__(self, request):
-        self._stats.started()
-        start = self._clock.seconds()
-        return self._service(request).addCallbacks(
-            self._succeeded, self._failed, callbackArgs=(start,), errbackArgs=(start,)
-        )
-
-    def _succeeded(self, result, start):
-        self._stats.succeeded(self._clock.seconds() - start)
-        return result
-
-    def _failed(self, failure, start):
-        self._stats.failed(failure.value, self._clock.seconds() - start)
-        return failure
-
-
 class MetricsPage(Resource):
     """
     A twisted.web resource rendering a registry's metrics as Prometheus

@@ -8,8 +8,7 @@ from txscales._plugins import balancerFactory
 from txscales.errors import ClientClosedError, DiscoveryError
 from txscales.stack._accrual import FailFast, FailureAccrual
 from txscales.stack._budget import RetryBudget
-from txscales.stack._filters import BalancerService, EndpointNode, RequeueFilter, TimeoutFilter
-from txscales.stats import StatsFilter
+from txscales.stack._filters import Dispatcher, EndpointNode, TimeoutFilter
 
 
 class ClientStack:
@@ -20,21 +19,25 @@ class ClientStack:
       1. L{TimeoutFilter}: outermost, so the caller's timeout bounds the
          whole call, requeues included, and its expiry cancels whichever
          attempt is in flight (Mux sends Tdiscarded for it).
-      2. L{txscales.stats.StatsFilter}: counts calls and latency as the
-         caller sees them, once per call whatever the requeues.
+      2. Stats: count calls and latency as the caller sees them, once per
+         call whatever the requeues.
       3. The destination gate: until discovery has produced the first set
          of servers, calls wait (bounded by their timeout, above); if
          discovery cannot start, they fail with
          L{txscales.errors.DiscoveryError}.
-      4. L{RequeueFilter}: sends again what never reached a server, within
-         the retry budget; above the balancer, so each requeue is a fresh
-         pick that avoids the node that refused it.
-      5. L{BalancerService}: picks a node and keeps the load accounting
-         the balancers read.
+      4. Requeues: send again what never reached a server, within the
+         retry budget; above the balancer, so each requeue is a fresh pick
+         that avoids the node that refused it.
+      5. The balancer: pick a node and keep the load accounting the
+         balancers read.
       6. L{EndpointNode}, per endpoint: fail-fast (a node that cannot be
          connected to is closed and reconnects in the background) and
          failure accrual (a node failing requests is marked busy for a
          backoff, then probed), around the endpoint's session pool.
+
+    Layers 2 and 4 to 6 are one L{Dispatcher}, which does their work on one
+    callback per attempt; the gate sits in front of it while discovery has
+    not answered.
 
     @param destination: an L{txscales.interfaces.IDestination}; its
         changes update the nodes.
@@ -43,7 +46,8 @@ class ClientStack:
     @ivar nodes: the L{EndpointNode}s.
     @ivar balancer: the L{txscales.interfaces.IBalancer}.
     @ivar budget: the L{RetryBudget} shared by requeues and retry policy.
-    @ivar requeue: the L{RequeueFilter}.
+    @ivar dispatcher: the L{Dispatcher} (its C{requeues} and
+        C{budgetExhausted} count requeues).
     """
 
     def __init__(
@@ -73,14 +77,10 @@ class ClientStack:
         self.balancer = balancerFactory(balancer).build(clock, random, **(balancerOptions or {}))
         self.budget = retryBudget if retryBudget is not None else RetryBudget(clock.seconds)
         self.nodes = []
-        self.requeue = RequeueFilter(
-            BalancerService(self.balancer, clock), self.budget, maxRequeues, retryPolicy, stats
-        )
-        service = self._gate
+        self.dispatcher = Dispatcher(self.balancer, clock, self.budget, maxRequeues, retryPolicy, stats)
         if stats is not None:
-            service = StatsFilter(service, stats, clock)
             stats.watch(self)
-        self._service = TimeoutFilter(service, clock)
+        self._timeout = TimeoutFilter(self._gate, clock)
         self.destination = destination
         destination.ready.addErrback(self._discoveryFailed)
         self._unwatch = destination.watch(self._addressesChanged)
@@ -103,12 +103,12 @@ class ClientStack:
 
     def _gate(self, request):
         if self._resolved:
-            return self.requeue(request)
+            return self.dispatcher(request)
         if self._discoveryFailure is not None:
-            return fail(self._discoveryFailure)
+            return self.dispatcher.after(fail(self._discoveryFailure), request)
         waiter = Deferred(lambda d: self._waiters.remove(d))
         self._waiters.append(waiter)
-        return waiter.addCallback(lambda _: self.requeue(request))
+        return self.dispatcher.after(waiter, request)
 
     def whenReady(self):
         """
@@ -151,7 +151,9 @@ class ClientStack:
         if self._closed:
             return fail(ClientClosedError("the client is closed"))
         try:
-            return self._service(request)
+            if request.timeout is None:
+                return self._gate(request)
+            return self._timeout(request)
         except Exception as e:
             return fail(e)
 

@@ -53,22 +53,31 @@ def isRequeueable(failure):
     return isinstance(value, TxScalesError) and value.retryable and not value.mayHaveReachedServer
 
 
-class RequeueFilter:
+class Dispatcher:
     """
-    Send again, to another pick of the balancer, calls that certainly never
-    reached a server (connect failures, nacks, draining sessions), within
-    the retry budget: at most C{ceil(0.2 * balance)} requeues per call and
-    C{maxRequeues} in all.  A successful call deposits in the budget.
+    The middle of the client stack, on one callback per attempt: count the
+    call in the stats, pick a node with the balancer, send the request to
+    it, keep the node's and the balancer's accounting, and send again, to
+    another pick, what certainly never reached a server (connect failures,
+    nacks, draining sessions) within the retry budget: at most
+    C{ceil(0.2 * balance)} requeues per call and C{maxRequeues} in all.  A
+    successful call deposits in the budget.
+
+    These are four layers (stats, requeue, balancer, node) in the order of
+    L{txscales.stack._client.ClientStack}'s docstring; they share one
+    callback because every call pays for each callback it carries.
 
     @param policy: an optional user retry policy, C{policy(failure,
         attempt)} returning whether to retry a failure that may have reached
         the server; it draws on the same budget.
+    @param stats: a L{txscales.stats.Stats}, or None.
     @ivar requeues: calls sent again.
     @ivar budgetExhausted: requeues refused for want of budget.
     """
 
-    def __init__(self, service, budget, maxRequeues=25, policy=None, stats=None):
-        self._service = service
+    def __init__(self, balancer, clock, budget, maxRequeues=25, policy=None, stats=None):
+        self.balancer = balancer
+        self._clock = clock
         self._budget = budget
         self._maxRequeues = maxRequeues
         self._policy = policy
@@ -77,66 +86,90 @@ class RequeueFilter:
         self.budgetExhausted = 0
 
     def __call__(self, request):
-        return self._attempt(request, 0)
+        start = self._clock.seconds()
+        if self._stats is not None:
+            self._stats.started()
+        return self._attempt(request, 0, start)
 
-    def _attempt(self, request, retries):
-        d = self._service(request if retries == 0 else request.retried(retries))
-        return d.addCallbacks(self._succeeded, self._failed, errbackArgs=(request, retries))
+    def after(self, ready, request):
+        """
+        Dispatch C{request} once C{ready} fires (counted from now); fail it
+        with C{ready}'s failure.
+        """
+        start = self._clock.seconds()
+        if self._stats is not None:
+            self._stats.started()
+        return ready.addCallbacks(
+            lambda _: self._attempt(request, 0, start), self._finished, errbackArgs=(start,)
+        )
 
-    def _succeeded(self, result):
+    def _attempt(self, request, retries, start):
+        sent = start
+        if retries:
+            request = request.retried(retries)
+            sent = self._clock.seconds()
+        try:
+            node = self.balancer.pick()
+        except Exception:
+            return fail(self._finished(Failure(), start))
+        try:
+            d = node.send(request)
+        except Exception:
+            d = fail()
+        return d.addCallbacks(
+            self._succeeded,
+            self._failed,
+            callbackArgs=(node, start, sent),
+            errbackArgs=(node, request, retries, start, sent),
+        )
+
+    def _succeeded(self, result, node, start, sent):
+        now = self._clock.seconds()
+        node.succeeded()
+        self._release(node, now - sent)
         self._budget.deposit()
+        if self._stats is not None:
+            self._stats.succeeded(now - start)
         return result
 
-    def _failed(self, failure, request, retries):
+    def _failed(self, failure, node, request, retries, start, sent):
+        node.failed(failure)
+        self._release(node, self._clock.seconds() - sent)
+        if self._requeue(failure, retries):
+            return self._attempt(request, retries + 1, start)
+        return self._finished(failure, start)
+
+    def _finished(self, failure, start):
+        if self._stats is not None:
+            self._stats.failed(failure.value, self._clock.seconds() - start)
+        return failure
+
+    def _release(self, node, latency):
+        self.balancer.release(node, latency)
+        if node.retiring and not node.pending:
+            node.close()
+
+    def _requeue(self, failure, retries):
+        """
+        @return: whether to send a failed attempt (number C{retries}) again.
+        """
         if isRequeueable(failure):
             allowed = min(self._maxRequeues, max(1, ceil(0.2 * self._budget.balance())))
         elif self._policy is not None and not failure.check(CancelledError) and self._policy(failure, retries):
             allowed = self._maxRequeues
         else:
-            return failure
+            return False
         if retries >= allowed:
-            return failure
+            return False
         if not self._budget.tryWithdraw():
             self.budgetExhausted += 1
             if self._stats is not None:
                 self._stats.budgetExhausted()
-            return failure
+            return False
         self.requeues += 1
         if self._stats is not None:
             self._stats.requeued()
-        return self._attempt(request, retries + 1)
-
-
-class BalancerService:
-    """
-    Send each request to the node the balancer picks, and report its
-    completion (and latency) to the balancer.
-    """
-
-    def __init__(self, balancer, clock):
-        self.balancer = balancer
-        self._clock = clock
-
-    def __call__(self, request):
-        balancer = self.balancer
-        node = balancer.pick()
-        start = self._clock.seconds()
-        send = getattr(node, "send", None)
-        if send is None:
-            return node(request).addBoth(self._done, node, start)
-        # An EndpointNode's own bookkeeping runs in the same callback as
-        # the balancer's: one callback less on every call.
-        return send(request).addBoth(self._settled, node, start)
-
-    def _settled(self, result, node, start):
-        result = node.settle(result)
-        return self._done(result, node, start)
-
-    def _done(self, result, node, start):
-        self.balancer.release(node, self._clock.seconds() - start)
-        if node.retiring and not node.pending:
-            node.close()
-        return result
+        return True
 
 
 @implementer(INode)
@@ -170,13 +203,10 @@ class EndpointNode:
             return self.accrual.status if endpointStatus != CLOSED else CLOSED
         return endpointStatus
 
-    def __call__(self, request):
-        return self.send(request).addBoth(self.settle)
-
     def send(self, request):
         """
-        Send C{request} to the endpoint; the caller must pass the outcome to
-        L{settle} (L{__call__} does both).
+        Send C{request} to the endpoint; the caller must report the outcome
+        to L{succeeded} or L{failed}.
 
         @return: the endpoint's Deferred.
         """
@@ -187,27 +217,21 @@ class EndpointNode:
             self.accrual.admit()
         return self.endpoint(request)
 
-    def settle(self, result):
+    def succeeded(self):
         """
-        Account for the outcome of a request sent with L{send}.
-
-        @return: C{result}.
+        A request sent with L{send} succeeded.
         """
-        if isinstance(result, Failure):
-            return self._failed(result)
-        return self._succeeded(result)
-
-    def _succeeded(self, result):
         if self.accrual is not None:
             self.accrual.success()
-        return result
 
-    def _failed(self, failure):
+    def failed(self, failure):
+        """
+        A request sent with L{send} failed with C{failure}.
+        """
         if failure.check(ConnectError):
             self.failFast.markDown()
         elif self.accrual is not None and not failure.check(CancelledError) and not isRequeueable(failure):
             self.accrual.failure()
-        return failure
 
     def retire(self):
         """
