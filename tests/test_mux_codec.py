@@ -14,7 +14,7 @@ from txscales.errors import (
     ProtocolError,
     UnknownMessageTypeError,
 )
-from txscales.mux._framing import FrameDecoder, encodeFrames
+from txscales.mux._framing import FrameDecoder, encodeDispatch, encodeFrames
 from txscales.mux._messages import (
     FLAG_NON_RETRYABLE,
     FLAG_REJECTED,
@@ -346,6 +346,15 @@ class MalformedTests(SynchronousTestCase):
         self.assertRaises(EncodeError, encodeMessage, Rdispatch(2, 256))
         self.assertRaises(EncodeError, encodeMessage, Tlease(0, -1))
 
+    def test_encodeDispatchErrors(self):
+        """
+        The direct Tdispatch encoder refuses what the message class refuses.
+        """
+        self.assertRaises(EncodeError, encodeDispatch, 0x1000000, [], b"", (), b"")
+        self.assertRaises(EncodeError, encodeDispatch, 2, [(b"k" * 32768, b"")], b"", (), b"")
+        self.assertRaises(EncodeError, encodeDispatch, 2, [(b"k", b"v" * 32768)], b"", (), b"")
+        self.assertRaises(EncodeError, encodeDispatch, 2, [], b"/" * 40000, (), b"")
+
 
 class FuzzTests(SynchronousTestCase):
     """
@@ -377,6 +386,25 @@ class FuzzTests(SynchronousTestCase):
             FrameDecoder().feed(bytes(data))
         except ProtocolError:
             pass
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.integers(2, 0x7FFFFF),
+        st.lists(st.tuples(st.binary(max_size=40), st.binary(max_size=40)), max_size=4),
+        st.binary(max_size=30),
+        st.binary(max_size=300),
+        st.integers(1, 64),
+    )
+    def test_encodeDispatch(self, tag, contexts, dst, body, window):
+        """
+        The direct Tdispatch encoder writes the message class's bytes, with
+        bytes or bytearray fields, fragmented or not.
+        """
+        message = Tdispatch(tag, contexts, dst, [], body)
+        self.assertEqual(encodeDispatch(tag, contexts, dst, (), body), encodeMessage(message))
+        self.assertEqual(encodeDispatch(tag, contexts, dst, (), body, window), encodeFrames(message, window))
+        mutable = [(bytearray(k), bytearray(v)) for k, v in contexts]
+        self.assertEqual(encodeDispatch(tag, mutable, dst, (), body), encodeMessage(message))
 
     @settings(max_examples=200, deadline=None)
     @given(

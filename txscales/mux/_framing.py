@@ -8,14 +8,14 @@ to write, fragmenting its body to the peer's window.
 
 from struct import Struct
 
-from txscales.errors import BadMessageError, EncodeError, FrameTooLargeError
+from txscales.errors import BadMessageError, FrameTooLargeError
 from txscales.mux._messages import (
     FRAGMENT_BIT,
     FRAGMENTABLE,
     MAX_SHORT,
+    MAX_TAG,
     T_DISPATCH,
     Tdispatch,
-    _writePairs as writePairs,
     R_DISCARDED,
     T_DISCARDED,
     T_DISCARDED_LEGACY,
@@ -32,6 +32,11 @@ _length = Struct(">I")
 _header = Struct(">IBBH")
 _short = Struct(">H")
 _NO_PAIRS = _short.pack(0)
+_dispatchHeader = Struct(">II")
+_DISPATCH_TYPE = T_DISPATCH << 24
+# Context keys, as encoded (length and bytes): a client sends the same few
+# on every call.
+_encodedKeys = {}
 
 
 class FrameDecoder:
@@ -198,16 +203,30 @@ def encodeDispatch(tag, contexts, dst, dtab, body, window=None):
     L{txscales.mux._messages.Tdispatch}: the bytes of
     C{encodeFrames(Tdispatch(tag, contexts, dst, dtab, body), window)}.
     """
-    if dtab or type(dst) is not bytes:
+    # The common case in one pass: no dtab, fields that fit, one frame.
+    # Anything else goes through the message class, which raises the
+    # precise error.
+    if dtab or type(dst) is not bytes or len(dst) > MAX_SHORT or not 0 <= tag <= MAX_TAG:
         return encodeFrames(Tdispatch(tag, contexts, dst, dtab, body), window)
-    parts = [None]
-    writePairs(parts, contexts, "context")
-    n = len(dst)
-    if n > MAX_SHORT:
-        raise EncodeError("dst is %d bytes; Mux allows 32767" % (n,))
-    parts += (_short.pack(n), dst, _NO_PAIRS, body)
-    size = sum(map(len, parts[1:]))
-    if window is not None and size > window:
+    pack = _short.pack
+    parts = [None, pack(len(contexts))]
+    size = 6 + len(dst) + len(body)
+    keys = _encodedKeys
+    for k, v in contexts:
+        key = keys.get(k) if type(k) is bytes else None
+        if key is None:
+            if len(k) > MAX_SHORT:
+                return encodeFrames(Tdispatch(tag, contexts, dst, dtab, body), window)
+            key = pack(len(k)) + k
+            if type(k) is bytes and len(keys) < 1024:
+                keys[k] = key
+        nv = len(v)
+        if nv > MAX_SHORT:
+            return encodeFrames(Tdispatch(tag, contexts, dst, dtab, body), window)
+        parts += (key, pack(nv), v)
+        size += len(key) + nv + 2
+    parts += (pack(len(dst)), dst, _NO_PAIRS, body)
+    if len(contexts) > MAX_SHORT or (window is not None and size > window):
         return encodeFrames(Tdispatch(tag, contexts, dst, dtab, body), window)
-    parts[0] = frameHeader(T_DISPATCH, tag, size)
+    parts[0] = _dispatchHeader.pack(size + 4, _DISPATCH_TYPE | tag)
     return b"".join(parts)
