@@ -9,6 +9,7 @@ building a protocol object per message.
 
 import sys
 from io import BytesIO
+from operator import attrgetter
 from struct import Struct
 
 from thrift.protocol import fastbinary
@@ -27,20 +28,34 @@ _int = Struct(">i")
 _uint = Struct(">I")
 _ZERO = _int.pack(0)
 _headerPrefixes = {}
+_SCALARS = frozenset([type(None), bool, int, float, str, bytes])
 
 
-class _Transport:
+class _Reader:
     """
-    A read-only transport over one message: what C{fastbinary}'s decoders
-    read (C{cstringio_buf}, C{cstringio_refill}) and what Apache Thrift's
-    protocol classes read (C{read}, C{readAll}), without the cost of a
-    C{TMemoryBuffer} per message.
+    A read-only reader over one message, its own transport: what
+    C{fastbinary}'s decoders read from a protocol (C{trans} and the length
+    limits) and from a transport (C{cstringio_buf}, C{cstringio_refill}),
+    and what Apache Thrift's protocol classes read (C{read}, C{readAll}),
+    without the cost of a C{TMemoryBuffer} per message.
     """
 
     __slots__ = ("cstringio_buf",)
 
-    def __init__(self, data):
+    # Integers: C{fastbinary} reads a None limit through an exception.
+    string_length_limit = 0x7FFFFFFF
+    container_length_limit = 0x7FFFFFFF
+
+    def __init__(self, data, offset=0):
         self.cstringio_buf = BytesIO(data)
+        if offset:
+            self.cstringio_buf.seek(offset)
+
+    @property
+    def trans(self):
+        # Not an attribute: a reader pointing at itself would be a cycle,
+        # left for the garbage collector.
+        return self
 
     def cstringio_refill(self, partial, reqlen):
         raise EOFError()
@@ -55,16 +70,13 @@ class _Transport:
         return data
 
 
-class _Reader:
+class _Success:
     """
-    The attributes C{fastbinary}'s decoders read from a protocol object.
+    A result struct with only its C{success} field set, which is all a
+    successful reply encodes.
     """
 
-    string_length_limit = None
-    container_length_limit = None
-
-    def __init__(self, data):
-        self.trans = _Transport(data)
+    __slots__ = ("success",)
 
 
 class Method:
@@ -79,6 +91,8 @@ class Method:
     @ivar exceptions: (field name, exception class) for each declared
         exception.
     @ivar hasSuccess: whether the method returns a value.
+    @ivar replyHeader: the binary TMessage header of a reply, without its
+        seqid.
     """
 
     def __init__(self, name, argsClass, resultClass):
@@ -89,8 +103,19 @@ class Method:
         self.resultClass = resultClass
         self.oneway = resultClass is None
         self.argNames = [f[2] for f in argsClass.thrift_spec if f is not None]
+        defaults = argsClass()
+        defaults = {name: getattr(defaults, name) for name in self.argNames}
+        if all(type(value) in _SCALARS for value in defaults.values()):
+            # Decode into an object whose class holds the defaults: no
+            # generated __init__ to run per call.
+            self._argsTarget = type(argsClass.__name__, (), defaults)
+        else:
+            self._argsTarget = argsClass
+        self._argsTargetSpec = [self._argsTarget, argsClass.thrift_spec]
+        self._argValues = attrgetter(*self.argNames) if self.argNames else None
         self.exceptions = []
         self.hasSuccess = False
+        self.successSpec = None
         if resultClass is not None:
             self.resultSpec = [resultClass, resultClass.thrift_spec]
             for field in resultClass.thrift_spec:
@@ -98,8 +123,10 @@ class Method:
                     continue
                 if field[0] == 0:
                     self.hasSuccess = True
+                    self.successSpec = [_Success, (field,)]
                 elif field[1] == TType.STRUCT:
                     self.exceptions.append((field[2], field[3][0]))
+        self.replyHeader = _uint.pack(_VERSION_1 | TMessageType.REPLY) + _uint.pack(len(self.nameBytes)) + self.nameBytes
         self._callHeaders = {}
 
     def callHeader(self, seqid, messageType=None):
@@ -154,10 +181,10 @@ def readMessageBegin(data):
         where C{reader} is positioned at the struct.
     @raise BadMessageError: when C{data} is not a Thrift message.
     """
-    reader = _Reader(data)
     try:
         if data[:1] == b"\x82":
-            name, messageType, seqid = TCompactProtocol(reader.trans).readMessageBegin()
+            reader = _Reader(data)
+            name, messageType, seqid = TCompactProtocol(reader).readMessageBegin()
             return COMPACT, name, messageType, seqid, reader
         if len(data) < 8:
             raise BadMessageError("Thrift message of %d bytes" % (len(data),))
@@ -171,11 +198,11 @@ def readMessageBegin(data):
                 raise BadMessageError("truncated Thrift message header")
             name = data[8:end].decode("utf-8")
             seqid = _int.unpack_from(data, end)[0]
-            reader.trans.cstringio_buf.seek(end + 4)
-            return BINARY, name, first & 0xFF, seqid, reader
+            return BINARY, name, first & 0xFF, seqid, _Reader(data, end + 4)
         else:
             # Old, non-strict binary: no version word.
-            name, messageType, seqid = TBinaryProtocol(reader.trans, strictRead=False).readMessageBegin()
+            reader = _Reader(data)
+            name, messageType, seqid = TBinaryProtocol(reader, strictRead=False).readMessageBegin()
     except BadMessageError:
         raise
     except Exception as e:
@@ -259,8 +286,19 @@ def decodeArgs(method, reader, protocol):
 
     @return: the list of argument values, in IDL order.
     """
-    args = _decodeStruct(method.argsClass(), reader, method.argsSpec, protocol)
-    return [getattr(args, name) for name in method.argNames]
+    args = _decodeStruct(method._argsTarget(), reader, method._argsTargetSpec, protocol)
+    if len(method.argNames) == 1:
+        return [method._argValues(args)]
+    return list(method._argValues(args)) if method.argNames else []
+
+
+def decodeBinaryArgs(method, data, offset):
+    """
+    Decode the binary args struct of a call, at C{offset} in C{data}.
+
+    @return: the list of argument values, in IDL order.
+    """
+    return decodeArgs(method, _Reader(data, offset), BINARY)
 
 
 def encodeResult(method, seqid, protocol, value=None, exception=None):
@@ -270,6 +308,17 @@ def encodeResult(method, seqid, protocol, value=None, exception=None):
     @return: the reply bytes.
     @raise TypeError: when C{exception} is not declared by the method.
     """
+    if exception is None and not method.oneway:
+        # Only the success field is set: encode just that one.
+        if method.hasSuccess and value is not None:
+            result = _Success()
+            result.success = value
+            body = _encodeStruct(result, method.successSpec, protocol)
+        else:
+            body = b"\x00"
+        if protocol == BINARY:
+            return method.replyHeader + (_ZERO if seqid == 0 else _int.pack(seqid)) + body
+        return _messageHeader(protocol, method.name, TMessageType.REPLY, seqid) + body
     result = method.resultClass()
     if exception is not None:
         for field, cls in method.exceptions:

@@ -6,6 +6,7 @@ Deferred, or a coroutine.  Declared exceptions travel as themselves; any
 other failure becomes a C{TApplicationException} reply, as Finagle does.
 """
 
+from struct import Struct
 from types import CoroutineType
 
 from thrift.Thrift import TApplicationException, TMessageType
@@ -15,7 +16,9 @@ from twisted.python.failure import Failure
 
 from txscales.errors import BadMessageError, RequestNackedError
 from txscales.thrift._codec import (
+    BINARY,
     decodeArgs,
+    decodeBinaryArgs,
     describeService,
     encodeApplicationException,
     encodeResult,
@@ -25,6 +28,9 @@ from txscales.thrift._codec import (
 _log = Logger()
 
 _PLAIN = frozenset([str, bytes, int, float, bool, type(None), list, dict, set, tuple])
+_BINARY_CALL = b"\x80\x01\x00\x01"
+_uint = Struct(">I")
+_int = Struct(">i")
 
 
 class ThriftProcessor:
@@ -37,10 +43,12 @@ class ThriftProcessor:
     def __init__(self, iface, handler):
         self.methods = describeService(iface)
         self._bound = {}
-        for name in self.methods:
+        self._calls = {}
+        for name, method in self.methods.items():
             fn = getattr(handler, name, None)
             if callable(fn):
                 self._bound[name] = fn
+                self._calls[method.nameBytes] = (method, fn)
 
     def process(self, data):
         """
@@ -51,6 +59,18 @@ class ThriftProcessor:
             was discarded) or L{RequestNackedError} (the handler refused it).
         @raise BadMessageError: when C{data} is not a Thrift message.
         """
+        if data[:4] == _BINARY_CALL and len(data) >= 12:
+            # The usual call: binary, strict, of a known method.  Anything
+            # else, and args that do not decode, take the general path.
+            end = 8 + _uint.unpack_from(data, 4)[0]
+            target = self._calls.get(data[8:end])
+            if target is not None and end + 4 <= len(data):
+                try:
+                    args = decodeBinaryArgs(target[0], data, end + 4)
+                except BadMessageError:
+                    pass
+                else:
+                    return self._call(target[1], args, target[0], _int.unpack_from(data, end)[0], BINARY)
         protocol, name, messageType, seqid, reader = readMessageBegin(data)
         method = self.methods.get(name)
         fn = self._bound.get(name)
@@ -66,6 +86,9 @@ class ThriftProcessor:
             args = decodeArgs(method, reader, protocol)
         except BadMessageError as e:
             return encodeApplicationException(name, seqid, protocol, str(e), TApplicationException.PROTOCOL_ERROR)
+        return self._call(fn, args, method, seqid, protocol)
+
+    def _call(self, fn, args, method, seqid, protocol):
         try:
             result = fn(*args)
             kind = type(result)
