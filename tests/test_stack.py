@@ -213,6 +213,9 @@ class Request:
     A request whose requeues are recorded.
     """
 
+    timeout = None
+    decode = None
+
     def __init__(self):
         self.attempts = []
 

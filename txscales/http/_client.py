@@ -40,9 +40,11 @@ class HttpRequest:
     @ivar kwargs: treq's keyword arguments (C{headers}, C{data}, C{json},
         C{params}, ...).
     @ivar timeout: seconds before the request is cancelled, or None.
+    @ivar decode: None: the stack returns the connection's answer as it is.
     """
 
     __slots__ = ("method", "path", "kwargs", "timeout")
+    decode = None
 
     def __init__(self, method, path, kwargs, timeout):
         self.method = method

@@ -26,16 +26,20 @@ class MuxRequest:
     @ivar body: the payload.
     @ivar contexts: list of (key, value) broadcast contexts.
     @ivar timeout: seconds before the call is discarded, or None.
+    @ivar decode: a callable turning the reply (a
+        L{txscales.mux._clientsession.Replied}) into the call's result once
+        the stack has accounted for it, or None to return the reply.
     """
 
-    __slots__ = ("body", "contexts", "dst", "dtab", "timeout")
+    __slots__ = ("body", "contexts", "dst", "dtab", "timeout", "decode")
 
-    def __init__(self, body, contexts=(), dst=b"", dtab=(), timeout=None):
+    def __init__(self, body, contexts=(), dst=b"", dtab=(), timeout=None, decode=None):
         self.body = body
         self.contexts = contexts
         self.dst = dst
         self.dtab = dtab
         self.timeout = timeout
+        self.decode = decode
 
     def retried(self, retries):
         """
@@ -44,7 +48,7 @@ class MuxRequest:
         """
         value = retries.to_bytes(4, "big")
         contexts = [(k, value if k == RETRIES_KEY else v) for k, v in self.contexts]
-        return MuxRequest(self.body, contexts, self.dst, self.dtab, self.timeout)
+        return MuxRequest(self.body, contexts, self.dst, self.dtab, self.timeout, self.decode)
 
 
 def _tcpEndpoint(reactor, host, port, timeout):

@@ -44,7 +44,7 @@ class FailureAccrual:
         self._minRequests = minRequests
         self._markDeadFor = markDeadFor
         self._successes = WindowedAdder(window, 10, clock.seconds)
-        self._requests = WindowedAdder(window, 10, clock.seconds)
+        self._failures = WindowedAdder(window, 10, clock.seconds)
         self._consecutive = 0
         self._backoff = None
         self._timer = None
@@ -72,7 +72,6 @@ class FailureAccrual:
         A request succeeded.
         """
         self._successes.add(1)
-        self._requests.add(1)
         self._consecutive = 0
         if self.state == PROBE_CLOSED:
             self.state = ALIVE
@@ -83,7 +82,7 @@ class FailureAccrual:
         """
         A request failed after it may have reached the endpoint.
         """
-        self._requests.add(1)
+        self._failures.add(1)
         self._consecutive += 1
         if self.state == PROBE_CLOSED:
             self._markDead()
@@ -93,8 +92,9 @@ class FailureAccrual:
     def _shouldDie(self):
         if self._limit and self._consecutive >= self._limit:
             return True
-        requests = self._requests.sum()
-        return requests >= self._minRequests and self._successes.sum() < self._successRate * requests
+        successes = self._successes.sum()
+        requests = successes + self._failures.sum()
+        return requests >= self._minRequests and successes < self._successRate * requests
 
     def _markDead(self):
         if self._backoff is None:

@@ -42,7 +42,8 @@ class WindowedAdder:
         """
         Add C{value} now.
         """
-        self._expire()
+        if self._now() >= self._until:
+            self._expire()
         self._buckets[self._index] += value
 
     def sum(self):

@@ -35,6 +35,10 @@ class ClientStack:
          failure accrual (a node failing requests is marked busy for a
          backoff, then probed), around the endpoint's session pool.
 
+    A request has a C{timeout} (seconds or None), a C{decode} (a callable
+    making the call's result from the answer, or None) and a
+    C{retried(n)} method returning the request to send as requeue C{n}.
+
     Layers 2 and 4 to 6 are one L{Dispatcher}, which does their work on one
     callback per attempt; the gate sits in front of it while discovery has
     not answered.
@@ -151,9 +155,11 @@ class ClientStack:
         if self._closed:
             return fail(ClientClosedError("the client is closed"))
         try:
-            if request.timeout is None:
-                return self._gate(request)
-            return self._timeout(request)
+            if request.timeout is not None:
+                return self._timeout(request)
+            if self._resolved:
+                return self.dispatcher(request)
+            return self._gate(request)
         except Exception as e:
             return fail(e)
 

@@ -13,6 +13,7 @@ from zope.interface import implementer
 
 from txscales.errors import ConnectError, RequestTimeoutError, TxScalesError
 from txscales.interfaces import CLOSED, OPEN, INode
+from txscales.stack._accrual import ALIVE
 
 
 class TimeoutFilter:
@@ -65,7 +66,9 @@ class Dispatcher:
 
     These are four layers (stats, requeue, balancer, node) in the order of
     L{txscales.stack._client.ClientStack}'s docstring; they share one
-    callback because every call pays for each callback it carries.
+    callback because every call pays for each callback it carries.  For
+    the same reason a request's C{decode} (if not None) turns the answer
+    into the call's result in that callback too.
 
     @param policy: an optional user retry policy, C{policy(failure,
         attempt)} returning whether to retry a failure that may have reached
@@ -85,12 +88,6 @@ class Dispatcher:
         self.requeues = 0
         self.budgetExhausted = 0
 
-    def __call__(self, request):
-        start = self._clock.seconds()
-        if self._stats is not None:
-            self._stats.started()
-        return self._attempt(request, 0, start)
-
     def after(self, ready, request):
         """
         Dispatch C{request} once C{ready} fires (counted from now); fail it
@@ -103,10 +100,19 @@ class Dispatcher:
             lambda _: self._attempt(request, 0, start), self._finished, errbackArgs=(start,)
         )
 
-    def _attempt(self, request, retries, start):
-        sent = start
-        if retries:
+    def _attempt(self, request, retries=0, start=None):
+        """
+        Send attempt number C{retries} of a call made at C{start} (None for
+        a call starting now).
+        """
+        if start is None:
+            start = sent = self._clock.seconds()
+            if self._stats is not None:
+                self._stats.started()
+        elif retries:
             request = request.retried(retries)
+            sent = self._clock.seconds()
+        else:
             sent = self._clock.seconds()
         try:
             node = self.balancer.pick()
@@ -119,18 +125,20 @@ class Dispatcher:
         return d.addCallbacks(
             self._succeeded,
             self._failed,
-            callbackArgs=(node, start, sent),
+            callbackArgs=(node, start, sent, request.decode),
             errbackArgs=(node, request, retries, start, sent),
         )
 
-    def _succeeded(self, result, node, start, sent):
+    __call__ = _attempt
+
+    def _succeeded(self, result, node, start, sent, decode):
         now = self._clock.seconds()
         node.succeeded()
         self._release(node, now - sent)
         self._budget.deposit()
         if self._stats is not None:
             self._stats.succeeded(now - start)
-        return result
+        return result if decode is None else decode(result)
 
     def _failed(self, failure, node, request, retries, start, sent):
         node.failed(failure)
@@ -199,8 +207,9 @@ class EndpointNode:
         if self.failFast.down:
             return CLOSED
         endpointStatus = self.endpoint.status
-        if self.accrual is not None and self.accrual.status != OPEN:
-            return self.accrual.status if endpointStatus != CLOSED else CLOSED
+        accrual = self.accrual
+        if accrual is not None and accrual.state != ALIVE and accrual.status != OPEN:
+            return accrual.status if endpointStatus != CLOSED else CLOSED
         return endpointStatus
 
     def send(self, request):

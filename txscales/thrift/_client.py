@@ -41,9 +41,11 @@ class ThriftRequest:
     @ivar args: its encoded args struct (the connection adds the message
         header, which carries the connection's seqid).
     @ivar timeout: seconds before the call is abandoned, or None.
+    @ivar decode: None: the stack returns the connection's answer as it is.
     """
 
     __slots__ = ("method", "args", "timeout")
+    decode = None
 
     def __init__(self, method, args, timeout=None):
         self.method = method

@@ -31,6 +31,7 @@ class ThriftMuxClient(StackClient):
         self._timeout = timeout
         self._clientId = clientId.encode("utf-8") if isinstance(clientId, str) else clientId
         self._random = random
+        self._decoders = {name: _decoder(method) for name, method in methods.items()}
 
     def _call(self, method, args, kwargs):
         if method.oneway:
@@ -50,12 +51,14 @@ class ThriftMuxClient(StackClient):
             if timeout is None or left < timeout:
                 timeout = left
         contexts = outgoingContexts(now, timeout, self._clientId, self._random.getrandbits(64), incoming)
-        d = self.stack(MuxRequest(body, contexts, timeout=timeout))
-        return d.addCallback(_decode, method)
+        return self.stack(MuxRequest(body, contexts, timeout=timeout, decode=self._decoders[method.name]))
 
 
-def _decode(reply, method):
-    return decodeReply(method, reply.body)
+def _decoder(method):
+    def decode(reply):
+        return decodeReply(method, reply.body)
+
+    return decode
 
 
 def buildClient(
