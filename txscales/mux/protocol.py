@@ -84,9 +84,12 @@ class MuxClientProtocol(Protocol):
         C{"open"} while the session takes new calls; C{"busy"} while it is
         negotiating, draining or its lease has expired; C{"closed"} when gone.
         """
-        if self._session.state == "closed":
+        state = self._session.state
+        if state == "open" and self._leaseExpires is None and not self.drainRequested:
+            return OPEN
+        if state == "closed":
             return CLOSED
-        if self._session.state != "open" or self.drainRequested:
+        if state != "open" or self.drainRequested:
             return BUSY
         if self._leaseExpires is not None and self._clock.seconds() >= self._leaseExpires:
             return BUSY
