@@ -7,7 +7,7 @@ import random
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, ensureDeferred, inlineCallbacks
 from twisted.internet.task import deferLater
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from txscales.demo.gen import TestService
 from txscales.demo.gen.ttypes import InvalidQueryException
@@ -21,7 +21,17 @@ from txscales.errors import (
     UnsupportedError,
 )
 from txscales.thriftmux import ThriftMux, TraceId, currentRequest
-from txscales.thriftmux._contexts import CLIENT_ID_KEY, DEADLINE_KEY, TRACE_KEY, decodeDeadline
+from txscales.mux._client import RETRIES_KEY, MuxRequest
+from txscales.mux._framing import EncodedContexts, encodeDispatch, encodeFrames
+from txscales.mux._messages import Tdispatch, encodeMessage
+from txscales.thriftmux._contexts import (
+    CLIENT_ID_KEY,
+    DEADLINE_KEY,
+    NO_DEADLINE,
+    TRACE_KEY,
+    decodeDeadline,
+    outgoingContexts,
+)
 
 
 class Handler(TestServiceHandler):
@@ -378,3 +388,31 @@ class CoroutineHandlerTests(ServerMixin, TestCase):
             return await self.client(timeout=5).query("aw")
 
         return ensureDeferred(main()).addCallback(self.assertEqual, "awaw")
+
+
+class OutgoingContextsTests(SynchronousTestCase):
+    """
+    The contexts of a root call carry a wire form equal to their pairs'.
+    """
+
+    def test_encodedAsPairs(self):
+        """
+        With or without a client id, the pre-made wire form is the bytes
+        the pairs encode to, and a requeue's contexts are encoded afresh.
+        """
+        for clientId in (None, b"", b"svc", b"x" * 300):
+            contexts = outgoingContexts(1700000000.25, 0.5, clientId, 0x0123456789ABCDEF)
+            self.assertEqual(type(contexts), EncodedContexts)
+            expected = encodeMessage(Tdispatch(7, list(contexts), b"", [], b"body"))
+            self.assertEqual(encodeDispatch(7, contexts, b"", (), b"body"), expected)
+            self.assertEqual(encodeDispatch(7, contexts, b"", (), b"body", window=20), encodeFrames(Tdispatch(7, list(contexts), b"", [], b"body"), 20))
+            requeued = MuxRequest(b"body", contexts).retried(2).contexts
+            self.assertEqual(type(requeued), list)
+            self.assertIn((RETRIES_KEY, b"\x00\x00\x00\x02"), requeued)
+
+    def test_noDeadline(self):
+        """
+        Without a timeout the deadline context says none.
+        """
+        contexts = dict(outgoingContexts(10.0, None, None, 1))
+        self.assertEqual(decodeDeadline(contexts[DEADLINE_KEY]), (10 * 10**9, NO_DEADLINE))

@@ -39,6 +39,21 @@ _DISPATCH_TYPE = T_DISPATCH << 24
 _encodedKeys = {}
 
 
+class EncodedContexts(list):
+    """
+    Context pairs that carry their wire form, C{encoded} (the count, then
+    each pair), made by whoever built them: L{encodeDispatch} writes it as
+    it is.  C{encoded} must match the pairs; a changed set of contexts is a
+    new plain list.
+    """
+
+    __slots__ = ("encoded",)
+
+    def __init__(self, pairs, encoded):
+        list.__init__(self, pairs)
+        self.encoded = encoded
+
+
 class FrameDecoder:
     """
     Decode a Mux byte stream into messages.
@@ -209,6 +224,12 @@ def encodeDispatch(tag, contexts, dst, dtab, body, window=None):
     if dtab or type(dst) is not bytes or len(dst) > MAX_SHORT or not 0 <= tag <= MAX_TAG:
         return encodeFrames(Tdispatch(tag, contexts, dst, dtab, body), window)
     pack = _short.pack
+    if type(contexts) is EncodedContexts:
+        encoded = contexts.encoded
+        size = len(encoded) + 4 + len(dst) + len(body)
+        if window is None or size <= window:
+            header = _dispatchHeader.pack(size + 4, _DISPATCH_TYPE | tag)
+            return b"".join((header, encoded, pack(len(dst)), dst, _NO_PAIRS, body))
     parts = [None, pack(len(contexts))]
     size = 6 + len(dst) + len(body)
     keys = _encodedKeys

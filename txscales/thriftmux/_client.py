@@ -51,7 +51,7 @@ class ThriftMuxClient(StackClient):
             if timeout is None or left < timeout:
                 timeout = left
         contexts = outgoingContexts(now, timeout, self._clientId, self._random.getrandbits(64), incoming)
-        return self.stack(MuxRequest(body, contexts, timeout=timeout, decode=self._decoders[method.name]))
+        return self.stack(MuxRequest(body, contexts, b"", (), timeout, self._decoders[method.name]))
 
 
 def _decoder(method):

@@ -6,6 +6,8 @@ handler runs in.  Plain Python, no Twisted.
 from contextvars import ContextVar
 from struct import Struct
 
+from txscales.mux._framing import EncodedContexts
+
 TRACE_KEY = b"com.twitter.finagle.tracing.TraceContext"
 DEADLINE_KEY = b"com.twitter.finagle.Deadline"
 RETRIES_KEY = b"com.twitter.finagle.Retries"
@@ -18,6 +20,19 @@ _trace = Struct(">QQQQ")
 _traceHigh = Struct(">QQQQQ")
 _deadline = Struct(">QQ")
 _retries = Struct(">i")
+_short = Struct(">H")
+
+
+def _pairPrefix(key, valueLength):
+    return _short.pack(len(key)) + key + _short.pack(valueLength)
+
+
+# The wire form of a root call's contexts, around its trace and deadline
+# values: L{outgoingContexts} joins five pieces instead of encoding pairs.
+_ROOT_HEAD = _pairPrefix(TRACE_KEY, _trace.size)
+_ROOT_MIDDLE = _pairPrefix(RETRIES_KEY, 4) + b"\x00\x00\x00\x00" + _pairPrefix(DEADLINE_KEY, _deadline.size)
+_COUNT = [_short.pack(n) for n in (3, 4)]
+_clientIdPairs = {}
 
 currentRequest = ContextVar("txscales.currentRequest", default=None)
 
@@ -196,24 +211,44 @@ def outgoingContexts(now, timeout, clientId, newSpanId, incoming=None):
     nowNs = int(now * 1e9)
     deadlineNs = NO_DEADLINE if timeout is None else nowNs + int(timeout * 1e9)
     if incoming is None:
-        # A call made outside any request: a new root trace.
-        traceValue = _trace.pack(newSpanId, newSpanId, newSpanId, 0)
+        return _rootContexts(nowNs, deadlineNs, clientId, newSpanId)
+    if incoming.trace is not None:
+        traceValue = incoming.trace.child(newSpanId).encode()
     else:
-        if incoming.trace is not None:
-            traceValue = incoming.trace.child(newSpanId).encode()
-        else:
-            traceValue = _trace.pack(newSpanId, newSpanId, newSpanId, 0)
-        if incoming.deadline is not None:
-            deadlineNs = min(deadlineNs, int(incoming.deadline * 1e9))
+        traceValue = _trace.pack(newSpanId, newSpanId, newSpanId, 0)
+    if incoming.deadline is not None:
+        deadlineNs = min(deadlineNs, int(incoming.deadline * 1e9))
     contexts = [
         (TRACE_KEY, traceValue),
         (RETRIES_KEY, b"\x00\x00\x00\x00"),
         (DEADLINE_KEY, _deadline.pack(nowNs, deadlineNs)),
     ]
-    if clientId is None and incoming is not None and incoming.clientId is not None:
+    if clientId is None and incoming.clientId is not None:
         clientId = incoming.clientId.encode("utf-8")
     if clientId:
         contexts.append((CLIENT_ID_KEY, clientId))
-    if incoming is not None:
-        contexts.extend(incoming.passedOn())
+    contexts.extend(incoming.passedOn())
     return contexts
+
+
+def _rootContexts(nowNs, deadlineNs, clientId, spanId):
+    """
+    The contexts of a call made outside any request (a new root trace),
+    with their wire form made from pieces encoded once.
+    """
+    traceValue = _trace.pack(spanId, spanId, spanId, 0)
+    deadlineValue = _deadline.pack(nowNs, deadlineNs)
+    pairs = [(TRACE_KEY, traceValue), (RETRIES_KEY, b"\x00\x00\x00\x00"), (DEADLINE_KEY, deadlineValue)]
+    if not clientId:
+        return EncodedContexts(pairs, b"".join((_COUNT[0], _ROOT_HEAD, traceValue, _ROOT_MIDDLE, deadlineValue)))
+    pairs.append((CLIENT_ID_KEY, clientId))
+    clientIdPair = _clientIdPairs.get(clientId) if type(clientId) is bytes else None
+    if clientIdPair is None:
+        if type(clientId) is not bytes or len(clientId) > 0x7FFF:
+            return pairs
+        clientIdPair = _pairPrefix(CLIENT_ID_KEY, len(clientId)) + clientId
+        if len(_clientIdPairs) < 256:
+            _clientIdPairs[clientId] = clientIdPair
+    return EncodedContexts(
+        pairs, b"".join((_COUNT[1], _ROOT_HEAD, traceValue, _ROOT_MIDDLE, deadlineValue, clientIdPair))
+    )
