@@ -243,9 +243,22 @@ class ClientSession(Session):
             protocol; the connection should be closed.
         """
         events = []
+        pending = self._pending
         for message in self._decoder.feed(data):
             if self.state == "open":
-                self._receiveOpen(message, events)
+                if type(message) is Rdispatch and message.status == STATUS_OK:
+                    # The common answer, handled here without a call.
+                    tag = message.tag
+                    state = pending.pop(tag, None)
+                    if state is None:
+                        continue
+                    self._tags.release(tag)
+                    if state != _DISCARDED:
+                        events.append(Replied(tag, message.contexts, message.body))
+                    if self.draining and not pending:
+                        events.append(Drained())
+                else:
+                    self._receiveOpen(message, events)
             elif self.state == "marker":
                 if isMarker(message):
                     self.state = "init"
