@@ -4,10 +4,13 @@ The server half of a Mux session: plain Python, no Twisted.
 
 from txscales.errors import DuplicateTagError, HandshakeError
 from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encodeFrames
+from struct import Struct
+
 from txscales.mux._messages import (
     CONTROL_TAG,
     MAX_TAG,
     MIN_TAG,
+    R_DISPATCH,
     STATUS_ERROR,
     STATUS_NACK,
     STATUS_OK,
@@ -36,15 +39,28 @@ from txscales.mux._session import (
     peerWindow as _peerWindow,
 )
 
+# An Rdispatch frame header followed by status 0 and no contexts.
+_okHeader = Struct(">IIxxx")
+_R_DISPATCH_TYPE = (R_DISPATCH & 0xFF) << 24
+
 
 class Dispatch:
     """
-    A request arrived.
+    A request arrived.  It has the attributes of a
+    L{txscales.mux.protocol.Request} and is what the server protocol hands
+    its service.
 
     @ivar requestId: identifies this request for L{ServerSession.reply};
         unlike the tag, never reused within the session.
+    @ivar tag: its tag.
+    @ivar contexts: list of (key bytes, value bytes) broadcast contexts.
+    @ivar dst: the destination path bytes.
+    @ivar dtab: list of (prefix bytes, name-tree bytes).
+    @ivar body: the payload.
     @ivar legacy: C{True} for a Treq (no contexts, dst or dtab).
     """
+
+    __slots__ = ("requestId", "tag", "contexts", "dst", "dtab", "body", "legacy")
 
     def __init__(self, requestId, tag, contexts, dst, dtab, body, legacy=False):
         self.requestId = requestId
@@ -145,6 +161,19 @@ class ServerSession(Session):
         @return: whether an answer was written (not when the request was
             discarded or the session is closed).
         """
+        entry = self._pending.get(tag)
+        if (
+            entry is not None
+            and entry[0] == requestId
+            and not entry[1]
+            and not contexts
+            and type(body) is bytes
+            and (self.peerWindow is None or len(body) + 3 <= self.peerWindow)
+        ):
+            # The usual answer: an Rdispatch, ok, no contexts, one frame.
+            del self._pending[tag]
+            self._out.append(_okHeader.pack(len(body) + 7, _R_DISPATCH_TYPE | tag) + body)
+            return True
         return self._answer(requestId, tag, STATUS_OK, body, contexts)
 
     def replyError(self, requestId, tag, message, flags=0):
@@ -181,7 +210,18 @@ class ServerSession(Session):
             protocol; after writing L{dataToSend}, close the connection.
         """
         events = []
+        pending = self._pending
         for message in self._decoder.feed(data):
+            if type(message) is Tdispatch and self.state == "open":
+                # The usual request: a new tag on an open session.
+                tag = message.tag
+                if tag not in pending and MIN_TAG <= tag <= MAX_TAG:
+                    self._nextId += 1
+                    pending[tag] = (self._nextId, False)
+                    events.append(
+                        Dispatch(self._nextId, tag, message.contexts, message.dst, message.dtab, message.body)
+                    )
+                    continue
             if self.state == "new":
                 if isMarker(message):
                     # Echo the probe byte for byte, whichever code it used.
