@@ -2,10 +2,10 @@
 The server half of a Mux session: plain Python, no Twisted.
 """
 
-from txscales.errors import DuplicateTagError, HandshakeError
-from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encodeFrames
 from struct import Struct
 
+from txscales.errors import DuplicateTagError, HandshakeError
+from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encodeFrames
 from txscales.mux._messages import (
     CONTROL_TAG,
     MAX_TAG,

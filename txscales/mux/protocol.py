@@ -259,7 +259,8 @@ class MuxServerProtocol(Protocol):
     """
     A Mux server connection.  Requests are dispatched concurrently to
     C{service}, a callable taking a L{Request} and returning the reply body
-    (bytes) or a Deferred of it.  A failure with L{RequestNackedError} is
+    (bytes) or a Deferred of it.  (What it is given is the session's
+    L{Dispatch} event, which has the attributes of a L{Request}.)  A failure with L{RequestNackedError} is
     sent as a nack; any other failure as an error reply with its text.
 
     @ivar sessionFactories: callables tried on the first bytes of the
@@ -319,11 +320,22 @@ class MuxServerProtocol(Protocol):
         # Answers made while these events are handled are written together,
         # once they all are.
         self._holding = True
+        service = self._service
+        session = self._session
         try:
             for event in events:
                 kind = type(event)
                 if kind is Dispatch:
-                    self._dispatch(event)
+                    try:
+                        result = service(event)
+                    except Exception:
+                        self._failed(Failure(), event.requestId, event.tag)
+                        continue
+                    if type(result) is bytes:
+                        # Written with the others below.
+                        session.reply(event.requestId, event.tag, result)
+                    else:
+                        self._answerLater(result, event)
                 elif kind is Discarded:
                     d = self._inflight.pop(event.requestId, None)
                     if d is not None:
@@ -333,17 +345,11 @@ class MuxServerProtocol(Protocol):
         finally:
             self._holding = False
             self._flush()
+            self._closeIfDrained()
 
-    def _dispatch(self, event):
-        request = Request(event.body, event.contexts, event.dst, event.dtab)
-        try:
-            result = self._service(request)
-        except Exception:
-            self._failed(Failure(), event.requestId, event.tag)
-            return
-        # isinstance() against Deferred (an ABCMeta class) is slow; a reply
-        # body is bytes.
-        if type(result) is bytes or (type(result) is not Deferred and not isinstance(result, Deferred)):
+    def _answerLater(self, result, event):
+        # isinstance() against Deferred (an ABCMeta class) is slow.
+        if type(result) is not Deferred and not isinstance(result, Deferred):
             self._replied(result, event.requestId, event.tag)
             return
         self._inflight[event.requestId] = result
