@@ -240,7 +240,7 @@ def _rootContexts(nowNs, deadlineNs, clientId, spanId):
     deadlineValue = _deadline.pack(nowNs, deadlineNs)
     pairs = [(TRACE_KEY, traceValue), (RETRIES_KEY, b"\x00\x00\x00\x00"), (DEADLINE_KEY, deadlineValue)]
     if not clientId:
-        return EncodedContexts(pairs, b"".join((_COUNT[0], _ROOT_HEAD, traceValue, _ROOT_MIDDLE, deadlineValue)))
+        return EncodedContexts.of(pairs, b"".join((_COUNT[0], _ROOT_HEAD, traceValue, _ROOT_MIDDLE, deadlineValue)))
     pairs.append((CLIENT_ID_KEY, clientId))
     clientIdPair = _clientIdPairs.get(clientId) if type(clientId) is bytes else None
     if clientIdPair is None:
@@ -249,6 +249,6 @@ def _rootContexts(nowNs, deadlineNs, clientId, spanId):
         clientIdPair = _pairPrefix(CLIENT_ID_KEY, len(clientId)) + clientId
         if len(_clientIdPairs) < 256:
             _clientIdPairs[clientId] = clientIdPair
-    return EncodedContexts(
+    return EncodedContexts.of(
         pairs, b"".join((_COUNT[1], _ROOT_HEAD, traceValue, _ROOT_MIDDLE, deadlineValue, clientIdPair))
     )
