@@ -26,28 +26,42 @@ def thriftMuxService(processor, stats=None, clock=None):
         them.
     """
     process = processor.process
+    setRequest = currentRequest.set
+    resetRequest = currentRequest.reset
 
     def service(request):
-        token = currentRequest.set(RequestContext(request.contexts))
+        token = setRequest(RequestContext(request.contexts))
         try:
             return process(request.body)
         finally:
-            currentRequest.reset(token)
+            resetRequest(token)
 
     if stats is None:
         return service
 
+    started = stats.started
+    succeeded = stats.succeeded
+    seconds = clock.seconds
+
     def counted(request):
-        stats.started()
-        start = clock.seconds()
+        # service(), inline: one call less per request.
+        started()
+        start = seconds()
         try:
-            result = service(request)
+            token = setRequest(RequestContext(request.contexts))
+            try:
+                result = process(request.body)
+            finally:
+                resetRequest(token)
         except Exception as e:
-            stats.failed(e, clock.seconds() - start)
+            stats.failed(e, seconds() - start)
             raise
-        if type(result) is not bytes and isinstance(result, Deferred):
+        if type(result) is bytes:
+            succeeded(seconds() - start)
+            return result
+        if isinstance(result, Deferred):
             return result.addCallbacks(_served, _failed, (stats, clock, start), None, (stats, clock, start))
-        stats.succeeded(clock.seconds() - start)
+        succeeded(seconds() - start)
         return result
 
     return counted
