@@ -654,12 +654,29 @@ def markdown(results):
             entry = t[row][cellName(GOAL_CELL)]
             server = entry.get("serverCpuUs")
             lines.append("| %s, loopback | %.1f us | %s |" % (title, entry["clientCpuUs"], "-" if server is None else "%.1f us" % (server,)))
-        names = {"echo": "raw Twisted echo (baseline)", "thriftmux": "txscales ThriftMux", "thriftmux-nostats": "txscales ThriftMux, stats=False"}
+        names = {
+            "echo": "raw Twisted echo (baseline)",
+            "thriftmux": "txscales ThriftMux",
+            "thriftmux-nostats": "txscales ThriftMux, stats=False",
+            "mux-floor": "Mux protocol alone (no client stack)",
+        }
         if "error" not in hot:
             echo = hot.get("echo")
             for kind, us in hot.items():
                 ratio = lambda side: " (%.1fx)" % (us[side] / echo[side],) if echo and kind != "echo" and echo[side] else ""
                 lines.append("| %s, in-process | %.2f us%s | %.2f us%s |" % (names.get(kind, kind), us["client"], ratio("client"), us["server"], ratio("server")))
+            floor = hot.get("mux-floor")
+            if echo and floor:
+                # Client and server take turns on a connection's batches, so
+                # calls/s follow the sum of both sides' CPU per call.
+                lines += [
+                    "",
+                    "With 100 calls outstanding, client and server take turns on each batch, so calls/s follow the sum "
+                    "of both sides' CPU per call. The Mux protocol alone (Thrift encoding, tag map, one Deferred per "
+                    "call, the txscales server) sums to %.2f us against the echo's %.2f us: a ceiling of %.2fx the echo "
+                    "before any client stack." % (floor["client"] + floor["server"], echo["client"] + echo["server"],
+                                                   (echo["client"] + echo["server"]) / (floor["client"] + floor["server"])),
+                ]
     lat = results["latency"]
     if lat:
         rate = results.get("latencyRate")

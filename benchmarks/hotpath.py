@@ -169,6 +169,34 @@ def thriftMuxSetup(size, stats):
     return pair, (lambda: client.query(x)), x + x
 
 
+def muxFloorSetup(size):
+    """
+    The floor under txscales' ThriftMux client: the same server, but calls
+    made on the Mux protocol directly (encode, dispatch, decode; no client
+    stack, no contexts), to show what the stack costs and what it cannot.
+    """
+    from twisted.internet.defer import succeed
+
+    from txscales.demo.gen import TestService
+    from txscales.demo.handler import TestServiceHandler
+    from txscales.mux.protocol import MuxClientProtocol
+    from txscales.thrift._codec import decodeReply, describeService, encodeCall
+    from txscales.thriftmux._server import serverFactory
+
+    pair = Pair()
+    clock = WallClock()
+    factory = serverFactory(TestService.Iface, TestServiceHandler(clock), clock)
+    client = MuxClientProtocol(clock, pingInterval=None)
+    pair.connect(client, factory.buildProtocol(None))
+    method = describeService(TestService.Iface)["query"]
+    x = payload(size)
+
+    def call():
+        return client.dispatch(encodeCall(method, (x,), {})).addCallback(lambda reply: decodeReply(method, reply.body))
+
+    return pair, call, x + x
+
+
 def measure(setup, concurrency, calls, warmup):
     pair, call, expected = setup()
     state = {"answered": 0, "wrong": 0, "failed": 0, "left": warmup + calls}
@@ -209,7 +237,7 @@ def measure(setup, concurrency, calls, warmup):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--kinds", default="echo,thriftmux,thriftmux-nostats")
+    parser.add_argument("--kinds", default="echo,thriftmux,thriftmux-nostats,mux-floor")
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--calls", type=int, default=30000)
@@ -219,6 +247,7 @@ def main():
         "echo": lambda: echoSetup(args.size),
         "thriftmux": lambda: thriftMuxSetup(args.size, True),
         "thriftmux-nostats": lambda: thriftMuxSetup(args.size, False),
+        "mux-floor": lambda: muxFloorSetup(args.size),
     }
     out = {"kind": "hotpath", "ok": True, "concurrency": args.concurrency, "size": args.size, "us": {}}
     for kind in args.kinds.split(","):
