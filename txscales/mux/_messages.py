@@ -16,6 +16,7 @@ canonical codes.
 from struct import Struct, error as StructError
 
 from txscales.errors import BadMessageError, EncodeError, UnknownMessageTypeError
+from txscales.mux._shapes import Shapes
 
 T_REQ = 1
 R_REQ = -1
@@ -57,6 +58,7 @@ _long = Struct(">Q")
 _header = Struct(">II")
 _tagWhich = Struct(">I")
 _STATUS_NO_CONTEXTS = [bytes((status, 0, 0)) for status in range(3)]
+_shapes = Shapes()
 
 
 def _u16(data, offset, what):
@@ -290,14 +292,19 @@ class Tdispatch(Message):
 
     @classmethod
     def decodeBody(cls, tag, body):
-        contexts, offset = _readPairs(body, 0, "context")
-        dst, offset = _readShortBytes(body, offset, "dst")
-        dtab, offset = _readPairs(body, offset, "dtab")
         message = cls.__new__(cls)
         message.tag = tag
-        message.contexts = contexts
-        message.dst = dst
-        message.dtab = dtab
+        known = _shapes.read(body) if type(body) is bytes else None
+        if known is not None:
+            message.contexts, offset = known
+            message.dst = b""
+            message.dtab = []
+        else:
+            message.contexts, offset = _readPairs(body, 0, "context")
+            message.dst, offset = _readShortBytes(body, offset, "dst")
+            message.dtab, offset = _readPairs(body, offset, "dtab")
+            if not message.dst and not message.dtab and type(body) is bytes:
+                _shapes.missed(message.contexts)
         message.body = bytes(body[offset:])
         return message
 
@@ -574,23 +581,13 @@ class Rinit(Tinit):
 
 
 _DECODERS = {
-    T_REQ: Treq.decodeBody,
-    R_REQ: Rreq.decodeBody,
-    T_DISPATCH: Tdispatch.decodeBody,
-    R_DISPATCH: Rdispatch.decodeBody,
-    T_DRAIN: Tdrain.decodeBody,
-    R_DRAIN: Rdrain.decodeBody,
-    T_PING: Tping.decodeBody,
-    R_PING: Rping.decodeBody,
-    T_DISCARDED: Tdiscarded.decodeBody,
-    T_DISCARDED_LEGACY: lambda tag, body: Tdiscarded.decodeBody(tag, body, True),
-    R_DISCARDED: Rdiscarded.decodeBody,
-    T_LEASE: Tlease.decodeBody,
-    T_INIT: Tinit.decodeBody,
-    R_INIT: Rinit.decodeBody,
-    R_ERR: Rerr.decodeBody,
-    R_ERR_LEGACY: lambda tag, body: Rerr.decodeBody(tag, body, True),
+    cls.type: cls.decodeBody
+    for cls in (
+        Treq, Rreq, Tdispatch, Rdispatch, Tdrain, Rdrain, Tping, Rping, Tdiscarded, Rdiscarded, Tlease, Tinit, Rinit, Rerr
+    )
 }
+_DECODERS[T_DISCARDED_LEGACY] = lambda tag, body: Tdiscarded.decodeBody(tag, body, True)
+_DECODERS[R_ERR_LEGACY] = lambda tag, body: Rerr.decodeBody(tag, body, True)
 
 FRAGMENTABLE = frozenset([T_DISPATCH, R_DISPATCH])
 
