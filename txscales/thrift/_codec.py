@@ -298,7 +298,15 @@ def decodeBinaryArgs(method, data, offset):
 
     @return: the list of argument values, in IDL order.
     """
-    return decodeArgs(method, _Reader(data, offset), BINARY)
+    # decodeArgs() and _decodeStruct(), inline.
+    args = method._argsTarget()
+    try:
+        fastbinary.decode_binary(args, _Reader(data, offset), method._argsTargetSpec)
+    except Exception as e:
+        raise BadMessageError("undecodable Thrift struct %s: %s" % (method.argsClass.__name__, e))
+    if len(method.argNames) == 1:
+        return [method._argValues(args)]
+    return list(method._argValues(args)) if method.argNames else []
 
 
 def encodeResult(method, seqid, protocol, value=None, exception=None):

@@ -106,7 +106,8 @@ class ThriftProcessor:
                 callbackArgs=(method, seqid, protocol),
                 errbackArgs=(method, seqid, protocol),
             )
-        return self._succeeded(result, method, seqid, protocol)
+        # _succeeded(), inline.
+        return b"" if method.oneway else encodeResult(method, seqid, protocol, result)
 
     @staticmethod
     def _succeeded(value, method, seqid, protocol):
