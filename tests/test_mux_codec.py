@@ -15,6 +15,7 @@ from txscales.errors import (
     UnknownMessageTypeError,
 )
 from txscales.mux._framing import FrameDecoder, encodeDispatch, encodeFrames
+from txscales.mux._shapes import LEARN_EVERY, MAX_PAIRS, MAX_SHAPES, Shape, Shapes
 from txscales.mux._messages import (
     FLAG_NON_RETRYABLE,
     FLAG_REJECTED,
@@ -35,6 +36,8 @@ from txscales.mux._messages import (
     Tlease,
     Tping,
     Treq,
+    _readPairs,
+    _readShortBytes,
     encodeMessage,
     muxFailureContext,
     muxFailureFlags,
@@ -421,3 +424,95 @@ class FuzzTests(SynchronousTestCase):
         message = Tdispatch(tag, contexts, dst, [(b"/a", b"/b")], body)
         self.assertEqual(feedWhole(encodeFrames(message, window)), [message])
         self.assertEqual(feedWhole(encodeMessage(message)), [message])
+
+
+def tdispatchBody(contexts, dst=b"", dtab=(), body=b"payload"):
+    """
+    @return: the body bytes of a Tdispatch frame (after type and tag).
+    """
+    return encodeMessage(Tdispatch(2, contexts, dst, list(dtab), body))[8:]
+
+
+def fieldByField(body):
+    """
+    @return: (contexts, dst, dtab, payload) of a Tdispatch body read field by
+        field, or None when it does not decode.
+    """
+    try:
+        contexts, offset = _readPairs(body, 0, "context")
+        dst, offset = _readShortBytes(body, offset, "dst")
+        dtab, offset = _readPairs(body, offset, "dtab")
+    except BadMessageError:
+        return None
+    return contexts, dst, dtab, body[offset:]
+
+
+contextLists = st.lists(st.tuples(st.binary(max_size=30), st.binary(max_size=40)), max_size=MAX_PAIRS)
+
+
+class ShapeTests(SynchronousTestCase):
+    """
+    A Tdispatch header read by its learnt shape reads as it does field by
+    field, and a header of another shape is not taken for it.
+    """
+
+    @settings(max_examples=300, deadline=None)
+    @given(contextLists, st.binary(max_size=50), st.integers(0, 400), st.integers(0, 255))
+    def test_shapeReadsAsFields(self, contexts, payload, position, value):
+        """
+        Whole, truncated or with one byte changed, a body read by a shape
+        gives the contexts and payload that field-by-field reading gives,
+        or is left to it.
+        """
+        shape = Shape(contexts)
+        body = tdispatchBody(contexts, body=payload)
+        self.assertEqual(shape.read(body), contexts)
+        self.assertEqual(body[shape.size :], payload)
+        mutated = bytearray(body)
+        mutated[position % len(mutated)] = value
+        for candidate in (bytes(mutated), body[: position % len(body)]):
+            read = shape.read(candidate)
+            if read is not None:
+                self.assertEqual(fieldByField(candidate), (read, b"", [], candidate[shape.size :]))
+
+    @settings(max_examples=200, deadline=None)
+    @given(contextLists, contextLists, st.binary(max_size=20))
+    def test_otherShapes(self, learnt, other, dst):
+        """
+        A header with other keys, value sizes, a dst or a dtab does not
+        match a shape learnt from another.
+        """
+        shape = Shape(learnt)
+        body = tdispatchBody(other, dst=dst, dtab=[(b"/a", b"/b")] if not dst else ())
+        self.assertIsNone(shape.read(body))
+        body = tdispatchBody(other, dst=dst)
+        read = shape.read(body)
+        if read is not None:
+            self.assertEqual((read, dst), (other, b""))
+
+    def test_learnAndForget(self):
+        """
+        The first header is learnt at once; when under one header in five
+        matches, the shapes are forgotten and learning waits longer.
+        """
+        shapes = Shapes()
+        steady = [(b"k", b"1234")]
+        shapes.missed(steady)
+        self.assertEqual(shapes.read(tdispatchBody(steady)), (steady, Shape(steady).size))
+        for i in range(LEARN_EVERY * 4):
+            contexts = [(b"k", b"x" * (i % 40 + 5))]
+            if shapes.read(tdispatchBody(contexts)) is None:
+                shapes.missed(contexts)
+        self.assertLessEqual(len(shapes.shapes), MAX_SHAPES)
+        self.assertGreater(shapes._every, LEARN_EVERY)
+
+    def test_decodeThroughShapes(self):
+        """
+        Tdispatch frames decode to the same messages before and after their
+        shape is learnt, and a different frame after it decodes correctly.
+        """
+        contexts = [(b"com.twitter.finagle.Retries", b"\x00\x00\x00\x00"), (b"c", b"v")]
+        first = Tdispatch(2, contexts, b"", [], b"a")
+        second = Tdispatch(3, [(b"c", b"v" * 3)], b"/dst", [(b"/a", b"/b")], b"b")
+        for message in (first, first, second, first):
+            self.assertEqual(feedWhole(encodeMessage(message)), [message])
