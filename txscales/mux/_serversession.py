@@ -46,9 +46,8 @@ _R_DISPATCH_TYPE = (R_DISPATCH & 0xFF) << 24
 
 class Dispatch:
     """
-    A request arrived.  It has the attributes of a
-    L{txscales.mux.protocol.Request} and is what the server protocol hands
-    its service.
+    A request arrived.  The server protocol hands it to its service as the
+    L{txscales.mux.protocol.Request}.
 
     @ivar requestId: identifies this request for L{ServerSession.reply};
         unlike the tag, never reused within the session.

@@ -236,31 +236,19 @@ class MuxClientProtocol(Protocol):
         self.closed.callback(None)
 
 
-class Request:
-    """
-    A request as a Mux service sees it.
-
-    @ivar contexts: list of (key bytes, value bytes) broadcast contexts.
-    @ivar dst: the destination path bytes.
-    @ivar dtab: list of (prefix bytes, name-tree bytes).
-    @ivar body: the payload.
-    """
-
-    __slots__ = ("contexts", "dst", "dtab", "body")
-
-    def __init__(self, body, contexts=(), dst=b"", dtab=()):
-        self.body = body
-        self.contexts = contexts
-        self.dst = dst
-        self.dtab = dtab
+Request = Dispatch
+"""
+A request as a Mux service sees it: C{body}, C{contexts} (list of (key,
+value) bytes), C{dst} and C{dtab}.  It is the session's L{Dispatch} event
+itself, handed to the service without a copy.
+"""
 
 
 class MuxServerProtocol(Protocol):
     """
     A Mux server connection.  Requests are dispatched concurrently to
     C{service}, a callable taking a L{Request} and returning the reply body
-    (bytes) or a Deferred of it.  (What it is given is the session's
-    L{Dispatch} event, which has the attributes of a L{Request}.)  A failure with L{RequestNackedError} is
+    (bytes) or a Deferred of it.  A failure with L{RequestNackedError} is
     sent as a nack; any other failure as an error reply with its text.
 
     @ivar sessionFactories: callables tried on the first bytes of the
