@@ -93,6 +93,7 @@ class Method:
     @ivar hasSuccess: whether the method returns a value.
     @ivar replyHeader: the binary TMessage header of a reply, without its
         seqid.
+    @ivar callHeaderZero: the binary TMessage header of a call with seqid 0.
     """
 
     def __init__(self, name, argsClass, resultClass):
@@ -118,6 +119,11 @@ class Method:
         self.successSpec = None
         if resultClass is not None:
             self.resultSpec = [resultClass, resultClass.thrift_spec]
+            # A reply decodes into an object whose class holds the result's
+            # defaults (all None): no generated __init__ to run per reply.
+            fields = [f[2] for f in resultClass.thrift_spec if f is not None]
+            self._resultTarget = type(resultClass.__name__, (), dict.fromkeys(fields))
+            self._resultTargetSpec = [self._resultTarget, resultClass.thrift_spec]
             for field in resultClass.thrift_spec:
                 if field is None:
                     continue
@@ -128,6 +134,7 @@ class Method:
                     self.exceptions.append((field[2], field[3][0]))
         self.replyHeader = _uint.pack(_VERSION_1 | TMessageType.REPLY) + _uint.pack(len(self.nameBytes)) + self.nameBytes
         self._callHeaders = {}
+        self.callHeaderZero = self.callHeader(0)
 
     def callHeader(self, seqid, messageType=None):
         """
@@ -170,7 +177,8 @@ def encodeCall(method, args, kwargs, seqid=0):
     @raise TypeError: for arguments that do not match the method.
     """
     argsObject = method.argsClass(*args, **kwargs)
-    return method.callHeader(seqid) + fastbinary.encode_binary(argsObject, method.argsSpec)
+    header = method.callHeaderZero if seqid == 0 else method.callHeader(seqid)
+    return header + fastbinary.encode_binary(argsObject, method.argsSpec)
 
 
 def readMessageBegin(data):
@@ -236,6 +244,10 @@ def decodeReply(method, data):
     @raise ApplicationError: for a C{TApplicationException} reply.
     @raise BadMessageError: for bytes that are not a reply to C{method}.
     """
+    if data.startswith(method.replyHeader) and len(data) >= len(method.replyHeader) + 4:
+        # The common reply: binary, strict, to this method.
+        reader = _Reader(data, len(method.replyHeader) + 4)
+        return _resultValue(method, _decodeStruct(method._resultTarget(), reader, method._resultTargetSpec, BINARY))
     protocol, name, messageType, _, reader = readMessageBegin(data)
     if messageType == TMessageType.EXCEPTION:
         exc = TApplicationException()
@@ -248,7 +260,14 @@ def decodeReply(method, data):
         raise BadMessageError("expected a Thrift REPLY, got message type %d" % (messageType,))
     if name != method.name:
         raise BadMessageError("reply for %r to a call of %r" % (name, method.name))
-    result = _decodeStruct(method.resultClass(), reader, method.resultSpec, protocol)
+    return _resultValue(method, _decodeStruct(method.resultClass(), reader, method.resultSpec, protocol))
+
+
+def _resultValue(method, result):
+    """
+    @return: the value of a decoded result struct.
+    @raise Exception: the declared exception it carries.
+    """
     for field, _ in method.exceptions:
         value = getattr(result, field)
         if value is not None:
