@@ -11,11 +11,13 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txscales.demo.gen import TestService
 from txscales.demo.handler import TestServiceHandler
-from txscales.errors import ConnectError, RequestNackedError, ServerError
+from txscales._connection import DiscardedCall
+from txscales.errors import ConnectError, RequestNackedError, RequestTimeoutError, ServerError
 from txscales.interfaces import BUSY, CLOSED, OPEN
 from txscales.stack._accrual import ALIVE, DEAD, PROBE_CLOSED, PROBE_OPEN, FailFast, FailureAccrual
 from txscales.stack._budget import Ema, RetryBudget, WindowedAdder, equalJittered, exponentialJittered
 from txscales.stack._filters import Dispatcher
+from txscales.stack._timeout import MAX_QUEUES, TimeoutFilter
 from txscales.testing import MemoryNetwork
 
 
@@ -470,3 +472,110 @@ class UpdateAndDeadlineTests(SynchronousTestCase):
         retried = request.retried(2)
         self.assertEqual(retried.contexts, [(b"a", b"1"), (RETRIES_KEY, b"\x00\x00\x00\x02")])
         self.assertEqual(request.contexts[1], (RETRIES_KEY, b"\x00\x00\x00\x00"))
+
+
+class TimedRequest:
+    """
+    A request with a timeout.
+    """
+
+    decode = None
+
+    def __init__(self, timeout):
+        self.timeout = timeout
+
+
+class TimeoutFilterTests(SynchronousTestCase):
+    """
+    Calls are cancelled at their timeout and fail with RequestTimeoutError;
+    calls sharing a timeout share one timer.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.sent = []
+
+        def service(request):
+            d = Deferred(lambda d: d.errback(DiscardedCall(written=True)))
+            self.sent.append(d)
+            return d
+
+        self.timeouts = TimeoutFilter(service, self.clock)
+
+    def test_expireInOrder(self):
+        """
+        Calls expire at their own deadlines under one timer; an answered
+        call is not cancelled; no timer is left once all have ended.
+        """
+        first = self.timeouts(TimedRequest(1.0))
+        self.clock.advance(0.25)
+        second = self.timeouts(TimedRequest(1.0))
+        answered = self.timeouts(TimedRequest(1.0))
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(0.75)
+        error = self.failureResultOf(first, RequestTimeoutError).value
+        self.assertTrue(error.mayHaveReachedServer)
+        self.assertNoResult(second)
+        self.sent[2].callback("ok")
+        self.assertEqual(self.successResultOf(answered), "ok")
+        self.clock.advance(0.25)
+        self.failureResultOf(second, RequestTimeoutError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_answeredInTime(self):
+        """
+        Calls answered before their deadline succeed, and the timer goes
+        with the last of them.
+        """
+        calls = [self.timeouts(TimedRequest(0.5)) for _ in range(3)]
+        for d in self.sent:
+            d.callback("ok")
+        self.assertEqual([self.successResultOf(d) for d in calls], ["ok"] * 3)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.clock.advance(1)
+
+    def test_callFromExpiry(self):
+        """
+        A call made by the callback of an expired call is bounded from when
+        it was made.
+        """
+        later = []
+        self.timeouts(TimedRequest(1.0)).addErrback(lambda f: later.append(self.timeouts(TimedRequest(1.0))))
+        self.clock.advance(1.0)
+        self.assertEqual(len(later), 1)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(0.5)
+        self.assertNoResult(later[0])
+        self.clock.advance(0.5)
+        self.failureResultOf(later[0], RequestTimeoutError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_manyTimeouts(self):
+        """
+        Beyond MAX_QUEUES distinct timeouts, calls get a timer each and
+        still expire on time.
+        """
+        calls = [self.timeouts(TimedRequest(1.0 + i / 100.0)) for i in range(MAX_QUEUES + 4)]
+        self.assertEqual(len(self.clock.getDelayedCalls()), MAX_QUEUES + 4)
+        self.clock.advance(1.0 + (MAX_QUEUES + 2) / 100.0)
+        for d in calls[: MAX_QUEUES + 3]:
+            self.failureResultOf(d, RequestTimeoutError)
+        self.assertNoResult(calls[-1])
+        self.clock.advance(0.01)
+        self.failureResultOf(calls[-1], RequestTimeoutError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_finishedCallsLeaveTheQueue(self):
+        """
+        With one call held outstanding, a thousand answered in time keep
+        the queue within twice the calls outstanding.
+        """
+        held = self.timeouts(TimedRequest(10.0))
+        for _ in range(1000):
+            self.timeouts(TimedRequest(10.0))
+            self.sent[-1].callback("ok")
+        (queue,) = self.timeouts._queues.values()
+        self.assertLessEqual(len(queue._order), 2 * len(queue._calls) + 65)
+        self.clock.advance(10.0)
+        self.failureResultOf(held, RequestTimeoutError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])

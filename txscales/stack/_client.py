@@ -8,7 +8,8 @@ from txscales._plugins import balancerFactory
 from txscales.errors import ClientClosedError, DiscoveryError
 from txscales.stack._accrual import FailFast, FailureAccrual
 from txscales.stack._budget import RetryBudget
-from txscales.stack._filters import Dispatcher, EndpointNode, TimeoutFilter
+from txscales.stack._filters import Dispatcher, EndpointNode
+from txscales.stack._timeout import TimeoutFilter
 
 
 class ClientStack:

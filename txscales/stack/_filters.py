@@ -11,38 +11,9 @@ from twisted.internet.defer import CancelledError, fail
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txscales.errors import ConnectError, RequestTimeoutError, TxScalesError
+from txscales.errors import ConnectError, TxScalesError
 from txscales.interfaces import CLOSED, OPEN, INode
 from txscales.stack._accrual import ALIVE
-
-
-class TimeoutFilter:
-    """
-    Bound each call by its C{timeout} (seconds, on the request): on expiry
-    the call is cancelled (Mux sends Tdiscarded) and fails with
-    L{RequestTimeoutError}.
-    """
-
-    def __init__(self, service, clock):
-        self._service = service
-        self._clock = clock
-
-    def __call__(self, request):
-        timeout = request.timeout
-        d = self._service(request)
-        if timeout is None or d.called:
-            return d
-        timer = self._clock.callLater(timeout, d.cancel)
-        return d.addBoth(_timedOut, timer, timeout)
-
-
-def _timedOut(result, timer, timeout):
-    if timer.active():
-        timer.cancel()
-        return result
-    if isinstance(result, Failure) and result.check(CancelledError):
-        raise RequestTimeoutError(timeout, written=bool(getattr(result.value, "written", False)))
-    return result
 
 
 def isRequeueable(failure):

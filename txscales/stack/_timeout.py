@@ -1,0 +1,142 @@
+"""
+The client stack's timeouts: each call bounded by its request's C{timeout}.
+"""
+
+from collections import deque
+
+from twisted.internet.defer import CancelledError
+from twisted.python.failure import Failure
+
+from txscales.errors import RequestTimeoutError
+
+MAX_QUEUES = 16
+"""Distinct timeouts given a queue each; calls with others get a timer each."""
+
+_EARLY = 1e-6
+"""How early (seconds) a deadline may be taken as passed: timers re-armed for
+a deadline may fire a rounding error before it."""
+
+
+class TimeoutFilter:
+    """
+    Bound each call by its C{timeout} (seconds, on the request): on expiry
+    the call is cancelled (Mux sends Tdiscarded) and fails with
+    L{RequestTimeoutError}.
+
+    Calls with the same timeout expire in the order they were made, so each
+    timeout value keeps its calls in a first-in first-out queue under one
+    reactor timer, armed for the earliest: a call costs an append and a
+    dictionary entry instead of a C{DelayedCall} of its own (the reactor
+    keeps those in a heap ordered by Python comparisons).  Beyond
+    L{MAX_QUEUES} distinct values at once (deadlines propagated from a
+    request vary), a call gets a timer of its own.
+    """
+
+    def __init__(self, service, clock):
+        self._service = service
+        self._clock = clock
+        self._queues = {}
+
+    def __call__(self, request):
+        timeout = request.timeout
+        d = self._service(request)
+        if timeout is None or d.called:
+            return d
+        queue = self._queues.get(timeout)
+        if queue is None:
+            if len(self._queues) >= MAX_QUEUES:
+                timer = self._clock.callLater(timeout, d.cancel)
+                return d.addBoth(_timedOut, timer, timeout)
+            queue = self._queues[timeout] = _Expiry(self._clock, timeout, self._queues)
+        return queue.add(d)
+
+
+def _timedOut(result, timer, timeout):
+    if timer.active():
+        timer.cancel()
+        return result
+    return _timeoutError(result, timeout)
+
+
+def _timeoutError(result, timeout):
+    """
+    @return: C{result} of a call cancelled on expiry, as the caller sees it.
+    @raise RequestTimeoutError: when the cancellation ended the call.
+    """
+    if isinstance(result, Failure) and result.check(CancelledError):
+        raise RequestTimeoutError(timeout, written=bool(getattr(result.value, "written", False)))
+    return result
+
+
+class _Expiry:
+    """
+    The calls outstanding with one timeout, in the order they were made,
+    and the one timer that expires them.  It removes itself from C{owner}
+    (a dict by timeout) once no call is left.
+    """
+
+    def __init__(self, clock, timeout, owner):
+        self._clock = clock
+        self._timeout = timeout
+        self._owner = owner
+        self._order = deque()
+        self._calls = {}
+        self._next = 0
+        self._timer = None
+        self._expiring = False
+
+    def add(self, d):
+        """
+        Bound C{d} by the timeout from now.
+
+        @return: C{d}, failing with L{RequestTimeoutError} on expiry.
+        """
+        key = self._next
+        self._next = key + 1
+        self._order.append((self._clock.seconds() + self._timeout, key))
+        self._calls[key] = d
+        if self._timer is None and not self._expiring:
+            self._timer = self._clock.callLater(self._timeout, self._expire)
+        elif len(self._order) > 2 * len(self._calls) + 64:
+            # Finished calls leave their place in the queue until their
+            # deadline; keep the queue within twice the calls outstanding.
+            calls = self._calls
+            self._order = deque(entry for entry in self._order if entry[1] in calls)
+        return d.addBoth(self._settled, key)
+
+    def _settled(self, result, key):
+        if self._calls.pop(key, None) is None:
+            # Expired: this is the outcome of its cancellation.
+            return _timeoutError(result, self._timeout)
+        if not self._calls:
+            self._stop()
+        return result
+
+    def _expire(self):
+        self._timer = None
+        now = self._clock.seconds() + _EARLY
+        order, calls = self._order, self._calls
+        # Cancelling runs callbacks, which may make calls with this timeout:
+        # they join the queue, and the timer is armed once, below.
+        self._expiring = True
+        try:
+            while order and order[0][0] <= now:
+                d = calls.pop(order.popleft()[1], None)
+                if d is not None:
+                    d.cancel()
+        finally:
+            self._expiring = False
+        if not calls:
+            self._stop()
+            return
+        while order[0][1] not in calls:
+            order.popleft()
+        self._timer = self._clock.callLater(max(0.0, order[0][0] - self._clock.seconds()), self._expire)
+
+    def _stop(self):
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._order.clear()
+        if self._owner.get(self._timeout) is self:
+            del self._owner[self._timeout]
