@@ -14,6 +14,7 @@ from txscales.errors import (
     ProtocolError,
     UnknownMessageTypeError,
 )
+from txscales.mux._fields import _readPairs, _readShortBytes
 from txscales.mux._framing import FrameDecoder, encodeDispatch, encodeFrames
 from txscales.mux._shapes import LEARN_EVERY, MAX_PAIRS, MAX_SHAPES, Shape, Shapes
 from txscales.mux._messages import (
@@ -36,8 +37,6 @@ from txscales.mux._messages import (
     Tlease,
     Tping,
     Treq,
-    _readPairs,
-    _readShortBytes,
     encodeMessage,
     muxFailureContext,
     muxFailureFlags,

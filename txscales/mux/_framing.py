@@ -9,10 +9,10 @@ to write, fragmenting its body to the peer's window.
 from struct import Struct
 
 from txscales.errors import BadMessageError, FrameTooLargeError
+from txscales.mux._fields import MAX_SHORT
 from txscales.mux._messages import (
     FRAGMENT_BIT,
     FRAGMENTABLE,
-    MAX_SHORT,
     MAX_TAG,
     T_DISPATCH,
     Tdispatch,
