@@ -358,6 +358,16 @@ class MalformedTests(SynchronousTestCase):
         self.assertRaises(EncodeError, encodeDispatch, 2, [], b"/" * 40000, (), b"")
 
 
+dispatchFields = (
+    st.integers(2, 0x7FFFFF),
+    st.lists(st.tuples(st.binary(max_size=40), st.binary(max_size=40)), max_size=4),
+    st.binary(max_size=30),
+    st.binary(max_size=300),
+    st.integers(1, 64),
+)
+"""Strategies for a Tdispatch's tag, contexts, dst and body, and a window."""
+
+
 class FuzzTests(SynchronousTestCase):
     """
     Random bytes yield messages or typed errors, never anything else.
@@ -390,13 +400,7 @@ class FuzzTests(SynchronousTestCase):
             pass
 
     @settings(max_examples=200, deadline=None)
-    @given(
-        st.integers(2, 0x7FFFFF),
-        st.lists(st.tuples(st.binary(max_size=40), st.binary(max_size=40)), max_size=4),
-        st.binary(max_size=30),
-        st.binary(max_size=300),
-        st.integers(1, 64),
-    )
+    @given(*dispatchFields)
     def test_encodeDispatch(self, tag, contexts, dst, body, window):
         """
         The direct Tdispatch encoder writes the message class's bytes, with
@@ -409,13 +413,7 @@ class FuzzTests(SynchronousTestCase):
         self.assertEqual(encodeDispatch(tag, mutable, dst, (), body), encodeMessage(message))
 
     @settings(max_examples=200, deadline=None)
-    @given(
-        st.integers(2, 0x7FFFFF),
-        st.lists(st.tuples(st.binary(max_size=40), st.binary(max_size=40)), max_size=4),
-        st.binary(max_size=30),
-        st.binary(max_size=300),
-        st.integers(1, 64),
-    )
+    @given(*dispatchFields)
     def test_tdispatchRoundTrip(self, tag, contexts, dst, body, window):
         """
         Any Tdispatch survives encoding (fragmented or not) and decoding.
