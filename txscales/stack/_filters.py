@@ -80,9 +80,6 @@ class Dispatcher:
             start = sent = self._clock.seconds()
             if self._stats is not None:
                 self._stats.started()
-        elif retries:
-            request = request.retried(retries)
-            sent = self._clock.seconds()
         else:
             sent = self._clock.seconds()
         try:
@@ -90,7 +87,7 @@ class Dispatcher:
         except Exception:
             return fail(self._finished(Failure(), start))
         try:
-            d = node.send(request)
+            d = node.send(request.retried(retries) if retries else request)
         except Exception:
             d = fail()
         return d.addCallbacks(
