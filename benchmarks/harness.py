@@ -689,6 +689,7 @@ def markdown(results):
             "echo": "raw Twisted echo (baseline)",
             "thriftmux": "txscales ThriftMux",
             "thriftmux-nostats": "txscales ThriftMux, stats=False",
+            "thriftmux-timeout": "txscales ThriftMux, timeout=1 s",
             "mux-floor": "Mux protocol alone (no client stack)",
         }
         if "error" not in hot:

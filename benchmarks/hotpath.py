@@ -71,8 +71,8 @@ class BufferTransport:
 
 class WallClock:
     """
-    A clock for the client stack: real time, timers that never fire (the
-    benchmark sets no timeouts and turns pings off).
+    A clock for the client stack: real time, timers that never fire (pings
+    are off, and a timeout's timer only bounds calls that all end first).
     """
 
     # As a real reactor's: the builtin, no Python frame per reading.
@@ -133,7 +133,7 @@ def echoSetup(size):
     return pair, (lambda: client.call(x)), x + x
 
 
-def thriftMuxSetup(size, stats):
+def thriftMuxSetup(size, stats, timeout=None):
     from twisted.internet.defer import succeed
 
     from txscales.demo.gen import TestService
@@ -162,6 +162,7 @@ def thriftMuxSetup(size, stats):
         "tcp://127.0.0.1:9",
         reactor=clock,
         stats=stats,
+        timeout=timeout,
         pingInterval=None,
         endpointFactory=lambda reactor, host, port, timeout: Endpoint(),
     )
@@ -237,7 +238,7 @@ def measure(setup, concurrency, calls, warmup):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--kinds", default="echo,thriftmux,thriftmux-nostats,mux-floor")
+    parser.add_argument("--kinds", default="echo,thriftmux,thriftmux-nostats,thriftmux-timeout,mux-floor")
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--calls", type=int, default=30000)
@@ -247,6 +248,7 @@ def main():
         "echo": lambda: echoSetup(args.size),
         "thriftmux": lambda: thriftMuxSetup(args.size, True),
         "thriftmux-nostats": lambda: thriftMuxSetup(args.size, False),
+        "thriftmux-timeout": lambda: thriftMuxSetup(args.size, True, timeout=1.0),
         "mux-floor": lambda: muxFloorSetup(args.size),
     }
     out = {"kind": "hotpath", "ok": True, "concurrency": args.concurrency, "size": args.size, "us": {}}
