@@ -356,6 +356,7 @@ class MalformedTests(SynchronousTestCase):
         self.assertRaises(EncodeError, encodeDispatch, 2, [(b"k" * 32768, b"")], b"", (), b"")
         self.assertRaises(EncodeError, encodeDispatch, 2, [(b"k", b"v" * 32768)], b"", (), b"")
         self.assertRaises(EncodeError, encodeDispatch, 2, [], b"/" * 40000, (), b"")
+        self.assertRaises(EncodeError, encodeDispatch, 2, [(b"", b"")] * 65536, b"", (), b"")
 
 
 dispatchFields = (

@@ -28,7 +28,7 @@ from txscales.mux._messages import (
     encodeMessage,
     muxFailureFlags,
 )
-from txscales.mux.protocol import MuxServerFactory
+from txscales.mux.protocol import MuxServerFactory, Request
 
 MARKER_LEGACY = bytes.fromhex("0000000f7f00000174696e697420636865636b")
 MARKER_CANONICAL = bytes.fromhex("0000000f8000000174696e697420636865636b")
@@ -147,6 +147,14 @@ class HandshakeTests(ServerTestsMixin, SynchronousTestCase):
         c.send(Tdispatch(2, [(b"k", b"v")], b"/dst", [(b"/a", b"/b")], b"q"))
         request, d = self.service.requests[0]
         self.assertEqual((request.contexts, request.dst, request.dtab), ([(b"k", b"v")], b"/dst", [(b"/a", b"/b")]))
+
+    def test_requestForTests(self):
+        """
+        A Request built by hand has the attributes a service is given.
+        """
+        request = Request(b"q", [(b"k", b"v")], b"/dst")
+        self.assertEqual((request.body, request.contexts, request.dst, request.dtab), (b"q", [(b"k", b"v")], b"/dst", ()))
+        self.assertEqual(Request(b"q").contexts, ())
 
     def test_dispatchAfterMarkerWithoutTinit(self):
         """

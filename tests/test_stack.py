@@ -268,6 +268,15 @@ class RequeueTests(SynchronousTestCase):
     Calls that never reached a server are sent again within the budget.
     """
 
+    def test_requestWithoutDecode(self):
+        """
+        A request without a decode attribute is refused before a node is
+        picked.
+        """
+        dispatcher = oneNodeDispatcher(lambda request: succeed("ok"), RetryBudget(Clock().seconds))
+        self.assertRaises(AttributeError, dispatcher, object())
+        self.assertEqual(dispatcher.balancer.pending, 0)
+
     def test_requeueNack(self):
         """
         A nack is requeued, with the retry count, and succeeds.
@@ -578,4 +587,82 @@ class TimeoutFilterTests(SynchronousTestCase):
         self.assertLessEqual(len(queue._order), 2 * len(queue._calls) + 65)
         self.clock.advance(10.0)
         self.failureResultOf(held, RequestTimeoutError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_requeuePendingIsBounded(self):
+        """
+        A call whose first attempt failed at once and whose requeue is
+        pending is still cancelled at its timeout.
+        """
+        cancelled = []
+        attempts = [fail(RequestNackedError()), Deferred(lambda d: cancelled.append(d))]
+        timeouts = TimeoutFilter(oneNodeDispatcher(lambda request: attempts.pop(0), RetryBudget(self.clock.seconds)), self.clock)
+        request = Request()
+        request.timeout = 1.0
+        d = timeouts(request)
+        self.assertNoResult(d)
+        self.clock.advance(1.0)
+        self.assertEqual(len(cancelled), 1)
+        self.failureResultOf(d, RequestTimeoutError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_compactWhileExpiring(self):
+        """
+        Calls made by an expiring call's callbacks, enough to compact the
+        queue, are bounded too.
+        """
+        held = self.timeouts(TimedRequest(1.0))
+        for _ in range(99):
+            self.timeouts(TimedRequest(1.0))
+        for d in self.sent[1:]:
+            d.callback("ok")
+        made = []
+
+        def again(failure):
+            made.append(self.timeouts(TimedRequest(1.0)))
+            made.append(self.timeouts(TimedRequest(1.0)))
+            self.sent[-2].callback("ok")
+
+        held.addErrback(again)
+        self.clock.advance(1.0)
+        self.assertEqual(self.successResultOf(made[0]), "ok")
+        self.assertNoResult(made[1])
+        self.clock.advance(1.0)
+        self.failureResultOf(made[1], RequestTimeoutError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_clockBack(self):
+        """
+        After the clock steps back, a new call expires at its own deadline,
+        not behind the queue's later ones.
+        """
+        self.clock.advance(100)
+        early = self.timeouts(TimedRequest(10.0))
+        self.clock.rightNow = 50.0
+        late = self.timeouts(TimedRequest(10.0))
+        self.clock.advance(10.0)
+        self.failureResultOf(late, RequestTimeoutError)
+        self.assertNoResult(early)
+        self.clock.advance(50.0)
+        self.failureResultOf(early, RequestTimeoutError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_cancellerRaises(self):
+        """
+        A canceller that raises is logged, and the other calls of the batch
+        still expire.
+        """
+        cancellers = [lambda d: 1 / 0, None]
+
+        def service(request):
+            d = Deferred(cancellers.pop(0))
+            self.sent.append(d)
+            return d
+
+        timeouts = TimeoutFilter(service, self.clock)
+        timeouts(TimedRequest(1.0))
+        second = timeouts(TimedRequest(1.0))
+        self.clock.advance(1.0)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.failureResultOf(second, RequestTimeoutError)
         self.assertEqual(self.clock.getDelayedCalls(), [])

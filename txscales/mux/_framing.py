@@ -227,7 +227,7 @@ def encodeDispatch(tag, contexts, dst, dtab, body, window=None):
     # The common case in one pass: no dtab, fields that fit, one frame.
     # Anything else goes through the message class, which raises the
     # precise error.
-    if dtab or type(dst) is not bytes or len(dst) > MAX_SHORT or not 0 <= tag <= MAX_TAG:
+    if dtab or type(dst) is not bytes or len(dst) > MAX_SHORT or not 0 <= tag <= MAX_TAG or len(contexts) > MAX_SHORT:
         return encodeFrames(Tdispatch(tag, contexts, dst, dtab, body), window)
     pack = _short.pack
     if type(contexts) is EncodedContexts:
@@ -253,7 +253,7 @@ def encodeDispatch(tag, contexts, dst, dtab, body, window=None):
         parts += (key, pack(nv), v)
         size += len(key) + nv + 2
     parts += (pack(len(dst)), dst, _NO_PAIRS, body)
-    if len(contexts) > MAX_SHORT or (window is not None and size > window):
+    if window is not None and size > window:
         return encodeFrames(Tdispatch(tag, contexts, dst, dtab, body), window)
     parts[0] = _dispatchHeader.pack(size + 4, _DISPATCH_TYPE | tag)
     return b"".join(parts)

@@ -236,12 +236,22 @@ class MuxClientProtocol(Protocol):
         self.closed.callback(None)
 
 
-Request = Dispatch
-"""
-A request as a Mux service sees it: C{body}, C{contexts} (list of (key,
-value) bytes), C{dst} and C{dtab}.  It is the session's L{Dispatch} event
-itself, handed to the service without a copy.
-"""
+class Request(Dispatch):
+    """
+    A request as a Mux service sees it.  The server hands its service the
+    session's L{Dispatch} event itself, which has these attributes; build a
+    C{Request} to call a service yourself (in tests, say).
+
+    @ivar body: the payload.
+    @ivar contexts: list of (key bytes, value bytes) broadcast contexts.
+    @ivar dst: the destination path bytes.
+    @ivar dtab: list of (prefix bytes, name-tree bytes).
+    """
+
+    __slots__ = ()
+
+    def __init__(self, body, contexts=(), dst=b"", dtab=()):
+        Dispatch.__init__(self, None, None, contexts, dst, dtab, body)
 
 
 class MuxServerProtocol(Protocol):

@@ -1,8 +1,8 @@
 """
-The layers of the client stack.  Each is a service (a callable from a
-request to a Deferred) wrapping the service below it; the stack is put
-together, with the reason for each layer's place, in
-L{txscales.stack._client.buildStack}.
+The middle and the bottom of the client stack: the L{Dispatcher} (stats,
+requeues and the balancer) and the L{EndpointNode} of each server.  The
+stack is put together, with the reason for each layer's place, in
+L{txscales.stack._client.ClientStack}.
 """
 
 from math import ceil
@@ -41,6 +41,10 @@ class Dispatcher:
     the same reason a request's C{decode} (if not None) turns the answer
     into the call's result in that callback too.
 
+    The balancer's nodes are L{EndpointNode}s: beyond L{INode}, the
+    Dispatcher uses their C{send}, C{succeeded}, C{failed}, C{retiring} and
+    C{close}.
+
     @param policy: an optional user retry policy, C{policy(failure,
         attempt)} returning whether to retry a failure that may have reached
         the server; it draws on the same budget.
@@ -76,6 +80,7 @@ class Dispatcher:
         Send attempt number C{retries} of a call made at C{start} (None for
         a call starting now).
         """
+        decode = request.decode
         if start is None:
             start = sent = self._clock.seconds()
             if self._stats is not None:
@@ -93,7 +98,7 @@ class Dispatcher:
         return d.addCallbacks(
             self._succeeded,
             self._failed,
-            callbackArgs=(node, start, sent, request.decode),
+            callbackArgs=(node, start, sent, decode),
             errbackArgs=(node, request, retries, start, sent),
         )
 

@@ -4,10 +4,13 @@ The client stack's timeouts: each call bounded by its request's C{timeout}.
 
 from collections import deque
 
-from twisted.internet.defer import CancelledError
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txscales.errors import RequestTimeoutError
+
+_log = Logger()
 
 MAX_QUEUES = 16
 """Distinct timeouts given a queue each; calls with others get a timer each."""
@@ -27,9 +30,10 @@ class TimeoutFilter:
     timeout value keeps its calls in a first-in first-out queue under one
     reactor timer, armed for the earliest: a call costs an append and a
     dictionary entry instead of a C{DelayedCall} of its own (the reactor
-    keeps those in a heap ordered by Python comparisons).  Beyond
-    L{MAX_QUEUES} distinct values at once (deadlines propagated from a
-    request vary), a call gets a timer of its own.
+    keeps those in a heap ordered by Python comparisons).  A call gets a
+    timer of its own beyond L{MAX_QUEUES} distinct values at once
+    (deadlines propagated from a request vary), and when the clock has
+    stepped back so that its deadline comes before the queue's last.
     """
 
     def __init__(self, service, clock):
@@ -40,15 +44,24 @@ class TimeoutFilter:
     def __call__(self, request):
         timeout = request.timeout
         d = self._service(request)
-        if timeout is None or d.called:
+        if timeout is None or (d.called and not isinstance(d.result, Deferred)):
+            # Done already; a call waiting on a requeue (its result another
+            # Deferred) is not, and is bounded like any other.
             return d
         queue = self._queues.get(timeout)
         if queue is None:
             if len(self._queues) >= MAX_QUEUES:
-                timer = self._clock.callLater(timeout, d.cancel)
-                return d.addBoth(_timedOut, timer, timeout)
+                return _ownTimer(self._clock, d, timeout)
             queue = self._queues[timeout] = _Expiry(self._clock, timeout, self._queues)
         return queue.add(d)
+
+
+def _ownTimer(clock, d, timeout):
+    """
+    Bound C{d} by a timer of its own.
+    """
+    timer = clock.callLater(timeout, d.cancel)
+    return d.addBoth(_timedOut, timer, timeout)
 
 
 def _timedOut(result, timer, timeout):
@@ -91,17 +104,26 @@ class _Expiry:
 
         @return: C{d}, failing with L{RequestTimeoutError} on expiry.
         """
+        deadline = self._clock.seconds() + self._timeout
+        order = self._order
+        if order and deadline < order[-1][0]:
+            # The clock stepped back: this call would wait behind later
+            # deadlines.
+            return _ownTimer(self._clock, d, self._timeout)
         key = self._next
         self._next = key + 1
-        self._order.append((self._clock.seconds() + self._timeout, key))
+        order.append((deadline, key))
         self._calls[key] = d
         if self._timer is None and not self._expiring:
             self._timer = self._clock.callLater(self._timeout, self._expire)
-        elif len(self._order) > 2 * len(self._calls) + 64:
+        elif len(order) > 2 * len(self._calls) + 64:
             # Finished calls leave their place in the queue until their
             # deadline; keep the queue within twice the calls outstanding.
+            # In place: an expiry in progress holds this deque.
             calls = self._calls
-            self._order = deque(entry for entry in self._order if entry[1] in calls)
+            live = [entry for entry in order if entry[1] in calls]
+            order.clear()
+            order.extend(live)
         return d.addBoth(self._settled, key)
 
     def _settled(self, result, key):
@@ -123,15 +145,18 @@ class _Expiry:
             while order and order[0][0] <= now:
                 d = calls.pop(order.popleft()[1], None)
                 if d is not None:
-                    d.cancel()
+                    try:
+                        d.cancel()
+                    except Exception:
+                        _log.failure("cancelling a timed-out call")
         finally:
             self._expiring = False
-        if not calls:
-            self._stop()
-            return
-        while order[0][1] not in calls:
-            order.popleft()
-        self._timer = self._clock.callLater(max(0.0, order[0][0] - self._clock.seconds()), self._expire)
+            if not calls:
+                self._stop()
+            else:
+                while order[0][1] not in calls:
+                    order.popleft()
+                self._timer = self._clock.callLater(max(0.0, order[0][0] - self._clock.seconds()), self._expire)
 
     def _stop(self):
         if self._timer is not None:
