@@ -12,7 +12,14 @@ from twisted.trial.unittest import SynchronousTestCase
 from txscales.demo.gen import TestService
 from txscales.demo.handler import TestServiceHandler
 from txscales._connection import DiscardedCall
-from txscales.errors import ConnectError, RequestNackedError, RequestTimeoutError, ServerError
+from txscales.errors import (
+    ConnectError,
+    DiscoveryError,
+    NoEndpointsError,
+    RequestNackedError,
+    RequestTimeoutError,
+    ServerError,
+)
 from txscales.interfaces import BUSY, CLOSED, OPEN
 from txscales.stack._accrual import ALIVE, DEAD, PROBE_CLOSED, PROBE_OPEN, FailFast, FailureAccrual
 from txscales.stack._budget import Ema, RetryBudget, WindowedAdder, equalJittered, exponentialJittered
@@ -666,3 +673,102 @@ class TimeoutFilterTests(SynchronousTestCase):
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
         self.failureResultOf(second, RequestTimeoutError)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class RecordingStats:
+    """
+    Stats that record what they are told.
+    """
+
+    def __init__(self):
+        self.events = []
+
+    def started(self):
+        self.events.append("started")
+
+    def succeeded(self, latency):
+        self.events.append("succeeded")
+
+    def failed(self, error, latency):
+        self.events.append(("failed", type(error).__name__))
+
+    def requeued(self):
+        self.events.append("requeued")
+
+    def budgetExhausted(self):
+        self.events.append("budgetExhausted")
+
+
+class DispatcherStatsTests(SynchronousTestCase):
+    """
+    The Dispatcher counts each call once in the stats, whatever its
+    requeues, and always releases what the balancer counted.
+    """
+
+    def dispatcher(self, answer):
+        self.stats = RecordingStats()
+        return Dispatcher(OneNode(answer), Clock(), RetryBudget(Clock().seconds), stats=self.stats)
+
+    def test_success(self):
+        """
+        A successful call counts one start and one success.
+        """
+        dispatcher = self.dispatcher(lambda request: succeed("ok"))
+        self.assertEqual(self.successResultOf(dispatcher(Request())), "ok")
+        self.assertEqual((self.stats.events, dispatcher.balancer.pending), (["started", "succeeded"], 0))
+
+    def test_requeuedThenSucceeded(self):
+        """
+        A requeued call counts one start, the requeue and one success.
+        """
+        answers = [fail(RequestNackedError()), succeed("ok")]
+        dispatcher = self.dispatcher(lambda request: answers.pop(0))
+        self.successResultOf(dispatcher(Request()))
+        self.assertEqual(self.stats.events, ["started", "requeued", "succeeded"])
+        self.assertEqual(dispatcher.balancer.pending, 0)
+
+    def test_failure(self):
+        """
+        A failed call counts one start and one failure by its class.
+        """
+        dispatcher = self.dispatcher(lambda request: fail(ServerError("boom")))
+        self.failureResultOf(dispatcher(Request()), ServerError)
+        self.assertEqual(self.stats.events, ["started", ("failed", "ServerError")])
+        self.assertEqual(dispatcher.balancer.pending, 0)
+
+    def test_noNodes(self):
+        """
+        A call the balancer has no node for counts as a failure.
+        """
+        dispatcher = self.dispatcher(None)
+
+        def pick():
+            raise NoEndpointsError("the balancer has no nodes")
+
+        dispatcher.balancer.pick = pick
+        self.failureResultOf(dispatcher(Request()), NoEndpointsError)
+        self.assertEqual(self.stats.events, ["started", ("failed", "NoEndpointsError")])
+
+    def test_afterDiscoveryFailed(self):
+        """
+        A call waiting for discovery counts from when it was made, and
+        fails with discovery's failure.
+        """
+        dispatcher = self.dispatcher(lambda request: succeed("ok"))
+        ready = Deferred()
+        d = dispatcher.after(ready, Request())
+        self.assertEqual(self.stats.events, ["started"])
+        ready.errback(DiscoveryError("no ZooKeeper"))
+        self.failureResultOf(d, DiscoveryError)
+        self.assertEqual(self.stats.events, ["started", ("failed", "DiscoveryError")])
+
+    def test_afterReady(self):
+        """
+        A call waiting for discovery is sent once it answers, counted once.
+        """
+        dispatcher = self.dispatcher(lambda request: succeed("ok"))
+        ready = Deferred()
+        d = dispatcher.after(ready, Request())
+        ready.callback(None)
+        self.assertEqual(self.successResultOf(d), "ok")
+        self.assertEqual(self.stats.events, ["started", "succeeded"])
