@@ -17,7 +17,7 @@ from txscales.errors import (
     SessionDrainingError,
     TagsExhaustedError,
 )
-from txscales.mux._framing import FrameDecoder
+from txscales.mux._framing import FrameDecoder, encodeFrames
 from txscales.mux._messages import (
     STATUS_ERROR,
     STATUS_NACK,
@@ -206,6 +206,20 @@ class DispatchTests(SynchronousTestCase):
         self.h.receive(Rdispatch(3, body=b"B"), Rdispatch(2, body=b"A"))
         self.assertEqual(self.successResultOf(a).body, b"A")
         self.assertEqual(self.successResultOf(b).body, b"B")
+        self.assertEqual(p.pending, 0)
+
+    def test_replyForms(self):
+        """
+        A reply with contexts, a fragmented reply and a plain one all reach
+        their calls with their contexts and bodies.
+        """
+        p = self.h.protocol
+        a, b, c = p.dispatch(b"a"), p.dispatch(b"b"), p.dispatch(b"c")
+        fragmented = encodeFrames(Rdispatch(4, body=b"C" * 40), window=16)
+        self.h.protocol.dataReceived(encodeMessage(Rdispatch(2, contexts=[(b"k", b"v")], body=b"A")) + fragmented)
+        self.h.receive(Rdispatch(3, body=b"B"))
+        replies = [self.successResultOf(d) for d in (a, b, c)]
+        self.assertEqual([(r.contexts, r.body) for r in replies], [([(b"k", b"v")], b"A"), ([], b"B"), ([], b"C" * 40)])
         self.assertEqual(p.pending, 0)
 
     def test_errorOutcomes(self):

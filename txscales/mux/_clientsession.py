@@ -13,6 +13,7 @@ from txscales.errors import (
 from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encodeDispatch, encodeFrames
 from txscales.mux._messages import (
     CONTROL_TAG,
+    R_DISPATCH,
     STATUS_NACK,
     STATUS_OK,
     Rdiscarded,
@@ -29,6 +30,7 @@ from txscales.mux._messages import (
     Tlease,
     Tping,
     Treq,
+    decodeMessage,
     encodeMessage,
     muxFailureFlags,
 )
@@ -106,6 +108,19 @@ class Leased:
         self.milliseconds = milliseconds
 
 
+_OK_WITHOUT_CONTEXTS = bytes((STATUS_OK, 0, 0))
+
+
+def _decodeAnswer(typeCode, tag, body):
+    """
+    Decode a message for a client: the usual answer, a successful Rdispatch
+    without contexts, straight to its L{Replied} event.
+    """
+    if typeCode == R_DISPATCH and body[:3] == _OK_WITHOUT_CONTEXTS:
+        return Replied(tag, [], body[3:])
+    return decodeMessage(typeCode, tag, body)
+
+
 class ClientSession(Session):
     """
     The client half of a Mux session.
@@ -118,7 +133,7 @@ class ClientSession(Session):
 
     def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, window=DEFAULT_WINDOW, handshake=True):
         Session.__init__(self)
-        self._decoder = FrameDecoder(maxFrameSize)
+        self._decoder = FrameDecoder(maxFrameSize, _decodeAnswer)
         self._window = window
         self._handshake = handshake
         self._tags = TagSet()
@@ -246,7 +261,8 @@ class ClientSession(Session):
         pending = self._pending
         for message in self._decoder.feed(data):
             if self.state == "open":
-                if type(message) is Rdispatch and message.status == STATUS_OK:
+                kind = type(message)
+                if kind is Replied or (kind is Rdispatch and message.status == STATUS_OK):
                     # The common answer, handled here without a call.
                     tag = message.tag
                     state = pending.pop(tag, None)
@@ -254,7 +270,7 @@ class ClientSession(Session):
                         continue
                     self._tags.release(tag)
                     if state != _DISCARDED:
-                        events.append(Replied(tag, message.contexts, message.body))
+                        events.append(message if kind is Replied else Replied(tag, message.contexts, message.body))
                     if self.draining and not pending:
                         events.append(Drained())
                 else:

@@ -70,10 +70,14 @@ class FrameDecoder:
 
     @ivar maxFrameSize: the largest frame (and reassembled message) accepted,
         counting type, tag and body.
+    @param decode: makes a message of a frame, as
+        L{txscales.mux._messages.decodeMessage} (the default) does; a
+        session may decode its most common message more directly.
     """
 
-    def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE):
+    def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, decode=decodeMessage):
         self.maxFrameSize = maxFrameSize
+        self._decode = decode
         self._buffer = b""
         self._chunks = []
         self._have = 0
@@ -134,7 +138,7 @@ class FrameDecoder:
                 if message is not None:
                     messages.append(message)
                 continue
-            messages.append(decodeMessage(typeCode, tag, body))
+            messages.append(self._decode(typeCode, tag, body))
         self._buffer = buf[offset:] if offset < size else b""
         return messages
 
@@ -173,7 +177,7 @@ class FrameDecoder:
                     )
             # A different terminating type (TdispatchError, Rerr) ends the
             # sequence: its fragments are dropped and the frame stands alone.
-        message = decodeMessage(typeCode, plainTag, body)
+        message = self._decode(typeCode, plainTag, body)
         if typeCode in (T_DISCARDED, T_DISCARDED_LEGACY):
             self._fragments.pop(message.which, None)
         elif typeCode == R_DISCARDED:
