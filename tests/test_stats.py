@@ -9,7 +9,8 @@ import sys
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import reactor
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.task import Clock
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
@@ -80,6 +81,34 @@ class ClientStatsTests(SynchronousTestCase):
         self.failureResultOf(client.query("x"), ConnectError)
         self.assertEqual(sample(self.registry, "txscales_client_failures_total", client="c2", error="ConnectError"), 1)
         self.successResultOf(client.close())
+
+
+class SettledTests(SynchronousTestCase):
+    """
+    A request answered later is counted when its answer comes.
+    """
+
+    def test_settled(self):
+        """
+        The Deferred of a request is counted as a success or as a failure
+        by class once it fires, with its latency.
+        """
+        registry = CollectorRegistry()
+        stats = Stats("server", "later", registry)
+        clock = Clock()
+        answered, failed = Deferred(), Deferred()
+        for d in (answered, failed):
+            stats.started()
+            self.assertIs(stats.settled(d, clock.seconds, clock.seconds()), d)
+        self.assertEqual(sample(registry, "txscales_server_success_total", server="later"), 0)
+        clock.advance(2)
+        answered.callback(b"answer")
+        failed.errback(ConnectError("gone"))
+        self.assertEqual(self.successResultOf(answered), b"answer")
+        self.failureResultOf(failed, ConnectError)
+        self.assertEqual(sample(registry, "txscales_server_success_total", server="later"), 1)
+        self.assertEqual(sample(registry, "txscales_server_failures_total", server="later", error="ConnectError"), 1)
+        self.assertEqual(sample(registry, "txscales_server_request_latency_seconds_sum", server="later"), 4.0)
 
 
 class MetricsPageTests(TestCase):

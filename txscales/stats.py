@@ -158,6 +158,23 @@ class Stats:
         s.buckets[bisect_left(_LATENCY_BUCKETS, latency)] += 1
         s.sum += latency
 
+    def settled(self, d, seconds, start):
+        """
+        Count the outcome of a request whose answer is the Deferred C{d},
+        started at C{start} by the clock C{seconds}.
+
+        @return: C{d}.
+        """
+        return d.addCallbacks(self._succeededSince, self._failedSince, (seconds, start), None, (seconds, start))
+
+    def _succeededSince(self, result, seconds, start):
+        self.succeeded(seconds() - start)
+        return result
+
+    def _failedSince(self, failure, seconds, start):
+        self.failed(failure.value, seconds() - start)
+        return failure
+
     def failed(self, error, latency):
         """
         A request failed with C{error} after C{latency} seconds.

@@ -42,21 +42,11 @@ def countedProcess(process, stats, clock):
             stats.failed(e, clock.seconds() - start)
             raise
         if isinstance(result, Deferred):
-            return result.addCallbacks(_served, _failed, (stats, clock, start), None, (stats, clock, start))
+            return stats.settled(result, clock.seconds, start)
         stats.succeeded(clock.seconds() - start)
         return result
 
     return counted
-
-
-def _served(result, stats, clock, start):
-    stats.succeeded(clock.seconds() - start)
-    return result
-
-
-def _failed(failure, stats, clock, start):
-    stats.failed(failure.value, clock.seconds() - start)
-    return failure
 
 
 class ThriftServerProtocol(Protocol):

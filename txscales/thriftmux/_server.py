@@ -60,21 +60,11 @@ def thriftMuxService(processor, stats=None, clock=None):
             succeeded(seconds() - start)
             return result
         if isinstance(result, Deferred):
-            return result.addCallbacks(_served, _failed, (stats, clock, start), None, (stats, clock, start))
+            return stats.settled(result, clock.seconds, start)
         succeeded(seconds() - start)
         return result
 
     return counted
-
-
-def _served(result, stats, clock, start):
-    stats.succeeded(clock.seconds() - start)
-    return result
-
-
-def _failed(failure, stats, clock, start):
-    stats.failed(failure.value, clock.seconds() - start)
-    return failure
 
 
 def serverFactory(iface, handler, reactor, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, stats=None):
