@@ -205,20 +205,18 @@ class Call:
         return "<Call %d oneway=%r %r>" % (self.requestId, self.oneway, self.message[:32])
 
 
-class ServerSession:
+class InOrderReplies:
     """
-    The server side of one plain Thrift connection: calls are read as they
-    arrive (pipelined) and may complete in any order; replies are written in
-    call order.  A one-way call gets no reply and holds no place in the
-    order.
+    The reply order of a server session whose replies go out in call
+    order: calls are numbered as they arrive, may be answered in any order,
+    and their answers are written in call order.  A one-way call holds no
+    place in the order.
 
     @ivar state: C{"open"}, C{"draining"} (close once every reply is
         written) or C{"closed"}.
     """
 
-    def __init__(self, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
-        self._decoder = makeDecoder(transport, maxMessageSize)
-        self._framed = transport == FRAMED
+    def __init__(self):
         self._queue = deque()
         self._answers = {}
         self._out = []
@@ -232,42 +230,33 @@ class ServerSession:
         """
         return len(self._queue)
 
-    def receiveData(self, data):
+    def _received(self, oneway):
         """
-        Handle bytes from a client.
+        Number a call that arrived.
 
-        @return: a list of L{Call}.
-        @raise ProtocolError: for an oversized or undecodable message; the
-            connection must be closed.
+        @return: its id.
         """
-        calls = []
-        for message in self._decoder.feed(data):
-            kind = messageType(message)
-            if kind not in (TMessageType.CALL, TMessageType.ONEWAY):
-                raise BadMessageError("a Thrift server received message type %r" % (kind,))
-            self._nextId += 1
-            oneway = kind == TMessageType.ONEWAY
-            if not oneway:
-                self._queue.append(self._nextId)
-            calls.append(Call(self._nextId, message, oneway))
-        return calls
+        self._nextId += 1
+        if not oneway:
+            self._queue.append(self._nextId)
+        return self._nextId
 
-    def reply(self, requestId, message):
+    def _answered(self, requestId, data):
         """
-        Answer call C{requestId} with C{message} (unframed; C{b""} writes
-        nothing, as for a one-way method called with a CALL message).
+        Take C{data}, the bytes answering call C{requestId} (C{b""} writes
+        nothing), and queue every answer now in order.
 
         @return: whether bytes are now ready to send.
         """
         if self.state == "closed" or requestId not in self._queue:
             return False
-        self._answers[requestId] = message
+        self._answers[requestId] = data
         queue = self._queue
         ready = False
         while queue and queue[0] in self._answers:
             answer = self._answers.pop(queue.popleft())
             if answer:
-                self._out.append(encodeFrame(answer) if self._framed else answer)
+                self._out.append(answer)
                 ready = True
         return ready
 
@@ -278,12 +267,6 @@ class ServerSession:
         """
         if self.state == "open":
             self.state = "draining"
-
-    def readyToClose(self):
-        """
-        @return: whether a draining connection may close now.
-        """
-        return self.state == "draining" and not self._queue and not self._out
 
     def dataToSend(self):
         """
@@ -299,3 +282,50 @@ class ServerSession:
         self.state = "closed"
         self._queue.clear()
         self._answers.clear()
+
+
+class ServerSession(InOrderReplies):
+    """
+    The server side of one plain Thrift connection: calls are read as they
+    arrive (pipelined) and may complete in any order; replies are written in
+    call order (L{InOrderReplies}).
+    """
+
+    def __init__(self, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
+        InOrderReplies.__init__(self)
+        self._decoder = makeDecoder(transport, maxMessageSize)
+        self._framed = transport == FRAMED
+
+    def receiveData(self, data):
+        """
+        Handle bytes from a client.
+
+        @return: a list of L{Call}.
+        @raise ProtocolError: for an oversized or undecodable message; the
+            connection must be closed.
+        """
+        calls = []
+        for message in self._decoder.feed(data):
+            kind = messageType(message)
+            if kind not in (TMessageType.CALL, TMessageType.ONEWAY):
+                raise BadMessageError("a Thrift server received message type %r" % (kind,))
+            oneway = kind == TMessageType.ONEWAY
+            calls.append(Call(self._received(oneway), message, oneway))
+        return calls
+
+    def reply(self, requestId, message):
+        """
+        Answer call C{requestId} with C{message} (unframed; C{b""} writes
+        nothing, as for a one-way method called with a CALL message).
+
+        @return: whether bytes are now ready to send.
+        """
+        if message and self._framed:
+            message = encodeFrame(message)
+        return self._answered(requestId, message)
+
+    def readyToClose(self):
+        """
+        @return: whether a draining connection may close now.
+        """
+        return self.state == "draining" and not self._queue and not self._out

@@ -11,7 +11,6 @@ every call is preceded by a C{RequestHeader} struct and every reply by an
 empty C{ResponseHeader}.
 """
 
-from collections import deque
 from struct import Struct
 
 from thrift.protocol.TBinaryProtocol import TBinaryProtocol
@@ -22,6 +21,7 @@ from txscales.errors import BadMessageError, FrameTooLargeError
 from txscales.mux._messages import R_ERR, R_ERR_LEGACY, _DECODERS
 from txscales.mux._serversession import Dispatch
 from txscales.thrift._codec import readMessageBegin
+from txscales.thrift._session import InOrderReplies
 from txscales.thriftmux._contexts import CLIENT_ID_KEY, TRACE_KEY, TraceId
 
 UPGRADE_METHOD = "__can__finagle__trace__v3__"
@@ -112,10 +112,11 @@ def _readRequestHeader(data):
     return contexts, dst, dtab, buffer.cstringio_buf.tell()
 
 
-class VanillaSession:
+class VanillaSession(InOrderReplies):
     """
     A downgraded (framed Thrift or TTwitter) server session, with the event
-    interface of L{txscales.mux._session.ServerSession}.
+    interface of L{txscales.mux._session.ServerSession}; replies are written
+    in call order (L{InOrderReplies}).
 
     @ivar ttwitter: whether the client upgraded to TTwitter.
     """
@@ -123,23 +124,12 @@ class VanillaSession:
     negotiated = False
 
     def __init__(self, maxFrameSize):
+        InOrderReplies.__init__(self)
         self._maxFrameSize = maxFrameSize
         self._buffer = b""
-        self._out = []
-        self._queue = deque()
-        self._answers = {}
-        self._nextId = 0
         self._first = True
         self._broken = False
         self.ttwitter = False
-        self.state = "open"
-
-    @property
-    def pendingCount(self):
-        """
-        How many calls wait for their answer.
-        """
-        return len(self._queue)
 
     def receiveData(self, data):
         """
@@ -170,7 +160,6 @@ class VanillaSession:
             contexts, dst, dtab, start = _readRequestHeader(frame)
             frame = frame[start:]
         protocol, name, messageType, seqid, _ = readMessageBegin(frame)
-        self._nextId += 1
         if self._first:
             self._first = False
             if name == UPGRADE_METHOD and messageType == TMessageType.CALL:
@@ -182,20 +171,16 @@ class VanillaSession:
                     _frame(b"\x80\x01\x00\x02" + _length.pack(len(name)) + name + _seqid.pack(seqid) + b"\x00")
                 )
                 return
-        if messageType != TMessageType.ONEWAY:
-            self._queue.append(self._nextId)
-        events.append(Dispatch(self._nextId, None, contexts, dst, dtab, frame))
+        requestId = self._received(messageType == TMessageType.ONEWAY)
+        events.append(Dispatch(requestId, None, contexts, dst, dtab, frame))
 
     def reply(self, requestId, tag, body, contexts=()):
         """
         Answer call C{requestId}; answers are written in call order.
+
+        @return: whether bytes are now ready to send.
         """
-        if self.state == "closed" or requestId not in self._queue:
-            return False
-        self._answers[requestId] = b"\x00" + body if self.ttwitter else body
-        while self._queue and self._queue[0] in self._answers:
-            self._out.append(_frame(self._answers.pop(self._queue.popleft())))
-        return True
+        return self._answered(requestId, _frame(b"\x00" + body if self.ttwitter else body))
 
     def replyError(self, requestId, tag, message, flags=0):
         """
@@ -206,34 +191,11 @@ class VanillaSession:
 
     replyNack = replyError
 
-    def drain(self):
-        """
-        Close once the outstanding calls are answered; Thrift has no way to
-        ask the client to stop.
-        """
-        if self.state == "open":
-            self.state = "draining"
-
     def readyToClose(self, graceExpired=False):
         """
         @return: whether the connection should close now.
         """
         return self._broken or (self.state == "draining" and not self._queue)
-
-    def dataToSend(self):
-        """
-        @return: the bytes to write now.
-        """
-        out, self._out = self._out, []
-        return b"".join(out)
-
-    def connectionLost(self):
-        """
-        The connection is gone.
-        """
-        self.state = "closed"
-        self._queue.clear()
-        self._answers.clear()
 
 
 def _frame(payload):
