@@ -40,6 +40,21 @@ class Connector:
         return succeed(c)
 
 
+class PendingConnector:
+    """
+    Opens connections that wait until the test fires them: each attempt's
+    Deferred is appended to C{pending}.
+    """
+
+    def __init__(self, pending):
+        self.pending = pending
+
+    def __call__(self):
+        d = Deferred()
+        self.pending.append(d)
+        return d
+
+
 class WatermarkPoolTests(SynchronousTestCase):
     """
     Low and high watermarks and the bounded wait queue.
@@ -107,12 +122,7 @@ class WatermarkPoolTests(SynchronousTestCase):
         that wait; the connection, once open, goes to the pool.
         """
         pending = []
-
-        def connect():
-            d = Deferred()
-            pending.append(d)
-            return d
-
+        connect = PendingConnector(pending)
         pool = WatermarkPool(connect, low=1, high=1)
         first = pool.acquire()
         pending.pop().callback(Connection(0))
@@ -132,12 +142,7 @@ class WatermarkPoolTests(SynchronousTestCase):
         frees its place and is not reported anywhere.
         """
         pending = []
-
-        def connect():
-            d = Deferred()
-            pending.append(d)
-            return d
-
+        connect = PendingConnector(pending)
         pool = WatermarkPool(connect, low=1, high=1)
         first = pool.acquire()
         pending.pop().callback(Connection(0))
