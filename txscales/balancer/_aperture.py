@@ -84,19 +84,7 @@ class ApertureBalancer(P2CBalancer):
         return window
 
     def _pickOnce(self):
-        window = self._currentWindow()
-        if len(window) == 1:
-            return window[0]
-        randrange = self._random.randrange
-        n = len(window)
-        i = randrange(n)
-        j = randrange(n - 1)
-        if j >= i:
-            j += 1
-        a, b = window[i], window[j]
-        if a.status != b.status:
-            return a if STATUS_RANK[a.status] > STATUS_RANK[b.status] else b
-        return b if b.pending < a.pending else a
+        return self._pickFrom(self._currentWindow())
 
     def pick(self):
         self._outstanding += 1

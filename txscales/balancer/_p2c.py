@@ -54,7 +54,13 @@ class P2CBalancer:
         return node.pending
 
     def _pickOnce(self):
-        nodes = self.nodes
+        return self._pickFrom(self.nodes)
+
+    def _pickFrom(self, nodes):
+        """
+        @return: the better of two distinct random C{nodes} (by status,
+            then by L{load}).
+        """
         n = len(nodes)
         if n == 1:
             return nodes[0]
