@@ -36,6 +36,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
+from twisted.trial.unittest import SkipTest
 
 SERVING = re.compile(r"txscales: serving .+ on (?P<host>\S+):(?P<port>\d+)\s*$")
 
@@ -326,6 +327,19 @@ class TwistdProcess(Subprocess):
             return self
 
         return d.addCallback(listened)
+
+
+def requirePeer(available, message):
+    """
+    Go on when a peer the test needs is C{available}; otherwise fail with
+    C{message} under CI (where C{scripts/test} sets up every peer) and skip
+    elsewhere.
+    """
+    if available:
+        return
+    if os.environ.get("CI"):
+        raise AssertionError(message)
+    raise SkipTest(message)
 
 
 def fireOnce(d, result):

@@ -12,11 +12,10 @@ import socket
 import tempfile
 
 from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.trial.unittest import SkipTest
 
 from txscales.discovery._zookeeper import KazooBridge
 
-from tests._twistd import Subprocess, spawn
+from tests._twistd import Subprocess, requirePeer, spawn
 
 ZOOKEEPER_JAR = "/usr/share/java/zookeeper.jar"
 ZOOKEEPER_CONF = "/etc/zookeeper/conf"
@@ -26,12 +25,10 @@ def requireZooKeeper():
     """
     Fail (under CI) or skip (elsewhere) when ZooKeeper is not installed.
     """
-    if os.path.exists(ZOOKEEPER_JAR) and shutil.which("java"):
-        return
-    message = "ZooKeeper is not installed: run scripts/setup-zookeeper (Debian's zookeeper package and Java)"
-    if os.environ.get("CI"):
-        raise AssertionError(message)
-    raise SkipTest(message)
+    requirePeer(
+        os.path.exists(ZOOKEEPER_JAR) and shutil.which("java"),
+        "ZooKeeper is not installed: run scripts/setup-zookeeper (Debian's zookeeper package and Java)",
+    )
 
 
 def freePort():

@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred, DeferredList, gatherResults, inline
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 
 from txscales.demo.gen import TestService
 from txscales.demo.gen.ttypes import InvalidQueryException
@@ -42,7 +42,7 @@ from txscales.mux.protocol import MuxClientProtocol
 from txscales.thriftmux import ThriftMux
 
 from tests._proxy import listenProxy
-from tests._twistd import ProcessExitedEarly, runPeer, startDemoServer
+from tests._twistd import ProcessExitedEarly, requirePeer, runPeer, startDemoServer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERS = os.path.join(REPO, "tests", "peers")
@@ -54,18 +54,17 @@ THRIFT_CLIENT = os.path.join(PEERS, "thrift_client.py")
 TIMEOUT = 45
 
 
-def scalesPython(testCase):
+def scalesPython():
     """
     @return: the interpreter of Scales' peer virtualenv.
     @raise SkipTest: when it is missing (the test fails instead when the
         C{CI} environment variable is set).
     """
-    if os.access(SCALES_PYTHON, os.X_OK):
-        return SCALES_PYTHON
-    message = "Scales' peer virtualenv is missing (%s): run scripts/setup-scales-peer" % (SCALES_PYTHON,)
-    if os.environ.get("CI"):
-        testCase.fail(message)
-    raise SkipTest(message)
+    requirePeer(
+        os.access(SCALES_PYTHON, os.X_OK),
+        "Scales' peer virtualenv is missing (%s): run scripts/setup-scales-peer" % (SCALES_PYTHON,),
+    )
+    return SCALES_PYTHON
 
 
 def assertShutDownCleanly(testCase, result):
@@ -234,7 +233,7 @@ class ScalesClientTests(ServerTestCase):
     """
 
     def setUp(self):
-        self.python = scalesPython(self)
+        self.python = scalesPython()
         return ServerTestCase.setUp(self)
 
     @inlineCallbacks
@@ -512,7 +511,7 @@ class DrainTests(ServerTestCase):
         Tdrain) closes it at once on SIGTERM and exits promptly, well within
         its drain timeout.
         """
-        python = scalesPython(self)
+        python = scalesPython()
         proxy = yield listenProxy(self.server.host, self.server.port, FrameDecoder, self.addCleanup)
         # One round: a slow call that times out after 0.5 s (Tdiscarded),
         # fast calls, then 4.3 s idle before the last calls.

@@ -26,7 +26,7 @@ from txscales.demo.handler import TestServiceHandler
 from txscales.errors import ApplicationError, ConnectError, RequestTimeoutError
 from txscales.thrift import BINARY, BUFFERED, COMPACT, FRAMED, Thrift
 
-from tests._twistd import Subprocess, runPeer, spawn, startTwistd
+from tests._twistd import Subprocess, requirePeer, runPeer, spawn, startTwistd
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERS = os.path.join(REPO, "tests", "peers")
@@ -40,18 +40,17 @@ COMBINATIONS = [(t, p) for t in (FRAMED, BUFFERED) for p in (BINARY, COMPACT)]
 TIMEOUT = 60
 
 
-def thriftpy2Python(testCase):
+def thriftpy2Python():
     """
     @return: the interpreter of the thriftpy2 peer virtualenv.
     @raise SkipTest: when it is missing (the test fails instead when the
         C{CI} environment variable is set).
     """
-    if os.access(THRIFTPY2_PYTHON, os.X_OK):
-        return THRIFTPY2_PYTHON
-    message = "the thriftpy2 peer virtualenv is missing (%s): run scripts/setup-thriftpy2-peer" % (THRIFTPY2_PYTHON,)
-    if os.environ.get("CI"):
-        testCase.fail(message)
-    raise SkipTest(message)
+    requirePeer(
+        os.access(THRIFTPY2_PYTHON, os.X_OK),
+        "the thriftpy2 peer virtualenv is missing (%s): run scripts/setup-thriftpy2-peer" % (THRIFTPY2_PYTHON,),
+    )
+    return THRIFTPY2_PYTHON
 
 
 def unknownMethodIface():
@@ -139,7 +138,7 @@ class ClientAgainstPeerServers(TestCase):
         return self.checkServer(argv, transport, protocol, single=server == "simple")
 
     def thriftpy2(self, server, transport, protocol):
-        argv = [thriftpy2Python(self), THRIFTPY2_SERVER, "--server", server]
+        argv = [thriftpy2Python(), THRIFTPY2_SERVER, "--server", server]
         return self.checkServer(argv, transport, protocol, single=server == "simple")
 
 
@@ -199,12 +198,12 @@ class PeerClientsAgainstServer(TestCase):
 
 
 def _addClientTests():
-    peers = {"apache": (lambda self: sys.executable, APACHE_CLIENT), "thriftpy2": (thriftpy2Python, THRIFTPY2_CLIENT)}
+    peers = {"apache": (lambda: sys.executable, APACHE_CLIENT), "thriftpy2": (thriftpy2Python, THRIFTPY2_CLIENT)}
     for peer, (python, script) in peers.items():
         for transport, protocol in COMBINATIONS:
 
             def test(self, python=python, script=script, transport=transport, protocol=protocol):
-                return self.checkClient(python(self), script, transport, protocol)
+                return self.checkClient(python(), script, transport, protocol)
 
             name = "test_%s_%s_%s" % (peer, transport, protocol)
             test.__name__ = name
@@ -295,7 +294,7 @@ class NoCrossedAnswers(TestCase):
         Against thriftpy2's TThreadedServer (buffered, compact) sleeping 0 to
         40 ms in each call.
         """
-        argv = [thriftpy2Python(self), THRIFTPY2_SERVER, "--server", "threaded", "--random-delay", "40", "--seed", "5"]
+        argv = [thriftpy2Python(), THRIFTPY2_SERVER, "--server", "threaded", "--random-delay", "40", "--seed", "5"]
         argv += ["--transport", "buffered", "--protocol", "compact"]
         _, port = yield startPeerServer(self, argv)
         yield self.load(port, BUFFERED, COMPACT, "thriftpy2 threaded buffered compact")
