@@ -176,8 +176,6 @@ def muxFloorSetup(size):
     made on the Mux protocol directly (encode, dispatch, decode; no client
     stack, no contexts), to show what the stack costs and what it cannot.
     """
-    from twisted.internet.defer import succeed
-
     from txscales.demo.gen import TestService
     from txscales.demo.handler import TestServiceHandler
     from txscales.mux.protocol import MuxClientProtocol
