@@ -312,30 +312,22 @@ def splitFrames(data):
     return frames, data[offset:]
 
 
-FINAGLE_CAPTURE = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    os.pardir,
-    "shared",
-    "captures",
-    "finagle-end-to-end.pcap",
-)
+FINAGLE_CAPTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "finagle-end-to-end.pcap")
 
 _finagleConnections = None
 
 
 def finagleConnections(testCase):
     """
-    Read Finagle's end-to-end capture (C{shared/captures/}, beside the
-    checkout) once, failing C{testCase} with a clear message if it is
-    missing.
+    Read Finagle's end-to-end capture (C{tests/data/}, see its README)
+    once, failing C{testCase} with a clear message if it is missing.
 
     @return: the list of its L{Connection}s.
     """
     global _finagleConnections
     if not os.path.exists(FINAGLE_CAPTURE):
         testCase.fail(
-            "Finagle capture not found at %s: shared/ must sit beside the "
-            "repository checkout" % (os.path.normpath(FINAGLE_CAPTURE),)
+            "Finagle capture not found at %s" % (FINAGLE_CAPTURE,)
         )
     if _finagleConnections is None:
         _finagleConnections = readConnections(FINAGLE_CAPTURE)

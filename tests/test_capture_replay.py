@@ -9,7 +9,7 @@ server half of those connections carries no trace ids or timestamps
 (Rdispatch echoes no contexts; TTwitter replies carry an empty
 C{ResponseHeader}), so the frames are compared byte for byte.
 
-The capture (C{shared/captures/finagle-end-to-end.pcap}, 45 TCP connections)
+The capture (C{tests/data/finagle-end-to-end.pcap}, 45 TCP connections)
 predates the Mux handshake: every Mux session opens with C{Tping}.  Its
 servers were shut down at the end of each test, so the server half of a Mux
 session ends with C{Tdrain(1)}, which the replay reproduces by stopping the

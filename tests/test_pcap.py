@@ -180,7 +180,7 @@ class FinagleCaptureTests(TestCase):
         """
         The capture holds 45 TCP connections to port 10119, each opened by a SYN.
         """
-        # shared/captures/README.md and MUX.md say 61; the file's 911 packets
+        # Its description once said 61; the file's 911 packets
         # hold 45 SYNs (client ports 56236-56241 and 56299-56337).
         connections = captureConnections(self)
         self.assertEqual(len(connections), 45)
