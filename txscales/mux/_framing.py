@@ -8,6 +8,7 @@ to write, fragmenting its body to the peer's window.
 
 from struct import Struct
 
+from txscales._framing import LengthPrefixDecoder
 from txscales.errors import BadMessageError, FrameTooLargeError
 from txscales.mux._fields import MAX_SHORT
 from txscales.mux._messages import (
@@ -26,10 +27,7 @@ from txscales.mux._messages import (
 
 DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
 
-_LARGE = 64 * 1024
-
-_length = Struct(">I")
-_header = Struct(">IBBH")
+_header = Struct(">BBH")
 _short = Struct(">H")
 _NO_PAIRS = _short.pack(0)
 _dispatchHeader = Struct(">II")
@@ -64,25 +62,29 @@ class FrameDecoder:
     """
     Decode a Mux byte stream into messages.
 
-    Each length prefix is checked against C{maxFrameSize} as soon as its four
-    bytes arrive, so an oversized frame is refused before any of it is
-    buffered.  Reassembled fragments are held to the same limit.
+    Frames are cut by a L{LengthPrefixDecoder}, which holds the bytes of an
+    incomplete frame and refuses an oversized length as soon as its four
+    bytes arrive, before any of the frame is buffered.  Reassembled
+    fragments are held to the same limit.
 
-    @ivar maxFrameSize: the largest frame (and reassembled message) accepted,
-        counting type, tag and body.
     @param decode: makes a message of a frame, as
         L{txscales.mux._messages.decodeMessage} (the default) does; a
         session may decode its most common message more directly.
     """
 
     def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, decode=decodeMessage):
-        self.maxFrameSize = maxFrameSize
+        # A frame holds at least its type and tag.
+        self._frames = LengthPrefixDecoder(maxFrameSize, 4)
         self._decode = decode
-        self._buffer = b""
-        self._chunks = []
-        self._have = 0
-        self._need = 0
         self._fragments = {}
+
+    @property
+    def maxFrameSize(self):
+        """
+        The largest frame (and reassembled message) accepted, counting
+        type, tag and body.
+        """
+        return self._frames.maxFrameSize
 
     def feed(self, data):
         """
@@ -93,53 +95,21 @@ class FrameDecoder:
         @raise BadMessageError: for a frame that does not decode; the stream
             cannot be trusted after that and the connection should close.
         """
-        if self._need:
-            # Waiting for the rest of a large frame: collect chunks and join
-            # them once, instead of copying the buffer on every read.
-            self._chunks.append(data)
-            self._have += len(data)
-            if self._have < self._need:
-                return []
-            buf = b"".join(self._chunks)
-            self._chunks = []
-            self._have = self._need = 0
-        elif self._buffer:
-            buf = self._buffer + data
-        else:
-            buf = data
-        size = len(buf)
-        offset = 0
         messages = []
-        maxFrameSize = self.maxFrameSize
-        while size - offset >= 4:
-            length = _length.unpack_from(buf, offset)[0]
-            if length > maxFrameSize:
-                raise FrameTooLargeError(
-                    "frame of %d bytes exceeds the limit of %d" % (length, maxFrameSize)
-                )
-            if length < 4:
-                raise BadMessageError("frame of %d bytes is shorter than its header" % (length,))
-            end = offset + 4 + length
-            if end > size:
-                if length > _LARGE:
-                    self._chunks = [buf[offset:]]
-                    self._have = size - offset
-                    self._need = length + 4
-                    self._buffer = b""
-                    return messages
-                break
-            _, typeByte, tagHigh, tagLow = _header.unpack_from(buf, offset)
+        buf, ends = self._frames.split(data)
+        start = 0
+        for end in ends:
+            typeByte, tagHigh, tagLow = _header.unpack_from(buf, start + 4)
             typeCode = typeByte - 256 if typeByte > 127 else typeByte
             tag = (tagHigh << 16) | tagLow
-            body = buf[offset + 8 : end]
-            offset = end
+            body = buf[start + 8 : end]
+            start = end
             if tag & FRAGMENT_BIT or self._fragments:
                 message = self._reassemble(typeCode, tag, body)
                 if message is not None:
                     messages.append(message)
                 continue
             messages.append(self._decode(typeCode, tag, body))
-        self._buffer = buf[offset:] if offset < size else b""
         return messages
 
     def _reassemble(self, typeCode, tag, body):
@@ -189,7 +159,7 @@ class FrameDecoder:
         @return: how many received bytes are held waiting for the rest of
             their frame or message.
         """
-        return len(self._buffer) + self._have + sum(p[1] for p in self._fragments.values())
+        return self._frames.bufferedSize() + sum(p[1] for p in self._fragments.values())
 
 
 def encodeFrames(message, window=None):
