@@ -17,10 +17,11 @@ from thrift.protocol.TBinaryProtocol import TBinaryProtocol
 from thrift.Thrift import TMessageType, TType
 from thrift.transport.TTransport import TMemoryBuffer
 
-from txscales.errors import BadMessageError, FrameTooLargeError
+from txscales.errors import BadMessageError
 from txscales.mux._messages import R_ERR, R_ERR_LEGACY, _DECODERS
 from txscales.mux._serversession import Dispatch
 from txscales.thrift._codec import readMessageBegin
+from txscales.thrift._framing import FramedDecoder, encodeFrame
 from txscales.thrift._session import InOrderReplies
 from txscales.thriftmux._contexts import CLIENT_ID_KEY, TRACE_KEY, TraceId
 
@@ -125,8 +126,7 @@ class VanillaSession(InOrderReplies):
 
     def __init__(self, maxFrameSize):
         InOrderReplies.__init__(self)
-        self._maxFrameSize = maxFrameSize
-        self._buffer = b""
+        self._decoder = FramedDecoder(maxFrameSize)
         self._first = True
         self._broken = False
         self.ttwitter = False
@@ -139,19 +139,9 @@ class VanillaSession(InOrderReplies):
         @raise txscales.errors.ProtocolError: for an oversized or
             undecodable frame.
         """
-        buf = self._buffer + data if self._buffer else data
-        offset = 0
         events = []
-        while len(buf) - offset >= 4:
-            length = _length.unpack_from(buf, offset)[0]
-            if length > self._maxFrameSize:
-                raise FrameTooLargeError("Thrift frame of %d bytes exceeds %d" % (length, self._maxFrameSize))
-            end = offset + 4 + length
-            if end > len(buf):
-                break
-            self._frame(buf[offset + 4 : end], events)
-            offset = end
-        self._buffer = buf[offset:]
+        for frame in self._decoder.feed(data):
+            self._frame(frame, events)
         return events
 
     def _frame(self, frame, events):
@@ -168,7 +158,7 @@ class VanillaSession(InOrderReplies):
                 self.ttwitter = True
                 name = UPGRADE_METHOD.encode("ascii")
                 self._out.append(
-                    _frame(b"\x80\x01\x00\x02" + _length.pack(len(name)) + name + _seqid.pack(seqid) + b"\x00")
+                    encodeFrame(b"\x80\x01\x00\x02" + _length.pack(len(name)) + name + _seqid.pack(seqid) + b"\x00")
                 )
                 return
         requestId = self._received(messageType == TMessageType.ONEWAY)
@@ -180,7 +170,7 @@ class VanillaSession(InOrderReplies):
 
         @return: whether bytes are now ready to send.
         """
-        return self._answered(requestId, _frame(b"\x00" + body if self.ttwitter else body))
+        return self._answered(requestId, encodeFrame(b"\x00" + body if self.ttwitter else body))
 
     def replyError(self, requestId, tag, message, flags=0):
         """
@@ -196,7 +186,3 @@ class VanillaSession(InOrderReplies):
         @return: whether the connection should close now.
         """
         return self._broken or (self.state == "draining" and not self._queue)
-
-
-def _frame(payload):
-    return _length.pack(len(payload)) + payload
