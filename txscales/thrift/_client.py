@@ -20,8 +20,8 @@ from txscales.errors import ConnectError, ConnectionLostError, ProtocolError
 from txscales.interfaces import BUSY, CLOSED, OPEN, IEndpoint
 from txscales.pool import WatermarkPool
 from txscales.stack._client import STACK_OPTIONS, StackClient, buildStack
-from txscales.thrift._codec import describeService
-from txscales.thrift._framing import BINARY, DEFAULT_MAX_MESSAGE_SIZE, FRAMED
+from txscales.thrift._codec import BINARY, describeService
+from txscales.thrift._framing import DEFAULT_MAX_MESSAGE_SIZE, FRAMED
 from txscales.thrift._proxy import proxyClass
 from txscales.thrift._session import ClientSession, checkOptions, encodeArgs
 

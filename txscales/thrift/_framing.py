@@ -32,10 +32,6 @@ FRAMED = "framed"
 BUFFERED = "buffered"
 TRANSPORTS = (FRAMED, BUFFERED)
 
-BINARY = "binary"
-COMPACT = "compact"
-PROTOCOLS = (BINARY, COMPACT)
-
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 """The largest message (or frame) accepted unless configured otherwise."""
 

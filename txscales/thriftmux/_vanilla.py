@@ -11,8 +11,6 @@ every call is preceded by a C{RequestHeader} struct and every reply by an
 empty C{ResponseHeader}.
 """
 
-from struct import Struct
-
 from thrift.protocol.TBinaryProtocol import TBinaryProtocol
 from thrift.Thrift import TMessageType, TType
 from thrift.transport.TTransport import TMemoryBuffer
@@ -20,15 +18,14 @@ from thrift.transport.TTransport import TMemoryBuffer
 from txscales.errors import BadMessageError
 from txscales.mux._messages import R_ERR, R_ERR_LEGACY, _DECODERS
 from txscales.mux._serversession import Dispatch
-from txscales.thrift._codec import readMessageBegin
+from txscales.thrift._codec import BINARY, encodeMessageHeader, readMessageBegin
 from txscales.thrift._framing import FramedDecoder, encodeFrame
 from txscales.thrift._session import InOrderReplies
 from txscales.thriftmux._contexts import CLIENT_ID_KEY, TRACE_KEY, TraceId
 
 UPGRADE_METHOD = "__can__finagle__trace__v3__"
 
-_length = Struct(">I")
-_seqid = Struct(">i")
+_UPGRADE_NAME = UPGRADE_METHOD.encode("ascii")
 _THRIFT_CALLS = (0x010001, 0x010004)
 
 
@@ -156,10 +153,8 @@ class VanillaSession(InOrderReplies):
                 # The upgrade reply: the call's header as a REPLY, and an
                 # empty UpgradeReply struct.
                 self.ttwitter = True
-                name = UPGRADE_METHOD.encode("ascii")
-                self._out.append(
-                    encodeFrame(b"\x80\x01\x00\x02" + _length.pack(len(name)) + name + _seqid.pack(seqid) + b"\x00")
-                )
+                header = encodeMessageHeader(BINARY, _UPGRADE_NAME, TMessageType.REPLY, seqid)
+                self._out.append(encodeFrame(header + b"\x00"))
                 return
         requestId = self._received(messageType == TMessageType.ONEWAY)
         events.append(Dispatch(requestId, None, contexts, dst, dtab, frame))
