@@ -54,6 +54,8 @@ STATUS_ERROR = 1
 STATUS_NACK = 2
 
 MUX_FAILURE_KEY = b"MuxFailure"
+RETRIES_KEY = b"com.twitter.finagle.Retries"
+"""Finagle's Retries context: the requeue attempt, a 4-byte int."""
 FLAG_RETRYABLE = 1 << 0
 FLAG_REJECTED = 1 << 1
 FLAG_NON_RETRYABLE = 1 << 2

@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 
 from txscales._connection import DiscardedCall, noDelay
 from txscales._draining import DrainingFactory
+from txscales.interfaces import BUSY, CLOSED, OPEN
 from txscales.errors import (
     ConnectError,
     ConnectionLostError,
@@ -37,10 +38,6 @@ from txscales.mux._clientsession import (
 from txscales.mux._serversession import Discarded, Dispatch, DrainAcknowledged, ServerSession
 
 _log = Logger()
-
-OPEN = "open"
-BUSY = "busy"
-CLOSED = "closed"
 
 
 class MuxClientProtocol(Protocol):

@@ -10,12 +10,11 @@ call can read that answer as its own.
 """
 
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, fail, succeed
-from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
-from txscales._connection import DiscardedCall, noDelay
+from txscales._connection import DiscardedCall, noDelay, tcpEndpoint
 from txscales.errors import ConnectError, ConnectionLostError, ProtocolError
 from txscales.interfaces import BUSY, CLOSED, OPEN, IEndpoint
 from txscales.pool import WatermarkPool
@@ -140,10 +139,6 @@ class ThriftClientProtocol(Protocol):
         return self.closed
 
 
-def _tcpEndpoint(reactor, host, port, timeout):
-    return HostnameEndpoint(reactor, host, port, timeout=timeout)
-
-
 @implementer(IEndpoint)
 class ThriftEndpoint:
     """
@@ -176,7 +171,7 @@ class ThriftEndpoint:
     ):
         checkOptions(transport, protocol)
         self._reactor = reactor
-        self._endpointFactory = endpointFactory or _tcpEndpoint
+        self._endpointFactory = endpointFactory or tcpEndpoint
         self._transport = transport
         self._protocol = protocol
         self._maxMessageSize = maxMessageSize

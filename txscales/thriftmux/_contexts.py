@@ -7,10 +7,10 @@ from contextvars import ContextVar
 from struct import Struct
 
 from txscales.mux._framing import EncodedContexts
+from txscales.mux._messages import RETRIES_KEY
 
 TRACE_KEY = b"com.twitter.finagle.tracing.TraceContext"
 DEADLINE_KEY = b"com.twitter.finagle.Deadline"
-RETRIES_KEY = b"com.twitter.finagle.Retries"
 CLIENT_ID_KEY = b"com.twitter.finagle.thrift.ClientIdContext"
 
 NO_DEADLINE = 0x7FFFFFFFFFFFFFFF
