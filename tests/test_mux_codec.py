@@ -3,6 +3,8 @@ Tests for the sans-IO Mux codec: golden vectors cut from real Finagle
 captures, derived vectors, malformed input and fuzzing.
 """
 
+from functools import partial
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
@@ -37,10 +39,12 @@ from txscales.mux._messages import (
     Tlease,
     Tping,
     Treq,
+    decodeRequest,
     encodeMessage,
     muxFailureContext,
     muxFailureFlags,
 )
+from txscales.mux._serversession import ServerSession
 
 TRACE = b"com.twitter.finagle.tracing.TraceContext"
 RETRIES = b"com.twitter.finagle.Retries"
@@ -512,5 +516,18 @@ class ShapeTests(SynchronousTestCase):
         contexts = [(b"com.twitter.finagle.Retries", b"\x00\x00\x00\x00"), (b"c", b"v")]
         first = Tdispatch(2, contexts, b"", [], b"a")
         second = Tdispatch(3, [(b"c", b"v" * 3)], b"/dst", [(b"/a", b"/b")], b"b")
+        shapes = Shapes()
+        decoder = FrameDecoder(decode=partial(decodeRequest, shapes))
         for message in (first, first, second, first):
-            self.assertEqual(feedWhole(encodeMessage(message)), [message])
+            self.assertEqual(decoder.feed(encodeMessage(message)), [message])
+        self.assertEqual(len(shapes.shapes), 1)
+
+    def test_shapesPerSession(self):
+        """
+        Each server session learns the shapes of its own client's requests:
+        one client's headers do not change what another session keeps.
+        """
+        learner, other = ServerSession(), ServerSession()
+        learner.receiveData(encodeMessage(Tdispatch(2, [(b"k", b"v")], body=b"a")))
+        self.assertEqual(len(learner._shapes.shapes), 1)
+        self.assertEqual(other._shapes.shapes, [])

@@ -24,7 +24,6 @@ from txscales.mux._fields import (
     _writePairs,
     _writeShortBytes,
 )
-from txscales.mux._shapes import Shapes
 
 T_REQ = 1
 R_REQ = -1
@@ -66,7 +65,6 @@ _long = Struct(">Q")
 _header = Struct(">II")
 _tagWhich = Struct(">I")
 _STATUS_NO_CONTEXTS = [bytes((status, 0, 0)) for status in range(3)]
-_shapes = Shapes()
 
 
 class Message:
@@ -203,10 +201,15 @@ class Tdispatch(Message):
         return parts
 
     @classmethod
-    def decodeBody(cls, tag, body):
+    def decodeBody(cls, tag, body, shapes=None):
+        """
+        @param shapes: the L{Shapes} of the headers of the peer's earlier
+            requests, to read this header by and learn from; None to read
+            it field by field.
+        """
         message = cls.__new__(cls)
         message.tag = tag
-        known = _shapes.read(body) if type(body) is bytes else None
+        known = shapes.read(body) if shapes is not None and type(body) is bytes else None
         if known is not None:
             message.contexts, offset = known
             message.dst = b""
@@ -215,8 +218,8 @@ class Tdispatch(Message):
             message.contexts, offset = _readPairs(body, 0, "context")
             message.dst, offset = _readShortBytes(body, offset, "dst")
             message.dtab, offset = _readPairs(body, offset, "dtab")
-            if not message.dst and not message.dtab and type(body) is bytes:
-                _shapes.missed(message.contexts)
+            if shapes is not None and not message.dst and not message.dtab and type(body) is bytes:
+                shapes.missed(message.contexts)
         message.body = bytes(body[offset:])
         return message
 
@@ -519,6 +522,17 @@ def decodeMessage(typeCode, tag, body):
     if decoder is None:
         raise UnknownMessageTypeError("unknown message type %d [tag=%d]" % (typeCode, tag))
     return decoder(tag, body)
+
+
+def decodeRequest(shapes, typeCode, tag, body):
+    """
+    L{decodeMessage} for a server, which reads the header of each
+    C{Tdispatch} by C{shapes}, the L{Shapes} learnt from its client's
+    earlier requests.
+    """
+    if typeCode == T_DISPATCH:
+        return Tdispatch.decodeBody(tag, body, shapes)
+    return decodeMessage(typeCode, tag, body)
 
 
 def encodeMessage(message):

@@ -2,6 +2,7 @@
 The server half of a Mux session: plain Python, no Twisted.
 """
 
+from functools import partial
 from struct import Struct
 
 from txscales.errors import DuplicateTagError, HandshakeError
@@ -27,9 +28,11 @@ from txscales.mux._messages import (
     Tinit,
     Tping,
     Treq,
+    decodeRequest,
     encodeMessage,
     muxFailureContext,
 )
+from txscales.mux._shapes import Shapes
 from txscales.mux._session import (
     DEFAULT_WINDOW,
     MUX_VERSION,
@@ -101,7 +104,10 @@ class ServerSession(Session):
 
     def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, window=DEFAULT_WINDOW):
         Session.__init__(self)
-        self._decoder = FrameDecoder(maxFrameSize)
+        # The shapes of this client's request headers, learnt as they come
+        # (see txscales.mux._shapes): each session learns its own.
+        self._shapes = Shapes()
+        self._decoder = FrameDecoder(maxFrameSize, partial(decodeRequest, self._shapes))
         self._window = window
         self._pending = {}
         self._nextId = 0
