@@ -17,7 +17,7 @@ from txscales.errors import (
     UnknownMessageTypeError,
 )
 from txscales.mux._fields import _readPairs, _readShortBytes
-from txscales.mux._framing import FrameDecoder, encodeDispatch, encodeFrames
+from txscales.mux._framing import KEY_SIZE_KEPT, KEYS_KEPT, FrameDecoder, encodeDispatch, encodeFrames
 from txscales.mux._shapes import LEARN_EVERY, MAX_PAIRS, MAX_SHAPES, Shape, Shapes
 from txscales.mux._messages import (
     FLAG_NON_RETRYABLE,
@@ -351,6 +351,18 @@ class MalformedTests(SynchronousTestCase):
         self.assertRaises(EncodeError, encodeMessage, Tdispatch(2, dst=b"/" * 40000))
         self.assertRaises(EncodeError, encodeMessage, Rdispatch(2, 256))
         self.assertRaises(EncodeError, encodeMessage, Tlease(0, -1))
+
+    def test_encodedKeysBounded(self):
+        """
+        The encoded context keys C{encodeDispatch} keeps for its caller are
+        bounded in number and size, and do not change the bytes written.
+        """
+        keys = {}
+        contexts = [(b"k%d" % (i,), b"v") for i in range(KEYS_KEPT + 10)] + [(b"x" * (KEY_SIZE_KEPT + 1), b"v")]
+        for _ in range(2):
+            self.assertEqual(encodeDispatch(2, contexts, b"", (), b"b", keys=keys), encodeMessage(Tdispatch(2, contexts, body=b"b")))
+        self.assertEqual(sorted(keys), sorted(k for k, _ in contexts[:KEYS_KEPT]))
+        self.assertEqual(keys[b"k1"], b"\x00\x02k1")
 
     def test_encodeDispatchErrors(self):
         """

@@ -139,6 +139,8 @@ class ClientSession(Session):
         self._tags = TagSet()
         self._pending = {}
         self._queued = []
+        # Context keys in their wire form (see encodeDispatch).
+        self._encodedKeys = {}
         self.state = "new"
         self.draining = False
         self.peerWindow = None
@@ -194,7 +196,7 @@ class ClientSession(Session):
         tag = self._tags.allocate()
         if self.state == "open":
             try:
-                self._out.append(encodeDispatch(tag, contexts, dst, dtab, body, self.peerWindow))
+                self._out.append(encodeDispatch(tag, contexts, dst, dtab, body, self.peerWindow, self._encodedKeys))
             except Exception:
                 self._tags.release(tag)
                 raise

@@ -32,9 +32,11 @@ _short = Struct(">H")
 _NO_PAIRS = _short.pack(0)
 _dispatchHeader = Struct(">II")
 _DISPATCH_TYPE = T_DISPATCH << 24
-# Context keys, as encoded (length and bytes): a client sends the same few
-# on every call.
-_encodedKeys = {}
+
+KEYS_KEPT = 64
+"""How many encoded context keys L{encodeDispatch} keeps in one C{keys}."""
+KEY_SIZE_KEPT = 256
+"""The longest context key L{encodeDispatch} keeps encoded."""
 
 
 class EncodedContexts(list):
@@ -192,11 +194,16 @@ def encodeFrames(message, window=None):
     return b"".join(parts)
 
 
-def encodeDispatch(tag, contexts, dst, dtab, body, window=None):
+def encodeDispatch(tag, contexts, dst, dtab, body, window=None, keys=None):
     """
     Encode a C{Tdispatch} straight from its fields, without making a
     L{txscales.mux._messages.Tdispatch}: the bytes of
     C{encodeFrames(Tdispatch(tag, contexts, dst, dtab, body), window)}.
+
+    @param keys: a dict the caller keeps from call to call (a session
+        keeps one): context keys already encoded (length and bytes), by
+        key.  Up to L{KEYS_KEPT} keys of up to L{KEY_SIZE_KEPT} bytes are
+        added to it, whatever keys the contexts passed on from a peer carry.
     """
     # The common case in one pass: no dtab, fields that fit, one frame.
     # Anything else goes through the message class, which raises the
@@ -212,14 +219,17 @@ def encodeDispatch(tag, contexts, dst, dtab, body, window=None):
             return b"".join((header, encoded, pack(len(dst)), dst, _NO_PAIRS, body))
     parts = [None, pack(len(contexts))]
     size = 6 + len(dst) + len(body)
-    keys = _encodedKeys
+    if keys is None:
+        keys = {}
     for k, v in contexts:
+        # A client sends the same few keys on every call: each is encoded
+        # once per session.
         key = keys.get(k) if type(k) is bytes else None
         if key is None:
             if len(k) > MAX_SHORT:
                 return encodeFrames(Tdispatch(tag, contexts, dst, dtab, body), window)
             key = pack(len(k)) + k
-            if type(k) is bytes and len(keys) < 1024:
+            if type(k) is bytes and len(k) <= KEY_SIZE_KEPT and len(keys) < KEYS_KEPT:
                 keys[k] = key
         nv = len(v)
         if nv > MAX_SHORT:
