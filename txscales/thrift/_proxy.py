@@ -2,7 +2,12 @@
 Client proxies for generated Thrift services.
 """
 
-_proxyClasses = {}
+from weakref import WeakKeyDictionary
+
+# The classes made so far, by service interface, then by base class.  The
+# interfaces are held weakly: one loaded at run time (by thriftpy2, say) is
+# not kept alive by its clients' classes.
+_proxyClasses = WeakKeyDictionary()
 
 
 def proxyClass(base, iface, methods):
@@ -13,13 +18,15 @@ def proxyClass(base, iface, methods):
 
     @param methods: the service's L{txscales.thrift._codec.Method}s by name.
     """
-    key = (base, iface)
-    cls = _proxyClasses.get(key)
+    classes = _proxyClasses.get(iface)
+    if classes is None:
+        classes = _proxyClasses[iface] = {}
+    cls = classes.get(base)
     if cls is None:
         namespace = {"__doc__": "A client of %s.%s; every method returns a Deferred." % (iface.__module__, iface.__qualname__)}
         for name, method in methods.items():
             namespace[name] = _makeMethod(method)
-        cls = _proxyClasses[key] = type("%sClient" % (iface.__module__.rpartition(".")[2],), (base,), namespace)
+        cls = classes[base] = type("%sClient" % (iface.__module__.rpartition(".")[2],), (base,), namespace)
     return cls
 
 

@@ -12,7 +12,7 @@ from txscales.mux._client import MuxEndpoint, MuxRequest
 from txscales.stack._client import STACK_OPTIONS, StackClient, buildStack
 from txscales.thrift._codec import decodeReply, describeService, encodeCall
 from txscales.thrift._proxy import proxyClass
-from txscales.thriftmux._contexts import currentRequest, outgoingContexts
+from txscales.thriftmux._contexts import currentRequest, encodeClientIdPair, outgoingContexts
 
 
 class ThriftMuxClient(StackClient):
@@ -30,6 +30,8 @@ class ThriftMuxClient(StackClient):
         self._reactor = reactor
         self._timeout = timeout
         self._clientId = clientId.encode("utf-8") if isinstance(clientId, str) else clientId
+        # The client id's context, encoded once for all calls.
+        self._clientIdPair = encodeClientIdPair(self._clientId) if self._clientId else None
         self._random = random
         self._decoders = {name: _decoder(method) for name, method in methods.items()}
 
@@ -50,7 +52,9 @@ class ThriftMuxClient(StackClient):
                 return fail(RequestTimeoutError(0.0, written=False))
             if timeout is None or left < timeout:
                 timeout = left
-        contexts = outgoingContexts(now, timeout, self._clientId, self._random.getrandbits(64), incoming)
+        contexts = outgoingContexts(
+            now, timeout, self._clientId, self._random.getrandbits(64), incoming, self._clientIdPair
+        )
         return self.stack(MuxRequest(body, contexts, b"", (), timeout, self._decoders[method.name]))
 
 
