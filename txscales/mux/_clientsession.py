@@ -144,7 +144,6 @@ class ClientSession(Session):
         self.state = "new"
         self.draining = False
         self.peerWindow = None
-        self.peerHeaders = None
         self.pingOutstanding = False
 
     def start(self):
@@ -162,7 +161,6 @@ class ClientSession(Session):
 
     def _open(self, headers):
         self.state = "open"
-        self.peerHeaders = headers
         if headers is not None:
             self.peerWindow = _peerWindow(headers)
         for message in self._queued:

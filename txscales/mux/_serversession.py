@@ -114,7 +114,6 @@ class ServerSession(Session):
         self.state = "new"
         self.negotiated = False
         self.peerWindow = None
-        self.peerHeaders = None
         self.drainAcknowledged = False
         self.orphanedDiscards = 0
 
@@ -256,7 +255,6 @@ class ServerSession(Session):
         except HandshakeError as e:
             self._out.append(encodeMessage(Rerr(message.tag, str(e))))
             raise
-        self.peerHeaders = message.headers
         self.negotiated = True
 
     def _receiveOpen(self, message, events):

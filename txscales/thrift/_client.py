@@ -356,8 +356,7 @@ class ThriftClient(StackClient):
     @ivar stack: the L{txscales.stack._client.ClientStack} calls go through.
     """
 
-    def __init__(self, methods, stack, protocol, timeout):
-        self._methods = methods
+    def __init__(self, stack, protocol, timeout):
         self.stack = stack
         self._protocol = protocol
         self._timeout = timeout
@@ -425,7 +424,7 @@ def buildClient(
     stack = buildStack(dest, makeEndpoint, reactor, label or iface.__module__, **stackOptions)
     methods = describeService(iface)
     cls = proxyClass(ThriftClient, iface, methods)
-    return cls(methods, stack, protocol, timeout)
+    return cls(stack, protocol, timeout)
 
 
 _BUILD_OPTIONS = ("random", "stats", "registry", "discoveryTimeout")

@@ -25,7 +25,6 @@ class ThriftMuxClient(StackClient):
     """
 
     def __init__(self, methods, stack, reactor, timeout, clientId, random):
-        self._methods = methods
         self.stack = stack
         self._reactor = reactor
         self._timeout = timeout

@@ -19,7 +19,6 @@ _OWN_KEYS = frozenset([TRACE_KEY, DEADLINE_KEY, RETRIES_KEY, CLIENT_ID_KEY])
 _trace = Struct(">QQQQ")
 _traceHigh = Struct(">QQQQQ")
 _deadline = Struct(">QQ")
-_retries = Struct(">i")
 _short = Struct(">H")
 
 
@@ -95,13 +94,6 @@ class TraceId:
         )
 
 
-def encodeDeadline(timestampNs, deadlineNs):
-    """
-    @return: the Deadline context value: two absolute epoch-nanosecond i64s.
-    """
-    return _deadline.pack(timestampNs, deadlineNs)
-
-
 def decodeDeadline(value):
     """
     @return: (timestamp ns, deadline ns), or None for a malformed value.
@@ -109,13 +101,6 @@ def decodeDeadline(value):
     if len(value) != 16:
         return None
     return _deadline.unpack(value)
-
-
-def encodeRetries(count):
-    """
-    @return: the Retries context value.
-    """
-    return _retries.pack(count)
 
 
 class RequestContext:
