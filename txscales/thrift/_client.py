@@ -15,6 +15,7 @@ from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
 from txscales._connection import DiscardedCall, noDelay, tcpEndpoint
+from txscales._reactor import defaultReactor
 from txscales.errors import ConnectError, ConnectionLostError, ProtocolError
 from txscales.interfaces import BUSY, CLOSED, OPEN, IEndpoint
 from txscales.pool import WatermarkPool
@@ -398,8 +399,7 @@ def buildClient(
     checkOptions(transport, protocol)
     if low is None:
         low = min(DEFAULT_LOW, high)
-    if reactor is None:
-        from twisted.internet import reactor
+    reactor = defaultReactor(reactor)
     stackOptions = {k: options.pop(k) for k in STACK_OPTIONS + _BUILD_OPTIONS if k in options}
     if options:
         raise TypeError("unknown Thrift client option(s): %s" % (", ".join(sorted(options)),))

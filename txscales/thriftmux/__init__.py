@@ -6,6 +6,7 @@ ThriftMux: Thrift over Mux, client and server, byte-compatible with Finagle.
     >>> d = client.query("x")          # fires with "xx"
 """
 
+from txscales._reactor import defaultReactor
 from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE
 from txscales.stack._builder import ClientBuilder
 from txscales.thriftmux._client import ThriftMuxClient, buildClient
@@ -110,8 +111,7 @@ class ThriftMux:
         @return: a L{ThriftMuxServerService} (an C{IService}); start it, or
             add it to an application.
         """
-        if reactor is None:
-            from twisted.internet import reactor
+        reactor = defaultReactor(reactor)
         serverStats = None
         if stats:
             from txscales.stats import Stats

@@ -7,6 +7,7 @@ import random as _random
 
 from twisted.internet.defer import fail
 
+from txscales._reactor import defaultReactor
 from txscales.errors import RequestTimeoutError, UnsupportedError
 from txscales.mux._client import MuxEndpoint, MuxRequest
 from txscales.stack._client import STACK_OPTIONS, StackClient, buildStack
@@ -79,8 +80,7 @@ def buildClient(
     """
     Build a ThriftMux client; see L{txscales.thriftmux.ThriftMux.newClient}.
     """
-    if reactor is None:
-        from twisted.internet import reactor
+    reactor = defaultReactor(reactor)
     if random is None:
         random = _random.Random()
     stackOptions = {k: options.pop(k) for k in STACK_OPTIONS + ("stats", "registry", "discoveryTimeout") if k in options}
