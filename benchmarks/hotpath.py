@@ -179,7 +179,7 @@ def muxFloorSetup(size):
     from txscales.demo.gen import TestService
     from txscales.demo.handler import TestServiceHandler
     from txscales.mux.protocol import MuxClientProtocol
-    from txscales.thrift._codec import decodeReply, describeService, encodeCall
+    from txscales.thrift import decodeReply, describeService, encodeCall
     from txscales.thriftmux._server import serverFactory
 
     pair = Pair()

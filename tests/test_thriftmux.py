@@ -22,9 +22,7 @@ from txscales.errors import (
     RequestTimeoutError,
     UnsupportedError,
 )
-from txscales.thrift import ThriftClient
-from txscales.thrift._codec import describeService
-from txscales.thrift._proxy import proxyClass
+from txscales.thrift import ThriftClient, describeService, proxyClass
 from txscales.thriftmux import ThriftMux, ThriftMuxClient, TraceId, currentRequest
 from txscales.mux._client import RETRIES_KEY, MuxRequest
 from txscales.mux._framing import EncodedContexts, encodeDispatch, encodeFrames

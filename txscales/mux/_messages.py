@@ -506,6 +506,9 @@ _DECODERS[R_ERR_LEGACY] = lambda tag, body: Rerr.decodeBody(tag, body, True)
 
 FRAGMENTABLE = frozenset([T_DISPATCH, R_DISPATCH])
 
+MESSAGE_TYPES = frozenset(_DECODERS)
+"""The type codes of the messages Mux defines, both spellings included."""
+
 
 def decodeMessage(typeCode, tag, body):
     """

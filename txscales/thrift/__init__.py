@@ -17,11 +17,21 @@ times out or is cancelled closes its connection, so that its late answer
 can never be read by another call.
 """
 
-from txscales._reactor import defaultReactor
-from txscales.stack._builder import ClientBuilder
-from txscales.thrift._client import ThriftClient, buildClient
 from txscales.thrift._codec import BINARY, COMPACT
 from txscales.thrift._framing import BUFFERED, DEFAULT_MAX_MESSAGE_SIZE, FRAMED
+
+# For the protocol packages built on Thrift (thriftmux, http), not for
+# users: the codec, the framed transport and the proxies; not in __all__.
+# They are bound before thrift._server is imported below, which imports
+# thriftmux, which imports them from here.
+from txscales.thrift._codec import decodeReply, describeService, encodeCall, encodeMessageHeader, readMessageBegin
+from txscales.thrift._framing import FramedDecoder, encodeFrame
+from txscales.thrift._proxy import proxyClass
+from txscales.thrift._session import InOrderReplies
+
+from txscales._reactor import defaultReactor
+from txscales.stack import ClientBuilder
+from txscales.thrift._client import ThriftClient, buildClient
 from txscales.thrift._server import ThriftServerService, serverFactory
 
 __all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FRAMED", "BUFFERED", "BINARY", "COMPACT"]

@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional
 from twisted.internet.defer import fail
 
 from txscales._reactor import defaultReactor
-from txscales.stack._client import STACK_OPTIONS, StackClient, buildStack
+from txscales.stack import STACK_OPTIONS, StackClient, buildStack
 from txscales.thrift._codec import BINARY, describeService, encodeArgs
 from txscales.thrift._endpoint import DEFAULT_HIGH, DEFAULT_LOW, ThriftEndpoint, ThriftRequest
 from txscales.thrift._framing import DEFAULT_MAX_MESSAGE_SIZE, FRAMED

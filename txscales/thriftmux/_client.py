@@ -9,10 +9,9 @@ from twisted.internet.defer import fail
 
 from txscales._reactor import defaultReactor
 from txscales.errors import RequestTimeoutError, UnsupportedError
-from txscales.mux._client import MuxEndpoint, MuxRequest
-from txscales.stack._client import STACK_OPTIONS, StackClient, buildStack
-from txscales.thrift._codec import decodeReply, describeService, encodeCall
-from txscales.thrift._proxy import proxyClass
+from txscales.mux import MuxEndpoint, MuxRequest
+from txscales.stack import STACK_OPTIONS, StackClient, buildStack
+from txscales.thrift import decodeReply, describeService, encodeCall, proxyClass
 from txscales.thriftmux._contexts import currentRequest, encodeClientIdPair, outgoingContexts
 
 

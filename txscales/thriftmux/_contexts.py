@@ -6,8 +6,7 @@ handler runs in.  Plain Python, no Twisted.
 from contextvars import ContextVar
 from struct import Struct
 
-from txscales.mux._framing import EncodedContexts
-from txscales.mux._messages import RETRIES_KEY
+from txscales.mux import RETRIES_KEY, EncodedContexts
 
 TRACE_KEY = b"com.twitter.finagle.tracing.TraceContext"
 DEADLINE_KEY = b"com.twitter.finagle.Deadline"

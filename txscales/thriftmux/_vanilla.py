@@ -16,11 +16,8 @@ from thrift.Thrift import TMessageType, TType
 from thrift.transport.TTransport import TMemoryBuffer
 
 from txscales.errors import BadMessageError
-from txscales.mux._messages import R_ERR, R_ERR_LEGACY, _DECODERS
-from txscales.mux._serversession import Dispatch
-from txscales.thrift._codec import BINARY, encodeMessageHeader, readMessageBegin
-from txscales.thrift._framing import FramedDecoder, encodeFrame
-from txscales.thrift._session import InOrderReplies
+from txscales.mux import MESSAGE_TYPES, R_ERR, R_ERR_LEGACY, Dispatch
+from txscales.thrift import BINARY, FramedDecoder, InOrderReplies, encodeFrame, encodeMessageHeader, readMessageBegin
 from txscales.thriftmux._contexts import CLIENT_ID_KEY, TRACE_KEY, TraceId
 
 UPGRADE_METHOD = "__can__finagle__trace__v3__"
@@ -36,7 +33,7 @@ def looksLikeThrift(data):
     """
     typeByte = data[4]
     typeCode = typeByte - 256 if typeByte > 127 else typeByte
-    if typeCode not in _DECODERS:
+    if typeCode not in MESSAGE_TYPES:
         return True
     tag = int.from_bytes(data[5:8], "big")
     return typeCode in (R_ERR, R_ERR_LEGACY) and tag in _THRIFT_CALLS
