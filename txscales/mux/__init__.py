@@ -10,4 +10,4 @@ from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE, EncodedContexts
 from txscales.mux._messages import MESSAGE_TYPES, R_ERR, R_ERR_LEGACY, RETRIES_KEY
 from txscales.mux._serversession import Dispatch
 
-__all__ = []
+__all__: "list[str]" = []

@@ -7,6 +7,7 @@ to write, fragmenting its body to the peer's window.
 """
 
 from struct import Struct
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from txscales._framing import LengthPrefixDecoder
 from txscales.errors import BadMessageError, FrameTooLargeError
@@ -15,6 +16,7 @@ from txscales.mux._messages import (
     FRAGMENT_BIT,
     FRAGMENTABLE,
     MAX_TAG,
+    Message,
     T_DISPATCH,
     Tdispatch,
     R_DISCARDED,
@@ -50,7 +52,7 @@ class EncodedContexts(list):
     __slots__ = ("encoded",)
 
     @classmethod
-    def of(cls, pairs, encoded):
+    def of(cls, pairs: Sequence[Tuple[bytes, bytes]], encoded: bytes) -> "EncodedContexts":
         """
         @return: C{pairs} with their wire form C{encoded}.
         """
@@ -74,21 +76,23 @@ class FrameDecoder:
         session may decode its most common message more directly.
     """
 
-    def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, decode=decodeMessage):
+    def __init__(
+        self, maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE, decode: Callable[[int, int, bytes], Message] = decodeMessage
+    ) -> None:
         # A frame holds at least its type and tag.
         self._frames = LengthPrefixDecoder(maxFrameSize, 4)
         self._decode = decode
         self._fragments = {}
 
     @property
-    def maxFrameSize(self):
+    def maxFrameSize(self) -> int:
         """
         The largest frame (and reassembled message) accepted, counting
         type, tag and body.
         """
         return self._frames.maxFrameSize
 
-    def feed(self, data):
+    def feed(self, data: bytes) -> List[Message]:
         """
         Add received bytes.
 
@@ -156,7 +160,7 @@ class FrameDecoder:
             self._fragments.pop(plainTag, None)
         return message
 
-    def bufferedSize(self):
+    def bufferedSize(self) -> int:
         """
         @return: how many received bytes are held waiting for the rest of
             their frame or message.
@@ -164,7 +168,7 @@ class FrameDecoder:
         return self._frames.bufferedSize() + sum(p[1] for p in self._fragments.values())
 
 
-def encodeFrames(message, window=None):
+def encodeFrames(message: Message, window: Optional[int] = None) -> bytes:
     """
     Encode a message as the frames to write.
 
@@ -194,7 +198,15 @@ def encodeFrames(message, window=None):
     return b"".join(parts)
 
 
-def encodeDispatch(tag, contexts, dst, dtab, body, window=None, keys=None):
+def encodeDispatch(
+    tag: int,
+    contexts: Sequence[Tuple[bytes, bytes]],
+    dst: bytes,
+    dtab: Sequence[Tuple[bytes, bytes]],
+    body: bytes,
+    window: Optional[int] = None,
+    keys: Optional[Dict[bytes, bytes]] = None,
+) -> bytes:
     """
     Encode a C{Tdispatch} straight from its fields, without making a
     L{txscales.mux._messages.Tdispatch}: the bytes of

@@ -14,6 +14,7 @@ canonical codes.
 """
 
 from struct import Struct
+from typing import Optional
 
 from txscales.errors import BadMessageError, EncodeError, UnknownMessageTypeError
 from txscales.mux._fields import (
@@ -24,6 +25,7 @@ from txscales.mux._fields import (
     _writePairs,
     _writeShortBytes,
 )
+from txscales.mux._shapes import Shapes
 
 T_REQ = 1
 R_REQ = -1
@@ -527,7 +529,7 @@ def decodeMessage(typeCode, tag, body):
     return decoder(tag, body)
 
 
-def decodeRequest(shapes, typeCode, tag, body):
+def decodeRequest(shapes: Optional[Shapes], typeCode: int, tag: int, body: bytes) -> Message:
     """
     L{decodeMessage} for a server, which reads the header of each
     C{Tdispatch} by C{shapes}, the L{Shapes} learnt from its client's

@@ -11,6 +11,7 @@ import sys
 from io import BytesIO
 from operator import attrgetter
 from struct import Struct
+from typing import Any, Dict, Sequence
 
 from thrift.protocol import fastbinary
 from thrift.protocol.TBinaryProtocol import TBinaryProtocol
@@ -148,7 +149,7 @@ class Method:
             prefix = self._binaryPrefixes[messageType] = _binaryPrefix(self.nameBytes, messageType)
         return prefix
 
-    def messageHeader(self, protocol, messageType, seqid):
+    def messageHeader(self, protocol: str, messageType: int, seqid: int) -> bytes:
         """
         @return: the TMessage header of a message of this method, as
             L{encodeMessageHeader} makes it.
@@ -157,7 +158,7 @@ class Method:
             return encodeMessageHeader(protocol, self.nameBytes, messageType, seqid)
         return self._binaryPrefix(messageType) + (_ZERO if seqid == 0 else _int.pack(seqid))
 
-    def callHeader(self, seqid, protocol=BINARY):
+    def callHeader(self, seqid: int, protocol: str = BINARY) -> bytes:
         """
         @return: the TMessage header of a call (or one-way call) to this
             method.
@@ -181,7 +182,7 @@ def _varint(value):
     return bytes(out)
 
 
-def encodeMessageHeader(protocol, nameBytes, messageType, seqid):
+def encodeMessageHeader(protocol: str, nameBytes: bytes, messageType: int, seqid: int) -> bytes:
     """
     Encode a TMessage header, as Apache Thrift's C{writeMessageBegin} does.
 
@@ -235,7 +236,7 @@ def encodeCall(method, args, kwargs, seqid=0):
     return header + fastbinary.encode_binary(argsObject, method.argsSpec)
 
 
-def encodeArgs(method, args, kwargs, protocol):
+def encodeArgs(method: Method, args: Sequence[Any], kwargs: Dict[str, Any], protocol: str) -> bytes:
     """
     Encode the args struct of a call of C{method}.
 

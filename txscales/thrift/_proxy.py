@@ -2,15 +2,16 @@
 Client proxies for generated Thrift services.
 """
 
+from typing import Any, Dict
 from weakref import WeakKeyDictionary
 
 # The classes made so far, by service interface, then by base class.  The
 # interfaces are held weakly: one loaded at run time (by thriftpy2, say) is
 # not kept alive by its clients' classes.
-_proxyClasses = WeakKeyDictionary()
+_proxyClasses: "WeakKeyDictionary[type, Dict[type, type]]" = WeakKeyDictionary()
 
 
-def proxyClass(base, iface, methods):
+def proxyClass(base: type, iface: type, methods: Dict[str, Any]) -> type:
     """
     Make (once per C{base} and C{iface}) a subclass of C{base} with one
     method per service method, each calling C{self._call(method, args,

@@ -5,6 +5,7 @@ handler runs in.  Plain Python, no Twisted.
 
 from contextvars import ContextVar
 from struct import Struct
+from typing import List, Optional, Tuple
 
 from txscales.mux import RETRIES_KEY, EncodedContexts
 
@@ -178,7 +179,7 @@ for _key, _kind in ((TRACE_KEY, _TRACE), (DEADLINE_KEY, _DEADLINE), (CLIENT_ID_K
 del _key, _kind
 
 
-def encodeClientIdPair(clientId):
+def encodeClientIdPair(clientId: bytes) -> Optional[bytes]:
     """
     @param clientId: a client id, bytes.
     @return: the wire form of the C{ClientIdContext} pair carrying it (key
@@ -189,7 +190,14 @@ def encodeClientIdPair(clientId):
     return _pairPrefix(CLIENT_ID_KEY, len(clientId)) + clientId
 
 
-def outgoingContexts(now, timeout, clientId, newSpanId, incoming=None, clientIdPair=None):
+def outgoingContexts(
+    now: float,
+    timeout: Optional[float],
+    clientId: Optional[bytes],
+    newSpanId: int,
+    incoming: Optional["RequestContext"] = None,
+    clientIdPair: Optional[bytes] = None,
+) -> List[Tuple[bytes, bytes]]:
     """
     Build the contexts of an outgoing call.
 

@@ -11,6 +11,8 @@ every call is preceded by a C{RequestHeader} struct and every reply by an
 empty C{ResponseHeader}.
 """
 
+from typing import List, Optional, Sequence, Tuple
+
 from thrift.protocol.TBinaryProtocol import TBinaryProtocol
 from thrift.Thrift import TMessageType, TType
 from thrift.transport.TTransport import TMemoryBuffer
@@ -26,7 +28,7 @@ _UPGRADE_NAME = UPGRADE_METHOD.encode("ascii")
 _THRIFT_CALLS = (0x010001, 0x010004)
 
 
-def looksLikeThrift(data):
+def looksLikeThrift(data: bytes) -> bool:
     """
     Decide from a connection's first bytes (at least 8) whether the client
     speaks framed Thrift rather than Mux.
@@ -39,7 +41,7 @@ def looksLikeThrift(data):
     return typeCode in (R_ERR, R_ERR_LEGACY) and tag in _THRIFT_CALLS
 
 
-def vanillaFallback(data, maxFrameSize):
+def vanillaFallback(data: bytes, maxFrameSize: int) -> Optional["VanillaSession"]:
     """
     A L{txscales.mux.protocol.MuxServerProtocol} fallback: a
     L{VanillaSession} for Thrift clients, None for Mux ones.
@@ -118,14 +120,14 @@ class VanillaSession(InOrderReplies):
 
     negotiated = False
 
-    def __init__(self, maxFrameSize):
+    def __init__(self, maxFrameSize: int) -> None:
         InOrderReplies.__init__(self)
         self._decoder = FramedDecoder(maxFrameSize)
         self._first = True
         self._broken = False
         self.ttwitter = False
 
-    def receiveData(self, data):
+    def receiveData(self, data: bytes) -> List[Dispatch]:
         """
         Handle received bytes.
 
@@ -156,7 +158,9 @@ class VanillaSession(InOrderReplies):
         requestId = self._received(messageType == TMessageType.ONEWAY)
         events.append(Dispatch(requestId, None, contexts, dst, dtab, frame))
 
-    def reply(self, requestId, tag, body, contexts=()):
+    def reply(
+        self, requestId: int, tag: Optional[int], body: bytes, contexts: Sequence[Tuple[bytes, bytes]] = ()
+    ) -> bool:
         """
         Answer call C{requestId}; answers are written in call order.
 
@@ -164,7 +168,7 @@ class VanillaSession(InOrderReplies):
         """
         return self._answered(requestId, encodeFrame(b"\x00" + body if self.ttwitter else body))
 
-    def replyError(self, requestId, tag, message, flags=0):
+    def replyError(self, requestId: int, tag: Optional[int], message: str, flags: int = 0) -> bool:
         """
         Plain Thrift cannot carry a Mux error or nack: close the connection.
         """
@@ -173,7 +177,7 @@ class VanillaSession(InOrderReplies):
 
     replyNack = replyError
 
-    def readyToClose(self, graceExpired=False):
+    def readyToClose(self, graceExpired: bool = False) -> bool:
         """
         @return: whether the connection should close now.
         """
