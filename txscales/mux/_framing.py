@@ -235,7 +235,8 @@ def encodeDispatch(
         keys = {}
     for k, v in contexts:
         # A client sends the same few keys on every call: each is encoded
-        # once per session.
+        # once per session.  Saves ~0.7 us per call with Finagle's four
+        # contexts (hotpath.py, mux-contexts, client: 8.0-8.4 vs 9.1 us).
         key = keys.get(k) if type(k) is bytes else None
         if key is None:
             if len(k) > MAX_SHORT:

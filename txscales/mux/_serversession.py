@@ -105,7 +105,9 @@ class ServerSession(Session):
     def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, window=DEFAULT_WINDOW):
         Session.__init__(self)
         # The shapes of this client's request headers, learnt as they come
-        # (see txscales.mux._shapes): each session learns its own.
+        # (see txscales.mux._shapes): each session learns its own.  Saves
+        # ~1.5 us per request (hotpath.py, thriftmux, server: 6.2-7.0 vs
+        # 8.0 us when headers are read field by field).
         self._shapes = Shapes()
         self._decoder = FrameDecoder(maxFrameSize, partial(decodeRequest, self._shapes))
         self._window = window

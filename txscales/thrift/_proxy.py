@@ -5,9 +5,11 @@ Client proxies for generated Thrift services.
 from typing import Any, Dict
 from weakref import WeakKeyDictionary
 
-# The classes made so far, by service interface, then by base class.  The
-# interfaces are held weakly: one loaded at run time (by thriftpy2, say) is
-# not kept alive by its clients' classes.
+# The classes made so far, by service interface, then by base class: saves
+# making a class (~12 us by timeit) per client built; calls do not use it,
+# so hotpath.py's per-call figures do not see it.  The interfaces are held
+# weakly: one loaded at run time (by thriftpy2, say) is not kept alive by
+# its clients' classes.
 _proxyClasses: "WeakKeyDictionary[type, Dict[type, type]]" = WeakKeyDictionary()
 
 

@@ -29,7 +29,9 @@ class ThriftMuxClient(StackClient):
         self._reactor = reactor
         self._timeout = timeout
         self._clientId = clientId.encode("utf-8") if isinstance(clientId, str) else clientId
-        # The client id's context, encoded once for all calls.
+        # The client id's context, encoded once for all calls instead of
+        # per call (0.34 us by timeit); hotpath.py (thriftmux-clientid,
+        # client) does not resolve it: -0.2 to +0.9 us over four A/B runs.
         self._clientIdPair = encodeClientIdPair(self._clientId) if self._clientId else None
         self._random = random
         self._decoders = {name: _decoder(method) for name, method in methods.items()}
