@@ -13,6 +13,11 @@ from txscales.interfaces import IBalancerFactory
 
 @implementer(IPlugin, IBalancerFactory)
 class _Balancer:
+    """
+    A balancer plugin: builds the class named C{target} (imported then), with
+    C{defaults} under the options the caller gives.
+    """
+
     def __init__(self, name, target, description, **defaults):
         self.name = name
         self.description = description
