@@ -3,8 +3,9 @@ Failure accrual and fail-fast, per endpoint (MUX.md 3.3).  Plain Python;
 time and randomness are parameters.
 """
 
+from txscales._backoff import equalJittered, exponentialJittered
+from txscales._moving import WindowedAdder
 from txscales.interfaces import BUSY, OPEN
-from txscales.stack._budget import WindowedAdder, equalJittered, exponentialJittered
 
 ALIVE = "alive"
 DEAD = "dead"

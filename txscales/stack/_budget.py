@@ -1,57 +1,9 @@
 """
-Retry budgets and backoffs, as Finagle defines them (MUX.md 3.3, 3.4).
-Plain Python; time and randomness are parameters.
+Retry budgets, as Finagle defines them (MUX.md 3.3).  Plain Python; time
+is a parameter.
 """
 
-import math
-
-
-class WindowedAdder:
-    """
-    A sum over a sliding window of C{window} seconds, kept in C{slices}
-    buckets: what was added more than C{window} seconds ago no longer counts.
-
-    @param now: a callable returning the current time in seconds.
-    """
-
-    def __init__(self, window, slices, now):
-        self._slice = window / slices
-        self._buckets = [0] * slices
-        self._now = now
-        self._moveTo(int(now() / self._slice))
-
-    def _moveTo(self, current):
-        self._current = current
-        self._index = current % len(self._buckets)
-        # Until then, now() is in the current slice: no need to divide.
-        self._until = (current + 1) * self._slice
-
-    def _expire(self):
-        now = self._now()
-        if now < self._until:
-            return
-        current = int(now / self._slice)
-        gap = current - self._current
-        if gap > 0:
-            n = len(self._buckets)
-            for i in range(1, min(gap, n) + 1):
-                self._buckets[(self._current + i) % n] = 0
-            self._moveTo(current)
-
-    def add(self, value):
-        """
-        Add C{value} now.
-        """
-        if self._now() >= self._until:
-            self._expire()
-        self._buckets[self._index] += value
-
-    def sum(self):
-        """
-        @return: the sum over the window.
-        """
-        self._expire()
-        return sum(self._buckets)
+from txscales._moving import WindowedAdder
 
 
 class RetryBudget:
@@ -122,64 +74,3 @@ class NoRetryBudget:
 
     def balance(self):
         return 0
-
-
-def exponentialJittered(start, maximum, random):
-    """
-    Finagle's C{Backoff.exponentialJittered}: the n-th delay is uniform in
-    C{[start, start * 2**n]}, capped at C{maximum}.
-
-    @return: an endless iterator of delays in seconds.
-    """
-    n = 0
-    while True:
-        upper = min(maximum, start * 2**n)
-        yield start + random.random() * (upper - start) if upper > start else start
-        if upper < maximum:
-            n += 1
-
-
-def equalJittered(start, maximum, random):
-    """
-    Finagle's C{Backoff.equalJittered}: half of a doubling delay plus a
-    random part of the other half, then C{maximum}.
-
-    @return: an endless iterator of delays in seconds.
-    """
-    half = start / 2.0
-    while True:
-        if half * 2 >= maximum:
-            yield maximum
-            continue
-        yield half + random.random() * half
-        half *= 2
-
-
-class Ema:
-    """
-    An exponential moving average over time: C{w = exp(-dt / window)},
-    C{value = sample * (1 - w) + value * w}.
-
-    @param now: a callable returning the current time in seconds.
-    """
-
-    def __init__(self, window, now):
-        self._window = window
-        self._now = now
-        self._time = None
-        self.value = 0.0
-
-    def update(self, sample):
-        """
-        Fold in C{sample} taken now.
-
-        @return: the new average.
-        """
-        t = self._now()
-        if self._time is None:
-            self.value = float(sample)
-        else:
-            w = math.exp(-(t - self._time) / self._window) if t > self._time else 1.0
-            self.value = sample * (1.0 - w) + self.value * w
-        self._time = t
-        return self.value
