@@ -3,7 +3,7 @@ The client stack shared by every protocol: balancers, failure handling,
 retries and timeouts, as composable layers (see L{ClientStack}).
 """
 
-from txscales.stack._budget import NoRetryBudget, RetryBudget
+from txscales.stack._retrybudget import NoRetryBudget, RetryBudget
 from txscales.stack._client import ClientStack
 
 # For the protocol packages (thrift, thriftmux, http), not for users: how a

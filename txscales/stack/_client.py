@@ -7,7 +7,7 @@ from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from txscales._plugins import balancerFactory
 from txscales.errors import ClientClosedError, DiscoveryError
 from txscales.stack._accrual import FailFast, FailureAccrual
-from txscales.stack._budget import RetryBudget
+from txscales.stack._retrybudget import RetryBudget
 from txscales.stack._filters import Dispatcher, EndpointNode
 from txscales.stack._timeout import TimeoutFilter
 
