@@ -20,7 +20,7 @@ from treq.client import HTTPClient
 
 from txscales.errors import ConnectError, ConnectionLostError, HttpStatusError, TlsError
 from txscales.interfaces import CLOSED, OPEN, IEndpoint
-from txscales.stack._client import buildStack
+from txscales.stack import buildStack
 
 _CONNECT_ERRORS = (
     netError.ConnectError,

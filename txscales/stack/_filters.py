@@ -2,7 +2,7 @@
 The middle and the bottom of the client stack: the L{Dispatcher} (stats,
 requeues and the balancer) and the L{EndpointNode} of each server.  The
 stack is put together, with the reason for each layer's place, in
-L{txscales.stack._client.ClientStack}.
+L{txscales.stack._clientstack.ClientStack}.
 """
 
 from math import ceil
@@ -36,7 +36,7 @@ class Dispatcher:
     successful call deposits in the budget.
 
     These are four layers (stats, requeue, balancer, node) in the order of
-    L{txscales.stack._client.ClientStack}'s docstring; they share one
+    L{txscales.stack._clientstack.ClientStack}'s docstring; they share one
     callback because every call pays for each callback it carries.  For
     the same reason a request's C{decode} (if not None) turns the answer
     into the call's result in that callback too.
