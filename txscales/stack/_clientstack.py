@@ -7,8 +7,9 @@ from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from txscales._plugins import balancerFactory
 from txscales.errors import ClientClosedError, DiscoveryError
 from txscales.stack._accrual import FailFast, FailureAccrual
+from txscales.stack._dispatcher import Dispatcher
+from txscales.stack._node import EndpointNode
 from txscales.stack._retrybudget import RetryBudget
-from txscales.stack._filters import Dispatcher, EndpointNode
 from txscales.stack._timeout import TimeoutFilter
 
 
