@@ -22,8 +22,8 @@ from txscales.errors import (
 )
 from txscales.interfaces import BUSY, CLOSED, OPEN
 from txscales.stack._accrual import ALIVE, DEAD, PROBE_CLOSED, PROBE_OPEN, FailFast, FailureAccrual
-from txscales.stack._retrybudget import RetryBudget
 from txscales.stack._dispatcher import Dispatcher
+from txscales.stack._retrybudget import RetryBudget
 from txscales.stack._timeout import MAX_QUEUES, TimeoutFilter
 from txscales.testing import MemoryNetwork
 

@@ -53,7 +53,7 @@ class EndpointNode:
         @return: the endpoint's Deferred.
         """
         if self.failFast.down:
-            return fail(ConnectError("%s is down (reconnecting in the background)" % (self.endpoint,)))
+            return fail(self._downError())
         self.requests += 1
         if self.accrual is not None:
             self.accrual.admit()
@@ -71,9 +71,25 @@ class EndpointNode:
         A request sent with L{send} failed with C{failure}.
         """
         if failure.check(ConnectError):
-            self.failFast.markDown()
+            self.failFast.markDown(failure.value)
         elif self.accrual is not None and not failure.check(CancelledError) and not isRequeueable(failure):
             self.accrual.failure()
+
+    def _downError(self):
+        """
+        @return: the L{ConnectError} of a request sent while the endpoint is
+            down, saying why its last connection attempt failed.
+        """
+        where = str(self.endpoint)
+        reason = self.failFast.reason
+        if reason is None:
+            cause = "%s is down" % (where,)
+        else:
+            cause = str(reason).rstrip(".") or type(reason).__name__
+            # The endpoints' own connect errors name them already.
+            if where not in cause:
+                cause = "%s: %s" % (where, cause)
+        return ConnectError("%s (reconnecting in the background)" % (cause,))
 
     def retire(self):
         """
