@@ -2,10 +2,14 @@
 The round-robin balancer.
 """
 
+from random import Random
+from typing import Iterable, List
+
+from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
 from txscales.errors import NoEndpointsError
-from txscales.interfaces import OPEN, IBalancer
+from txscales.interfaces import OPEN, IBalancer, INode
 
 
 @implementer(IBalancer)
@@ -14,14 +18,14 @@ class RoundRobinBalancer:
     The next open node in turn; when none is open, the next node anyway.
     """
 
-    def __init__(self, clock, random):
-        self.nodes = []
+    def __init__(self, clock: IReactorTime, random: Random) -> None:
+        self.nodes: List[INode] = []
         self._next = 0
 
-    def update(self, nodes):
+    def update(self, nodes: Iterable[INode]) -> None:
         self.nodes = list(nodes)
 
-    def pick(self):
+    def pick(self) -> INode:
         nodes = self.nodes
         n = len(nodes)
         if not n:
@@ -38,5 +42,5 @@ class RoundRobinBalancer:
         node.pending += 1
         return node
 
-    def release(self, node, latency):
+    def release(self, node: INode, latency: float) -> None:
         node.pending -= 1

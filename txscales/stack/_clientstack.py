@@ -2,15 +2,24 @@
 The client stack: from a request to one endpoint's session, in one place.
 """
 
+from random import Random
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Union
+
 from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 
 from txscales._plugins import balancerFactory
 from txscales.errors import ClientClosedError, DiscoveryError
+from txscales.interfaces import IDestination, IEndpoint
 from txscales.stack._accrual import FailFast, FailureAccrual
 from txscales.stack._dispatcher import Dispatcher
 from txscales.stack._node import EndpointNode
-from txscales.stack._retrybudget import RetryBudget
+from txscales.stack._retrybudget import NoRetryBudget, RetryBudget
 from txscales.stack._timeout import TimeoutFilter
+
+if TYPE_CHECKING:
+    from txscales.stats import ClientStats
 
 
 class ClientStack:
@@ -58,19 +67,19 @@ class ClientStack:
 
     def __init__(
         self,
-        clock,
-        random,
-        destination,
-        makeEndpoint,
-        balancer="p2c",
-        balancerOptions=None,
-        retryBudget=None,
-        maxRequeues=25,
-        retryPolicy=None,
-        failureAccrual=None,
-        failFast=None,
-        stats=None,
-    ):
+        clock: IReactorTime,
+        random: Random,
+        destination: IDestination,
+        makeEndpoint: Callable[[str, int], IEndpoint],
+        balancer: str = "p2c",
+        balancerOptions: Optional[Dict[str, Any]] = None,
+        retryBudget: Union[RetryBudget, NoRetryBudget, None] = None,
+        maxRequeues: int = 25,
+        retryPolicy: Optional[Callable[[Failure, int], bool]] = None,
+        failureAccrual: Union[Dict[str, Any], bool, None] = None,
+        failFast: Optional[Dict[str, float]] = None,
+        stats: "Optional[ClientStats]" = None,
+    ) -> None:
         self._clock = clock
         self._random = random
         self._accrualOptions = {} if failureAccrual is None else failureAccrual
@@ -79,10 +88,10 @@ class ClientStack:
         self._makeEndpoint = makeEndpoint
         self._resolved = False
         self._discoveryFailure = None
-        self._waiters = []
+        self._waiters: List[Deferred] = []
         self.balancer = balancerFactory(balancer).build(clock, random, **(balancerOptions or {}))
         self.budget = retryBudget if retryBudget is not None else RetryBudget(clock.seconds)
-        self.nodes = []
+        self.nodes: List[EndpointNode] = []
         self.dispatcher = Dispatcher(self.balancer, clock, self.budget, maxRequeues, retryPolicy, stats)
         if stats is not None:
             stats.watch(self)
@@ -116,7 +125,7 @@ class ClientStack:
         self._waiters.append(waiter)
         return self.dispatcher.after(waiter, request)
 
-    def whenReady(self):
+    def whenReady(self) -> "Deferred[ClientStack]":
         """
         @return: a Deferred firing when the destination has given its first
             set of servers, or failing with L{DiscoveryError}.
@@ -136,7 +145,7 @@ class ClientStack:
         failFast = FailFast(self._clock, self._random, endpoint.getProtocol, **self._failFastOptions)
         return EndpointNode(endpoint, accrual, failFast, self._random.random())
 
-    def update(self, endpoints):
+    def update(self, endpoints: Iterable[IEndpoint]) -> None:
         """
         Replace the endpoints; nodes of endpoints that remain are kept, and
         requests in flight on removed ones finish before they close.
@@ -153,7 +162,7 @@ class ClientStack:
         for node in current.values():
             node.retire()
 
-    def __call__(self, request):
+    def __call__(self, request: Any) -> Deferred:
         if self._closed:
             return fail(ClientClosedError("the client is closed"))
         try:
@@ -165,7 +174,7 @@ class ClientStack:
         except Exception as e:
             return fail(e)
 
-    def close(self):
+    def close(self) -> Deferred:
         """
         Close every endpoint; later calls fail with L{ClientClosedError}.
 
@@ -180,6 +189,4 @@ class ClientStack:
 
 
 def _closedFailure():
-    from twisted.python.failure import Failure
-
     return Failure(DiscoveryError("the client was closed before discovery finished"))

@@ -5,14 +5,21 @@ place, in L{txscales.stack._clientstack.ClientStack}.
 """
 
 from math import ceil
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
-from twisted.internet.defer import CancelledError, fail
+from twisted.internet.defer import CancelledError, Deferred, fail
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from txscales.errors import TxScalesError
+from txscales.interfaces import IBalancer
+
+if TYPE_CHECKING:
+    from txscales.stack._retrybudget import NoRetryBudget, RetryBudget
+    from txscales.stats import ClientStats
 
 
-def isRequeueable(failure):
+def isRequeueable(failure: Failure) -> bool:
     """
     @return: whether C{failure} is safe to send again elsewhere: a txscales
         error that certainly did not reach the server and is retryable.
@@ -49,7 +56,15 @@ class Dispatcher:
     @ivar budgetExhausted: requeues refused for want of budget.
     """
 
-    def __init__(self, balancer, clock, budget, maxRequeues=25, policy=None, stats=None):
+    def __init__(
+        self,
+        balancer: IBalancer,
+        clock: IReactorTime,
+        budget: "Union[RetryBudget, NoRetryBudget]",
+        maxRequeues: int = 25,
+        policy: Optional[Callable[[Failure, int], bool]] = None,
+        stats: "Optional[ClientStats]" = None,
+    ) -> None:
         self.balancer = balancer
         self._clock = clock
         self._budget = budget
@@ -59,7 +74,7 @@ class Dispatcher:
         self.requeues = 0
         self.budgetExhausted = 0
 
-    def after(self, ready, request):
+    def after(self, ready: Deferred, request: Any) -> Deferred:
         """
         Dispatch C{request} once C{ready} fires (counted from now); fail it
         with C{ready}'s failure.
@@ -71,7 +86,7 @@ class Dispatcher:
             lambda _: self._attempt(request, 0, start), self._finished, errbackArgs=(start,)
         )
 
-    def _attempt(self, request, retries=0, start=None):
+    def _attempt(self, request: Any, retries: int = 0, start: Optional[float] = None) -> Deferred:
         """
         Send attempt number C{retries} of a call made at C{start} (None for
         a call starting now).

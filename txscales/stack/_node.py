@@ -4,12 +4,15 @@ the balancer picks from.  The stack is put together, with the reason for
 each layer's place, in L{txscales.stack._clientstack.ClientStack}.
 """
 
-from twisted.internet.defer import CancelledError, fail
+from typing import Any, Optional
+
+from twisted.internet.defer import CancelledError, Deferred, fail
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txscales.errors import ConnectError
-from txscales.interfaces import CLOSED, OPEN, INode
-from txscales.stack._accrual import ALIVE
+from txscales.interfaces import CLOSED, OPEN, IEndpoint, INode
+from txscales.stack._accrual import ALIVE, FailFast, FailureAccrual
 from txscales.stack._dispatcher import isRequeueable
 
 
@@ -26,7 +29,7 @@ class EndpointNode:
     @ivar requests: how many requests were sent to it.
     """
 
-    def __init__(self, endpoint, accrual, failFast, token):
+    def __init__(self, endpoint: IEndpoint, accrual: Optional[FailureAccrual], failFast: FailFast, token: float) -> None:
         self.endpoint = endpoint
         self.accrual = accrual
         self.failFast = failFast
@@ -36,7 +39,7 @@ class EndpointNode:
         self.retiring = False
 
     @property
-    def status(self):
+    def status(self) -> str:
         if self.failFast.down:
             return CLOSED
         endpointStatus = self.endpoint.status
@@ -45,7 +48,7 @@ class EndpointNode:
             return accrual.status if endpointStatus != CLOSED else CLOSED
         return endpointStatus
 
-    def send(self, request):
+    def send(self, request: Any) -> Deferred:
         """
         Send C{request} to the endpoint; the caller must report the outcome
         to L{succeeded} or L{failed}.
@@ -59,14 +62,14 @@ class EndpointNode:
             self.accrual.admit()
         return self.endpoint(request)
 
-    def succeeded(self):
+    def succeeded(self) -> None:
         """
         A request sent with L{send} succeeded.
         """
         if self.accrual is not None:
             self.accrual.success()
 
-    def failed(self, failure):
+    def failed(self, failure: Failure) -> None:
         """
         A request sent with L{send} failed with C{failure}.
         """
@@ -75,7 +78,7 @@ class EndpointNode:
         elif self.accrual is not None and not failure.check(CancelledError) and not isRequeueable(failure):
             self.accrual.failure()
 
-    def _downError(self):
+    def _downError(self) -> ConnectError:
         """
         @return: the L{ConnectError} of a request sent while the endpoint is
             down, saying why its last connection attempt failed.
@@ -91,7 +94,7 @@ class EndpointNode:
                 cause = "%s: %s" % (where, cause)
         return ConnectError("%s (reconnecting in the background)" % (cause,))
 
-    def retire(self):
+    def retire(self) -> None:
         """
         The node left the destination: close it once its requests finish.
         """
@@ -99,7 +102,7 @@ class EndpointNode:
         if not self.pending:
             self.close()
 
-    def close(self):
+    def close(self) -> Deferred:
         """
         Stop background work and close the endpoint's session.
         """
@@ -108,5 +111,5 @@ class EndpointNode:
             self.accrual.stop()
         return self.endpoint.close()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<EndpointNode %s status=%s pending=%d>" % (self.endpoint, self.status, self.pending)

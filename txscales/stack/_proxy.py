@@ -3,8 +3,15 @@ The base of the protocols' client proxies: what every client built on a
 L{txscales.stack.ClientStack} offers besides its calls.
 """
 
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
-_UNSET = object()
+from twisted.internet.defer import Deferred
+
+if TYPE_CHECKING:
+    from txscales.stack._clientstack import ClientStack
+
+_UNSET: Any = object()
+_Client = TypeVar("_Client", bound="StackClient")
 
 
 class StackClient:
@@ -14,7 +21,10 @@ class StackClient:
     timeout in C{self._timeout}).
     """
 
-    def withOptions(self, timeout=_UNSET):
+    stack: "ClientStack"
+    _timeout: Optional[float]
+
+    def withOptions(self: _Client, timeout: Optional[float] = _UNSET) -> _Client:
         """
         Return a view of this client that shares its connections but uses
         other options for its calls.
@@ -27,7 +37,7 @@ class StackClient:
             view._timeout = timeout
         return view
 
-    def whenReady(self):
+    def whenReady(self: _Client) -> "Deferred[_Client]":
         """
         @return: a Deferred firing with the client once its destination has
             given the first set of servers (at once for C{tcp://}), or
@@ -36,7 +46,7 @@ class StackClient:
         """
         return self.stack.whenReady().addCallback(lambda _: self)
 
-    def close(self):
+    def close(self) -> Deferred:
         """
         Close the client's connections (those in use once their call
         ends); later calls fail with L{txscales.errors.ClientClosedError}.
@@ -44,4 +54,3 @@ class StackClient:
         @return: a Deferred firing when they are closed.
         """
         return self.stack.close()
-

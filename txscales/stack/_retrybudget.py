@@ -3,6 +3,8 @@ Retry budgets, as Finagle defines them (MUX.md 3.3).  Plain Python; time
 is a parameter.
 """
 
+from typing import Callable
+
 from txscales._moving import WindowedAdder
 
 
@@ -22,7 +24,9 @@ class RetryBudget:
 
     _DEPOSIT = 1000
 
-    def __init__(self, now, ttl=10.0, minRetriesPerSec=10, percentCanRetry=0.2):
+    def __init__(
+        self, now: Callable[[], float], ttl: float = 10.0, minRetriesPerSec: float = 10, percentCanRetry: float = 0.2
+    ) -> None:
         if not 0.0 <= percentCanRetry <= 1.0:
             raise ValueError("percentCanRetry must be within [0, 1]")
         if minRetriesPerSec < 0 or ttl <= 0:
@@ -36,14 +40,14 @@ class RetryBudget:
         self.minRetriesPerSec = minRetriesPerSec
         self.percentCanRetry = percentCanRetry
 
-    def deposit(self):
+    def deposit(self) -> None:
         """
         Record a request that may later earn a retry.
         """
         if self._withdraw:
             self._counter.add(self._DEPOSIT)
 
-    def tryWithdraw(self):
+    def tryWithdraw(self) -> bool:
         """
         Take one retry from the budget.
 
@@ -54,7 +58,7 @@ class RetryBudget:
             return True
         return False
 
-    def balance(self):
+    def balance(self) -> int:
         """
         @return: how many retries the budget allows now.
         """
@@ -66,11 +70,19 @@ class NoRetryBudget:
     A budget that never allows a retry.
     """
 
-    def deposit(self):
-        pass
+    def deposit(self) -> None:
+        """
+        Record nothing: no request earns a retry.
+        """
 
-    def tryWithdraw(self):
+    def tryWithdraw(self) -> bool:
+        """
+        @return: C{False}: no retry is allowed.
+        """
         return False
 
-    def balance(self):
+    def balance(self) -> int:
+        """
+        @return: 0.
+        """
         return 0

@@ -4,10 +4,18 @@ options to a L{ClientStack}, with its destination resolved by a discovery
 plugin and its metrics.
 """
 
+from random import Random
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
+
+from txscales.interfaces import IEndpoint
 from txscales.stack._clientstack import ClientStack
 
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
-STACK_OPTIONS = (
+    from txscales.stats import ClientStats
+
+STACK_OPTIONS: Tuple[str, ...] = (
     "balancer",
     "balancerOptions",
     "retryBudget",
@@ -20,16 +28,16 @@ STACK_OPTIONS = (
 
 
 def buildStack(
-    dest,
-    makeEndpoint,
-    reactor,
-    label,
-    random=None,
-    stats=True,
-    registry=None,
-    discoveryTimeout=10.0,
-    **stackOptions
-):
+    dest: str,
+    makeEndpoint: "Callable[[str, int, Optional[ClientStats]], IEndpoint]",
+    reactor: Any,
+    label: str,
+    random: Optional[Random] = None,
+    stats: bool = True,
+    registry: "Optional[CollectorRegistry]" = None,
+    discoveryTimeout: float = 10.0,
+    **stackOptions: Any
+) -> ClientStack:
     """
     Build the stack of a protocol's client: resolve C{dest}, count in
     metrics under C{label}, make nodes with C{makeEndpoint(host, port,
@@ -38,8 +46,6 @@ def buildStack(
     @param stackOptions: the L{STACK_OPTIONS} settings.
     @return: a L{ClientStack}.
     """
-    import random as _random
-
     from txscales.discovery import resolveDestination
     from txscales.stats import ClientStats
 
@@ -47,7 +53,7 @@ def buildStack(
     destination = resolveDestination(dest, reactor, connectTimeout=discoveryTimeout)
     return ClientStack(
         reactor,
-        random if random is not None else _random.Random(),
+        random if random is not None else Random(),
         destination,
         lambda host, port: makeEndpoint(host, port, clientStats),
         stats=clientStats,
