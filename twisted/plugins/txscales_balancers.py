@@ -44,4 +44,4 @@ apertureScales = _Balancer(
     scales=True,
 )
 heap = _Balancer("heap", "txscales.balancer._heap.HeapBalancer", "Min-heap on outstanding requests.")
-roundRobin = _Balancer("round-robin", "txscales.balancer._heap.RoundRobinBalancer", "The next open node in turn.")
+roundRobin = _Balancer("round-robin", "txscales.balancer._roundrobin.RoundRobinBalancer", "The next open node in turn.")
