@@ -34,6 +34,16 @@ _uint = Struct(">I")
 _int = Struct(">i")
 
 
+def missingMethods(iface, handler):
+    """
+    @param iface: a generated C{Iface} class.
+    @param handler: a handler for it.
+    @return: the names of C{iface}'s methods that C{handler} lacks, sorted
+        (its calls would be answered "Invalid method name").
+    """
+    return sorted(name for name in describeService(iface) if not callable(getattr(handler, name, None)))
+
+
 class ThriftProcessor:
     """
     Turn Thrift call bytes into reply bytes by calling a handler.
