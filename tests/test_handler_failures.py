@@ -6,7 +6,7 @@ undeclared one, over ThriftMux, plain Thrift and Thrift over HTTP.
 
 from prometheus_client import CollectorRegistry
 from twisted.internet import reactor
-from twisted.internet.defer import fail, inlineCallbacks
+from twisted.internet.defer import CancelledError, fail, inlineCallbacks
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.server import Site
 
@@ -33,10 +33,8 @@ class FailingHandler(TestServiceHandler):
     def __init__(self, clock, deferred=False):
         TestServiceHandler.__init__(self, clock)
         self.deferred = deferred
-        self.calls = 0
 
     def query(self, x):
-        self.calls += 1
         if x == "nack":
             error = RequestNackedError()
         elif x == "crash":
@@ -69,7 +67,6 @@ class ProcessorContractTests(SynchronousTestCase):
         A declared or undeclared exception raised at once becomes reply
         bytes; a C{CancelledError} raised at once is an ordinary failure.
         """
-        from twisted.internet.defer import CancelledError
 
         class Cancelling(TestServiceHandler):
             def query(self, x):
@@ -133,8 +130,7 @@ class PlainThriftTests(SynchronousTestCase):
 
     def client(self, serve, deferred=False):
         network = MemoryNetwork()
-        self.handler = FailingHandler(network.clock, deferred)
-        serve(network)(TestService.Iface, self.handler)
+        serve(network)(TestService.Iface, FailingHandler(network.clock, deferred))
         client = network.thriftClient(TestService.Iface, DEST, stats=False)
         self.addCleanup(lambda: self.successResultOf(client.close()))
         return client
