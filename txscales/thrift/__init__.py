@@ -20,9 +20,10 @@ can never be read by another call.
 from txscales.stack._builder import ClientBuilder
 from txscales.thrift._client import ThriftClient, buildClient
 from txscales.thrift._framing import BINARY, BUFFERED, COMPACT, DEFAULT_MAX_MESSAGE_SIZE, FRAMED
+from txscales.thrift._processor import missingMethods
 from txscales.thrift._server import ThriftServerService, serverFactory
 
-__all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FRAMED", "BUFFERED", "BINARY", "COMPACT"]
+__all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FRAMED", "BUFFERED", "BINARY", "COMPACT", "missingMethods"]
 
 
 class ThriftBuilder(ClientBuilder):
