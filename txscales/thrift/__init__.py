@@ -19,6 +19,7 @@ can never be read by another call.
 
 from txscales.thrift._codec import BINARY, COMPACT
 from txscales.thrift._framing import BUFFERED, DEFAULT_MAX_MESSAGE_SIZE, FRAMED
+from txscales.thrift._processor import missingMethods
 
 # For the protocol packages built on Thrift (thriftmux, http), not for
 # users: the codec, the framed transport and the proxies; not in __all__.
@@ -34,7 +35,7 @@ from txscales.stack import ClientBuilder
 from txscales.thrift._client import ThriftClient, buildClient
 from txscales.thrift._server import ThriftServerService, serverFactory
 
-__all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FRAMED", "BUFFERED", "BINARY", "COMPACT"]
+__all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FRAMED", "BUFFERED", "BINARY", "COMPACT", "missingMethods"]
 
 
 class ThriftBuilder(ClientBuilder):

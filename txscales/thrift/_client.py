@@ -26,7 +26,7 @@ class ThriftClient(StackClient):
     L{txscales.errors.TxScalesError}.  One-way methods fire with None once
     the call is written.
 
-    @ivar stack: the L{txscales.stack._client.ClientStack} calls go through.
+    @ivar stack: the L{txscales.stack.ClientStack} calls go through.
     """
 
     def __init__(self, stack: Any, protocol: str, timeout: Optional[float]) -> None:

@@ -21,7 +21,7 @@ class ThriftMuxClient(StackClient):
     returns a Deferred firing with its result, failing with a declared
     Thrift exception as itself, or with a L{txscales.errors.TxScalesError}.
 
-    @ivar stack: the L{txscales.stack._client.ClientStack} calls go through.
+    @ivar stack: the L{txscales.stack.ClientStack} calls go through.
     """
 
     def __init__(self, methods, stack, reactor, timeout, clientId, random):
