@@ -25,6 +25,7 @@ from struct import Struct
 
 from thrift.Thrift import TMessageType, TType
 
+# encodeFrame is also the framed transport's encoder, by this name.
 from txscales._framing import LengthPrefixDecoder, encodeFrame
 from txscales.errors import BadMessageError, FrameTooLargeError
 

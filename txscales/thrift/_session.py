@@ -17,6 +17,7 @@ from txscales.errors import BadMessageError, ProtocolError, UnexpectedMessageErr
 from txscales.thrift._codec import BINARY, PROTOCOLS, decodeReply, encodeArgs, readMessageBegin
 from txscales.thrift._framing import DEFAULT_MAX_MESSAGE_SIZE, FRAMED, encodeFrame, makeDecoder, messageType
 
+
 def callHeader(method, seqid, protocol):
     """
     @return: the message header of a call (or one-way call) of C{method}
