@@ -3,8 +3,6 @@ Tests for the sans-IO Mux codec: golden vectors cut from real Finagle
 captures, derived vectors, malformed input and fuzzing.
 """
 
-from functools import partial
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
@@ -39,7 +37,7 @@ from txscales.mux._messages import (
     Tlease,
     Tping,
     Treq,
-    decodeRequest,
+    requestDecoder,
     encodeMessage,
     muxFailureContext,
     muxFailureFlags,
@@ -529,7 +527,7 @@ class ShapeTests(SynchronousTestCase):
         first = Tdispatch(2, contexts, b"", [], b"a")
         second = Tdispatch(3, [(b"c", b"v" * 3)], b"/dst", [(b"/a", b"/b")], b"b")
         shapes = Shapes()
-        decoder = FrameDecoder(decode=partial(decodeRequest, shapes))
+        decoder = FrameDecoder(decode=requestDecoder(shapes))
         for message in (first, first, second, first):
             self.assertEqual(decoder.feed(encodeMessage(message)), [message])
         self.assertEqual(len(shapes.shapes), 1)

@@ -94,9 +94,10 @@ class LengthPrefixDecoder:
         offset = 0
         ends = []
         maxFrameSize = self.maxFrameSize
+        minFrameSize = self.minFrameSize
         while size - offset >= 4:
             length = _length.unpack_from(buf, offset)[0]
-            if length > maxFrameSize or length < self.minFrameSize:
+            if length > maxFrameSize or length < minFrameSize:
                 self._refuse(length)
             end = offset + 4 + length
             if end > size:

@@ -14,7 +14,7 @@ canonical codes.
 """
 
 from struct import Struct
-from typing import Optional
+from typing import Callable, Optional
 
 from txscales.errors import BadMessageError, EncodeError, UnknownMessageTypeError
 from txscales.mux._fields import (
@@ -529,15 +529,20 @@ def decodeMessage(typeCode, tag, body):
     return decoder(tag, body)
 
 
-def decodeRequest(shapes: Optional[Shapes], typeCode: int, tag: int, body: bytes) -> Message:
+def requestDecoder(shapes: Optional[Shapes]) -> Callable[[int, int, bytes], Message]:
     """
-    L{decodeMessage} for a server, which reads the header of each
-    C{Tdispatch} by C{shapes}, the L{Shapes} learnt from its client's
-    earlier requests.
+    @param shapes: the L{Shapes} learnt from one client's requests.
+    @return: L{decodeMessage} for a server, which reads the header of each
+        C{Tdispatch} by C{shapes}.
     """
-    if typeCode == T_DISPATCH:
-        return Tdispatch.decodeBody(tag, body, shapes)
-    return decodeMessage(typeCode, tag, body)
+    decodeBody = Tdispatch.decodeBody
+
+    def decodeRequest(typeCode: int, tag: int, body: bytes) -> Message:
+        if typeCode == T_DISPATCH:
+            return decodeBody(tag, body, shapes)
+        return decodeMessage(typeCode, tag, body)
+
+    return decodeRequest
 
 
 def encodeMessage(message):
