@@ -8,6 +8,8 @@ Stopping the service stops listening, lets every connection finish the calls
 it received, and closes it.
 """
 
+from typing import Any
+
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -16,11 +18,11 @@ from twisted.python.failure import Failure
 
 from txscales._connection import noDelay
 from txscales._draining import DrainingFactory
+from txscales._listening import ListeningService
 from txscales.errors import ProtocolError, RequestNackedError
 from txscales.thrift._framing import DEFAULT_MAX_MESSAGE_SIZE, FRAMED
 from txscales.thrift._processor import ThriftProcessor
 from txscales.thrift._session import ServerSession
-from txscales.thriftmux._server import ThriftMuxServerService
 
 _log = Logger()
 
@@ -190,7 +192,7 @@ def serverFactory(iface, handler, reactor, transport=FRAMED, maxMessageSize=DEFA
     return ThriftServerFactory(process, reactor, transport, maxMessageSize)
 
 
-class ThriftServerService(ThriftMuxServerService):
+class ThriftServerService(ListeningService):
     """
     A service that serves plain Thrift on a Twisted server endpoint string
     and, when stopped, stops listening, lets every connection answer the
@@ -201,3 +203,13 @@ class ThriftServerService(ThriftMuxServerService):
     @ivar port: the listening port once started.
     @ivar listening: a Deferred firing with the port once listening.
     """
+
+    def __init__(
+        self,
+        factory: ThriftServerFactory,
+        listen: str,
+        reactor: Any = None,
+        drainTimeout: float = 10.0,
+        description: str = "Thrift",
+    ) -> None:
+        ListeningService.__init__(self, factory, listen, reactor, drainTimeout, description)

@@ -3,18 +3,16 @@ The ThriftMux server: a Thrift handler behind a Mux listener that also
 serves framed Thrift and TTwitter clients on the same port.
 """
 
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import serverFromString
-from twisted.logger import Logger
+from typing import Any
 
+from twisted.internet.defer import Deferred
+
+from txscales._listening import ListeningService
 from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE
 from txscales.mux.protocol import MuxServerFactory
 from txscales.thrift._processor import ThriftProcessor
 from txscales.thriftmux._contexts import RequestContext, currentRequest
 from txscales.thriftmux._vanilla import vanillaFallback
-
-_log = Logger()
 
 
 def thriftMuxService(processor, stats=None, clock=None):
@@ -77,7 +75,7 @@ def serverFactory(iface, handler, reactor, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, 
     return MuxServerFactory(service, reactor, maxFrameSize, fallbacks=[vanillaFallback])
 
 
-class ThriftMuxServerService(Service):
+class ThriftMuxServerService(ListeningService):
     """
     A service that listens on a Twisted server endpoint string and, when
     stopped, stops listening, drains every session and closes.
@@ -87,42 +85,12 @@ class ThriftMuxServerService(Service):
     @ivar listening: a Deferred firing with the port once listening.
     """
 
-    def __init__(self, factory, listen, reactor, drainTimeout=10.0, description="ThriftMux"):
-        self.factory = factory
-        self._listen = listen
-        self._reactor = reactor
-        self._drainTimeout = drainTimeout
-        self._description = description
-        self.port = None
-        self.listening = Deferred()
-
-    def startService(self):
-        Service.startService(self)
-        endpoint = serverFromString(self._reactor, self._listen)
-        d = endpoint.listen(self.factory)
-        d.addCallbacks(self._listened, self._listenFailed)
-
-    def _listened(self, port):
-        self.port = port
-        address = port.getHost()
-        _log.info(
-            "txscales: serving {what} on {host}:{port}",
-            what=self._description,
-            host=address.host,
-            port=address.port,
-        )
-        self.listening.callback(port)
-
-    def _listenFailed(self, failure):
-        _log.failure("cannot listen on {listen}", failure, listen=self._listen)
-        self.listening.errback(failure)
-        if self._reactor.running:
-            self._reactor.stop()
-
-    def stopService(self):
-        Service.stopService(self)
-        _log.info("txscales: draining {n} session(s)", n=len(self.factory.protocols))
-        d = self.port.stopListening() if self.port is not None else succeed(None)
-        d.addCallback(lambda _: self.factory.drainAll(self._drainTimeout))
-        d.addCallback(lambda _: _log.info("txscales: all sessions closed"))
-        return d
+    def __init__(
+        self,
+        factory: MuxServerFactory,
+        listen: str,
+        reactor: Any = None,
+        drainTimeout: float = 10.0,
+        description: str = "ThriftMux",
+    ) -> None:
+        ListeningService.__init__(self, factory, listen, reactor, drainTimeout, description)
