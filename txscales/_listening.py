@@ -64,7 +64,8 @@ class ListeningService(StreamServerEndpointService):
             endpoint = serverFromString(defaultReactor(reactor), listen)
         else:
             endpoint = listen
-        StreamServerEndpointService.__init__(self, _ReportingEndpoint(endpoint, self._listened, self._listenFailed), factory)
+        reporting = _ReportingEndpoint(endpoint, self._listened, self._listenFailed)
+        StreamServerEndpointService.__init__(self, reporting, factory)
         self.description = description
         self.port: Optional[IListeningPort] = None
         self.listening: "Deferred[IListeningPort]" = Deferred()

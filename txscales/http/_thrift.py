@@ -5,20 +5,18 @@ C{THttpServer}: each call is a POST whose body is one Thrift message
 response body.
 """
 
+from typing import Any
+
 import treq
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.endpoints import serverFromString
-from twisted.logger import Logger
+from twisted.internet.defer import Deferred, fail
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
+from txscales._listening import ListeningService
 from txscales.errors import BadMessageError, HttpStatusError
 from txscales.thrift._codec import decodeReply, describeService, encodeCall
 from txscales.thrift._processor import ThriftProcessor
 from txscales.thrift._proxy import proxyClass
-
-_log = Logger()
 
 CONTENT_TYPE = b"application/x-thrift"
 
@@ -130,33 +128,17 @@ class ThriftResource(Resource):
         return b"POST Thrift calls here\n"
 
 
-class ThriftHttpServerService(Service):
+class ThriftHttpServerService(ListeningService):
     """
     Serve a L{ThriftResource} at every path of an endpoint string.
 
+    @ivar port: the listening port once started.
     @ivar listening: a Deferred firing with the port once listening.
     """
 
-    def __init__(self, iface, handler, listen, reactor, description="Thrift over HTTP"):
-        self._site = Site(ThriftResource(iface, handler))
-        self._site.noisy = False
-        self._listen = listen
-        self._reactor = reactor
-        self._description = description
-        self.port = None
-        self.listening = Deferred()
-
-    def startService(self):
-        Service.startService(self)
-        d = serverFromString(self._reactor, self._listen).listen(self._site)
-        d.addCallbacks(self._listened, self.listening.errback)
-
-    def _listened(self, port):
-        self.port = port
-        address = port.getHost()
-        _log.info("txscales: serving {what} on {host}:{port}", what=self._description, host=address.host, port=address.port)
-        self.listening.callback(port)
-
-    def stopService(self):
-        Service.stopService(self)
-        return self.port.stopListening() if self.port is not None else succeed(None)
+    def __init__(
+        self, iface: type, handler: object, listen: str, reactor: Any = None, description: str = "Thrift over HTTP"
+    ) -> None:
+        site = Site(ThriftResource(iface, handler))
+        site.noisy = False
+        ListeningService.__init__(self, site, listen, reactor, description=description)
