@@ -1,19 +1,24 @@
 """
 Tests for L{txscales._listening.ListeningService}, the service every
-txscales server listens with.
+txscales server listens with, and for twistd servers whose port is taken.
 """
 
+import os
+import re
+
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.error import CannotListenError
-from twisted.internet.protocol import Factory
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor
 from twisted.logger import formatEvent, globalLogPublisher
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from txscales._draining import DrainingFactory
 from txscales._listening import ListeningService
+
+from tests._twistd import runPeer, twistdCommand
 
 
 class FakePort:
@@ -118,17 +123,18 @@ class ListeningServiceTests(SynchronousTestCase):
         service.startService()
         self.assertEqual(len(endpoint.factories), 1)
 
-    def test_listenFails(self):
+    def test_listenFailsAtStart(self):
         """
-        When listening fails, C{listening} fails with the reason, one line
-        says what cannot be served where and why, and the reactor keeps
-        running.
+        When listening fails at once, starting raises the reason (twistd
+        reports it and exits), C{listening} fails with it, one line says
+        what cannot be served where and why, and the reactor keeps running.
         """
         reactor = MemoryReactor()
         reactor.running = True
         error = CannotListenError("127.0.0.1", 9999, OSError("Address already in use"))
         service = ListeningService(Factory(), FakeEndpoint(self.log, fail(error)), reactor, description="the demo")
-        service.startService()
+        raised = self.assertRaises(CannotListenError, service.startService)
+        self.assertIs(raised, error)
         self.assertIs(self.failureResultOf(service.listening, CannotListenError).value, error)
         self.assertIsNone(service.port)
         self.assertEqual(
@@ -136,6 +142,20 @@ class ListeningServiceTests(SynchronousTestCase):
             ["txscales: cannot serve the demo on %r: %s" % (service.endpoint.endpoint, error)],
         )
         self.assertFalse(reactor.hasStopped)
+
+    def test_listenFailsLater(self):
+        """
+        When listening fails after starting returned, C{listening} fails
+        with the reason and one line says so.
+        """
+        pending = Deferred()
+        service = ListeningService(Factory(), FakeEndpoint(self.log, pending), description="the demo")
+        service.startService()
+        error = CannotListenError("127.0.0.1", 9999, OSError("Address already in use"))
+        pending.errback(error)
+        self.assertIs(self.failureResultOf(service.listening, CannotListenError).value, error)
+        self.assertEqual(len(self.messages), 1)
+        self.assertTrue(self.messages[0].startswith("txscales: cannot serve the demo on "), self.messages)
 
     def test_stopDrains(self):
         """
@@ -184,3 +204,73 @@ class ListeningServiceTests(SynchronousTestCase):
         self.successResultOf(service.stopService())
         self.failureResultOf(service.listening, CancelledError)
         self.assertEqual(self.messages, [])
+
+
+class PortInUseTests(TestCase):
+    """
+    A twistd server whose port is taken says so in one line and exits with
+    a non-zero status.
+    """
+
+    timeout = 90
+
+    def holdPort(self):
+        """
+        Listen on a free port of 127.0.0.1 until the test ends.
+
+        @return: its endpoint string.
+        """
+        from twisted.internet import reactor
+
+        port = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        return "tcp:%d:interface=127.0.0.1" % (port.getHost().port,)
+
+    def runTwistd(self, *args):
+        """
+        Run C{twistd --pidfile= -n ARGS...} to its end (killed after 30 s).
+
+        @return: a Deferred firing with its L{tests._twistd.ProcessResult}.
+        """
+        cwd = self.mktemp()
+        os.makedirs(cwd)
+        argv = twistdCommand() + ["--pidfile=", "-n"] + list(args)
+        return runPeer(argv, addCleanup=self.addCleanup, cwd=cwd, timeout=30)
+
+    def assertCannotServe(self, result, what, listen):
+        """
+        Assert that C{result} is a twistd that exited with status 1 after
+        logging that it cannot serve C{what} on C{listen} because the
+        address is in use, and that it served nothing.
+        """
+        self.assertEqual((result.exitCode, result.signal), (1, None), result.describe())
+        port = listen.split(":")[1]
+        line = re.compile(
+            r"txscales: cannot serve %s on %s: Couldn't listen on 127\.0\.0\.1:%s: .*Address already in use"
+            % (re.escape(what), re.escape(listen), port)
+        )
+        self.assertEqual(len(line.findall(result.output)), 1, result.describe())
+        self.assertNotIn("txscales: serving", result.output)
+        self.assertNotIn("Unhandled error", result.output)
+
+    @inlineCallbacks
+    def test_demoServer(self):
+        """
+        C{demo-server --listen} on a port in use exits with status 1 and
+        one line saying which port is taken.
+        """
+        listen = self.holdPort()
+        result = yield self.runTwistd("txscales", "demo-server", "--listen", listen)
+        self.assertCannotServe(result, "txscales.demo.gen.TestService (thriftmux)", listen)
+
+    @inlineCallbacks
+    def test_metrics(self):
+        """
+        C{demo-server --metrics} on a port in use exits with status 1 and
+        one line saying that the metrics cannot be served there.
+        """
+        listen = self.holdPort()
+        result = yield self.runTwistd(
+            "txscales", "demo-server", "--listen", "tcp:0:interface=127.0.0.1", "--metrics", listen
+        )
+        self.assertCannotServe(result, "metrics", listen)

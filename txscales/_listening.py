@@ -4,7 +4,7 @@ server endpoint, log where, and when stopped, stop listening and (for a
 L{txscales._draining.DrainingFactory}) drain every connection.
 """
 
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, List, Optional, Union
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import Service
@@ -72,13 +72,28 @@ class ListeningService(StreamServerEndpointService):
         self._listen = listen
         self._drainTimeout = drainTimeout
         self._listenCalled = False
+        self._failedAtStart: Optional[List[Failure]] = None
 
     def privilegedStartService(self) -> None:
         """
         Listen.
+
+        @raise Exception: why listening failed, when it fails at once (as it
+            does for a TCP port in use), so that twistd reports it and exits
+            with a non-zero status.  (L{StreamServerEndpointService} raises
+            only with its private C{_raiseSynchronously} flag, which
+            C{twisted.application.strports.service} sets; the failure is
+            taken here from the endpoint instead.)  A failure that comes
+            later fails L{listening} only.
         """
         self._listenCalled = True
-        StreamServerEndpointService.privilegedStartService(self)
+        failed = self._failedAtStart = []
+        try:
+            StreamServerEndpointService.privilegedStartService(self)
+        finally:
+            self._failedAtStart = None
+        if failed:
+            failed[0].raiseException()
 
     def _listened(self, port: IListeningPort) -> IListeningPort:
         self.port = port
@@ -95,6 +110,8 @@ class ListeningService(StreamServerEndpointService):
                 listen=self._listen,
                 error=failure.value,
             )
+        if self._failedAtStart is not None:
+            self._failedAtStart.append(failure)
         self.listening.errback(failure)
         # Reported: StreamServerEndpointService need not log it again.
         return None
