@@ -8,7 +8,7 @@ Stopping the service stops listening, lets every connection finish the calls
 it received, and closes it.
 """
 
-from typing import Any
+from typing import Any, Callable
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.protocol import Protocol
@@ -27,25 +27,38 @@ from txscales.thrift._session import ServerSession
 _log = Logger()
 
 
-def countedProcess(process, stats, clock):
+def countedProcess(process: Callable[[Any], Any], stats: Any, clock: Any) -> Callable[[Any], Any]:
     """
-    @param process: a L{ThriftProcessor}'s C{process}.
+    Count a server's calls: the one stats wrapper of the plain Thrift and
+    ThriftMux servers.
+
+    @param process: a function of one call (a Thrift message, a Mux
+        request) returning its reply bytes or a Deferred of them, or
+        raising.
     @param stats: a L{txscales.stats.Stats} for the server.
+    @param clock: an C{IReactorTime} (its C{seconds}).
     @return: C{process}, counting each call's outcome and latency in
         C{stats}.
     """
+    started = stats.started
+    succeeded = stats.succeeded
+    seconds = clock.seconds
 
-    def counted(message):
-        stats.started()
-        start = clock.seconds()
+    def counted(call):
+        started()
+        start = seconds()
         try:
-            result = process(message)
+            result = process(call)
         except Exception as e:
-            stats.failed(e, clock.seconds() - start)
+            stats.failed(e, seconds() - start)
             raise
+        # Replies are usually bytes: checked first, isinstance() is slower.
+        if type(result) is bytes:
+            succeeded(seconds() - start)
+            return result
         if isinstance(result, Deferred):
-            return stats.settled(result, clock.seconds, start)
-        stats.succeeded(clock.seconds() - start)
+            return stats.settled(result, seconds, start)
+        succeeded(seconds() - start)
         return result
 
     return counted

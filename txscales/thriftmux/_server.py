@@ -5,12 +5,11 @@ serves framed Thrift and TTwitter clients on the same port.
 
 from typing import Any
 
-from twisted.internet.defer import Deferred
-
 from txscales._listening import ListeningService
 from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE
 from txscales.mux.protocol import MuxServerFactory
 from txscales.thrift._processor import ThriftProcessor
+from txscales.thrift._server import countedProcess
 from txscales.thriftmux._contexts import RequestContext, currentRequest
 from txscales.thriftmux._vanilla import vanillaFallback
 
@@ -36,33 +35,7 @@ def thriftMuxService(processor, stats=None, clock=None):
 
     if stats is None:
         return service
-
-    started = stats.started
-    succeeded = stats.succeeded
-    seconds = clock.seconds
-
-    def counted(request):
-        # service(), inline: one call less per request.
-        started()
-        start = seconds()
-        try:
-            token = setRequest(RequestContext(request.contexts))
-            try:
-                result = process(request.body)
-            finally:
-                resetRequest(token)
-        except Exception as e:
-            stats.failed(e, seconds() - start)
-            raise
-        if type(result) is bytes:
-            succeeded(seconds() - start)
-            return result
-        if isinstance(result, Deferred):
-            return stats.settled(result, clock.seconds, start)
-        succeeded(seconds() - start)
-        return result
-
-    return counted
+    return countedProcess(service, stats, clock)
 
 
 def serverFactory(iface, handler, reactor, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, stats=None):
