@@ -64,7 +64,7 @@ class MemoryNetwork:
 
         @return: the server factory (C{drainAll}, C{protocols}).
         """
-        from txscales.thriftmux._server import serverFactory
+        from txscales.thriftmux import serverFactory
 
         factory = serverFactory(iface, handler, self.clock)
         self.listen(factory, port, host)
@@ -89,7 +89,7 @@ class MemoryNetwork:
 
         @return: the server factory (C{drainAll}, C{protocols}).
         """
-        from txscales.thrift._server import serverFactory
+        from txscales.thrift import serverFactory
 
         factory = serverFactory(iface, handler, self.clock, transport)
         self.listen(factory, port, host)

@@ -14,9 +14,7 @@ from twisted.web.server import NOT_DONE_YET, Site
 
 from txscales._listening import ListeningService
 from txscales.errors import BadMessageError, HttpStatusError
-from txscales.thrift._codec import decodeReply, describeService, encodeCall
-from txscales.thrift._processor import ThriftProcessor
-from txscales.thrift._proxy import proxyClass
+from txscales.thrift import ThriftProcessor, decodeReply, describeService, encodeCall, proxyClass
 
 CONTENT_TYPE = b"application/x-thrift"
 

@@ -19,10 +19,18 @@ can never be read by another call.
 
 from txscales.stack._builder import ClientBuilder
 from txscales.thrift._client import ThriftClient, buildClient
+from txscales.thrift._codec import decodeReply, describeService, encodeCall
 from txscales.thrift._framing import BINARY, BUFFERED, COMPACT, DEFAULT_MAX_MESSAGE_SIZE, FRAMED
-from txscales.thrift._server import ThriftServerService, serverFactory
+from txscales.thrift._processor import ThriftProcessor
+from txscales.thrift._proxy import proxyClass
+from txscales.thrift._server import ThriftServerService, countedProcess, serverFactory
 
 __all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FRAMED", "BUFFERED", "BINARY", "COMPACT"]
+
+# Also here, for txscales' other protocol packages (ThriftMux, Thrift over
+# HTTP) and txscales.testing, not for users: the call codec
+# (describeService, encodeCall, decodeReply), proxyClass, ThriftProcessor,
+# countedProcess and serverFactory.
 
 
 class ThriftBuilder(ClientBuilder):

@@ -6,10 +6,8 @@ serves framed Thrift and TTwitter clients on the same port.
 from typing import Any
 
 from txscales._listening import ListeningService
-from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE
-from txscales.mux.protocol import MuxServerFactory
-from txscales.thrift._processor import ThriftProcessor
-from txscales.thrift._server import countedProcess
+from txscales.mux.protocol import DEFAULT_MAX_FRAME_SIZE, MuxServerFactory
+from txscales.thrift import ThriftProcessor, countedProcess
 from txscales.thriftmux._contexts import RequestContext, currentRequest
 from txscales.thriftmux._vanilla import vanillaFallback
 
