@@ -104,26 +104,53 @@ class ThriftResource(Resource):
         if not isinstance(result, Deferred):
             return result
         # The client going away cancels the handler.
-        request.notifyFinish().addErrback(lambda _: result.cancel())
-        result.addCallbacks(self._write, self._failed, (request,), None, (request,))
+        reply = _Reply(request)
+        request.notifyFinish().addErrback(reply.lost, result)
+        result.addCallbacks(reply.write, reply.failed)
         return NOT_DONE_YET
-
-    @staticmethod
-    def _write(body, request):
-        if not request.finished and not request._disconnected:
-            request.write(body)
-            request.finish()
-
-    @staticmethod
-    def _failed(failure, request):
-        if not request.finished and not request._disconnected:
-            request.setResponseCode(503)
-            request.finish()
 
     def render_GET(self, request):
         request.setResponseCode(405)
         request.setHeader(b"Allow", b"POST")
         return b"POST Thrift calls here\n"
+
+
+class _Reply:
+    """
+    Where the answer of a call made by a request goes: into that request,
+    unless its client went away first (C{notifyFinish()} then fails, and the
+    request can no longer be written to or finished).
+    """
+
+    def __init__(self, request):
+        self._request = request
+        self._gone = False
+
+    def lost(self, reason, call):
+        """
+        The client went away: cancel its C{call}.
+        """
+        self._gone = True
+        call.cancel()
+
+    def _open(self):
+        return not self._gone and not self._request.finished
+
+    def write(self, body):
+        """
+        Answer with the reply C{body}.
+        """
+        if self._open():
+            self._request.write(body)
+            self._request.finish()
+
+    def failed(self, failure):
+        """
+        The call failed without a reply: answer 503.
+        """
+        if self._open():
+            self._request.setResponseCode(503)
+            self._request.finish()
 
 
 class ThriftHttpServerService(ListeningService):
