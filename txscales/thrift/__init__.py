@@ -17,6 +17,7 @@ times out or is cancelled closes its connection, so that its late answer
 can never be read by another call.
 """
 
+from txscales._reactor import defaultReactor
 from txscales.stack._builder import ClientBuilder
 from txscales.thrift._client import ThriftClient, buildClient
 from txscales.thrift._codec import decodeReply, describeService, encodeCall
@@ -149,8 +150,7 @@ class Thrift:
             add it to an application.
         @raise ValueError: for an unknown transport.
         """
-        if reactor is None:
-            from twisted.internet import reactor
+        reactor = defaultReactor(reactor)
         serverStats = None
         if stats:
             from txscales.stats import Stats

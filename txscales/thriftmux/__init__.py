@@ -7,6 +7,7 @@ ThriftMux: Thrift over Mux, client and server, byte-compatible with Finagle.
 """
 
 from txscales.mux.protocol import DEFAULT_MAX_FRAME_SIZE
+from txscales._reactor import defaultReactor
 from txscales.stack._builder import ClientBuilder
 from txscales.thriftmux._client import ThriftMuxClient, buildClient
 from txscales.thriftmux._contexts import RequestContext, TraceId, currentRequest
@@ -112,8 +113,7 @@ class ThriftMux:
         @return: a L{ThriftMuxServerService} (an C{IService}); start it, or
             add it to an application.
         """
-        if reactor is None:
-            from twisted.internet import reactor
+        reactor = defaultReactor(reactor)
         serverStats = None
         if stats:
             from txscales.stats import Stats
