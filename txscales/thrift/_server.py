@@ -8,7 +8,7 @@ Stopping the service stops listening, lets every connection finish the calls
 it received, and closes it.
 """
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.protocol import Protocol
@@ -24,10 +24,13 @@ from txscales.thrift._framing import DEFAULT_MAX_MESSAGE_SIZE, FRAMED
 from txscales.thrift._processor import ThriftProcessor
 from txscales.thrift._session import ServerSession
 
+if TYPE_CHECKING:
+    from txscales.stats import Stats
+
 _log = Logger()
 
 
-def countedProcess(process: Callable[[Any], Any], stats: Any, clock: Any) -> Callable[[Any], Any]:
+def countedProcess(process: Callable[[Any], Any], stats: "Stats", clock: Any) -> Callable[[Any], Any]:
     """
     Count a server's calls: the one stats wrapper of the plain Thrift and
     ThriftMux servers.
@@ -193,8 +196,20 @@ class ThriftServerFactory(DrainingFactory):
         return p
 
 
-def serverFactory(iface, handler, reactor, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, stats=None):
+def serverFactory(
+    iface: type,
+    handler: object,
+    reactor: Any,
+    transport: str = FRAMED,
+    maxMessageSize: int = DEFAULT_MAX_MESSAGE_SIZE,
+    stats: "Optional[Stats]" = None,
+) -> ThriftServerFactory:
     """
+    @param iface: the generated C{Iface} class.
+    @param handler: an object with one method per service method.
+    @param reactor: the reactor (its clock times drains and calls).
+    @param transport: C{"framed"} or C{"buffered"}.
+    @param maxMessageSize: the largest call (or frame) accepted.
     @param stats: a L{txscales.stats.Stats} for the server, or None.
     @return: a L{ThriftServerFactory} serving C{handler} for the generated
         service C{iface}.

@@ -3,7 +3,7 @@ The ThriftMux server: a Thrift handler behind a Mux listener that also
 serves framed Thrift and TTwitter clients on the same port.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from txscales._listening import ListeningService
 from txscales.mux.protocol import DEFAULT_MAX_FRAME_SIZE, MuxServerFactory
@@ -11,10 +11,17 @@ from txscales.thrift import ThriftProcessor, countedProcess
 from txscales.thriftmux._contexts import RequestContext, currentRequest
 from txscales.thriftmux._vanilla import vanillaFallback
 
+if TYPE_CHECKING:
+    from txscales.stats import Stats
 
-def thriftMuxService(processor, stats=None, clock=None):
+
+def thriftMuxService(
+    processor: ThriftProcessor, stats: "Optional[Stats]" = None, clock: Any = None
+) -> Callable[[Any], Any]:
     """
+    @param processor: the L{ThriftProcessor} of the handler.
     @param stats: a L{txscales.stats.Stats} for the server, or None.
+    @param clock: the C{IReactorTime} timing calls (with C{stats}).
     @return: a Mux service (C{Request -> bytes or Deferred}) running
         C{processor} with the request's contexts installed as
         L{currentRequest}, so that client calls from the handler inherit
@@ -36,8 +43,18 @@ def thriftMuxService(processor, stats=None, clock=None):
     return countedProcess(service, stats, clock)
 
 
-def serverFactory(iface, handler, reactor, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, stats=None):
+def serverFactory(
+    iface: type,
+    handler: object,
+    reactor: Any,
+    maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
+    stats: "Optional[Stats]" = None,
+) -> MuxServerFactory:
     """
+    @param iface: the generated C{Iface} class.
+    @param handler: an object with one method per service method.
+    @param reactor: the reactor (its clock times sessions and calls).
+    @param maxFrameSize: the largest frame accepted.
     @param stats: a L{txscales.stats.Stats} for the server, or None.
     @return: a L{MuxServerFactory} serving C{handler} for the generated
         service C{iface}, downgrading Thrift clients.
