@@ -3,8 +3,9 @@ Tests for L{txscales._listening.ListeningService}, the service every
 txscales server listens with, and for twistd servers whose port is taken.
 """
 
-import os
 import re
+import shutil
+import tempfile
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks, succeed
@@ -232,8 +233,8 @@ class PortInUseTests(TestCase):
 
         @return: a Deferred firing with its L{tests._twistd.ProcessResult}.
         """
-        cwd = self.mktemp()
-        os.makedirs(cwd)
+        cwd = tempfile.mkdtemp(prefix="txscales-twistd-")
+        self.addCleanup(shutil.rmtree, cwd, True)
         argv = twistdCommand() + ["--pidfile=", "-n"] + list(args)
         return runPeer(argv, addCleanup=self.addCleanup, cwd=cwd, timeout=30)
 
