@@ -33,6 +33,8 @@ class ListeningService(StreamServerEndpointService):
 
     @cvar servingFormat: the log line once listening (a
         L{twisted.logger} format with C{what}, C{host} and C{port}).
+    @cvar defaultDrainTimeout: the drain timeout when none is given (None:
+        stopping does not drain).
     @ivar factory: the server factory.
     @ivar description: what the service serves, for the log.
     @ivar port: the listening port once listening, else None.
@@ -41,6 +43,8 @@ class ListeningService(StreamServerEndpointService):
     """
 
     servingFormat = "txscales: serving {what} on {host}:{port}"
+    defaultDrainTimeout: Optional[float] = None
+    description = "txscales"
 
     def __init__(
         self,
@@ -48,7 +52,7 @@ class ListeningService(StreamServerEndpointService):
         listen: Union[str, IStreamServerEndpoint],
         reactor: Any = None,
         drainTimeout: Optional[float] = None,
-        description: str = "txscales",
+        description: Optional[str] = None,
     ) -> None:
         """
         @param factory: the server factory.
@@ -56,9 +60,12 @@ class ListeningService(StreamServerEndpointService):
             C{"tcp:9090:interface=127.0.0.1"}) or an endpoint.
         @param reactor: the reactor that parses C{listen} (default: the
             global one).
-        @param drainTimeout: when not None, stopping drains the factory's
-            connections, aborting those still open after this many seconds.
-        @param description: what the service serves, for the log.
+        @param drainTimeout: when not None (or, if None, when
+            L{defaultDrainTimeout} is not None), stopping drains the
+            factory's connections, aborting those still open after this many
+            seconds.
+        @param description: what the service serves, for the log (default:
+            the class's L{description}).
         """
         if isinstance(listen, str):
             endpoint = serverFromString(defaultReactor(reactor), listen)
@@ -66,11 +73,12 @@ class ListeningService(StreamServerEndpointService):
             endpoint = listen
         reporting = _ReportingEndpoint(endpoint, self._listened, self._listenFailed)
         StreamServerEndpointService.__init__(self, reporting, factory)
-        self.description = description
+        if description is not None:
+            self.description = description
         self.port: Optional[IListeningPort] = None
         self.listening: "Deferred[IListeningPort]" = Deferred()
         self._listen = listen
-        self._drainTimeout = drainTimeout
+        self._drainTimeout = drainTimeout if drainTimeout is not None else self.defaultDrainTimeout
         self._listenCalled = False
         self._failedAtStart: Optional[List[Failure]] = None
 

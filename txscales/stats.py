@@ -261,10 +261,11 @@ class MetricsService(ListeningService):
     """
 
     servingFormat = "txscales: metrics on http://{host}:{port}/metrics"
+    description = "metrics"
 
     def __init__(self, listen: str, reactor: Any = None, registry: Optional[CollectorRegistry] = None) -> None:
         root = Resource()
         root.putChild(b"metrics", MetricsPage(registry))
         site = Site(root)
         site.noisy = False
-        ListeningService.__init__(self, site, listen, reactor, description="metrics")
+        ListeningService.__init__(self, site, listen, reactor)

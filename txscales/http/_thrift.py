@@ -5,7 +5,7 @@ C{THttpServer}: each call is a POST whose body is one Thrift message
 response body.
 """
 
-from typing import Any
+from typing import Any, Optional
 
 import treq
 from twisted.internet.defer import Deferred, fail
@@ -161,8 +161,10 @@ class ThriftHttpServerService(ListeningService):
     @ivar listening: a Deferred firing with the port once listening.
     """
 
+    description = "Thrift over HTTP"
+
     def __init__(
-        self, iface: type, handler: object, listen: str, reactor: Any = None, description: str = "Thrift over HTTP"
+        self, iface: type, handler: object, listen: str, reactor: Any = None, description: Optional[str] = None
     ) -> None:
         site = Site(ThriftResource(iface, handler))
         site.noisy = False

@@ -232,12 +232,5 @@ class ThriftServerService(ListeningService):
     @ivar listening: a Deferred firing with the port once listening.
     """
 
-    def __init__(
-        self,
-        factory: ThriftServerFactory,
-        listen: str,
-        reactor: Any = None,
-        drainTimeout: float = 10.0,
-        description: str = "Thrift",
-    ) -> None:
-        ListeningService.__init__(self, factory, listen, reactor, drainTimeout, description)
+    defaultDrainTimeout = 10.0
+    description = "Thrift"

@@ -73,12 +73,5 @@ class ThriftMuxServerService(ListeningService):
     @ivar listening: a Deferred firing with the port once listening.
     """
 
-    def __init__(
-        self,
-        factory: MuxServerFactory,
-        listen: str,
-        reactor: Any = None,
-        drainTimeout: float = 10.0,
-        description: str = "ThriftMux",
-    ) -> None:
-        ListeningService.__init__(self, factory, listen, reactor, drainTimeout, description)
+    defaultDrainTimeout = 10.0
+    description = "ThriftMux"
