@@ -7,6 +7,7 @@ with a private test CA.
 import json
 import sys
 import os
+from io import BytesIO
 
 import treq
 from prometheus_client import CollectorRegistry
@@ -17,7 +18,8 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.server import NOT_DONE_YET, Request, Site
+from twisted.web.test.requesthelper import DummyChannel
 
 from tests._tls import CertificateAuthority
 from tests._twistd import Subprocess, spawn, startTwistd
@@ -26,6 +28,7 @@ from txscales.demo.gen.ttypes import InvalidQueryException
 from txscales.demo.handler import TestServiceHandler
 from txscales.errors import ConnectError, HttpStatusError, RequestNackedError, RequestTimeoutError, TlsError
 from txscales.http import Http, ThriftHttp
+from txscales.thrift import decodeReply, describeService, encodeCall
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -329,13 +332,6 @@ class ThriftResourceTests(SynchronousTestCase):
     """
 
     def setUp(self):
-        from io import BytesIO
-
-        from twisted.web.server import Request
-        from twisted.web.test.requesthelper import DummyChannel
-
-        from txscales.thrift import describeService, encodeCall
-
         self.handler = PendingHandler()
         self.resource = ThriftHttp.newResource(TestService.Iface, self.handler)
         self.method = describeService(TestService.Iface)["query"]
@@ -350,8 +346,6 @@ class ThriftResourceTests(SynchronousTestCase):
         """
         The handler's answer is written as the reply and ends the response.
         """
-        from txscales.thrift import decodeReply
-
         self.call.callback("abab")
         self.assertTrue(self.request.finished)
         self.assertEqual(self.request.code, 200)

@@ -60,10 +60,10 @@ class ListeningService(StreamServerEndpointService):
             C{"tcp:9090:interface=127.0.0.1"}) or an endpoint.
         @param reactor: the reactor that parses C{listen} (default: the
             global one).
-        @param drainTimeout: when not None (or, if None, when
-            L{defaultDrainTimeout} is not None), stopping drains the
-            factory's connections, aborting those still open after this many
-            seconds.
+        @param drainTimeout: how long stopping lets the factory's
+            connections drain, in seconds, before aborting those still open
+            (default: L{defaultDrainTimeout}, whose None means that stopping
+            does not drain).
         @param description: what the service serves, for the log (default:
             the class's L{description}).
         """
