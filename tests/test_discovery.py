@@ -261,7 +261,12 @@ class ZooKeeperTests(TestCase):
         yield self.zk.stop()
         self.assertEqual(destination.addresses, [("127.0.0.1", 9001)])
         yield self.zk.start()
-        yield self.create(memberData(9002))
+        # The writer's session may have expired while ZooKeeper was down
+        # (kazoo's reconnection backoff can outgrow its 4 s timeout): write
+        # with a new session.
+        writer = yield self.zk.connect()
+        self.addCleanup(writer.stop)
+        yield writer.call("create", "/svc/member_", memberData(9002), sequence=True)
         addresses = yield self.changed(destination, lambda a: ("127.0.0.1", 9002) in a)
         self.assertIn(("127.0.0.1", 9001), addresses)
 

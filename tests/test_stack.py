@@ -1,5 +1,5 @@
 """
-Tests for the client stack's parts: retry budget, backoffs, failure accrual,
+Tests for the client stack's parts: retry budget, failure accrual,
 fail-fast, requeues, and the whole stack over an in-memory network.
 """
 
@@ -22,8 +22,8 @@ from txscales.errors import (
 )
 from txscales.interfaces import BUSY, CLOSED, OPEN
 from txscales.stack._accrual import ALIVE, DEAD, PROBE_CLOSED, PROBE_OPEN, FailFast, FailureAccrual
-from txscales.stack._budget import Ema, RetryBudget, WindowedAdder, equalJittered, exponentialJittered
-from txscales.stack._filters import Dispatcher
+from txscales.stack._dispatcher import Dispatcher
+from txscales.stack._retrybudget import RetryBudget
 from txscales.stack._timeout import MAX_QUEUES, TimeoutFilter
 from txscales.testing import MemoryNetwork
 
@@ -32,21 +32,6 @@ class BudgetTests(SynchronousTestCase):
     """
     Finagle's retry budget: 20% of recent successes plus 10 per second.
     """
-
-    def test_windowedAdder(self):
-        """
-        What was added more than the window ago no longer counts.
-        """
-        clock = Clock()
-        adder = WindowedAdder(10.0, 10, clock.seconds)
-        adder.add(5)
-        clock.advance(5)
-        adder.add(3)
-        self.assertEqual(adder.sum(), 8)
-        clock.advance(5)
-        self.assertEqual(adder.sum(), 3)
-        clock.advance(100)
-        self.assertEqual(adder.sum(), 0)
 
     def test_reserve(self):
         """
@@ -86,44 +71,6 @@ class BudgetTests(SynchronousTestCase):
         """
         self.assertRaises(ValueError, RetryBudget, Clock().seconds, percentCanRetry=1.5)
         self.assertRaises(ValueError, RetryBudget, Clock().seconds, ttl=0)
-
-
-class BackoffTests(SynchronousTestCase):
-    """
-    Backoffs grow with jitter within their bounds.
-    """
-
-    def test_exponentialJittered(self):
-        """
-        The n-th delay lies in [start, start * 2**n], capped at the maximum.
-        """
-        delays = exponentialJittered(1.0, 32.0, random.Random(1))
-        for n in range(10):
-            delay = next(delays)
-            self.assertTrue(1.0 <= delay <= min(32.0, 2.0**n), (n, delay))
-
-    def test_equalJittered(self):
-        """
-        Each delay lies between half and all of a doubling step, then the
-        maximum.
-        """
-        delays = equalJittered(5.0, 300.0, random.Random(1))
-        step = 5.0
-        for _ in range(6):
-            delay = next(delays)
-            self.assertTrue(step / 2 <= delay <= step, (step, delay))
-            step *= 2
-        self.assertEqual(next(delays), 300.0)
-
-    def test_ema(self):
-        """
-        The moving average follows samples with weight exp(-dt / window).
-        """
-        clock = Clock()
-        ema = Ema(10.0, clock.seconds)
-        self.assertEqual(ema.update(4.0), 4.0)
-        clock.advance(10.0)
-        self.assertAlmostEqual(ema.update(0.0), 4.0 * 0.36787944, places=5)
 
 
 class AccrualTests(SynchronousTestCase):

@@ -2,9 +2,11 @@
 Tests for metrics, the metrics page and the blocking API.
 """
 
+import gc
 import json
 import os
 import sys
+import weakref
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
@@ -18,6 +20,7 @@ from twisted.web.server import Site
 
 from txscales.demo.gen import TestService
 from txscales.demo.handler import TestServiceHandler
+from txscales import stats
 from txscales.errors import ConnectError
 from txscales.stats import MetricsPage, Stats
 from txscales.testing import MemoryNetwork
@@ -109,6 +112,43 @@ class SettledTests(SynchronousTestCase):
         self.assertEqual(sample(registry, "txscales_server_success_total", server="later"), 1)
         self.assertEqual(sample(registry, "txscales_server_failures_total", server="later", error="ConnectError"), 1)
         self.assertEqual(sample(registry, "txscales_server_request_latency_seconds_sum", server="later"), 4.0)
+
+
+class RegistryCacheTests(SynchronousTestCase):
+    """
+    The metrics txscales registers in a registry are cached with that
+    registry, and go with it.
+    """
+
+    def test_collectedRegistryLeavesNoEntry(self):
+        """
+        Once a registry with txscales metrics is collected, the cache holds
+        no entry for it, so a later registry that reuses its id() cannot be
+        handed its metrics.
+        """
+        registry = CollectorRegistry()
+        Stats("client", "gone", registry).started()
+        Stats("server", "gone", registry).started()
+        collected = weakref.ref(registry)
+        gc.collect()
+        entries = len(stats._families)
+        del registry
+        gc.collect()
+        self.assertIsNone(collected())
+        self.assertEqual(len(stats._families), entries - 1)
+
+    def test_laterRegistryGetsItsOwnMetrics(self):
+        """
+        A registry made after another was collected gets its own metrics,
+        registered in it and counted from zero.
+        """
+        first = CollectorRegistry()
+        Stats("client", "again", first).started()
+        del first
+        gc.collect()
+        second = CollectorRegistry()
+        Stats("client", "again", second)
+        self.assertEqual(second.get_sample_value("txscales_client_requests_total", {"client": "again"}), 0.0)
 
 
 class MetricsPageTests(TestCase):

@@ -355,7 +355,9 @@ class ServerServiceTests(TestCase):
         from txscales.tap import ServeOptions
 
         try:
-            ServeOptions().parseOptions(["--iface", "a.Iface", "--handler", "a:b", "--protocol", "thrift"])
+            ServeOptions().parseOptions(
+                ["--iface", "txscales.demo.gen.TestService.Iface", "--handler", "txscales.demo.handler:makeHandler", "--protocol", "thrift"]
+            )
         except UsageError as e:
             raise SkipTest("this txscales.tap has no --protocol thrift (%s)" % (e,))
         server = yield startTwistd(

@@ -2,18 +2,25 @@
 Find txscales plugins by name.
 """
 
+from typing import Any
+
 from twisted.plugin import getPlugins
+from zope.interface.interface import InterfaceClass
 
 from txscales.errors import DuplicatePluginError, UnknownPluginError
 from txscales.interfaces import IBalancerFactory
 
 
-def findPlugin(interface, name, what, key="name"):
+def findPlugin(interface: InterfaceClass, name: str, what: str, key: str = "name") -> Any:
     """
     Find the one plugin providing C{interface} whose C{name} (or other
     attribute C{key}) is C{name}.
 
+    @param interface: the interface the plugins provide.
+    @param name: the name asked for.
     @param what: what the plugins are, for error messages ("balancer").
+    @param key: the plugins' attribute that holds their name.
+    @return: the plugin.
     @raise UnknownPluginError: when none has that name.
     @raise DuplicatePluginError: when several have it.
     """
@@ -26,8 +33,9 @@ def findPlugin(interface, name, what, key="name"):
     return found[0]
 
 
-def balancerFactory(name):
+def balancerFactory(name: str) -> Any:
     """
+    @param name: a balancer's name, e.g. C{"p2c"}.
     @return: the L{IBalancerFactory} named C{name}.
     """
     return findPlugin(IBalancerFactory, name, "balancer")

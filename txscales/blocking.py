@@ -3,7 +3,7 @@ Call txscales clients from threads other than the reactor's: scripts, WSGI
 applications, thread pools.
 
 crochet runs the Twisted reactor in a background thread; each call is sent
-to it and the calling thread waits for the answer, up to a timeout:
+to it and the calling thread waits for the answer, up to a timeout::
 
     from txscales.blocking import BlockingClient
     from txscales.thriftmux import ThriftMux
@@ -16,6 +16,8 @@ Do not use it from the reactor thread itself (code already running under
 Twisted should use the Deferred API).
 """
 
+from typing import Any, Callable
+
 import crochet
 
 from txscales.errors import RequestTimeoutError
@@ -23,7 +25,7 @@ from txscales.errors import RequestTimeoutError
 __all__ = ["BlockingClient", "setup"]
 
 
-def setup():
+def setup() -> None:
     """
     Start the reactor in a background thread (once; later calls do nothing).
     """
@@ -40,7 +42,7 @@ class BlockingClient:
         Mux call sends Tdiscarded) and raises L{RequestTimeoutError}.
     """
 
-    def __init__(self, makeClient, timeout=10.0):
+    def __init__(self, makeClient: Callable[[], Any], timeout: float = 10.0) -> None:
         setup()
         self._timeout = timeout
         self._client = self._wait(crochet.run_in_reactor(makeClient)())
@@ -52,7 +54,11 @@ class BlockingClient:
             result.cancel()
             raise RequestTimeoutError(self._timeout, written=True)
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
+        """
+        The client's attribute C{name}; a method is wrapped to run in the
+        reactor thread and block for its result.
+        """
         attribute = getattr(self._client, name)
         if not callable(attribute):
             return attribute
@@ -64,7 +70,7 @@ class BlockingClient:
         blocking.__name__ = name
         return blocking
 
-    def close(self):
+    def close(self) -> None:
         """
         Close the client and wait until it is closed.
         """

@@ -9,6 +9,8 @@ safe.  C{retryable} says whether txscales itself considers a retry sensible.
 This module imports nothing outside the standard library.
 """
 
+from typing import Any
+
 
 class TxScalesError(Exception):
     """
@@ -20,8 +22,8 @@ class TxScalesError(Exception):
         running it twice.
     """
 
-    mayHaveReachedServer = True
-    retryable = False
+    mayHaveReachedServer: bool = True
+    retryable: bool = False
 
 
 # Wire-format errors: the bytes a peer sent (or a caller asked to send) are
@@ -98,10 +100,16 @@ class ServerError(TxScalesError):
     The server failed the request: a Mux C{Rerr} or a C{Rdispatch} with
     status error.
 
+    @ivar message: the error text the server sent, or which answer failed
+        the request.
     @ivar flags: the MuxFailure flags the server sent (0 when none).
     """
 
-    def __init__(self, message, flags=0):
+    def __init__(self, message: str, flags: int = 0) -> None:
+        """
+        @param message: what went wrong.
+        @param flags: the MuxFailure flags.
+        """
         TxScalesError.__init__(self, message)
         self.message = message
         self.flags = flags
@@ -118,7 +126,11 @@ class RequestNackedError(TxScalesError):
     mayHaveReachedServer = False
     retryable = True
 
-    def __init__(self, message="the server refused the request (nack)", flags=0):
+    def __init__(self, message: str = "the server refused the request (nack)", flags: int = 0) -> None:
+        """
+        @param message: the error's message.
+        @param flags: the MuxFailure flags.
+        """
         TxScalesError.__init__(self, message)
         self.flags = flags
 
@@ -131,7 +143,12 @@ class RequestTimeoutError(TxScalesError):
     @ivar written: whether any of the request reached the connection.
     """
 
-    def __init__(self, timeout, written=True):
+    def __init__(self, timeout: float, written: bool = True) -> None:
+        """
+        @param timeout: the timeout in seconds.
+        @param written: whether any of the request reached the connection;
+            it is also the error's C{mayHaveReachedServer}.
+        """
         TxScalesError.__init__(self, "call timed out after %g s" % (timeout,))
         self.timeout = timeout
         self.written = written
@@ -147,7 +164,11 @@ class ApplicationError(TxScalesError):
     @ivar message: the server's message.
     """
 
-    def __init__(self, message, type=0):
+    def __init__(self, message: str, type: int = 0) -> None:
+        """
+        @param message: the server's message.
+        @param type: the C{TApplicationException} type code.
+        """
         TxScalesError.__init__(self, message)
         self.message = message
         self.type = type
@@ -158,10 +179,16 @@ class ConnectionLostError(TxScalesError):
     The connection closed while the request was outstanding; the request may
     have reached the server.
 
-    @ivar reason: the L{Failure} or exception that closed the connection.
+    @ivar reason: the L{twisted.python.failure.Failure} or exception that closed the connection.
     """
 
-    def __init__(self, reason=None, mayHaveReachedServer=True):
+    def __init__(self, reason: Any = None, mayHaveReachedServer: bool = True) -> None:
+        """
+        @param reason: the L{twisted.python.failure.Failure} or exception
+            that closed the connection, or C{None}.
+        @param mayHaveReachedServer: C{False} when the request was certainly
+            not sent; the error is then C{retryable}.
+        """
         TxScalesError.__init__(self, "connection lost: %s" % (_describe(reason),))
         self.reason = reason
         self.mayHaveReachedServer = mayHaveReachedServer
@@ -249,7 +276,11 @@ class HttpStatusError(TxScalesError):
     @ivar body: its body, bytes.
     """
 
-    def __init__(self, response, body=b""):
+    def __init__(self, response: Any, body: bytes = b"") -> None:
+        """
+        @param response: the response, with its status C{code}.
+        @param body: its body.
+        """
         TxScalesError.__init__(self, "HTTP status %d" % (response.code,))
         self.response = response
         self.code = response.code
@@ -282,7 +313,7 @@ class UnsupportedError(TxScalesError):
     mayHaveReachedServer = False
 
 
-def _describe(reason):
+def _describe(reason: Any) -> str:
     """
     Describe a close reason (a Failure, an exception or None) in a few words.
     """

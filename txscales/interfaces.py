@@ -8,8 +8,13 @@ Plugins providing them live in C{twisted/plugins/} and are found by name
 from zope.interface import Attribute, Interface
 
 OPEN = "open"
+"""A node's status: ready for requests."""
 BUSY = "busy"
+"""A node's status: less wanted than an open node (for example connecting,
+draining, or marked busy by failure accrual)."""
 CLOSED = "closed"
+"""A node's status: closed, or refusing connections (fail-fast); a balancer's
+last choice."""
 
 STATUS_RANK = {OPEN: 2, BUSY: 1, CLOSED: 0}
 """Statuses from best to worst: a balancer prefers a higher rank."""
@@ -47,8 +52,10 @@ class IBalancer(Interface):
 
     def release(node, latency):
         """
-        The request sent to C{node} by L{pick} finished after C{latency}
-        seconds.
+        The request sent to C{node} by L{pick} finished.
+
+        @param node: the L{INode} that L{pick} chose for it.
+        @param latency: how long it took, in seconds.
         """
 
 
@@ -62,8 +69,9 @@ class IBalancerFactory(Interface):
 
     def build(clock, random, **options):
         """
-        @param clock: an C{IReactorTime} (its C{seconds()} is the time).
-        @param random: a L{random.Random}.
+        @param clock: an L{twisted.internet.interfaces.IReactorTime} (its
+            C{seconds()} is the time).
+        @param random: a C{random.Random}.
         @param options: algorithm parameters.
         @return: a new L{IBalancer}.
         """
@@ -123,6 +131,7 @@ class IDestination(Interface):
         Call C{callback(addresses)} on every change of the set (and now, if
         it is known).
 
+        @param callback: called with a list of (host, port).
         @return: a callable that stops watching.
         """
 
@@ -145,6 +154,11 @@ class IDiscoveryScheme(Interface):
 
     def resolve(uri, reactor, **options):
         """
+        @param uri: a destination URI of this scheme.
+        @param reactor: the client's reactor.
+        @param options: settings from the client (C{connectTimeout}: how
+            many seconds reaching the source may take, the client's
+            C{discoveryTimeout}); a scheme ignores those it does not use.
         @return: an L{IDestination} for C{uri}.
         @raise txscales.errors.BadDestinationError: for a malformed URI.
         """

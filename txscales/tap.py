@@ -7,13 +7,18 @@ The C{twistd txscales} command: C{serve}, C{demo-server} and C{demo-client}.
     twistd -n txscales demo-client --dest tcp://127.0.0.1:9090 --count 1000
 """
 
+import atexit
+import os
 import sys
 
 from twisted.application.service import MultiService
 from twisted.python import usage
 from twisted.python.reflect import namedAny
 
+from txscales._reactor import defaultReactor
+
 DEFAULT_LISTEN = "tcp:9090:interface=127.0.0.1"
+DESTINATIONS = "tcp://host:port[,host:port...] or zk://zkhost:port[,zkhost:port...]/path[#endpoint]"
 
 
 class _ServerOptions(usage.Options):
@@ -44,7 +49,7 @@ class _ServerOptions(usage.Options):
         if self["transport"] != "framed" and self["protocol"] != "thrift":
             raise usage.UsageError("--transport applies to --protocol thrift only")
         if self["announce"] is not None:
-            from txscales.discovery._serverset import parseZooKeeperUri
+            from txscales.discovery import parseZooKeeperUri
             from txscales.errors import BadDestinationError
 
             try:
@@ -55,7 +60,12 @@ class _ServerOptions(usage.Options):
 
 class ServeOptions(_ServerOptions):
     """
-    Options of C{twistd txscales serve}.
+    Options of C{twistd txscales serve}.  The Iface is loaded and the
+    handler made here, so that a wrong name, a failing handler callable or
+    a handler lacking methods of the service is a usage error.
+
+    @ivar iface: the generated C{Iface} class named by C{--iface}.
+    @ivar handler: the handler object C{--handler}'s callable returned.
     """
 
     synopsis = (
@@ -67,10 +77,42 @@ class ServeOptions(_ServerOptions):
         ["handler", None, None, "module:callable (or dotted.callable) returning the handler object."],
     ]
 
+    iface = None
+    handler = None
+
     def postOptions(self):
         _ServerOptions.postOptions(self)
         if not self["iface"] or not self["handler"]:
             raise usage.UsageError("--iface and --handler are required")
+        from txscales.thrift import missingMethods
+
+        iface = _load(namedAny, "--iface", self["iface"])
+        # None lacks every method of a service.
+        if not isinstance(iface, type) or not missingMethods(iface, None):
+            raise usage.UsageError("--iface %s: not the Iface class of a generated Thrift service" % (self["iface"],))
+        makeHandler = _load(loadCallable, "--handler", self["handler"])
+        try:
+            handler = makeHandler()
+        except Exception as e:
+            raise usage.UsageError("--handler %s: calling it failed: %s" % (self["handler"], _describe(e)))
+        missing = missingMethods(iface, handler)
+        if missing:
+            raise usage.UsageError(
+                "--handler %s: the handler lacks methods of %s: %s" % (self["handler"], self["iface"], ", ".join(missing))
+            )
+        self.iface = iface
+        self.handler = handler
+
+
+def _load(load, option, name):
+    try:
+        return load(name)
+    except Exception as e:
+        raise usage.UsageError("%s %s: cannot load it: %s" % (option, name, _describe(e)))
+
+
+def _describe(error):
+    return "%s: %s" % (type(error).__name__, error)
 
 
 class DemoServerOptions(_ServerOptions):
@@ -88,11 +130,15 @@ class DemoClientOptions(usage.Options):
 
     synopsis = "--dest URI [--count N] [--concurrency C] [--timeout S]"
     optParameters = [
-        ["dest", "d", "tcp://127.0.0.1:9090", "Destination URI."],
+        ["dest", "d", "tcp://127.0.0.1:9090", "Destination URI: %s." % (DESTINATIONS,)],
         ["count", "n", 1000, "Number of calls.", int],
         ["concurrency", "c", 10, "Calls outstanding at once.", int],
         ["timeout", "t", 1.0, "Per-call timeout in seconds.", float],
     ]
+
+    def postOptions(self):
+        # Checked here: the run would otherwise fail only once started.
+        _checkDestination(self["dest"])
 
 
 class Options(usage.Options):
@@ -120,6 +166,28 @@ def loadCallable(name):
         module, _, attribute = name.partition(":")
         return getattr(namedAny(module), attribute)
     return namedAny(name)
+
+
+def _checkDestination(dest):
+    """
+    Check the form of a C{tcp://} or C{zk://} destination URI, without
+    resolving it.  Other schemes are left to their discovery plugins.
+
+    @raise usage.UsageError: naming the forms expected.
+    """
+    from txscales.discovery import parseStatic, parseZooKeeperUri
+    from txscales.errors import BadDestinationError
+
+    scheme, sep, _ = dest.partition("://")
+    try:
+        if not sep:
+            raise BadDestinationError("%r has no scheme" % (dest,))
+        if scheme == "tcp":
+            parseStatic(dest)
+        elif scheme == "zk":
+            parseZooKeeperUri(dest)
+    except BadDestinationError as e:
+        raise usage.UsageError("--dest: %s (expected %s)" % (e, DESTINATIONS))
 
 
 def _thriftMuxServer(options, iface, handler, reactor):
@@ -152,7 +220,7 @@ def _thriftServer(options, iface, handler, reactor):
 
 
 def _httpServer(options, iface, handler, reactor):
-    from txscales.http._thrift import ThriftHttpServerService
+    from txscales.http import ThriftHttpServerService
 
     return ThriftHttpServerService(iface, handler, options["listen"], reactor, "%s (thrift over http)" % (iface.__module__,))
 
@@ -164,7 +232,7 @@ PROTOCOLS = {"thriftmux": _thriftMuxServer, "thrift": _thriftServer, "http": _ht
 def _serverService(options, iface, handler, reactor):
     server = PROTOCOLS[options["protocol"]](options, iface, handler, reactor)
     if options["announce"]:
-        from txscales.discovery._zookeeper import AnnouncedService
+        from txscales.discovery import AnnouncedService
 
         server = AnnouncedService(server, options["announce"], reactor)
     if not options["metrics"]:
@@ -181,21 +249,40 @@ def makeService(options, reactor=None):
     """
     Build the service for the chosen subcommand.
     """
-    if reactor is None:
-        from twisted.internet import reactor
+    reactor = defaultReactor(reactor)
     sub = options.subOptions
     if options.subCommand == "serve":
-        iface = namedAny(sub["iface"])
-        handler = loadCallable(sub["handler"])()
-        return _serverService(sub, iface, handler, reactor)
+        return _serverService(sub, sub.iface, sub.handler, reactor)
     if options.subCommand == "demo-server":
         from txscales.demo.gen import TestService
         from txscales.demo.handler import TestServiceHandler
 
         return _serverService(sub, TestService.Iface, TestServiceHandler(reactor), reactor)
-    from txscales.demo._client import DemoClientService
+    from txscales.demo import DemoClientService
 
     service = MultiService()
-    DemoClientService(sub, reactor, sys.stdout).setServiceParent(service)
+    DemoClientService(sub, reactor, sys.stdout, _exitAtInterpreterExit).setServiceParent(service)
     return service
 
+
+def _exitAtInterpreterExit(status):
+    """
+    Make this process exit with C{status} once twistd is done.
+
+    twistd has no exit status of its own to set (it exits 0 unless a
+    signal stopped it), and what a service raises inside the reactor is
+    logged, not propagated.  So the status is applied when the interpreter
+    exits, after twistd has stopped the reactor and its logging and
+    removed its pid file.  Exit handlers registered before this one do not
+    run.
+
+    @param status: the exit status (0 leaves the exit alone).
+    """
+    if status:
+        atexit.register(_exit, status)
+
+
+def _exit(status):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -3,9 +3,9 @@ Helpers for testing code that uses txscales, with trial.
 
 L{MemoryNetwork} connects txscales clients to txscales servers in memory:
 bytes are delivered synchronously (a call's Deferred has fired by the time
-the call returns, unless a handler waits), time is a L{task.Clock}, and no
-socket is opened.  The whole Mux (or plain Thrift) protocol runs, as over
-TCP.
+the call returns, unless a handler waits), time is a
+L{twisted.internet.task.Clock}, and no socket is opened.  The whole Mux (or
+plain Thrift) protocol runs, as over TCP::
 
     from twisted.trial.unittest import SynchronousTestCase
     from txscales.testing import MemoryNetwork
@@ -19,12 +19,14 @@ TCP.
             self.successResultOf(client.close())
 """
 
+from typing import Any, Optional
+
 from zope.interface import implementer
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import fail, succeed
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
-from twisted.internet.interfaces import IStreamClientEndpoint, ITransport
+from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint, ITransport
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
@@ -39,29 +41,38 @@ class MemoryNetwork:
     @ivar connections: how many connections were made.
     """
 
-    def __init__(self, clock=None):
+    def __init__(self, clock: Optional[Clock] = None) -> None:
+        """
+        @param clock: the clock to use; a new L{Clock} when C{None}.
+        """
         self.clock = clock if clock is not None else Clock()
         self._servers = {}
         self._queue = []
         self._pumping = False
         self.connections = 0
 
-    def listen(self, factory, port, host="127.0.0.1"):
+    def listen(self, factory: IProtocolFactory, port: int, host: str = "127.0.0.1") -> None:
         """
         Make C{factory} reachable at C{host:port}.
+
+        @param factory: builds the server side of each connection.
+        @param port: the port to listen on.
+        @param host: the address to listen on.
         """
         self._servers[(host, port)] = factory
 
-    def stopListening(self, port, host="127.0.0.1"):
+    def stopListening(self, port: int, host: str = "127.0.0.1") -> None:
         """
         Refuse new connections to C{host:port}.
         """
         del self._servers[(host, port)]
 
-    def serveThriftMux(self, iface, handler, port=9090, host="127.0.0.1"):
+    def serveThriftMux(self, iface: type, handler: object, port: int = 9090, host: str = "127.0.0.1") -> Any:
         """
         Serve C{handler} for the generated service C{iface} at C{host:port}.
 
+        @param iface: the C{Iface} class of a service's generated code.
+        @param handler: an object with one method per service method.
         @return: the server factory (C{drainAll}, C{protocols}).
         """
         from txscales.thriftmux import serverFactory
@@ -70,23 +81,30 @@ class MemoryNetwork:
         self.listen(factory, port, host)
         return factory
 
-    def thriftMuxClient(self, iface, dest, **options):
+    def thriftMuxClient(self, iface: type, dest: str, **options: Any) -> Any:
         """
         Make a ThriftMux client whose connections go to this network.
 
+        @param iface: the C{Iface} class of a service's generated code.
+        @param dest: the destination, e.g. C{"tcp://127.0.0.1:9090"}.
         @param options: as for L{txscales.thriftmux.ThriftMux.newClient};
             pings are off unless C{pingInterval} is given.
+        @return: the client.
         """
         from txscales.thriftmux import ThriftMux
 
         options.setdefault("pingInterval", None)
         return ThriftMux.newClient(iface, dest, reactor=self.clock, endpointFactory=self.endpoint, **options)
 
-    def serveThrift(self, iface, handler, port=9090, host="127.0.0.1", transport="framed"):
+    def serveThrift(
+        self, iface: type, handler: object, port: int = 9090, host: str = "127.0.0.1", transport: str = "framed"
+    ) -> Any:
         """
         Serve C{handler} for the generated service C{iface} at C{host:port}
         over plain Thrift (C{transport} C{"framed"} or C{"buffered"}).
 
+        @param iface: the C{Iface} class of a service's generated code.
+        @param handler: an object with one method per service method.
         @return: the server factory (C{drainAll}, C{protocols}).
         """
         from txscales.thrift import serverFactory
@@ -95,19 +113,26 @@ class MemoryNetwork:
         self.listen(factory, port, host)
         return factory
 
-    def thriftClient(self, iface, dest, **options):
+    def thriftClient(self, iface: type, dest: str, **options: Any) -> Any:
         """
         Make a plain Thrift client whose connections go to this network.
 
+        @param iface: the C{Iface} class of a service's generated code.
+        @param dest: the destination, e.g. C{"tcp://127.0.0.1:9090"}.
         @param options: as for L{txscales.thrift.Thrift.newClient}.
+        @return: the client.
         """
         from txscales.thrift import Thrift
 
         return Thrift.newClient(iface, dest, reactor=self.clock, endpointFactory=self.endpoint, **options)
 
-    def endpoint(self, reactor, host, port, timeout=None):
+    def endpoint(self, reactor: Any, host: str, port: int, timeout: Optional[float] = None) -> IStreamClientEndpoint:
         """
-        @return: an C{IStreamClientEndpoint} connecting to C{host:port} on
+        @param reactor: ignored: connections are made on this network.
+        @param host: the server's address.
+        @param port: the server's port.
+        @param timeout: ignored: a connection is made at once or refused.
+        @return: an L{IStreamClientEndpoint} connecting to C{host:port} on
             this network (the signature of a client's C{endpointFactory}).
         """
         return _MemoryEndpoint(self, host, port)

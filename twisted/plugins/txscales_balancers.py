@@ -13,6 +13,11 @@ from txscales.interfaces import IBalancerFactory
 
 @implementer(IPlugin, IBalancerFactory)
 class _Balancer:
+    """
+    A balancer plugin: builds the class named C{target} (imported then), with
+    C{defaults} under the options the caller gives.
+    """
+
     def __init__(self, name, target, description, **defaults):
         self.name = name
         self.description = description
@@ -39,4 +44,4 @@ apertureScales = _Balancer(
     scales=True,
 )
 heap = _Balancer("heap", "txscales.balancer._heap.HeapBalancer", "Min-heap on outstanding requests.")
-roundRobin = _Balancer("round-robin", "txscales.balancer._heap.RoundRobinBalancer", "The next open node in turn.")
+roundRobin = _Balancer("round-robin", "txscales.balancer._roundrobin.RoundRobinBalancer", "The next open node in turn.")

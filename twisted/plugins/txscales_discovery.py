@@ -13,6 +13,10 @@ from txscales.interfaces import IDiscoveryScheme
 
 @implementer(IPlugin, IDiscoveryScheme)
 class _Static:
+    """
+    The C{tcp://} scheme: a static list of servers.
+    """
+
     scheme = "tcp"
     description = "A static list: tcp://host:port[,host:port...]."
 
@@ -23,6 +27,10 @@ class _Static:
 
 @implementer(IPlugin, IDiscoveryScheme)
 class _ZooKeeper:
+    """
+    The C{zk://} scheme: a ZooKeeper serverset, followed with watches.
+    """
+
     scheme = "zk"
     description = "A ZooKeeper serverset: zk://zkhost:port[,...]/path[#endpointName]."
 

@@ -5,9 +5,9 @@ follows the load.
 
 from zope.interface import implementer
 
-from txscales.interfaces import OPEN, STATUS_RANK, IBalancer
-from txscales.stack._budget import Ema
+from txscales._moving import Ema
 from txscales.balancer._p2c import DEFAULT_MAX_EFFORT, P2CBalancer
+from txscales.interfaces import OPEN, STATUS_RANK, IBalancer
 
 
 @implementer(IBalancer)

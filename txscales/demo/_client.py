@@ -109,13 +109,26 @@ class DemoRun:
 
 class DemoClientService(Service):
     """
-    Run a L{DemoRun} when started, print its summary, then stop the reactor.
+    Run a L{DemoRun} when started, print its summary and a C{RESULT:} line,
+    then stop the reactor.
+
+    @ivar status: the run's exit status once it ended: 0 after
+        C{RESULT: OK}, 1 after C{RESULT: FAILED}; None before.
     """
 
-    def __init__(self, options, reactor, out):
+    status = None
+
+    def __init__(self, options, reactor, out, setExitStatus=None):
+        """
+        @param options: C{dest}, C{count}, C{concurrency} and C{timeout}.
+        @param out: where to print (a text file).
+        @param setExitStatus: called with L{status} before the reactor is
+            stopped, or None.
+        """
         self._options = options
         self._reactor = reactor
         self._out = out
+        self._setExitStatus = setExitStatus
 
     def startService(self):
         Service.startService(self)
@@ -126,26 +139,34 @@ class DemoClientService(Service):
         from txscales.thriftmux import ThriftMux
 
         options = self._options
-        client = ThriftMux.newClient(
-            TestService.Iface,
-            options["dest"],
-            timeout=options["timeout"],
-            clientId="txscales-demo-client",
-            reactor=self._reactor,
-        )
         self._out.write(
             "txscales demo-client: %d calls to %s, %d outstanding, timeout %gs\n"
             % (options["count"], options["dest"], options["concurrency"], options["timeout"])
         )
+        client = None
+        failed = True
         try:
+            client = ThriftMux.newClient(
+                TestService.Iface,
+                options["dest"],
+                timeout=options["timeout"],
+                clientId="txscales-demo-client",
+                reactor=self._reactor,
+            )
             first = yield client.query("x")
             self._out.write('query("x") = %r\n' % (first,))
             run = yield DemoRun(client, options["count"], options["concurrency"], out=self._out).run()
             self._out.write(run.summary())
-            self._out.write("RESULT: %s\n" % ("OK" if run.wrong == 0 and not run.failures else "FAILED",))
+            failed = run.wrong or run.failures
+            self._out.write("RESULT: %s\n" % ("FAILED" if failed else "OK",))
         except Exception as e:
             self._out.write("RESULT: FAILED (%s: %s)\n" % (type(e).__name__, e))
+        self._out.flush()
+        try:
+            if client is not None:
+                yield client.close()
         finally:
-            self._out.flush()
-            yield client.close()
+            self.status = 1 if failed else 0
+            if self._setExitStatus is not None:
+                self._setExitStatus(self.status)
             self._reactor.stop()

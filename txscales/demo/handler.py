@@ -4,6 +4,7 @@ The demo C{TestService} handler.
 
 from twisted.internet.task import deferLater
 
+from txscales._reactor import defaultReactor
 from txscales.demo.gen.ttypes import InvalidQueryException
 
 
@@ -17,9 +18,7 @@ class TestServiceHandler:
     __test__ = False  # not a test case, whatever its name
 
     def __init__(self, clock=None):
-        if clock is None:
-            from twisted.internet import reactor as clock
-        self._clock = clock
+        self._clock = defaultReactor(clock)
         self.messages = []
 
     def query(self, x):

@@ -8,7 +8,16 @@ come from L{txscales.interfaces.IDiscoveryScheme} plugins in
 C{twisted/plugins/}.
 """
 
-from txscales.discovery._resolve import resolveDestination
-from txscales.discovery._serverset import Member, formatMember, parseMember
+from txscales.discovery._resolve import parseStatic, resolveDestination
+from txscales.discovery._serverset import Member, formatMember, parseMember, parseZooKeeperUri
 
-__all__ = ["Member", "formatMember", "parseMember", "resolveDestination"]
+__all__ = ["AnnouncedService", "Member", "formatMember", "parseMember", "parseStatic", "parseZooKeeperUri", "resolveDestination"]
+
+
+def __getattr__(name):
+    # Imported on first use: kazoo costs every client its import time.
+    if name == "AnnouncedService":
+        from txscales.discovery._zookeeper import AnnouncedService
+
+        return AnnouncedService
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))

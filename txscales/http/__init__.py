@@ -7,9 +7,9 @@ HTTP clients on the client stack, and Thrift over HTTP.
 """
 
 from txscales.http._client import HttpClient, buildHttpClient
-from txscales.http._thrift import ThriftHttpClient, ThriftResource, buildThriftHttpClient
+from txscales.http._thrift import ThriftHttpClient, ThriftHttpServerService, ThriftResource, buildThriftHttpClient
 
-__all__ = ["Http", "HttpClient", "ThriftHttp", "ThriftHttpClient", "ThriftResource"]
+__all__ = ["Http", "HttpClient", "ThriftHttp", "ThriftHttpClient", "ThriftHttpServerService", "ThriftResource"]
 
 
 class Http:

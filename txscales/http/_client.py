@@ -10,17 +10,29 @@ from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.python.failure import Failure
-from twisted.web import _newclient
-from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
+
+# RequestNotSent has no public name: twisted.web.client imports it but leaves
+# it out of __all__.  A connection that can no longer send a request fails
+# the request with it, before writing anything.
+from twisted.web._newclient import RequestNotSent
+from twisted.web.client import (
+    Agent,
+    BrowserLikePolicyForHTTPS,
+    HTTPConnectionPool,
+    RequestTransmissionFailed,
+    ResponseFailed,
+    ResponseNeverReceived,
+)
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
 import treq
 from treq.client import HTTPClient
 
+from txscales._reactor import defaultReactor
 from txscales.errors import ConnectError, ConnectionLostError, HttpStatusError, TlsError
 from txscales.interfaces import CLOSED, OPEN, IEndpoint
-from txscales.stack._client import buildStack
+from txscales.stack import buildStack
 
 _CONNECT_ERRORS = (
     netError.ConnectError,
@@ -105,9 +117,9 @@ class HttpEndpoint:
             return failure
         if failure.check(*_CONNECT_ERRORS):
             raise ConnectError("cannot connect to %s: %s" % (self._base, failure.value))
-        if failure.check(_newclient.RequestNotSent):
+        if failure.check(RequestNotSent):
             raise ConnectionLostError(failure, mayHaveReachedServer=False)
-        if failure.check(_newclient.ResponseNeverReceived, _newclient.ResponseFailed, _newclient.RequestTransmissionFailed):
+        if failure.check(ResponseNeverReceived, ResponseFailed, RequestTransmissionFailed):
             reasons = getattr(failure.value, "reasons", [])
             if reasons and all(isinstance(r, Failure) and r.check(CancelledError) for r in reasons):
                 return Failure(CancelledError())
@@ -251,8 +263,7 @@ def buildHttpClient(
     """
     Build an HTTP client; see L{txscales.http.Http.newClient}.
     """
-    if reactor is None:
-        from twisted.internet import reactor
+    reactor = defaultReactor(reactor)
     pool = HTTPConnectionPool(reactor, persistent=persistent)
     pool.maxPersistentPerHost = maxPersistentPerHost
     policy = _TrustRootPolicy(trustRoot) if trustRoot is not None else BrowserLikePolicyForHTTPS()

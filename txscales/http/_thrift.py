@@ -13,7 +13,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from txscales._listening import ListeningService
-from txscales.errors import BadMessageError, HttpStatusError
+from txscales.errors import BadMessageError, HttpStatusError, RequestNackedError
 from txscales.thrift import ThriftProcessor, decodeReply, describeService, encodeCall, proxyClass
 
 CONTENT_TYPE = b"application/x-thrift"
@@ -100,6 +100,10 @@ class ThriftResource(Resource):
             request.setResponseCode(400)
             request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
             return ("not a Thrift message: %s\n" % (e,)).encode("utf-8")
+        except RequestNackedError:
+            # Refused at once: 503, as for a refusal made later.
+            request.setResponseCode(503)
+            return b""
         request.setHeader(b"Content-Type", CONTENT_TYPE)
         if not isinstance(result, Deferred):
             return result

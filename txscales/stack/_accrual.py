@@ -3,8 +3,9 @@ Failure accrual and fail-fast, per endpoint (MUX.md 3.3).  Plain Python;
 time and randomness are parameters.
 """
 
+from txscales._backoff import equalJittered, exponentialJittered
+from txscales._moving import WindowedAdder
 from txscales.interfaces import BUSY, OPEN
-from txscales.stack._budget import WindowedAdder, equalJittered, exponentialJittered
 
 ALIVE = "alive"
 DEAD = "dead"
@@ -126,6 +127,8 @@ class FailFast:
     @param connect: a callable returning a Deferred that fires when a
         connection is made, or fails.
     @ivar down: whether the endpoint is marked down.
+    @ivar reason: while it is down, the exception its last connection
+        attempt failed with (None if not known).
     @ivar attempts: background reconnection attempts made.
     """
 
@@ -139,16 +142,20 @@ class FailFast:
         self._timer = None
         self._attempt = None
         self.down = False
+        self.reason = None
         self.attempts = 0
 
-    def markDown(self):
+    def markDown(self, reason=None):
         """
         A connection attempt failed: mark the endpoint down and schedule a
         reconnection.
+
+        @param reason: the exception the attempt failed with, if known.
         """
         if self.down:
             return
         self.down = True
+        self.reason = reason
         self._backoff = exponentialJittered(self._start, self._maximum, self._random)
         self._schedule()
 
@@ -164,11 +171,13 @@ class FailFast:
     def _up(self, _):
         self._attempt = None
         self.down = False
+        self.reason = None
         self._backoff = None
 
     def _failed(self, failure):
         self._attempt = None
         if self.down:
+            self.reason = failure.value
             self._schedule()
 
     def stop(self):
@@ -176,6 +185,7 @@ class FailFast:
         Stop trying.
         """
         self.down = False
+        self.reason = None
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None

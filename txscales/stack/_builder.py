@@ -46,7 +46,7 @@ class ClientBuilder:
 
     def random(self, random):
         """
-        Use C{random} (a L{random.Random}) for balancing and trace ids.
+        Use C{random} (a C{random.Random}) for balancing and trace ids.
         """
         self._options["random"] = random
         return self

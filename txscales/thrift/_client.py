@@ -19,7 +19,7 @@ from txscales._connection import DiscardedCall, noDelay
 from txscales.errors import ConnectError, ConnectionLostError, ProtocolError
 from txscales.interfaces import BUSY, CLOSED, OPEN, IEndpoint
 from txscales.pool import WatermarkPool
-from txscales.stack._client import STACK_OPTIONS, StackClient, buildStack
+from txscales.stack import STACK_OPTIONS, StackClient, buildStack
 from txscales.thrift._codec import describeService
 from txscales.thrift._framing import BINARY, DEFAULT_MAX_MESSAGE_SIZE, FRAMED
 from txscales.thrift._proxy import proxyClass
@@ -358,7 +358,7 @@ class ThriftClient(StackClient):
     L{txscales.errors.TxScalesError}.  One-way methods fire with None once
     the call is written.
 
-    @ivar stack: the L{txscales.stack._client.ClientStack} calls go through.
+    @ivar stack: the L{txscales.stack.ClientStack} calls go through.
     """
 
     def __init__(self, methods, stack, protocol, timeout):

@@ -4,6 +4,7 @@ Serve a generated Thrift service from a handler object.
 The handler's methods take the IDL arguments in order and return a value, a
 Deferred, or a coroutine.  Declared exceptions travel as themselves; any
 other failure becomes a C{TApplicationException} reply, as Finagle does.
+A handler refuses a call by raising (or failing with) L{RequestNackedError}.
 """
 
 from struct import Struct
@@ -33,6 +34,16 @@ _uint = Struct(">I")
 _int = Struct(">i")
 
 
+def missingMethods(iface, handler):
+    """
+    @param iface: a generated C{Iface} class.
+    @param handler: a handler for it.
+    @return: the names of C{iface}'s methods that C{handler} lacks, sorted
+        (its calls would be answered "Invalid method name").
+    """
+    return sorted(name for name in describeService(iface) if not callable(getattr(handler, name, None)))
+
+
 class ThriftProcessor:
     """
     Turn Thrift call bytes into reply bytes by calling a handler.
@@ -54,9 +65,16 @@ class ThriftProcessor:
         """
         Process one Thrift call.
 
+        The result is never a L{Failure}.  A refusal made at once is
+        raised: that costs the usual answer (bytes) nothing, neither a
+        Deferred nor another type check, and servers meet it where they
+        already catch what C{process} raises.
+
         @return: the reply bytes (C{b""} for a one-way call), or a Deferred
             of them.  A Deferred fails only with C{CancelledError} (the call
             was discarded) or L{RequestNackedError} (the handler refused it).
+        @raise RequestNackedError: when the handler refused the call at once
+            (raised it synchronously).
         @raise BadMessageError: when C{data} is not a Thrift message.
         """
         if data[:4] == _BINARY_CALL and len(data) >= 12:
@@ -95,8 +113,11 @@ class ThriftProcessor:
             if kind is CoroutineType:
                 result = Deferred.fromCoroutine(result)
                 kind = Deferred
+        except RequestNackedError:
+            raise
         except Exception:
-            return self._failed(Failure(), method, seqid, protocol)
+            # Even a CancelledError: nothing discarded this call.
+            return self._encodeFailure(Failure(), method, seqid, protocol)
         # isinstance() against Deferred (a Generic, so an ABCMeta class) is
         # slow: values of the usual types are never Deferreds.
         if kind is Deferred or (kind not in _PLAIN and isinstance(result, Deferred)):
@@ -115,10 +136,19 @@ class ThriftProcessor:
             return b""
         return encodeResult(method, seqid, protocol, value)
 
-    @staticmethod
-    def _failed(failure, method, seqid, protocol):
+    @classmethod
+    def _failed(cls, failure, method, seqid, protocol):
         if failure.check(CancelledError, RequestNackedError):
             return failure
+        return cls._encodeFailure(failure, method, seqid, protocol)
+
+    @staticmethod
+    def _encodeFailure(failure, method, seqid, protocol):
+        """
+        @return: the reply bytes for a handler's C{failure}: its declared
+            exception, or a C{TApplicationException} (C{b""} for a one-way
+            call, whose failure is logged).
+        """
         if method.oneway:
             _log.failure("one-way call {name} failed", failure, name=method.name)
             return b""

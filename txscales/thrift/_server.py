@@ -114,14 +114,11 @@ class ThriftServerProtocol(Protocol):
             self.transport.loseConnection()
             return
         except Exception:
+            # A handler's nack, raised at once, ends here too.
             self._failed(Failure(), call.requestId)
             return
         if type(result) is bytes:
             self._session.reply(call.requestId, result)
-            return
-        if isinstance(result, Failure):
-            # The processor hands back a handler's synchronous nack as is.
-            self._failed(result, call.requestId)
             return
         self._inflight[call.requestId] = result
         result.addCallbacks(self._replied, self._failed, (call.requestId,), None, (call.requestId,))

@@ -9,7 +9,7 @@ from twisted.internet.defer import fail
 
 from txscales.errors import RequestTimeoutError, UnsupportedError
 from txscales.mux._client import MuxEndpoint, MuxRequest
-from txscales.stack._client import STACK_OPTIONS, StackClient, buildStack
+from txscales.stack import STACK_OPTIONS, StackClient, buildStack
 from txscales.thrift._codec import decodeReply, describeService, encodeCall
 from txscales.thrift._proxy import proxyClass
 from txscales.thriftmux._contexts import currentRequest, outgoingContexts
@@ -21,7 +21,7 @@ class ThriftMuxClient(StackClient):
     returns a Deferred firing with its result, failing with a declared
     Thrift exception as itself, or with a L{txscales.errors.TxScalesError}.
 
-    @ivar stack: the L{txscales.stack._client.ClientStack} calls go through.
+    @ivar stack: the L{txscales.stack.ClientStack} calls go through.
     """
 
     def __init__(self, methods, stack, reactor, timeout, clientId, random):

@@ -1,22 +1,25 @@
 """
-The middle and the bottom of the client stack: the L{Dispatcher} (stats,
-requeues and the balancer) and the L{EndpointNode} of each server.  The
-stack is put together, with the reason for each layer's place, in
-L{txscales.stack._client.ClientStack}.
+The middle of the client stack: the L{Dispatcher} (stats, requeues and the
+balancer).  The stack is put together, with the reason for each layer's
+place, in L{txscales.stack._clientstack.ClientStack}.
 """
 
 from math import ceil
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
-from twisted.internet.defer import CancelledError, fail
+from twisted.internet.defer import CancelledError, Deferred, fail
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
-from txscales.errors import ConnectError, TxScalesError
-from txscales.interfaces import CLOSED, OPEN, INode
-from txscales.stack._accrual import ALIVE
+from txscales.errors import TxScalesError
+from txscales.interfaces import IBalancer
+
+if TYPE_CHECKING:
+    from txscales.stack._retrybudget import NoRetryBudget, RetryBudget
+    from txscales.stats import ClientStats
 
 
-def isRequeueable(failure):
+def isRequeueable(failure: Failure) -> bool:
     """
     @return: whether C{failure} is safe to send again elsewhere: a txscales
         error that certainly did not reach the server and is retryable.
@@ -36,14 +39,14 @@ class Dispatcher:
     successful call deposits in the budget.
 
     These are four layers (stats, requeue, balancer, node) in the order of
-    L{txscales.stack._client.ClientStack}'s docstring; they share one
+    L{txscales.stack._clientstack.ClientStack}'s docstring; they share one
     callback because every call pays for each callback it carries.  For
     the same reason a request's C{decode} (if not None) turns the answer
     into the call's result in that callback too.
 
-    The balancer's nodes are L{EndpointNode}s: beyond L{INode}, the
-    Dispatcher uses their C{send}, C{succeeded}, C{failed}, C{retiring} and
-    C{close}.
+    The balancer's nodes are L{txscales.stack._node.EndpointNode}s: beyond
+    L{txscales.interfaces.INode}, the Dispatcher uses their C{send},
+    C{succeeded}, C{failed}, C{retiring} and C{close}.
 
     @param policy: an optional user retry policy, C{policy(failure,
         attempt)} returning whether to retry a failure that may have reached
@@ -53,7 +56,15 @@ class Dispatcher:
     @ivar budgetExhausted: requeues refused for want of budget.
     """
 
-    def __init__(self, balancer, clock, budget, maxRequeues=25, policy=None, stats=None):
+    def __init__(
+        self,
+        balancer: IBalancer,
+        clock: IReactorTime,
+        budget: "Union[RetryBudget, NoRetryBudget]",
+        maxRequeues: int = 25,
+        policy: Optional[Callable[[Failure, int], bool]] = None,
+        stats: "Optional[ClientStats]" = None,
+    ) -> None:
         self.balancer = balancer
         self._clock = clock
         self._budget = budget
@@ -63,7 +74,7 @@ class Dispatcher:
         self.requeues = 0
         self.budgetExhausted = 0
 
-    def after(self, ready, request):
+    def after(self, ready: Deferred, request: Any) -> Deferred:
         """
         Dispatch C{request} once C{ready} fires (counted from now); fail it
         with C{ready}'s failure.
@@ -75,7 +86,7 @@ class Dispatcher:
             lambda _: self._attempt(request, 0, start), self._finished, errbackArgs=(start,)
         )
 
-    def _attempt(self, request, retries=0, start=None):
+    def _attempt(self, request: Any, retries: int = 0, start: Optional[float] = None) -> Deferred:
         """
         Send attempt number C{retries} of a call made at C{start} (None for
         a call starting now).
@@ -151,86 +162,3 @@ class Dispatcher:
         if self._stats is not None:
             self._stats.requeued()
         return True
-
-
-@implementer(INode)
-class EndpointNode:
-    """
-    One endpoint in the stack: fail-fast on connect failures, failure
-    accrual on failed requests, and the endpoint's session.
-
-    @ivar endpoint: the session manager (e.g. a
-        L{txscales.mux._client.MuxEndpoint}); called with a request.
-    @ivar accrual: its L{FailureAccrual}, or None.
-    @ivar failFast: its L{FailFast}.
-    @ivar requests: how many requests were sent to it.
-    """
-
-    def __init__(self, endpoint, accrual, failFast, token):
-        self.endpoint = endpoint
-        self.accrual = accrual
-        self.failFast = failFast
-        self.token = token
-        self.pending = 0
-        self.requests = 0
-        self.retiring = False
-
-    @property
-    def status(self):
-        if self.failFast.down:
-            return CLOSED
-        endpointStatus = self.endpoint.status
-        accrual = self.accrual
-        if accrual is not None and accrual.state != ALIVE and accrual.status != OPEN:
-            return accrual.status if endpointStatus != CLOSED else CLOSED
-        return endpointStatus
-
-    def send(self, request):
-        """
-        Send C{request} to the endpoint; the caller must report the outcome
-        to L{succeeded} or L{failed}.
-
-        @return: the endpoint's Deferred.
-        """
-        if self.failFast.down:
-            return fail(ConnectError("%s is down (reconnecting in the background)" % (self.endpoint,)))
-        self.requests += 1
-        if self.accrual is not None:
-            self.accrual.admit()
-        return self.endpoint(request)
-
-    def succeeded(self):
-        """
-        A request sent with L{send} succeeded.
-        """
-        if self.accrual is not None:
-            self.accrual.success()
-
-    def failed(self, failure):
-        """
-        A request sent with L{send} failed with C{failure}.
-        """
-        if failure.check(ConnectError):
-            self.failFast.markDown()
-        elif self.accrual is not None and not failure.check(CancelledError) and not isRequeueable(failure):
-            self.accrual.failure()
-
-    def retire(self):
-        """
-        The node left the destination: close it once its requests finish.
-        """
-        self.retiring = True
-        if not self.pending:
-            self.close()
-
-    def close(self):
-        """
-        Stop background work and close the endpoint's session.
-        """
-        self.failFast.stop()
-        if self.accrual is not None:
-            self.accrual.stop()
-        return self.endpoint.close()
-
-    def __repr__(self):
-        return "<EndpointNode %s status=%s pending=%d>" % (self.endpoint, self.status, self.pending)

@@ -2,14 +2,24 @@
 The client stack: from a request to one endpoint's session, in one place.
 """
 
+from random import Random
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Union
+
 from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 
 from txscales._plugins import balancerFactory
 from txscales.errors import ClientClosedError, DiscoveryError
+from txscales.interfaces import IDestination, IEndpoint
 from txscales.stack._accrual import FailFast, FailureAccrual
-from txscales.stack._budget import RetryBudget
-from txscales.stack._filters import Dispatcher, EndpointNode
+from txscales.stack._dispatcher import Dispatcher
+from txscales.stack._node import EndpointNode
+from txscales.stack._retrybudget import NoRetryBudget, RetryBudget
 from txscales.stack._timeout import TimeoutFilter
+
+if TYPE_CHECKING:
+    from txscales.stats import ClientStats
 
 
 class ClientStack:
@@ -57,19 +67,19 @@ class ClientStack:
 
     def __init__(
         self,
-        clock,
-        random,
-        destination,
-        makeEndpoint,
-        balancer="p2c",
-        balancerOptions=None,
-        retryBudget=None,
-        maxRequeues=25,
-        retryPolicy=None,
-        failureAccrual=None,
-        failFast=None,
-        stats=None,
-    ):
+        clock: IReactorTime,
+        random: Random,
+        destination: IDestination,
+        makeEndpoint: Callable[[str, int], IEndpoint],
+        balancer: str = "p2c",
+        balancerOptions: Optional[Dict[str, Any]] = None,
+        retryBudget: Union[RetryBudget, NoRetryBudget, None] = None,
+        maxRequeues: int = 25,
+        retryPolicy: Optional[Callable[[Failure, int], bool]] = None,
+        failureAccrual: Union[Dict[str, Any], bool, None] = None,
+        failFast: Optional[Dict[str, float]] = None,
+        stats: "Optional[ClientStats]" = None,
+    ) -> None:
         self._clock = clock
         self._random = random
         self._accrualOptions = {} if failureAccrual is None else failureAccrual
@@ -78,10 +88,10 @@ class ClientStack:
         self._makeEndpoint = makeEndpoint
         self._resolved = False
         self._discoveryFailure = None
-        self._waiters = []
+        self._waiters: List[Deferred] = []
         self.balancer = balancerFactory(balancer).build(clock, random, **(balancerOptions or {}))
         self.budget = retryBudget if retryBudget is not None else RetryBudget(clock.seconds)
-        self.nodes = []
+        self.nodes: List[EndpointNode] = []
         self.dispatcher = Dispatcher(self.balancer, clock, self.budget, maxRequeues, retryPolicy, stats)
         if stats is not None:
             stats.watch(self)
@@ -115,7 +125,7 @@ class ClientStack:
         self._waiters.append(waiter)
         return self.dispatcher.after(waiter, request)
 
-    def whenReady(self):
+    def whenReady(self) -> "Deferred[ClientStack]":
         """
         @return: a Deferred firing when the destination has given its first
             set of servers, or failing with L{DiscoveryError}.
@@ -135,7 +145,7 @@ class ClientStack:
         failFast = FailFast(self._clock, self._random, endpoint.getProtocol, **self._failFastOptions)
         return EndpointNode(endpoint, accrual, failFast, self._random.random())
 
-    def update(self, endpoints):
+    def update(self, endpoints: Iterable[IEndpoint]) -> None:
         """
         Replace the endpoints; nodes of endpoints that remain are kept, and
         requests in flight on removed ones finish before they close.
@@ -152,7 +162,7 @@ class ClientStack:
         for node in current.values():
             node.retire()
 
-    def __call__(self, request):
+    def __call__(self, request: Any) -> Deferred:
         if self._closed:
             return fail(ClientClosedError("the client is closed"))
         try:
@@ -164,7 +174,7 @@ class ClientStack:
         except Exception as e:
             return fail(e)
 
-    def close(self):
+    def close(self) -> Deferred:
         """
         Close every endpoint; later calls fail with L{ClientClosedError}.
 
@@ -179,96 +189,4 @@ class ClientStack:
 
 
 def _closedFailure():
-    from twisted.python.failure import Failure
-
     return Failure(DiscoveryError("the client was closed before discovery finished"))
-
-
-STACK_OPTIONS = (
-    "balancer",
-    "balancerOptions",
-    "retryBudget",
-    "maxRequeues",
-    "retryPolicy",
-    "failureAccrual",
-    "failFast",
-)
-"""The settings of a client that belong to its L{ClientStack}."""
-
-
-def buildStack(
-    dest,
-    makeEndpoint,
-    reactor,
-    label,
-    random=None,
-    stats=True,
-    registry=None,
-    discoveryTimeout=10.0,
-    **stackOptions
-):
-    """
-    Build the stack of a protocol's client: resolve C{dest}, count in
-    metrics under C{label}, make nodes with C{makeEndpoint(host, port,
-    stats)}.
-
-    @param stackOptions: the L{STACK_OPTIONS} settings.
-    @return: a L{ClientStack}.
-    """
-    import random as _random
-
-    from txscales.discovery import resolveDestination
-    from txscales.stats import ClientStats
-
-    clientStats = ClientStats(label, registry) if stats else None
-    destination = resolveDestination(dest, reactor, connectTimeout=discoveryTimeout)
-    return ClientStack(
-        reactor,
-        random if random is not None else _random.Random(),
-        destination,
-        lambda host, port: makeEndpoint(host, port, clientStats),
-        stats=clientStats,
-        **stackOptions
-    )
-
-
-_UNSET = object()
-
-
-class StackClient:
-    """
-    Base of the client proxies whose calls go through a L{ClientStack}
-    (in C{self.stack}, with the default timeout in C{self._timeout}).
-    """
-
-    def withOptions(self, timeout=_UNSET):
-        """
-        Return a view of this client that shares its connections but uses
-        other options for its calls.
-
-        @param timeout: the per-call timeout in seconds, or None for none.
-        """
-        view = type(self).__new__(type(self))
-        view.__dict__.update(self.__dict__)
-        if timeout is not _UNSET:
-            view._timeout = timeout
-        return view
-
-    def whenReady(self):
-        """
-        @return: a Deferred firing with the client once its destination has
-            given the first set of servers (at once for C{tcp://}), or
-            failing with L{txscales.errors.DiscoveryError} (for example when
-            ZooKeeper cannot be reached within C{discoveryTimeout}).
-        """
-        return self.stack.whenReady().addCallback(lambda _: self)
-
-    def close(self):
-        """
-        Close the client's connections (those in use once their call
-        ends); later calls fail with L{txscales.errors.ClientClosedError}.
-
-        @return: a Deferred firing when they are closed.
-        """
-        return self.stack.close()
-

@@ -1,1 +1,0 @@
-Destinations are resolved by discovery plugins keyed by URI scheme: ``tcp://`` static lists and ``zk://`` ZooKeeper serversets (Finagle and Aurora JSON, ALIVE members only, named endpoints, kept current with watches and through ZooKeeper outages); ``twistd txscales serve|demo-server --announce zk://...`` announces a server and withdraws it before draining.

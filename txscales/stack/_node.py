@@ -1,0 +1,115 @@
+"""
+The bottom of the client stack: the L{EndpointNode} of each server, which
+the balancer picks from.  The stack is put together, with the reason for
+each layer's place, in L{txscales.stack._clientstack.ClientStack}.
+"""
+
+from typing import Any, Optional
+
+from twisted.internet.defer import CancelledError, Deferred, fail
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from txscales.errors import ConnectError
+from txscales.interfaces import CLOSED, OPEN, IEndpoint, INode
+from txscales.stack._accrual import ALIVE, FailFast, FailureAccrual
+from txscales.stack._dispatcher import isRequeueable
+
+
+@implementer(INode)
+class EndpointNode:
+    """
+    One endpoint in the stack: fail-fast on connect failures, failure
+    accrual on failed requests, and the endpoint's session.
+
+    @ivar endpoint: the session manager (e.g. a
+        L{txscales.mux._client.MuxEndpoint}); called with a request.
+    @ivar accrual: its L{FailureAccrual}, or None.
+    @ivar failFast: its L{FailFast}.
+    @ivar requests: how many requests were sent to it.
+    """
+
+    def __init__(self, endpoint: IEndpoint, accrual: Optional[FailureAccrual], failFast: FailFast, token: float) -> None:
+        self.endpoint = endpoint
+        self.accrual = accrual
+        self.failFast = failFast
+        self.token = token
+        self.pending = 0
+        self.requests = 0
+        self.retiring = False
+
+    @property
+    def status(self) -> str:
+        if self.failFast.down:
+            return CLOSED
+        endpointStatus = self.endpoint.status
+        accrual = self.accrual
+        if accrual is not None and accrual.state != ALIVE and accrual.status != OPEN:
+            return accrual.status if endpointStatus != CLOSED else CLOSED
+        return endpointStatus
+
+    def send(self, request: Any) -> Deferred:
+        """
+        Send C{request} to the endpoint; the caller must report the outcome
+        to L{succeeded} or L{failed}.
+
+        @return: the endpoint's Deferred.
+        """
+        if self.failFast.down:
+            return fail(self._downError())
+        self.requests += 1
+        if self.accrual is not None:
+            self.accrual.admit()
+        return self.endpoint(request)
+
+    def succeeded(self) -> None:
+        """
+        A request sent with L{send} succeeded.
+        """
+        if self.accrual is not None:
+            self.accrual.success()
+
+    def failed(self, failure: Failure) -> None:
+        """
+        A request sent with L{send} failed with C{failure}.
+        """
+        if failure.check(ConnectError):
+            self.failFast.markDown(failure.value)
+        elif self.accrual is not None and not failure.check(CancelledError) and not isRequeueable(failure):
+            self.accrual.failure()
+
+    def _downError(self) -> ConnectError:
+        """
+        @return: the L{ConnectError} of a request sent while the endpoint is
+            down, saying why its last connection attempt failed.
+        """
+        where = str(self.endpoint)
+        reason = self.failFast.reason
+        if reason is None:
+            cause = "%s is down" % (where,)
+        else:
+            cause = str(reason).rstrip(".") or type(reason).__name__
+            # The endpoints' own connect errors name them already.
+            if where not in cause:
+                cause = "%s: %s" % (where, cause)
+        return ConnectError("%s (reconnecting in the background)" % (cause,))
+
+    def retire(self) -> None:
+        """
+        The node left the destination: close it once its requests finish.
+        """
+        self.retiring = True
+        if not self.pending:
+            self.close()
+
+    def close(self) -> Deferred:
+        """
+        Stop background work and close the endpoint's session.
+        """
+        self.failFast.stop()
+        if self.accrual is not None:
+            self.accrual.stop()
+        return self.endpoint.close()
+
+    def __repr__(self) -> str:
+        return "<EndpointNode %s status=%s pending=%d>" % (self.endpoint, self.status, self.pending)
