@@ -17,13 +17,21 @@ times out or is cancelled closes its connection, so that its late answer
 can never be read by another call.
 """
 
+from txscales._reactor import defaultReactor
 from txscales.stack._builder import ClientBuilder
 from txscales.thrift._client import ThriftClient, buildClient
+from txscales.thrift._codec import decodeReply, describeService, encodeCall
 from txscales.thrift._framing import BINARY, BUFFERED, COMPACT, DEFAULT_MAX_MESSAGE_SIZE, FRAMED
-from txscales.thrift._processor import missingMethods
-from txscales.thrift._server import ThriftServerService, serverFactory
+from txscales.thrift._processor import ThriftProcessor, missingMethods
+from txscales.thrift._proxy import proxyClass
+from txscales.thrift._server import ThriftServerService, countedProcess, serverFactory
 
 __all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FRAMED", "BUFFERED", "BINARY", "COMPACT", "missingMethods"]
+
+# Also here, for txscales' other protocol packages (ThriftMux, Thrift over
+# HTTP) and txscales.testing, not for users: the call codec
+# (describeService, encodeCall, decodeReply), proxyClass, ThriftProcessor,
+# countedProcess and serverFactory.
 
 
 class ThriftBuilder(ClientBuilder):
@@ -142,8 +150,7 @@ class Thrift:
             add it to an application.
         @raise ValueError: for an unknown transport.
         """
-        if reactor is None:
-            from twisted.internet import reactor
+        reactor = defaultReactor(reactor)
         serverStats = None
         if stats:
             from txscales.stats import Stats

@@ -6,13 +6,16 @@ ThriftMux: Thrift over Mux, client and server, byte-compatible with Finagle.
     >>> d = client.query("x")          # fires with "xx"
 """
 
-from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE
+from txscales.mux.protocol import DEFAULT_MAX_FRAME_SIZE
+from txscales._reactor import defaultReactor
 from txscales.stack._builder import ClientBuilder
 from txscales.thriftmux._client import ThriftMuxClient, buildClient
 from txscales.thriftmux._contexts import RequestContext, TraceId, currentRequest
 from txscales.thriftmux._server import ThriftMuxServerService, serverFactory
 
 __all__ = ["ThriftMux", "ThriftMuxBuilder", "ThriftMuxClient", "RequestContext", "TraceId", "currentRequest"]
+
+# Also here, not for users: serverFactory, for txscales.testing.
 
 
 class ThriftMuxBuilder(ClientBuilder):
@@ -110,8 +113,7 @@ class ThriftMux:
         @return: a L{ThriftMuxServerService} (an C{IService}); start it, or
             add it to an application.
         """
-        if reactor is None:
-            from twisted.internet import reactor
+        reactor = defaultReactor(reactor)
         serverStats = None
         if stats:
             from txscales.stats import Stats
