@@ -7,23 +7,28 @@ with a private test CA.
 import json
 import sys
 import os
+from io import BytesIO
 
 import treq
 from prometheus_client import CollectorRegistry
 from twisted.internet import reactor
-from twisted.internet.defer import CancelledError, inlineCallbacks
+from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import deferLater
-from twisted.trial.unittest import TestCase
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.server import NOT_DONE_YET, Request, Site
+from twisted.web.test.requesthelper import DummyChannel
 
 from tests._tls import CertificateAuthority
 from tests._twistd import Subprocess, spawn, startTwistd
 from txscales.demo.gen import TestService
 from txscales.demo.gen.ttypes import InvalidQueryException
 from txscales.demo.handler import TestServiceHandler
-from txscales.errors import ConnectError, HttpStatusError, RequestTimeoutError, TlsError
+from txscales.errors import ConnectError, HttpStatusError, RequestNackedError, RequestTimeoutError, TlsError
 from txscales.http import Http, ThriftHttp
+from txscales.thrift import decodeReply, describeService, encodeCall
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -297,3 +302,71 @@ class ThriftHttpTests(ServersMixin, TestCase):
         )
         client = self.thriftClient(server.port, path="/")
         self.assertEqual((yield client.query("tw")), "twtw")
+
+
+class PendingHandler:
+    """
+    A C{TestService} handler whose C{query} answers when the test says.
+
+    @ivar calls: the Deferred of each C{query}, in order.
+    @ivar cancelled: how many of them were cancelled.
+    """
+
+    def __init__(self):
+        self.calls = []
+        self.cancelled = 0
+
+    def query(self, x):
+        def cancel(d):
+            self.cancelled += 1
+
+        d = Deferred(cancel)
+        self.calls.append(d)
+        return d
+
+
+class ThriftResourceTests(SynchronousTestCase):
+    """
+    L{ThriftResource} answers a call whose handler waits once it answers,
+    and never after its client went away.
+    """
+
+    def setUp(self):
+        self.handler = PendingHandler()
+        self.resource = ThriftHttp.newResource(TestService.Iface, self.handler)
+        self.method = describeService(TestService.Iface)["query"]
+        self.channel = DummyChannel()
+        self.request = Request(self.channel)
+        self.request.method = b"POST"
+        self.request.content = BytesIO(encodeCall(self.method, ("ab",), {}))
+        self.assertEqual(self.resource.render(self.request), NOT_DONE_YET)
+        [self.call] = self.handler.calls
+
+    def test_answer(self):
+        """
+        The handler's answer is written as the reply and ends the response.
+        """
+        self.call.callback("abab")
+        self.assertTrue(self.request.finished)
+        self.assertEqual(self.request.code, 200)
+        body = self.channel.transport.written.getvalue().split(b"\r\n\r\n", 1)[1]
+        self.assertEqual(decodeReply(self.method, body), "abab")
+
+    def test_failure(self):
+        """
+        A handler that refuses the call (a nack) gets the client a 503.
+        """
+        self.call.errback(RequestNackedError("busy"))
+        self.assertTrue(self.request.finished)
+        self.assertEqual(self.request.code, 503)
+
+    def test_clientGone(self):
+        """
+        A client going away cancels the handler's call, and nothing is
+        written to its request afterwards.
+        """
+        self.request.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.handler.cancelled, 1)
+        self.assertIsNone(self.successResultOf(self.call))
+        self.assertFalse(self.request.finished)
+        self.assertEqual(self.channel.transport.written.getvalue(), b"")

@@ -24,7 +24,7 @@ from txscales import stats
 from txscales.errors import ConnectError
 from txscales.stats import MetricsPage, Stats
 from txscales.testing import MemoryNetwork
-from txscales.thriftmux._server import serverFactory
+from txscales.thriftmux import serverFactory
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -11,19 +11,16 @@ page exports them.
 import time
 import weakref
 from bisect import bisect_left
+from typing import Any, Optional
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
-from twisted.application.service import Service
-from twisted.internet.defer import succeed
-from twisted.internet.endpoints import serverFromString
-from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-_log = Logger()
+from txscales._listening import ListeningService
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -268,34 +265,21 @@ class MetricsPage(Resource):
         return generate_latest(self._registry)
 
 
-class MetricsService(Service):
+class MetricsService(ListeningService):
     """
     Serve a registry's metrics (the global one unless another is given) at
     C{/metrics} on the server endpoint string C{listen}.
 
     @ivar port: the listening port, once started.
+    @ivar listening: a Deferred firing with the port once listening.
     """
 
-    def __init__(self, listen, reactor, registry=None):
-        self._listen = listen
-        self._reactor = reactor
+    servingFormat = "txscales: metrics on http://{host}:{port}/metrics"
+    description = "metrics"
+
+    def __init__(self, listen: str, reactor: Any = None, registry: Optional[CollectorRegistry] = None) -> None:
         root = Resource()
         root.putChild(b"metrics", MetricsPage(registry))
-        self._site = Site(root)
-        self._site.noisy = False
-        self.port = None
-
-    def startService(self):
-        Service.startService(self)
-        d = serverFromString(self._reactor, self._listen).listen(self._site)
-        d.addCallbacks(self._listening, lambda f: _log.failure("cannot serve metrics on {listen}", f, listen=self._listen))
-
-    def _listening(self, port):
-        self.port = port
-        address = port.getHost()
-        _log.info("txscales: metrics on http://{host}:{port}/metrics", host=address.host, port=address.port)
-
-    def stopService(self):
-        Service.stopService(self)
-        return self.port.stopListening() if self.port is not None else succeed(None)
-
+        site = Site(root)
+        site.noisy = False
+        ListeningService.__init__(self, site, listen, reactor)

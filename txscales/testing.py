@@ -75,7 +75,7 @@ class MemoryNetwork:
         @param handler: an object with one method per service method.
         @return: the server factory (C{drainAll}, C{protocols}).
         """
-        from txscales.thriftmux._server import serverFactory
+        from txscales.thriftmux import serverFactory
 
         factory = serverFactory(iface, handler, self.clock)
         self.listen(factory, port, host)
@@ -107,7 +107,7 @@ class MemoryNetwork:
         @param handler: an object with one method per service method.
         @return: the server factory (C{drainAll}, C{protocols}).
         """
-        from txscales.thrift._server import serverFactory
+        from txscales.thrift import serverFactory
 
         factory = serverFactory(iface, handler, self.clock, transport)
         self.listen(factory, port, host)

@@ -5,20 +5,16 @@ C{THttpServer}: each call is a POST whose body is one Thrift message
 response body.
 """
 
+from typing import Any, Optional
+
 import treq
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.endpoints import serverFromString
-from twisted.logger import Logger
+from twisted.internet.defer import Deferred, fail
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
+from txscales._listening import ListeningService
 from txscales.errors import BadMessageError, HttpStatusError, RequestNackedError
-from txscales.thrift._codec import decodeReply, describeService, encodeCall
-from txscales.thrift._processor import ThriftProcessor
-from txscales.thrift._proxy import proxyClass
-
-_log = Logger()
+from txscales.thrift import ThriftProcessor, decodeReply, describeService, encodeCall, proxyClass
 
 CONTENT_TYPE = b"application/x-thrift"
 
@@ -112,21 +108,10 @@ class ThriftResource(Resource):
         if not isinstance(result, Deferred):
             return result
         # The client going away cancels the handler.
-        request.notifyFinish().addErrback(lambda _: result.cancel())
-        result.addCallbacks(self._write, self._failed, (request,), None, (request,))
+        reply = _Reply(request)
+        request.notifyFinish().addErrback(reply.lost, result)
+        result.addCallbacks(reply.write, reply.failed)
         return NOT_DONE_YET
-
-    @staticmethod
-    def _write(body, request):
-        if not request.finished and not request._disconnected:
-            request.write(body)
-            request.finish()
-
-    @staticmethod
-    def _failed(failure, request):
-        if not request.finished and not request._disconnected:
-            request.setResponseCode(503)
-            request.finish()
 
     def render_GET(self, request):
         request.setResponseCode(405)
@@ -134,33 +119,57 @@ class ThriftResource(Resource):
         return b"POST Thrift calls here\n"
 
 
-class ThriftHttpServerService(Service):
+class _Reply:
+    """
+    Where the answer of a call made by a request goes: into that request,
+    unless its client went away first (C{notifyFinish()} then fails, and the
+    request can no longer be written to or finished).
+    """
+
+    def __init__(self, request):
+        self._request = request
+        self._gone = False
+
+    def lost(self, reason, call):
+        """
+        The client went away: cancel its C{call}.
+        """
+        self._gone = True
+        call.cancel()
+
+    def _open(self):
+        return not self._gone and not self._request.finished
+
+    def write(self, body):
+        """
+        Answer with the reply C{body}.
+        """
+        if self._open():
+            self._request.write(body)
+            self._request.finish()
+
+    def failed(self, failure):
+        """
+        The call failed without a reply: answer 503.
+        """
+        if self._open():
+            self._request.setResponseCode(503)
+            self._request.finish()
+
+
+class ThriftHttpServerService(ListeningService):
     """
     Serve a L{ThriftResource} at every path of an endpoint string.
 
+    @ivar port: the listening port once started.
     @ivar listening: a Deferred firing with the port once listening.
     """
 
-    def __init__(self, iface, handler, listen, reactor, description="Thrift over HTTP"):
-        self._site = Site(ThriftResource(iface, handler))
-        self._site.noisy = False
-        self._listen = listen
-        self._reactor = reactor
-        self._description = description
-        self.port = None
-        self.listening = Deferred()
+    description = "Thrift over HTTP"
 
-    def startService(self):
-        Service.startService(self)
-        d = serverFromString(self._reactor, self._listen).listen(self._site)
-        d.addCallbacks(self._listened, self.listening.errback)
-
-    def _listened(self, port):
-        self.port = port
-        address = port.getHost()
-        _log.info("txscales: serving {what} on {host}:{port}", what=self._description, host=address.host, port=address.port)
-        self.listening.callback(port)
-
-    def stopService(self):
-        Service.stopService(self)
-        return self.port.stopListening() if self.port is not None else succeed(None)
+    def __init__(
+        self, iface: type, handler: object, listen: str, reactor: Any = None, description: Optional[str] = None
+    ) -> None:
+        site = Site(ThriftResource(iface, handler))
+        site.noisy = False
+        ListeningService.__init__(self, site, listen, reactor, description=description)

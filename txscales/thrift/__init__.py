@@ -17,25 +17,32 @@ times out or is cancelled closes its connection, so that its late answer
 can never be read by another call.
 """
 
-from txscales.thrift._codec import BINARY, COMPACT
-from txscales.thrift._framing import BUFFERED, DEFAULT_MAX_MESSAGE_SIZE, FRAMED
-from txscales.thrift._processor import missingMethods
-
-# For the protocol packages built on Thrift (thriftmux, http), not for
-# users: the codec, the framed transport and the proxies; not in __all__.
-# They are bound before thrift._server is imported below, which imports
-# thriftmux, which imports them from here.
-from txscales.thrift._codec import decodeReply, describeService, encodeCall, encodeMessageHeader, readMessageBegin
-from txscales.thrift._framing import FramedDecoder, encodeFrame
-from txscales.thrift._proxy import proxyClass
-from txscales.thrift._session import InOrderReplies
-
 from txscales._reactor import defaultReactor
 from txscales.stack import ClientBuilder
 from txscales.thrift._client import ThriftClient, buildClient
-from txscales.thrift._server import ThriftServerService, serverFactory
+from txscales.thrift._codec import (
+    BINARY,
+    COMPACT,
+    decodeReply,
+    describeService,
+    encodeCall,
+    encodeMessageHeader,
+    readMessageBegin,
+)
+from txscales.thrift._framing import BUFFERED, DEFAULT_MAX_MESSAGE_SIZE, FRAMED, FramedDecoder, encodeFrame
+from txscales.thrift._processor import ThriftProcessor, missingMethods
+from txscales.thrift._proxy import proxyClass
+from txscales.thrift._server import ThriftServerService, countedProcess, serverFactory
+from txscales.thrift._session import InOrderReplies
 
 __all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FRAMED", "BUFFERED", "BINARY", "COMPACT", "missingMethods"]
+
+# Also here, for txscales' other protocol packages (ThriftMux, Thrift over
+# HTTP) and txscales.testing, not for users: the call codec
+# (describeService, encodeCall, decodeReply), proxyClass, ThriftProcessor,
+# countedProcess and serverFactory; and for ThriftMux's downgraded sessions,
+# the message header codec (encodeMessageHeader, readMessageBegin), the
+# framed transport (FramedDecoder, encodeFrame) and InOrderReplies.
 
 
 class ThriftBuilder(ClientBuilder):

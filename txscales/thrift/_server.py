@@ -8,6 +8,8 @@ Stopping the service stops listening, lets every connection finish the calls
 it received, and closes it.
 """
 
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -16,34 +18,50 @@ from twisted.python.failure import Failure
 
 from txscales._connection import noDelay
 from txscales._draining import DrainingFactory
+from txscales._listening import ListeningService
 from txscales.errors import ProtocolError, RequestNackedError
 from txscales.thrift._framing import DEFAULT_MAX_MESSAGE_SIZE, FRAMED
 from txscales.thrift._processor import ThriftProcessor
 from txscales.thrift._session import ServerSession
-from txscales.thriftmux._server import ThriftMuxServerService
+
+if TYPE_CHECKING:
+    from txscales.stats import Stats
 
 _log = Logger()
 
 
-def countedProcess(process, stats, clock):
+def countedProcess(process: Callable[[Any], Any], stats: "Stats", clock: Any) -> Callable[[Any], Any]:
     """
-    @param process: a L{ThriftProcessor}'s C{process}.
+    Count a server's calls: the one stats wrapper of the plain Thrift and
+    ThriftMux servers.
+
+    @param process: a function of one call (a Thrift message, a Mux
+        request) returning its reply bytes or a Deferred of them, or
+        raising.
     @param stats: a L{txscales.stats.Stats} for the server.
+    @param clock: an C{IReactorTime} (its C{seconds}).
     @return: C{process}, counting each call's outcome and latency in
         C{stats}.
     """
+    started = stats.started
+    succeeded = stats.succeeded
+    seconds = clock.seconds
 
-    def counted(message):
-        stats.started()
-        start = clock.seconds()
+    def counted(call):
+        started()
+        start = seconds()
         try:
-            result = process(message)
+            result = process(call)
         except Exception as e:
-            stats.failed(e, clock.seconds() - start)
+            stats.failed(e, seconds() - start)
             raise
+        # Replies are usually bytes: checked first, isinstance() is slower.
+        if type(result) is bytes:
+            succeeded(seconds() - start)
+            return result
         if isinstance(result, Deferred):
-            return stats.settled(result, clock.seconds, start)
-        stats.succeeded(clock.seconds() - start)
+            return stats.settled(result, seconds, start)
+        succeeded(seconds() - start)
         return result
 
     return counted
@@ -175,8 +193,20 @@ class ThriftServerFactory(DrainingFactory):
         return p
 
 
-def serverFactory(iface, handler, reactor, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, stats=None):
+def serverFactory(
+    iface: type,
+    handler: object,
+    reactor: Any,
+    transport: str = FRAMED,
+    maxMessageSize: int = DEFAULT_MAX_MESSAGE_SIZE,
+    stats: "Optional[Stats]" = None,
+) -> ThriftServerFactory:
     """
+    @param iface: the generated C{Iface} class.
+    @param handler: an object with one method per service method.
+    @param reactor: the reactor (its clock times drains and calls).
+    @param transport: C{"framed"} or C{"buffered"}.
+    @param maxMessageSize: the largest call (or frame) accepted.
     @param stats: a L{txscales.stats.Stats} for the server, or None.
     @return: a L{ThriftServerFactory} serving C{handler} for the generated
         service C{iface}.
@@ -187,7 +217,7 @@ def serverFactory(iface, handler, reactor, transport=FRAMED, maxMessageSize=DEFA
     return ThriftServerFactory(process, reactor, transport, maxMessageSize)
 
 
-class ThriftServerService(ThriftMuxServerService):
+class ThriftServerService(ListeningService):
     """
     A service that serves plain Thrift on a Twisted server endpoint string
     and, when stopped, stops listening, lets every connection answer the
@@ -198,3 +228,6 @@ class ThriftServerService(ThriftMuxServerService):
     @ivar port: the listening port once started.
     @ivar listening: a Deferred firing with the port once listening.
     """
+
+    defaultDrainTimeout = 10.0
+    description = "Thrift"

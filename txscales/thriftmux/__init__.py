@@ -15,6 +15,8 @@ from txscales.thriftmux._server import ThriftMuxServerService, serverFactory
 
 __all__ = ["ThriftMux", "ThriftMuxBuilder", "ThriftMuxClient", "RequestContext", "TraceId", "currentRequest"]
 
+# Also here, not for users: serverFactory, for txscales.testing.
+
 
 class ThriftMuxBuilder(ClientBuilder):
     """

@@ -3,23 +3,25 @@ The ThriftMux server: a Thrift handler behind a Mux listener that also
 serves framed Thrift and TTwitter clients on the same port.
 """
 
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import serverFromString
-from twisted.logger import Logger
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE
-from txscales.mux.protocol import MuxServerFactory
-from txscales.thrift._processor import ThriftProcessor
+from txscales._listening import ListeningService
+from txscales.mux.protocol import DEFAULT_MAX_FRAME_SIZE, MuxServerFactory
+from txscales.thrift import ThriftProcessor, countedProcess
 from txscales.thriftmux._contexts import RequestContext, currentRequest
 from txscales.thriftmux._vanilla import vanillaFallback
 
-_log = Logger()
+if TYPE_CHECKING:
+    from txscales.stats import Stats
 
 
-def thriftMuxService(processor, stats=None, clock=None):
+def thriftMuxService(
+    processor: ThriftProcessor, stats: "Optional[Stats]" = None, clock: Any = None
+) -> Callable[[Any], Any]:
     """
+    @param processor: the L{ThriftProcessor} of the handler.
     @param stats: a L{txscales.stats.Stats} for the server, or None.
+    @param clock: the C{IReactorTime} timing calls (with C{stats}).
     @return: a Mux service (C{Request -> bytes or Deferred}) running
         C{processor} with the request's contexts installed as
         L{currentRequest}, so that client calls from the handler inherit
@@ -38,37 +40,21 @@ def thriftMuxService(processor, stats=None, clock=None):
 
     if stats is None:
         return service
-
-    started = stats.started
-    succeeded = stats.succeeded
-    seconds = clock.seconds
-
-    def counted(request):
-        # service(), inline: one call less per request.
-        started()
-        start = seconds()
-        try:
-            token = setRequest(RequestContext(request.contexts))
-            try:
-                result = process(request.body)
-            finally:
-                resetRequest(token)
-        except Exception as e:
-            stats.failed(e, seconds() - start)
-            raise
-        if type(result) is bytes:
-            succeeded(seconds() - start)
-            return result
-        if isinstance(result, Deferred):
-            return stats.settled(result, clock.seconds, start)
-        succeeded(seconds() - start)
-        return result
-
-    return counted
+    return countedProcess(service, stats, clock)
 
 
-def serverFactory(iface, handler, reactor, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, stats=None):
+def serverFactory(
+    iface: type,
+    handler: object,
+    reactor: Any,
+    maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
+    stats: "Optional[Stats]" = None,
+) -> MuxServerFactory:
     """
+    @param iface: the generated C{Iface} class.
+    @param handler: an object with one method per service method.
+    @param reactor: the reactor (its clock times sessions and calls).
+    @param maxFrameSize: the largest frame accepted.
     @param stats: a L{txscales.stats.Stats} for the server, or None.
     @return: a L{MuxServerFactory} serving C{handler} for the generated
         service C{iface}, downgrading Thrift clients.
@@ -77,7 +63,7 @@ def serverFactory(iface, handler, reactor, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, 
     return MuxServerFactory(service, reactor, maxFrameSize, fallbacks=[vanillaFallback])
 
 
-class ThriftMuxServerService(Service):
+class ThriftMuxServerService(ListeningService):
     """
     A service that listens on a Twisted server endpoint string and, when
     stopped, stops listening, drains every session and closes.
@@ -87,42 +73,5 @@ class ThriftMuxServerService(Service):
     @ivar listening: a Deferred firing with the port once listening.
     """
 
-    def __init__(self, factory, listen, reactor, drainTimeout=10.0, description="ThriftMux"):
-        self.factory = factory
-        self._listen = listen
-        self._reactor = reactor
-        self._drainTimeout = drainTimeout
-        self._description = description
-        self.port = None
-        self.listening = Deferred()
-
-    def startService(self):
-        Service.startService(self)
-        endpoint = serverFromString(self._reactor, self._listen)
-        d = endpoint.listen(self.factory)
-        d.addCallbacks(self._listened, self._listenFailed)
-
-    def _listened(self, port):
-        self.port = port
-        address = port.getHost()
-        _log.info(
-            "txscales: serving {what} on {host}:{port}",
-            what=self._description,
-            host=address.host,
-            port=address.port,
-        )
-        self.listening.callback(port)
-
-    def _listenFailed(self, failure):
-        _log.failure("cannot listen on {listen}", failure, listen=self._listen)
-        self.listening.errback(failure)
-        if self._reactor.running:
-            self._reactor.stop()
-
-    def stopService(self):
-        Service.stopService(self)
-        _log.info("txscales: draining {n} session(s)", n=len(self.factory.protocols))
-        d = self.port.stopListening() if self.port is not None else succeed(None)
-        d.addCallback(lambda _: self.factory.drainAll(self._drainTimeout))
-        d.addCallback(lambda _: _log.info("txscales: all sessions closed"))
-        return d
+    defaultDrainTimeout = 10.0
+    description = "ThriftMux"

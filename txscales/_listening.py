@@ -1,0 +1,167 @@
+"""
+The listening service every txscales server runs under: listen on a Twisted
+server endpoint, log where, and when stopped, stop listening and (for a
+L{txscales._draining.DrainingFactory}) drain every connection.
+"""
+
+from typing import Any, Callable, List, Optional, Union
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import Service
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from txscales._reactor import defaultReactor
+
+_log = Logger()
+
+
+class ListeningService(StreamServerEndpointService):
+    """
+    Serve C{factory} on a Twisted server endpoint.
+
+    Starting listens (in C{privilegedStartService}, as twistd calls it
+    before dropping privileges) and logs C{txscales: serving DESCRIPTION on
+    HOST:PORT}.  Stopping stops listening; with a drain timeout, it then
+    drains every connection of the factory (a
+    L{txscales._draining.DrainingFactory}) and logs C{txscales: all sessions
+    closed}.
+
+    @cvar servingFormat: the log line once listening (a
+        L{twisted.logger} format with C{what}, C{host} and C{port}).
+    @cvar defaultDrainTimeout: the drain timeout when none is given (None:
+        stopping does not drain).
+    @ivar factory: the server factory.
+    @ivar description: what the service serves, for the log.
+    @ivar port: the listening port once listening, else None.
+    @ivar listening: a Deferred firing with the port once listening, or
+        failing with the reason listening failed.
+    """
+
+    servingFormat = "txscales: serving {what} on {host}:{port}"
+    defaultDrainTimeout: Optional[float] = None
+    description = "txscales"
+
+    def __init__(
+        self,
+        factory: IProtocolFactory,
+        listen: Union[str, IStreamServerEndpoint],
+        reactor: Any = None,
+        drainTimeout: Optional[float] = None,
+        description: Optional[str] = None,
+    ) -> None:
+        """
+        @param factory: the server factory.
+        @param listen: a Twisted server endpoint string (e.g.
+            C{"tcp:9090:interface=127.0.0.1"}) or an endpoint.
+        @param reactor: the reactor that parses C{listen} (default: the
+            global one).
+        @param drainTimeout: how long stopping lets the factory's
+            connections drain, in seconds, before aborting those still open
+            (default: L{defaultDrainTimeout}, whose None means that stopping
+            does not drain).
+        @param description: what the service serves, for the log (default:
+            the class's L{description}).
+        """
+        if isinstance(listen, str):
+            endpoint = serverFromString(defaultReactor(reactor), listen)
+        else:
+            endpoint = listen
+        reporting = _ReportingEndpoint(endpoint, self._listened, self._listenFailed)
+        StreamServerEndpointService.__init__(self, reporting, factory)
+        if description is not None:
+            self.description = description
+        self.port: Optional[IListeningPort] = None
+        self.listening: "Deferred[IListeningPort]" = Deferred()
+        self._listen = listen
+        self._drainTimeout = drainTimeout if drainTimeout is not None else self.defaultDrainTimeout
+        self._listenCalled = False
+        self._failedAtStart: Optional[List[Failure]] = None
+
+    def privilegedStartService(self) -> None:
+        """
+        Listen.
+
+        @raise Exception: why listening failed, when it fails at once (as it
+            does for a TCP port in use), so that twistd reports it and exits
+            with a non-zero status.  (L{StreamServerEndpointService} raises
+            only with its private C{_raiseSynchronously} flag, which
+            C{twisted.application.strports.service} sets; the failure is
+            taken here from the endpoint instead.)  A failure that comes
+            later fails L{listening} only.
+        """
+        self._listenCalled = True
+        failed = self._failedAtStart = []
+        try:
+            StreamServerEndpointService.privilegedStartService(self)
+        finally:
+            self._failedAtStart = None
+        if failed:
+            failed[0].raiseException()
+
+    def _listened(self, port: IListeningPort) -> IListeningPort:
+        self.port = port
+        address = port.getHost()
+        _log.info(self.servingFormat, what=self.description, host=address.host, port=address.port)
+        self.listening.callback(port)
+        return port
+
+    def _listenFailed(self, failure: Failure) -> None:
+        if not failure.check(CancelledError):
+            _log.error(
+                "txscales: cannot serve {what} on {listen}: {error}",
+                what=self.description,
+                listen=self._listen,
+                error=failure.value,
+            )
+        if self._failedAtStart is not None:
+            self._failedAtStart.append(failure)
+        self.listening.errback(failure)
+        # Reported: StreamServerEndpointService need not log it again.
+        return None
+
+    def stopService(self) -> "Deferred[None]":
+        """
+        Stop listening, then drain the connections if there is a drain
+        timeout.
+
+        @return: a Deferred firing once stopped (and drained).
+        """
+        if self._listenCalled:
+            d = StreamServerEndpointService.stopService(self)
+        else:
+            # Never started: nothing listens.
+            Service.stopService(self)
+            d = succeed(None)
+        if self._drainTimeout is None:
+            return d
+        factory, timeout = self.factory, self._drainTimeout
+        _log.info("txscales: draining {n} session(s)", n=len(factory.protocols))
+        d.addCallback(lambda _: factory.drainAll(timeout))
+        d.addCallback(lambda _: _log.info("txscales: all sessions closed"))
+        return d
+
+
+@implementer(IStreamServerEndpoint)
+class _ReportingEndpoint:
+    """
+    An endpoint that tells its service when it listens or cannot: the
+    listening port is what L{StreamServerEndpointService} keeps to itself.
+    """
+
+    def __init__(
+        self,
+        endpoint: IStreamServerEndpoint,
+        listened: Callable[[IListeningPort], IListeningPort],
+        failed: Callable[[Failure], None],
+    ) -> None:
+        self.endpoint = endpoint
+        self._listened = listened
+        self._failed = failed
+
+    def listen(self, factory: IProtocolFactory) -> "Deferred[Optional[IListeningPort]]":
+        return self.endpoint.listen(factory).addCallbacks(self._listened, self._failed)
