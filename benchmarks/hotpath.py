@@ -5,6 +5,11 @@ a busy connection delivers them.  Prints one JSON line.
 
     python benchmarks/hotpath.py [--kinds echo,thriftmux] [--concurrency 100] [--size 32]
 
+Kinds run by default: echo, thriftmux, thriftmux-nostats, thriftmux-timeout,
+mux-floor.  Also available: thriftmux-clientid (calls carry a client id)
+and mux-contexts (the Mux floor, its calls carrying Finagle's contexts as a
+plain list, as calls made while serving a request pass them on).
+
 Each round, the pump gives the server everything the client wrote, then the
 client everything the server wrote; C{--concurrency} calls are outstanding
 and each answer starts the next call, as in the throughput benchmark.  The
@@ -133,7 +138,7 @@ def echoSetup(size):
     return pair, (lambda: client.call(x)), x + x
 
 
-def thriftMuxSetup(size, stats, timeout=None):
+def thriftMuxSetup(size, stats, timeout=None, clientId=None):
     from twisted.internet.defer import succeed
 
     from txscales.demo.gen import TestService
@@ -163,6 +168,7 @@ def thriftMuxSetup(size, stats, timeout=None):
         reactor=clock,
         stats=stats,
         timeout=timeout,
+        clientId=clientId,
         pingInterval=None,
         endpointFactory=lambda reactor, host, port, timeout: Endpoint(),
     )
@@ -170,16 +176,17 @@ def thriftMuxSetup(size, stats, timeout=None):
     return pair, (lambda: client.query(x)), x + x
 
 
-def muxFloorSetup(size):
+def muxFloorSetup(size, contexts=()):
     """
     The floor under txscales' ThriftMux client: the same server, but calls
     made on the Mux protocol directly (encode, dispatch, decode; no client
-    stack, no contexts), to show what the stack costs and what it cannot.
+    stack, no contexts unless given), to show what the stack costs and what
+    it cannot.
     """
     from txscales.demo.gen import TestService
     from txscales.demo.handler import TestServiceHandler
     from txscales.mux.protocol import MuxClientProtocol
-    from txscales.thrift._codec import decodeReply, describeService, encodeCall
+    from txscales.thrift import decodeReply, describeService, encodeCall
     from txscales.thriftmux._server import serverFactory
 
     pair = Pair()
@@ -191,9 +198,20 @@ def muxFloorSetup(size):
     x = payload(size)
 
     def call():
-        return client.dispatch(encodeCall(method, (x,), {})).addCallback(lambda reply: decodeReply(method, reply.body))
+        return client.dispatch(encodeCall(method, (x,), {}), contexts).addCallback(
+            lambda reply: decodeReply(method, reply.body)
+        )
 
     return pair, call, x + x
+
+
+# Finagle's contexts (MUX.md 2.2) with values of their usual sizes.
+CONTEXTS = [
+    (b"com.twitter.finagle.tracing.TraceContext", bytes(32)),
+    (b"com.twitter.finagle.Retries", bytes(4)),
+    (b"com.twitter.finagle.Deadline", bytes(16)),
+    (b"com.twitter.finagle.thrift.ClientIdContext", b"hotpath"),
+]
 
 
 def measure(setup, concurrency, calls, warmup):
@@ -248,6 +266,8 @@ def main():
         "thriftmux-nostats": lambda: thriftMuxSetup(args.size, False),
         "thriftmux-timeout": lambda: thriftMuxSetup(args.size, True, timeout=1.0),
         "mux-floor": lambda: muxFloorSetup(args.size),
+        "thriftmux-clientid": lambda: thriftMuxSetup(args.size, True, clientId="hotpath"),
+        "mux-contexts": lambda: muxFloorSetup(args.size, CONTEXTS),
     }
     out = {"kind": "hotpath", "ok": True, "concurrency": args.concurrency, "size": args.size, "us": {}}
     for kind in args.kinds.split(","):

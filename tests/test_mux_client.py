@@ -35,7 +35,8 @@ from txscales.mux._messages import (
     encodeMessage,
 )
 from txscales.mux._clientsession import ClientSession
-from txscales.mux.protocol import BUSY, CLOSED, OPEN, DiscardedCall, MuxClientProtocol
+from txscales.interfaces import BUSY, CLOSED, OPEN
+from txscales.mux.protocol import DiscardedCall, MuxClientProtocol
 
 MARKER = bytes.fromhex("0000000f7f00000174696e697420636865636b")
 TINIT = bytes.fromhex(

@@ -15,7 +15,7 @@ from txscales.errors import (
     UnknownMessageTypeError,
 )
 from txscales.mux._fields import _readPairs, _readShortBytes
-from txscales.mux._framing import FrameDecoder, encodeDispatch, encodeFrames
+from txscales.mux._framing import KEY_SIZE_KEPT, KEYS_KEPT, FrameDecoder, encodeDispatch, encodeFrames
 from txscales.mux._shapes import LEARN_EVERY, MAX_PAIRS, MAX_SHAPES, Shape, Shapes
 from txscales.mux._messages import (
     FLAG_NON_RETRYABLE,
@@ -37,10 +37,12 @@ from txscales.mux._messages import (
     Tlease,
     Tping,
     Treq,
+    requestDecoder,
     encodeMessage,
     muxFailureContext,
     muxFailureFlags,
 )
+from txscales.mux._serversession import ServerSession
 
 TRACE = b"com.twitter.finagle.tracing.TraceContext"
 RETRIES = b"com.twitter.finagle.Retries"
@@ -348,6 +350,18 @@ class MalformedTests(SynchronousTestCase):
         self.assertRaises(EncodeError, encodeMessage, Rdispatch(2, 256))
         self.assertRaises(EncodeError, encodeMessage, Tlease(0, -1))
 
+    def test_encodedKeysBounded(self):
+        """
+        The encoded context keys C{encodeDispatch} keeps for its caller are
+        bounded in number and size, and do not change the bytes written.
+        """
+        keys = {}
+        contexts = [(b"k%d" % (i,), b"v") for i in range(KEYS_KEPT + 10)] + [(b"x" * (KEY_SIZE_KEPT + 1), b"v")]
+        for _ in range(2):
+            self.assertEqual(encodeDispatch(2, contexts, b"", (), b"b", keys=keys), encodeMessage(Tdispatch(2, contexts, body=b"b")))
+        self.assertEqual(sorted(keys), sorted(k for k, _ in contexts[:KEYS_KEPT]))
+        self.assertEqual(keys[b"k1"], b"\x00\x02k1")
+
     def test_encodeDispatchErrors(self):
         """
         The direct Tdispatch encoder refuses what the message class refuses.
@@ -512,5 +526,18 @@ class ShapeTests(SynchronousTestCase):
         contexts = [(b"com.twitter.finagle.Retries", b"\x00\x00\x00\x00"), (b"c", b"v")]
         first = Tdispatch(2, contexts, b"", [], b"a")
         second = Tdispatch(3, [(b"c", b"v" * 3)], b"/dst", [(b"/a", b"/b")], b"b")
+        shapes = Shapes()
+        decoder = FrameDecoder(decode=requestDecoder(shapes))
         for message in (first, first, second, first):
-            self.assertEqual(feedWhole(encodeMessage(message)), [message])
+            self.assertEqual(decoder.feed(encodeMessage(message)), [message])
+        self.assertEqual(len(shapes.shapes), 1)
+
+    def test_shapesPerSession(self):
+        """
+        Each server session learns the shapes of its own client's requests:
+        one client's headers do not change what another session keeps.
+        """
+        learner, other = ServerSession(), ServerSession()
+        learner.receiveData(encodeMessage(Tdispatch(2, [(b"k", b"v")], body=b"a")))
+        self.assertEqual(len(learner._shapes.shapes), 1)
+        self.assertEqual(other._shapes.shapes, [])

@@ -18,11 +18,16 @@ from twisted.trial.unittest import SynchronousTestCase
 from txscales.demo.gen import TestService
 from txscales.demo.gen.ttypes import InvalidQueryException
 from txscales.errors import ApplicationError, BadMessageError, FrameTooLargeError, UnexpectedMessageError
-from txscales.thrift._codec import describeService, encodeApplicationException, encodeResult
-from txscales.thrift._framing import (
+from txscales.thrift._codec import (
     BINARY,
-    BUFFERED,
     COMPACT,
+    describeService,
+    encodeApplicationException,
+    encodeMessageHeader,
+    encodeResult,
+)
+from txscales.thrift._framing import (
+    BUFFERED,
     FRAMED,
     MAX_DEPTH,
     BufferedDecoder,
@@ -175,6 +180,21 @@ class GoldenVectorTests(SynchronousTestCase):
         for protocol, call, oneway in [(BINARY, BINARY_QUERY, BINARY_ONEWAY), (COMPACT, COMPACT_QUERY, COMPACT_ONEWAY)]:
             self.assertEqual(callHeader(QUERY, 1, protocol) + encodeArgs(QUERY, ("x",), {}, protocol), call)
             self.assertEqual(callHeader(LOG, 2, protocol) + encodeArgs(LOG, ("hi",), {}, protocol), oneway)
+
+    def test_messageHeadersAsApache(self):
+        """
+        The one message-header encoder writes what Apache Thrift's
+        C{writeMessageBegin} writes, in both protocols, for every message
+        type, negative seqids and non-ASCII names included.
+        """
+        for protocol, protocolClass in [(BINARY, TBinaryProtocol), (COMPACT, TCompactProtocol)]:
+            for name in ("query", "r\u00e9ponse", ""):
+                for kind in (TMessageType.CALL, TMessageType.REPLY, TMessageType.EXCEPTION, TMessageType.ONEWAY):
+                    for seqid in (0, 1, 300, 2**31 - 1, -1, -(2**31)):
+                        buffer = TMemoryBuffer()
+                        protocolClass(buffer).writeMessageBegin(name, kind, seqid)
+                        header = encodeMessageHeader(protocol, name.encode("utf-8"), kind, seqid)
+                        self.assertEqual(header, buffer.getvalue(), (protocol, name, kind, seqid))
 
     def test_messageType(self):
         """

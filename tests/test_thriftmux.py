@@ -2,7 +2,9 @@
 ThriftMux client against ThriftMux server over real TCP on 127.0.0.1.
 """
 
+import gc
 import random
+import weakref
 
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, ensureDeferred, inlineCallbacks
@@ -20,7 +22,8 @@ from txscales.errors import (
     RequestTimeoutError,
     UnsupportedError,
 )
-from txscales.thriftmux import ThriftMux, TraceId, currentRequest
+from txscales.thrift import ThriftClient, describeService, proxyClass
+from txscales.thriftmux import ThriftMux, ThriftMuxClient, TraceId, currentRequest
 from txscales.mux._client import RETRIES_KEY, MuxRequest
 from txscales.mux._framing import EncodedContexts, encodeDispatch, encodeFrames
 from txscales.mux._messages import Tdispatch, encodeMessage
@@ -30,6 +33,7 @@ from txscales.thriftmux._contexts import (
     NO_DEADLINE,
     TRACE_KEY,
     decodeDeadline,
+    encodeClientIdPair,
     outgoingContexts,
 )
 
@@ -403,6 +407,9 @@ class OutgoingContextsTests(SynchronousTestCase):
         for clientId in (None, b"", b"svc", b"x" * 300):
             contexts = outgoingContexts(1700000000.25, 0.5, clientId, 0x0123456789ABCDEF)
             self.assertEqual(type(contexts), EncodedContexts)
+            pair = encodeClientIdPair(clientId) if clientId else None
+            premade = outgoingContexts(1700000000.25, 0.5, clientId, 0x0123456789ABCDEF, clientIdPair=pair)
+            self.assertEqual((premade, premade.encoded), (contexts, contexts.encoded))
             expected = encodeMessage(Tdispatch(7, list(contexts), b"", [], b"body"))
             self.assertEqual(encodeDispatch(7, contexts, b"", (), b"body"), expected)
             self.assertEqual(encodeDispatch(7, contexts, b"", (), b"body", window=20), encodeFrames(Tdispatch(7, list(contexts), b"", [], b"body"), 20))
@@ -416,3 +423,28 @@ class OutgoingContextsTests(SynchronousTestCase):
         """
         contexts = dict(outgoingContexts(10.0, None, None, 1))
         self.assertEqual(decodeDeadline(contexts[DEADLINE_KEY]), (10 * 10**9, NO_DEADLINE))
+
+
+class ProxyClassTests(SynchronousTestCase):
+    """
+    Client proxy classes are made once per service and base class, and do
+    not keep a service interface alive.
+    """
+
+    def test_madeOnceHeldWeakly(self):
+        """
+        The same interface and base give the same class; once the
+        interface is gone, so is its class.
+        """
+        iface = type("Iface", (TestService.Iface,), {"__module__": TestService.__name__})
+        methods = describeService(iface)
+        cls = proxyClass(ThriftMuxClient, iface, methods)
+        self.assertIs(proxyClass(ThriftMuxClient, iface, methods), cls)
+        self.assertIsNot(proxyClass(ThriftClient, iface, methods), cls)
+        gone = weakref.ref(cls)
+        del iface, cls
+        # The first collection frees the interface, and with it the entry
+        # holding its class; the second, the class (a cycle, by its MRO).
+        gc.collect()
+        gc.collect()
+        self.assertIsNone(gone())

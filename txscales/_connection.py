@@ -3,6 +3,7 @@ What the protocols' connections share.
 """
 
 from twisted.internet.defer import CancelledError
+from twisted.internet.endpoints import HostnameEndpoint
 
 
 def noDelay(transport):
@@ -29,3 +30,13 @@ class DiscardedCall(CancelledError):
     def __init__(self, written):
         CancelledError.__init__(self, "call discarded")
         self.written = written
+
+
+def tcpEndpoint(reactor, host, port, timeout):
+    """
+    The protocol clients' default endpoint factory.
+
+    @param timeout: seconds to wait for the connection.
+    @return: a C{HostnameEndpoint} for C{host}:C{port}.
+    """
+    return HostnameEndpoint(reactor, host, port, timeout=timeout)

@@ -4,19 +4,14 @@ multiplexed session per endpoint.
 """
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.protocol import Factory
-from twisted.logger import Logger
-
-from txscales.errors import ConnectError, TxScalesError
 from zope.interface import implementer
 
+from txscales._connection import tcpEndpoint
+from txscales.errors import ConnectError, TxScalesError
 from txscales.interfaces import BUSY, CLOSED, OPEN, IEndpoint
+from txscales.mux._messages import RETRIES_KEY
 from txscales.mux.protocol import MuxClientProtocol
-
-_log = Logger()
-
-RETRIES_KEY = b"com.twitter.finagle.Retries"
 
 
 class MuxRequest:
@@ -51,10 +46,6 @@ class MuxRequest:
         return MuxRequest(self.body, contexts, self.dst, self.dtab, self.timeout, self.decode)
 
 
-def _tcpEndpoint(reactor, host, port, timeout):
-    return HostnameEndpoint(reactor, host, port, timeout=timeout)
-
-
 @implementer(IEndpoint)
 class MuxEndpoint:
     """
@@ -73,7 +64,7 @@ class MuxEndpoint:
         self, reactor, host, port, protocolOptions=None, connectTimeout=5.0, endpointFactory=None, onConnect=None
     ):
         self._reactor = reactor
-        self._endpointFactory = endpointFactory or _tcpEndpoint
+        self._endpointFactory = endpointFactory or tcpEndpoint
         self.host = host
         self.port = port
         self._options = protocolOptions or {}

@@ -139,10 +139,11 @@ class ClientSession(Session):
         self._tags = TagSet()
         self._pending = {}
         self._queued = []
+        # Context keys in their wire form (see encodeDispatch).
+        self._encodedKeys = {}
         self.state = "new"
         self.draining = False
         self.peerWindow = None
-        self.peerHeaders = None
         self.pingOutstanding = False
 
     def start(self):
@@ -160,7 +161,6 @@ class ClientSession(Session):
 
     def _open(self, headers):
         self.state = "open"
-        self.peerHeaders = headers
         if headers is not None:
             self.peerWindow = _peerWindow(headers)
         for message in self._queued:
@@ -194,7 +194,7 @@ class ClientSession(Session):
         tag = self._tags.allocate()
         if self.state == "open":
             try:
-                self._out.append(encodeDispatch(tag, contexts, dst, dtab, body, self.peerWindow))
+                self._out.append(encodeDispatch(tag, contexts, dst, dtab, body, self.peerWindow, self._encodedKeys))
             except Exception:
                 self._tags.release(tag)
                 raise

@@ -7,13 +7,16 @@ to write, fragmenting its body to the peer's window.
 """
 
 from struct import Struct
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from txscales._framing import LengthPrefixDecoder
 from txscales.errors import BadMessageError, FrameTooLargeError
 from txscales.mux._fields import MAX_SHORT
 from txscales.mux._messages import (
     FRAGMENT_BIT,
     FRAGMENTABLE,
     MAX_TAG,
+    Message,
     T_DISPATCH,
     Tdispatch,
     R_DISCARDED,
@@ -26,17 +29,16 @@ from txscales.mux._messages import (
 
 DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
 
-_LARGE = 64 * 1024
-
-_length = Struct(">I")
-_header = Struct(">IBBH")
+_header = Struct(">BBH")
 _short = Struct(">H")
 _NO_PAIRS = _short.pack(0)
 _dispatchHeader = Struct(">II")
 _DISPATCH_TYPE = T_DISPATCH << 24
-# Context keys, as encoded (length and bytes): a client sends the same few
-# on every call.
-_encodedKeys = {}
+
+KEYS_KEPT = 64
+"""How many encoded context keys L{encodeDispatch} keeps in one C{keys}."""
+KEY_SIZE_KEPT = 256
+"""The longest context key L{encodeDispatch} keeps encoded."""
 
 
 class EncodedContexts(list):
@@ -50,7 +52,7 @@ class EncodedContexts(list):
     __slots__ = ("encoded",)
 
     @classmethod
-    def of(cls, pairs, encoded):
+    def of(cls, pairs: Sequence[Tuple[bytes, bytes]], encoded: bytes) -> "EncodedContexts":
         """
         @return: C{pairs} with their wire form C{encoded}.
         """
@@ -64,27 +66,33 @@ class FrameDecoder:
     """
     Decode a Mux byte stream into messages.
 
-    Each length prefix is checked against C{maxFrameSize} as soon as its four
-    bytes arrive, so an oversized frame is refused before any of it is
-    buffered.  Reassembled fragments are held to the same limit.
+    Frames are cut by a L{LengthPrefixDecoder}, which holds the bytes of an
+    incomplete frame and refuses an oversized length as soon as its four
+    bytes arrive, before any of the frame is buffered.  Reassembled
+    fragments are held to the same limit.
 
-    @ivar maxFrameSize: the largest frame (and reassembled message) accepted,
-        counting type, tag and body.
     @param decode: makes a message of a frame, as
         L{txscales.mux._messages.decodeMessage} (the default) does; a
         session may decode its most common message more directly.
     """
 
-    def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, decode=decodeMessage):
-        self.maxFrameSize = maxFrameSize
+    def __init__(
+        self, maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE, decode: Callable[[int, int, bytes], Message] = decodeMessage
+    ) -> None:
+        # A frame holds at least its type and tag.
+        self._frames = LengthPrefixDecoder(maxFrameSize, 4)
         self._decode = decode
-        self._buffer = b""
-        self._chunks = []
-        self._have = 0
-        self._need = 0
         self._fragments = {}
 
-    def feed(self, data):
+    @property
+    def maxFrameSize(self) -> int:
+        """
+        The largest frame (and reassembled message) accepted, counting
+        type, tag and body.
+        """
+        return self._frames.maxFrameSize
+
+    def feed(self, data: bytes) -> List[Message]:
         """
         Add received bytes.
 
@@ -93,53 +101,21 @@ class FrameDecoder:
         @raise BadMessageError: for a frame that does not decode; the stream
             cannot be trusted after that and the connection should close.
         """
-        if self._need:
-            # Waiting for the rest of a large frame: collect chunks and join
-            # them once, instead of copying the buffer on every read.
-            self._chunks.append(data)
-            self._have += len(data)
-            if self._have < self._need:
-                return []
-            buf = b"".join(self._chunks)
-            self._chunks = []
-            self._have = self._need = 0
-        elif self._buffer:
-            buf = self._buffer + data
-        else:
-            buf = data
-        size = len(buf)
-        offset = 0
         messages = []
-        maxFrameSize = self.maxFrameSize
-        while size - offset >= 4:
-            length = _length.unpack_from(buf, offset)[0]
-            if length > maxFrameSize:
-                raise FrameTooLargeError(
-                    "frame of %d bytes exceeds the limit of %d" % (length, maxFrameSize)
-                )
-            if length < 4:
-                raise BadMessageError("frame of %d bytes is shorter than its header" % (length,))
-            end = offset + 4 + length
-            if end > size:
-                if length > _LARGE:
-                    self._chunks = [buf[offset:]]
-                    self._have = size - offset
-                    self._need = length + 4
-                    self._buffer = b""
-                    return messages
-                break
-            _, typeByte, tagHigh, tagLow = _header.unpack_from(buf, offset)
+        buf, ends = self._frames.split(data)
+        start = 0
+        for end in ends:
+            typeByte, tagHigh, tagLow = _header.unpack_from(buf, start + 4)
             typeCode = typeByte - 256 if typeByte > 127 else typeByte
             tag = (tagHigh << 16) | tagLow
-            body = buf[offset + 8 : end]
-            offset = end
+            body = buf[start + 8 : end]
+            start = end
             if tag & FRAGMENT_BIT or self._fragments:
                 message = self._reassemble(typeCode, tag, body)
                 if message is not None:
                     messages.append(message)
                 continue
             messages.append(self._decode(typeCode, tag, body))
-        self._buffer = buf[offset:] if offset < size else b""
         return messages
 
     def _reassemble(self, typeCode, tag, body):
@@ -184,15 +160,15 @@ class FrameDecoder:
             self._fragments.pop(plainTag, None)
         return message
 
-    def bufferedSize(self):
+    def bufferedSize(self) -> int:
         """
         @return: how many received bytes are held waiting for the rest of
             their frame or message.
         """
-        return len(self._buffer) + self._have + sum(p[1] for p in self._fragments.values())
+        return self._frames.bufferedSize() + sum(p[1] for p in self._fragments.values())
 
 
-def encodeFrames(message, window=None):
+def encodeFrames(message: Message, window: Optional[int] = None) -> bytes:
     """
     Encode a message as the frames to write.
 
@@ -222,11 +198,24 @@ def encodeFrames(message, window=None):
     return b"".join(parts)
 
 
-def encodeDispatch(tag, contexts, dst, dtab, body, window=None):
+def encodeDispatch(
+    tag: int,
+    contexts: Sequence[Tuple[bytes, bytes]],
+    dst: bytes,
+    dtab: Sequence[Tuple[bytes, bytes]],
+    body: bytes,
+    window: Optional[int] = None,
+    keys: Optional[Dict[bytes, bytes]] = None,
+) -> bytes:
     """
     Encode a C{Tdispatch} straight from its fields, without making a
     L{txscales.mux._messages.Tdispatch}: the bytes of
     C{encodeFrames(Tdispatch(tag, contexts, dst, dtab, body), window)}.
+
+    @param keys: a dict the caller keeps from call to call (a session
+        keeps one): context keys already encoded (length and bytes), by
+        key.  Up to L{KEYS_KEPT} keys of up to L{KEY_SIZE_KEPT} bytes are
+        added to it, whatever keys the contexts passed on from a peer carry.
     """
     # The common case in one pass: no dtab, fields that fit, one frame.
     # Anything else goes through the message class, which raises the
@@ -242,14 +231,18 @@ def encodeDispatch(tag, contexts, dst, dtab, body, window=None):
             return b"".join((header, encoded, pack(len(dst)), dst, _NO_PAIRS, body))
     parts = [None, pack(len(contexts))]
     size = 6 + len(dst) + len(body)
-    keys = _encodedKeys
+    if keys is None:
+        keys = {}
     for k, v in contexts:
+        # A client sends the same few keys on every call: each is encoded
+        # once per session.  Saves ~0.7 us per call with Finagle's four
+        # contexts (hotpath.py, mux-contexts, client: 8.0-8.4 vs 9.1 us).
         key = keys.get(k) if type(k) is bytes else None
         if key is None:
             if len(k) > MAX_SHORT:
                 return encodeFrames(Tdispatch(tag, contexts, dst, dtab, body), window)
             key = pack(len(k)) + k
-            if type(k) is bytes and len(keys) < 1024:
+            if type(k) is bytes and len(k) <= KEY_SIZE_KEPT and len(keys) < KEYS_KEPT:
                 keys[k] = key
         nv = len(v)
         if nv > MAX_SHORT:

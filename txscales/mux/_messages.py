@@ -14,6 +14,7 @@ canonical codes.
 """
 
 from struct import Struct
+from typing import Callable, Optional
 
 from txscales.errors import BadMessageError, EncodeError, UnknownMessageTypeError
 from txscales.mux._fields import (
@@ -54,6 +55,8 @@ STATUS_ERROR = 1
 STATUS_NACK = 2
 
 MUX_FAILURE_KEY = b"MuxFailure"
+RETRIES_KEY = b"com.twitter.finagle.Retries"
+"""Finagle's Retries context: the requeue attempt, a 4-byte int."""
 FLAG_RETRYABLE = 1 << 0
 FLAG_REJECTED = 1 << 1
 FLAG_NON_RETRYABLE = 1 << 2
@@ -64,7 +67,6 @@ _long = Struct(">Q")
 _header = Struct(">II")
 _tagWhich = Struct(">I")
 _STATUS_NO_CONTEXTS = [bytes((status, 0, 0)) for status in range(3)]
-_shapes = Shapes()
 
 
 class Message:
@@ -201,10 +203,15 @@ class Tdispatch(Message):
         return parts
 
     @classmethod
-    def decodeBody(cls, tag, body):
+    def decodeBody(cls, tag, body, shapes=None):
+        """
+        @param shapes: the L{Shapes} of the headers of the peer's earlier
+            requests, to read this header by and learn from; None to read
+            it field by field.
+        """
         message = cls.__new__(cls)
         message.tag = tag
-        known = _shapes.read(body) if type(body) is bytes else None
+        known = shapes.read(body) if shapes is not None and type(body) is bytes else None
         if known is not None:
             message.contexts, offset = known
             message.dst = b""
@@ -213,8 +220,8 @@ class Tdispatch(Message):
             message.contexts, offset = _readPairs(body, 0, "context")
             message.dst, offset = _readShortBytes(body, offset, "dst")
             message.dtab, offset = _readPairs(body, offset, "dtab")
-            if not message.dst and not message.dtab and type(body) is bytes:
-                _shapes.missed(message.contexts)
+            if shapes is not None and not message.dst and not message.dtab and type(body) is bytes:
+                shapes.missed(message.contexts)
         message.body = bytes(body[offset:])
         return message
 
@@ -501,6 +508,9 @@ _DECODERS[R_ERR_LEGACY] = lambda tag, body: Rerr.decodeBody(tag, body, True)
 
 FRAGMENTABLE = frozenset([T_DISPATCH, R_DISPATCH])
 
+MESSAGE_TYPES = frozenset(_DECODERS)
+"""The type codes of the messages Mux defines, both spellings included."""
+
 
 def decodeMessage(typeCode, tag, body):
     """
@@ -517,6 +527,22 @@ def decodeMessage(typeCode, tag, body):
     if decoder is None:
         raise UnknownMessageTypeError("unknown message type %d [tag=%d]" % (typeCode, tag))
     return decoder(tag, body)
+
+
+def requestDecoder(shapes: Optional[Shapes]) -> Callable[[int, int, bytes], Message]:
+    """
+    @param shapes: the L{Shapes} learnt from one client's requests.
+    @return: L{decodeMessage} for a server, which reads the header of each
+        C{Tdispatch} by C{shapes}.
+    """
+    decodeBody = Tdispatch.decodeBody
+
+    def decodeRequest(typeCode: int, tag: int, body: bytes) -> Message:
+        if typeCode == T_DISPATCH:
+            return decodeBody(tag, body, shapes)
+        return decodeMessage(typeCode, tag, body)
+
+    return decodeRequest
 
 
 def encodeMessage(message):

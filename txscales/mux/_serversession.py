@@ -27,9 +27,11 @@ from txscales.mux._messages import (
     Tinit,
     Tping,
     Treq,
+    requestDecoder,
     encodeMessage,
     muxFailureContext,
 )
+from txscales.mux._shapes import Shapes
 from txscales.mux._session import (
     DEFAULT_WINDOW,
     MUX_VERSION,
@@ -101,14 +103,18 @@ class ServerSession(Session):
 
     def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, window=DEFAULT_WINDOW):
         Session.__init__(self)
-        self._decoder = FrameDecoder(maxFrameSize)
+        # The shapes of this client's request headers, learnt as they come
+        # (see txscales.mux._shapes): each session learns its own.  Saves
+        # ~1.5 us per request (hotpath.py, thriftmux, server: 6.2-7.0 vs
+        # 8.0 us when headers are read field by field).
+        self._shapes = Shapes()
+        self._decoder = FrameDecoder(maxFrameSize, requestDecoder(self._shapes))
         self._window = window
         self._pending = {}
         self._nextId = 0
         self.state = "new"
         self.negotiated = False
         self.peerWindow = None
-        self.peerHeaders = None
         self.drainAcknowledged = False
         self.orphanedDiscards = 0
 
@@ -250,7 +256,6 @@ class ServerSession(Session):
         except HandshakeError as e:
             self._out.append(encodeMessage(Rerr(message.tag, str(e))))
             raise
-        self.peerHeaders = message.headers
         self.negotiated = True
 
     def _receiveOpen(self, message, events):

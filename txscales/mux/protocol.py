@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 
 from txscales._connection import DiscardedCall, noDelay
 from txscales._draining import DrainingFactory
+from txscales.interfaces import BUSY, CLOSED, OPEN
 from txscales.errors import (
     ConnectError,
     ConnectionLostError,
@@ -38,10 +39,6 @@ from txscales.mux._serversession import Discarded, Dispatch, DrainAcknowledged, 
 
 _log = Logger()
 
-OPEN = "open"
-BUSY = "busy"
-CLOSED = "closed"
-
 
 class MuxClientProtocol(Protocol):
     """
@@ -50,8 +47,6 @@ class MuxClientProtocol(Protocol):
     @ivar ready: fires with the protocol when the session is negotiated;
         fails if the connection closes first.
     @ivar closed: fires with None when the connection is gone.
-    @ivar closeReason: why it closed (an exception or a L{Failure}), once
-        closed.
     @ivar drainRequested: whether the server asked this session to drain.
     """
 
@@ -72,7 +67,6 @@ class MuxClientProtocol(Protocol):
         self._pingCall = None
         self._leaseExpires = None
         self._closeReason = None
-        self.closeReason = None
         self.drainRequested = False
         self.ready = Deferred()
         self.closed = Deferred()
@@ -231,7 +225,6 @@ class MuxClientProtocol(Protocol):
                 d.errback(ConnectionLostError(cause, mayHaveReachedServer=written))
         if not self.ready.called:
             self.ready.errback(ConnectError("connection closed before the Mux session was ready: %s" % (getattr(cause, "value", cause),)))
-        self.closeReason = cause
         self._notify()
         self.closed.callback(None)
 

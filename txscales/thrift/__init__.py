@@ -18,20 +18,31 @@ can never be read by another call.
 """
 
 from txscales._reactor import defaultReactor
-from txscales.stack._builder import ClientBuilder
+from txscales.stack import ClientBuilder
 from txscales.thrift._client import ThriftClient, buildClient
-from txscales.thrift._codec import decodeReply, describeService, encodeCall
-from txscales.thrift._framing import BINARY, BUFFERED, COMPACT, DEFAULT_MAX_MESSAGE_SIZE, FRAMED
+from txscales.thrift._codec import (
+    BINARY,
+    COMPACT,
+    decodeReply,
+    describeService,
+    encodeCall,
+    encodeMessageHeader,
+    readMessageBegin,
+)
+from txscales.thrift._framing import BUFFERED, DEFAULT_MAX_MESSAGE_SIZE, FRAMED, FramedDecoder, encodeFrame
 from txscales.thrift._processor import ThriftProcessor, missingMethods
 from txscales.thrift._proxy import proxyClass
 from txscales.thrift._server import ThriftServerService, countedProcess, serverFactory
+from txscales.thrift._session import InOrderReplies
 
 __all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FRAMED", "BUFFERED", "BINARY", "COMPACT", "missingMethods"]
 
 # Also here, for txscales' other protocol packages (ThriftMux, Thrift over
 # HTTP) and txscales.testing, not for users: the call codec
 # (describeService, encodeCall, decodeReply), proxyClass, ThriftProcessor,
-# countedProcess and serverFactory.
+# countedProcess and serverFactory; and for ThriftMux's downgraded sessions,
+# the message header codec (encodeMessageHeader, readMessageBegin), the
+# framed transport (FramedDecoder, encodeFrame) and InOrderReplies.
 
 
 class ThriftBuilder(ClientBuilder):

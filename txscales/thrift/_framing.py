@@ -5,8 +5,9 @@ begins.  Plain Python, no Twisted.
 Two transports are in use:
 
   - B{framed}: each message is preceded by its length, a 4-byte big-endian
-    unsigned integer.  A length above the configured maximum is refused as
-    soon as the prefix arrives, before anything of that size is buffered.
+    unsigned integer (L{txscales._framing}).  A length above the configured
+    maximum is refused as soon as the prefix arrives, before anything of
+    that size is buffered.
   - B{buffered}: messages follow one another with nothing in between, so
     their ends are found by walking each message's structure (message
     header, then one struct) in the binary or the compact protocol, whichever
@@ -24,15 +25,13 @@ from struct import Struct
 
 from thrift.Thrift import TMessageType, TType
 
+# encodeFrame is also the framed transport's encoder, by this name.
+from txscales._framing import LengthPrefixDecoder, encodeFrame
 from txscales.errors import BadMessageError, FrameTooLargeError
 
 FRAMED = "framed"
 BUFFERED = "buffered"
 TRANSPORTS = (FRAMED, BUFFERED)
-
-BINARY = "binary"
-COMPACT = "compact"
-PROTOCOLS = (BINARY, COMPACT)
 
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 """The largest message (or frame) accepted unless configured otherwise."""
@@ -69,13 +68,6 @@ _COMPACT_TYPES = {
 }
 
 
-def encodeFrame(message):
-    """
-    @return: C{message} with its framed-transport length prefix.
-    """
-    return _uint.pack(len(message)) + message
-
-
 def messageType(message):
     """
     Peek at the type of a complete Thrift message without decoding it.
@@ -96,49 +88,21 @@ def messageType(message):
     return message[end] if end < len(message) else None
 
 
-class FramedDecoder:
+class FramedDecoder(LengthPrefixDecoder):
     """
-    Split a byte stream of the framed transport into messages.
-
-    @ivar maxFrameSize: the largest frame accepted.
+    Split a byte stream of the framed transport into messages: a
+    L{LengthPrefixDecoder} that refuses empty frames.
     """
 
     def __init__(self, maxFrameSize=DEFAULT_MAX_MESSAGE_SIZE):
-        self.maxFrameSize = maxFrameSize
-        self._buffer = bytearray()
+        LengthPrefixDecoder.__init__(self, maxFrameSize, 1, "Thrift frame")
 
     @property
     def pending(self):
         """
         How many bytes wait for the rest of their frame.
         """
-        return len(self._buffer)
-
-    def feed(self, data):
-        """
-        @return: the frames that C{data} completed, as bytes.
-        @raise FrameTooLargeError: for a length prefix above the maximum.
-        @raise BadMessageError: for an empty frame.
-        """
-        buf = self._buffer
-        buf += data
-        frames = []
-        offset = 0
-        end = len(buf)
-        while end - offset >= 4:
-            length = _uint.unpack_from(buf, offset)[0]
-            if length > self.maxFrameSize:
-                raise FrameTooLargeError("Thrift frame of %d bytes exceeds %d" % (length, self.maxFrameSize))
-            if length == 0:
-                raise BadMessageError("empty Thrift frame")
-            stop = offset + 4 + length
-            if stop > end:
-                break
-            frames.append(bytes(buf[offset + 4 : stop]))
-            offset = stop
-        if offset:
-            del buf[:offset]
-        return frames
+        return self.bufferedSize()
 
 
 class _NeedMore(Exception):

@@ -10,33 +10,12 @@ order).  Plain Python, no Twisted.
 """
 
 from collections import deque
-from struct import Struct
 
-from thrift.protocol import fastbinary
 from thrift.Thrift import TMessageType
 
 from txscales.errors import BadMessageError, ProtocolError, UnexpectedMessageError
-from txscales.thrift._codec import decodeReply, readMessageBegin
-from txscales.thrift._framing import (
-    BINARY,
-    DEFAULT_MAX_MESSAGE_SIZE,
-    FRAMED,
-    PROTOCOLS,
-    encodeFrame,
-    makeDecoder,
-    messageType,
-)
-
-_int = Struct(">i")
-
-
-def _varint(value):
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+from txscales.thrift._codec import BINARY, PROTOCOLS, decodeReply, encodeArgs, readMessageBegin
+from txscales.thrift._framing import DEFAULT_MAX_MESSAGE_SIZE, FRAMED, encodeFrame, makeDecoder, messageType
 
 
 def callHeader(method, seqid, protocol):
@@ -44,22 +23,7 @@ def callHeader(method, seqid, protocol):
     @return: the message header of a call (or one-way call) of C{method}
         with C{seqid}, in C{protocol} (L{BINARY} or L{COMPACT}).
     """
-    if protocol == BINARY:
-        return method.callHeader(seqid)
-    messageType = TMessageType.ONEWAY if method.oneway else TMessageType.CALL
-    return bytes((0x82, 0x01 | (messageType << 5))) + _varint(seqid) + _varint(len(method.nameBytes)) + method.nameBytes
-
-
-def encodeArgs(method, args, kwargs, protocol):
-    """
-    Encode the args struct of a call of C{method}.
-
-    @raise TypeError: for arguments that do not match the method.
-    """
-    argsObject = method.argsClass(*args, **kwargs)
-    if protocol == BINARY:
-        return fastbinary.encode_binary(argsObject, method.argsSpec)
-    return fastbinary.encode_compact(argsObject, method.argsSpec)
+    return method.callHeader(seqid, protocol)
 
 
 def checkOptions(transport, protocol):
@@ -137,7 +101,7 @@ class ClientSession:
         if self.waiting is not None or self.state != "open":
             raise RuntimeError("a plain Thrift connection carries one call at a time")
         self._seqid = seqid = (self._seqid % 0x7FFFFFFF) + 1
-        message = callHeader(method, seqid, self._protocol) + argsBytes
+        message = method.callHeader(seqid, self._protocol) + argsBytes
         if not method.oneway:
             self.waiting = method
             self._expected = seqid

@@ -6,9 +6,9 @@ ThriftMux: Thrift over Mux, client and server, byte-compatible with Finagle.
     >>> d = client.query("x")          # fires with "xx"
 """
 
-from txscales.mux.protocol import DEFAULT_MAX_FRAME_SIZE
 from txscales._reactor import defaultReactor
-from txscales.stack._builder import ClientBuilder
+from txscales.mux import DEFAULT_MAX_FRAME_SIZE
+from txscales.stack import ClientBuilder
 from txscales.thriftmux._client import ThriftMuxClient, buildClient
 from txscales.thriftmux._contexts import RequestContext, TraceId, currentRequest
 from txscales.thriftmux._server import ThriftMuxServerService, serverFactory

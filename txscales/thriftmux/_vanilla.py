@@ -11,40 +11,37 @@ every call is preceded by a C{RequestHeader} struct and every reply by an
 empty C{ResponseHeader}.
 """
 
-from struct import Struct
+from typing import List, Optional, Sequence, Tuple
 
 from thrift.protocol.TBinaryProtocol import TBinaryProtocol
 from thrift.Thrift import TMessageType, TType
 from thrift.transport.TTransport import TMemoryBuffer
 
-from txscales.errors import BadMessageError, FrameTooLargeError
-from txscales.mux._messages import R_ERR, R_ERR_LEGACY, _DECODERS
-from txscales.mux._serversession import Dispatch
-from txscales.thrift._codec import readMessageBegin
-from txscales.thrift._session import InOrderReplies
+from txscales.errors import BadMessageError
+from txscales.mux import MESSAGE_TYPES, R_ERR, R_ERR_LEGACY, Dispatch
+from txscales.thrift import BINARY, FramedDecoder, InOrderReplies, encodeFrame, encodeMessageHeader, readMessageBegin
 from txscales.thriftmux._contexts import CLIENT_ID_KEY, TRACE_KEY, TraceId
 
 UPGRADE_METHOD = "__can__finagle__trace__v3__"
 
-_length = Struct(">I")
-_seqid = Struct(">i")
+_UPGRADE_NAME = UPGRADE_METHOD.encode("ascii")
 _THRIFT_CALLS = (0x010001, 0x010004)
 
 
-def looksLikeThrift(data):
+def looksLikeThrift(data: bytes) -> bool:
     """
     Decide from a connection's first bytes (at least 8) whether the client
     speaks framed Thrift rather than Mux.
     """
     typeByte = data[4]
     typeCode = typeByte - 256 if typeByte > 127 else typeByte
-    if typeCode not in _DECODERS:
+    if typeCode not in MESSAGE_TYPES:
         return True
     tag = int.from_bytes(data[5:8], "big")
     return typeCode in (R_ERR, R_ERR_LEGACY) and tag in _THRIFT_CALLS
 
 
-def vanillaFallback(data, maxFrameSize):
+def vanillaFallback(data: bytes, maxFrameSize: int) -> Optional["VanillaSession"]:
     """
     A L{txscales.mux.protocol.MuxServerProtocol} fallback: a
     L{VanillaSession} for Thrift clients, None for Mux ones.
@@ -123,15 +120,14 @@ class VanillaSession(InOrderReplies):
 
     negotiated = False
 
-    def __init__(self, maxFrameSize):
+    def __init__(self, maxFrameSize: int) -> None:
         InOrderReplies.__init__(self)
-        self._maxFrameSize = maxFrameSize
-        self._buffer = b""
+        self._decoder = FramedDecoder(maxFrameSize)
         self._first = True
         self._broken = False
         self.ttwitter = False
 
-    def receiveData(self, data):
+    def receiveData(self, data: bytes) -> List[Dispatch]:
         """
         Handle received bytes.
 
@@ -139,19 +135,9 @@ class VanillaSession(InOrderReplies):
         @raise txscales.errors.ProtocolError: for an oversized or
             undecodable frame.
         """
-        buf = self._buffer + data if self._buffer else data
-        offset = 0
         events = []
-        while len(buf) - offset >= 4:
-            length = _length.unpack_from(buf, offset)[0]
-            if length > self._maxFrameSize:
-                raise FrameTooLargeError("Thrift frame of %d bytes exceeds %d" % (length, self._maxFrameSize))
-            end = offset + 4 + length
-            if end > len(buf):
-                break
-            self._frame(buf[offset + 4 : end], events)
-            offset = end
-        self._buffer = buf[offset:]
+        for frame in self._decoder.feed(data):
+            self._frame(frame, events)
         return events
 
     def _frame(self, frame, events):
@@ -166,23 +152,23 @@ class VanillaSession(InOrderReplies):
                 # The upgrade reply: the call's header as a REPLY, and an
                 # empty UpgradeReply struct.
                 self.ttwitter = True
-                name = UPGRADE_METHOD.encode("ascii")
-                self._out.append(
-                    _frame(b"\x80\x01\x00\x02" + _length.pack(len(name)) + name + _seqid.pack(seqid) + b"\x00")
-                )
+                header = encodeMessageHeader(BINARY, _UPGRADE_NAME, TMessageType.REPLY, seqid)
+                self._out.append(encodeFrame(header + b"\x00"))
                 return
         requestId = self._received(messageType == TMessageType.ONEWAY)
         events.append(Dispatch(requestId, None, contexts, dst, dtab, frame))
 
-    def reply(self, requestId, tag, body, contexts=()):
+    def reply(
+        self, requestId: int, tag: Optional[int], body: bytes, contexts: Sequence[Tuple[bytes, bytes]] = ()
+    ) -> bool:
         """
         Answer call C{requestId}; answers are written in call order.
 
         @return: whether bytes are now ready to send.
         """
-        return self._answered(requestId, _frame(b"\x00" + body if self.ttwitter else body))
+        return self._answered(requestId, encodeFrame(b"\x00" + body if self.ttwitter else body))
 
-    def replyError(self, requestId, tag, message, flags=0):
+    def replyError(self, requestId: int, tag: Optional[int], message: str, flags: int = 0) -> bool:
         """
         Plain Thrift cannot carry a Mux error or nack: close the connection.
         """
@@ -191,12 +177,8 @@ class VanillaSession(InOrderReplies):
 
     replyNack = replyError
 
-    def readyToClose(self, graceExpired=False):
+    def readyToClose(self, graceExpired: bool = False) -> bool:
         """
         @return: whether the connection should close now.
         """
         return self._broken or (self.state == "draining" and not self._queue)
-
-
-def _frame(payload):
-    return _length.pack(len(payload)) + payload
