@@ -1,5 +1,5 @@
 """
-The C{twistd txscales} command: C{serve}, C{demo-server} and C{demo-client}.
+The C{twistd txscales} command: C{serve}, C{demo-server} and C{demo-client}::
 
     twistd -n txscales serve --listen tcp:9090:interface=127.0.0.1 \\
         --iface mypkg.gen.MyService.Iface --handler mypkg.handler:makeHandler

@@ -212,7 +212,7 @@ class ServerSession(Session):
 
         @return: a list of events.
         @raise txscales.errors.ProtocolError: when the client broke the
-            protocol; after writing L{dataToSend}, close the connection.
+            protocol; after writing L{dataToSend<Session.dataToSend>}, close the connection.
         """
         events = []
         pending = self._pending

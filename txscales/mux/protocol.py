@@ -431,7 +431,7 @@ class MuxServerFactory(DrainingFactory):
     answer) closes once idle after C{drainGrace} seconds.
 
     @ivar protocols: the open connections.
-    @ivar draining: whether L{drainAll} was called.
+    @ivar draining: whether L{drainAll<txscales._draining.DrainingFactory.drainAll>} was called.
     """
 
     def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0):

@@ -177,7 +177,7 @@ class ThriftServerFactory(DrainingFactory):
     them on stop.
 
     @ivar protocols: the open connections.
-    @ivar draining: whether L{drainAll} was called.
+    @ivar draining: whether L{drainAll<txscales._draining.DrainingFactory.drainAll>} was called.
     """
 
     def __init__(self, process, clock, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):

@@ -1,7 +1,7 @@
 """
 Plain Thrift connections, sans-IO: the client side (one call at a time,
 sequence ids checked) and the server side (calls pipelined, answered in
-order).  Plain Python, no Twisted.
+order).  Plain Python, no Twisted::
 
     session = ClientSession(FRAMED, BINARY)
     transport.write(session.call(method, argsBytes))

@@ -112,7 +112,7 @@ def _readRequestHeader(data):
 class VanillaSession(InOrderReplies):
     """
     A downgraded (framed Thrift or TTwitter) server session, with the event
-    interface of L{txscales.mux._session.ServerSession}; replies are written
+    interface of L{txscales.mux._serversession.ServerSession}; replies are written
     in call order (L{InOrderReplies}).
 
     @ivar ttwitter: whether the client upgraded to TTwitter.
