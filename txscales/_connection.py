@@ -6,7 +6,7 @@ from twisted.internet.defer import CancelledError
 from twisted.internet.endpoints import HostnameEndpoint
 
 
-def noDelay(transport):
+def noDelay(transport) -> None:
     """
     Turn off Nagle's algorithm: RPC protocols write small messages and wait
     for their answers, and Nagle with delayed ACKs would hold them ~40 ms.
@@ -27,7 +27,7 @@ class DiscardedCall(CancelledError):
         may have reached the server).
     """
 
-    def __init__(self, written):
+    def __init__(self, written) -> None:
         CancelledError.__init__(self, "call discarded")
         self.written = written
 

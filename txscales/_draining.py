@@ -2,6 +2,8 @@
 Server factories that track their connections and drain them on stop.
 """
 
+from typing import Any, Set
+
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -21,9 +23,9 @@ class DrainingFactory(Factory):
 
     noisy = False
 
-    def __init__(self, clock):
+    def __init__(self, clock) -> None:
         self._clock = clock
-        self.protocols = set()
+        self.protocols: Set[Any] = set()
         self.draining = False
 
     def drainAll(self, timeout=10.0):
@@ -37,17 +39,17 @@ class DrainingFactory(Factory):
         protocols = list(self.protocols)
         if not protocols:
             return succeed(None)
-        done = Deferred()
+        done: Deferred[None] = Deferred()
         remaining = [len(protocols)]
 
-        def closedOne(_):
+        def closedOne(_) -> None:
             remaining[0] -= 1
             if remaining[0] == 0:
                 if timer.active():
                     timer.cancel()
                 done.callback(None)
 
-        def expire():
+        def expire() -> None:
             for p in list(self.protocols):
                 _log.warn("drain deadline passed; aborting a connection")
                 p.transport.abortConnection()

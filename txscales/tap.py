@@ -111,7 +111,7 @@ def _load(load, option, name):
         raise usage.UsageError("%s %s: cannot load it: %s" % (option, name, _describe(e)))
 
 
-def _describe(error):
+def _describe(error) -> str:
     return "%s: %s" % (type(error).__name__, error)
 
 
@@ -136,7 +136,7 @@ class DemoClientOptions(usage.Options):
         ["timeout", "t", 1.0, "Per-call timeout in seconds.", float],
     ]
 
-    def postOptions(self):
+    def postOptions(self) -> None:
         # Checked here: the run would otherwise fail only once started.
         _checkDestination(self["dest"])
 
@@ -265,7 +265,7 @@ def makeService(options, reactor=None):
     return service
 
 
-def _exitAtInterpreterExit(status):
+def _exitAtInterpreterExit(status) -> None:
     """
     Make this process exit with C{status} once twistd is done.
 
@@ -282,7 +282,7 @@ def _exitAtInterpreterExit(status):
         atexit.register(_exit, status)
 
 
-def _exit(status):
+def _exit(status) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)

@@ -16,7 +16,7 @@ class StaticDestination:
     A fixed list of servers.
     """
 
-    def __init__(self, addresses):
+    def __init__(self, addresses) -> None:
         self.addresses = list(addresses)
         self.ready = succeed(self.addresses)
 

@@ -30,7 +30,7 @@ class Member:
         service endpoint is under the name None.
     """
 
-    def __init__(self, host, port, status="ALIVE", shard=None, metadata=None, endpoints=None):
+    def __init__(self, host, port, status: str = "ALIVE", shard=None, metadata=None, endpoints=None) -> None:
         self.host = host
         self.port = port
         self.status = status
@@ -54,7 +54,7 @@ class Member:
             other.metadata,
         )
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Member(%s:%d, %s)" % (self.host, self.port, self.status)
 
 
@@ -103,7 +103,7 @@ def parseMember(data, endpointName=None):
     return Member(host, port, status, shard, metadata, endpoints)
 
 
-def formatMember(host, port, status="ALIVE", shard=None, metadata=None, additionalEndpoints=None):
+def formatMember(host, port, status: str = "ALIVE", shard=None, metadata=None, additionalEndpoints=None):
     """
     @return: the JSON bytes of a member, in Finagle's layout.
     """

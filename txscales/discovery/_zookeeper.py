@@ -8,6 +8,7 @@ the rest of this module runs in the reactor thread only.
 """
 
 import socket
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError, NoNodeError
@@ -20,7 +21,7 @@ from zope.interface import implementer
 
 from txscales.errors import BadMemberError, DiscoveryError
 from txscales.interfaces import IDestination
-from txscales.discovery._serverset import MEMBER_PREFIX, formatMember, parseMember, parseZooKeeperUri
+from txscales.discovery._serverset import MEMBER_PREFIX, Member, formatMember, parseMember, parseZooKeeperUri
 
 _log = Logger()
 
@@ -33,7 +34,7 @@ class KazooBridge:
     @ivar client: the C{KazooClient}.
     """
 
-    def __init__(self, reactor, hosts, sessionTimeout=10.0):
+    def __init__(self, reactor, hosts, sessionTimeout=10.0) -> None:
         self._reactor = reactor
         self.client = KazooClient(
             hosts=hosts,
@@ -41,18 +42,18 @@ class KazooBridge:
             connection_retry={"max_tries": -1, "delay": 0.1, "max_delay": 2.0},
             command_retry={"max_tries": 3, "delay": 0.1, "max_delay": 1.0},
         )
-        self._listeners = []
+        self._listeners: List[Callable[[Any], object]] = []
         self.client.add_listener(self._stateChanged)
 
-    def _stateChanged(self, state):
+    def _stateChanged(self, state) -> None:
         # In a kazoo thread: never block here.
         self._reactor.callFromThread(self._deliverState, state)
 
-    def _deliverState(self, state):
+    def _deliverState(self, state) -> None:
         for listener in list(self._listeners):
             listener(state)
 
-    def onState(self, listener):
+    def onState(self, listener) -> None:
         """
         Call C{listener(state)} in the reactor thread on every session state
         change (C{KazooState.CONNECTED}, C{SUSPENDED}, C{LOST}).
@@ -65,10 +66,10 @@ class KazooBridge:
 
         @return: a Deferred of its result.
         """
-        d = Deferred()
+        d: Deferred[Any] = Deferred()
         result = getattr(self.client, method + "_async")(*args, **kwargs)
 
-        def done(ar):
+        def done(ar) -> None:
             if ar.successful():
                 self._reactor.callFromThread(d.callback, ar.value)
             else:
@@ -84,7 +85,7 @@ class KazooBridge:
         """
         return lambda event: self._reactor.callFromThread(function, event, *args)
 
-    def start(self):
+    def start(self) -> None:
         """
         Start connecting (and keep retrying until L{stop}).
         """
@@ -97,7 +98,7 @@ class KazooBridge:
         @return: a Deferred firing when closed.
         """
 
-        def stopAndClose():
+        def stopAndClose() -> None:
             self.client.stop()
             self.client.close()
 
@@ -117,34 +118,34 @@ class ServersetDestination:
     @ivar members: child name -> L{Member} (or None for a bad member).
     """
 
-    def __init__(self, reactor, hosts, path, endpointName=None, connectTimeout=10.0, sessionTimeout=10.0):
+    def __init__(self, reactor, hosts, path, endpointName=None, connectTimeout=10.0, sessionTimeout=10.0) -> None:
         self._reactor = reactor
         self._path = path
         self._endpointName = endpointName
         self._zk = KazooBridge(reactor, hosts, sessionTimeout)
-        self._watchers = []
+        self._watchers: List[Callable[[List[Tuple[str, int]]], object]] = []
         self._closed = False
         self._listing = False
         self._relist = False
-        self.members = {}
-        self.addresses = None
-        self.ready = Deferred()
+        self.members: Dict[str, Optional[Member]] = {}
+        self.addresses: Optional[List[Tuple[str, int]]] = None
+        self.ready: Deferred[List[Tuple[str, int]]] = Deferred()
         self._timer = reactor.callLater(connectTimeout, self._timedOut, hosts, connectTimeout)
         self._zk.onState(self._stateChanged)
         self._zk.start()
 
-    def _timedOut(self, hosts, timeout):
+    def _timedOut(self, hosts, timeout) -> None:
         self._timer = None
         if not self.ready.called:
             self.ready.errback(DiscoveryError("ZooKeeper at %s gave no serverset within %g s" % (hosts, timeout)))
 
-    def _stateChanged(self, state):
+    def _stateChanged(self, state) -> None:
         if state == KazooState.CONNECTED and not self._closed:
             # A new or resumed session: read the set again (watches may
             # have been lost with an expired session).
             self._list()
 
-    def _list(self):
+    def _list(self) -> None:
         if self._listing:
             self._relist = True
             return
@@ -154,11 +155,11 @@ class ServersetDestination:
         d = self._zk.call("get_children", self._path, watch=watch)
         d.addCallbacks(self._gotChildren, self._listFailed)
 
-    def _childrenEvent(self, event):
+    def _childrenEvent(self, event) -> None:
         if not self._closed:
             self._list()
 
-    def _listFailed(self, failure):
+    def _listFailed(self, failure) -> None:
         self._listing = False
         if failure.check(NoNodeError):
             # No serverset yet: empty, and wait for the path to appear.
@@ -169,7 +170,7 @@ class ServersetDestination:
         if self._relist:
             self._list()
 
-    def _gotChildren(self, children):
+    def _gotChildren(self, children) -> None:
         self._listing = False
         names = {c for c in children if c.startswith(MEMBER_PREFIX)}
         members = {name: member for name, member in self.members.items() if name in names}
@@ -186,7 +187,7 @@ class ServersetDestination:
         watch = self._zk.watcher(self._dataEvent, name)
         return self._zk.call("get", self._path + "/" + name, watch=watch)
 
-    def _fetched(self, result, name, members, pending):
+    def _fetched(self, result, name, members, pending) -> None:
         if isinstance(result, tuple):
             members[name] = self._parse(name, result[0])
         pending[0] -= 1
@@ -200,7 +201,7 @@ class ServersetDestination:
             _log.warn("skipping serverset member {name}: {error}", name=name, error=e)
             return None
 
-    def _dataEvent(self, event, name):
+    def _dataEvent(self, event, name) -> None:
         if self._closed or name not in self.members:
             return
         if event.type == EventType.DELETED:
@@ -210,13 +211,13 @@ class ServersetDestination:
         elif event.type == EventType.CHANGED:
             self._fetch(name).addCallbacks(self._changed, lambda f: None, (name,))
 
-    def _changed(self, result, name):
+    def _changed(self, result, name) -> None:
         if name in self.members:
             members = dict(self.members)
             members[name] = self._parse(name, result[0])
             self._setMembers(members)
 
-    def _setMembers(self, members):
+    def _setMembers(self, members) -> None:
         self.members = members
         addresses = sorted({(m.host, m.port) for m in members.values() if m is not None and m.alive})
         changed = addresses != self.addresses
@@ -269,14 +270,14 @@ class Announcer:
     @ivar node: the znode path, once created.
     """
 
-    def __init__(self, reactor, uri, host, port, shard=None, metadata=None, sessionTimeout=10.0):
+    def __init__(self, reactor, uri, host, port, shard=None, metadata=None, sessionTimeout=10.0) -> None:
         hosts, self._path, _ = parseZooKeeperUri(uri)
         self._data = formatMember(host, port, shard=shard, metadata=metadata)
         self._zk = KazooBridge(reactor, hosts, sessionTimeout)
         self._stopped = False
         self._creating = None
         self.node = None
-        self.announced = Deferred()
+        self.announced: Deferred[str] = Deferred()
 
     def start(self):
         """
@@ -288,13 +289,13 @@ class Announcer:
         self._zk.start()
         return self.announced
 
-    def _stateChanged(self, state):
+    def _stateChanged(self, state) -> None:
         if state == KazooState.LOST:
             self.node = None
         elif state == KazooState.CONNECTED and self.node is None and not self._stopped:
             self._create()
 
-    def _create(self):
+    def _create(self) -> None:
         if self._creating is not None:
             return
         d = self._zk.call("ensure_path", self._path)
@@ -304,14 +305,14 @@ class Announcer:
         d.addCallbacks(self._created, self._createFailed)
         self._creating = d
 
-    def _created(self, node):
+    def _created(self, node) -> None:
         self._creating = None
         self.node = node
         _log.info("txscales: announced as {node}", node=node)
         if not self.announced.called:
             self.announced.callback(node)
 
-    def _createFailed(self, failure):
+    def _createFailed(self, failure) -> None:
         self._creating = None
         if not failure.check(NodeExistsError):
             _log.warn("announcing in {path} failed: {error}", path=self._path, error=failure.value)
@@ -353,22 +354,22 @@ class AnnouncedService(MultiService):
     @param uri: C{zk://hosts/path}.
     """
 
-    def __init__(self, server, uri, reactor):
+    def __init__(self, server, uri, reactor) -> None:
         MultiService.__init__(self)
         self._server = server
         self._uri = uri
         self._reactor = reactor
-        self.announcer = None
+        self.announcer: Optional[Announcer] = None
         server.setServiceParent(self)
 
-    def startService(self):
+    def startService(self) -> None:
         MultiService.startService(self)
         self._server.listening.addCallback(self._announce)
 
     def _announce(self, port):
         address = port.getHost()
-        self.announcer = Announcer(self._reactor, self._uri, announceHost(address), address.port)
-        self.announcer.start()
+        announcer = self.announcer = Announcer(self._reactor, self._uri, announceHost(address), address.port)
+        announcer.start()
         return port
 
     def stopService(self):

@@ -44,7 +44,7 @@ class ThriftHttp:
     """
 
     @staticmethod
-    def newClient(iface, dest, path="/", timeout=None, **options):
+    def newClient(iface, dest, path: str = "/", timeout=None, **options):
         """
         Make a client of a generated Thrift service served over HTTP at
         C{path} (POST, C{application/x-thrift}, binary protocol).

@@ -58,7 +58,7 @@ class HttpRequest:
     __slots__ = ("method", "path", "kwargs", "timeout")
     decode = None
 
-    def __init__(self, method, path, kwargs, timeout):
+    def __init__(self, method, path, kwargs, timeout) -> None:
         self.method = method
         self.path = path
         self.kwargs = kwargs
@@ -78,7 +78,7 @@ class _TrustRootPolicy:
     the client connects to.
     """
 
-    def __init__(self, trustRoot):
+    def __init__(self, trustRoot) -> None:
         self._trustRoot = trustRoot
 
     def creatorForNetloc(self, hostname, port):
@@ -92,7 +92,7 @@ class HttpEndpoint:
     connection pool.
     """
 
-    def __init__(self, reactor, http, host, port, scheme, connectTimeout):
+    def __init__(self, reactor, http, host, port, scheme, connectTimeout) -> None:
         self._reactor = reactor
         self._http = http
         self.host = host
@@ -101,7 +101,7 @@ class HttpEndpoint:
         self._connectTimeout = connectTimeout
         self._closed = False
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return self._base
 
     @property
@@ -135,7 +135,7 @@ class HttpEndpoint:
         endpoint = HostnameEndpoint(self._reactor, self.host, self.port, timeout=self._connectTimeout)
         d = endpoint.connect(Factory.forProtocol(Protocol))
 
-        def connected(protocol):
+        def connected(protocol) -> None:
             protocol.transport.loseConnection()
 
         def failed(failure):
@@ -160,7 +160,7 @@ class HttpClient:
     @ivar stack: the client stack requests go through.
     """
 
-    def __init__(self, stack, pool, timeout, raiseForStatus):
+    def __init__(self, stack, pool, timeout, raiseForStatus) -> None:
         self.stack = stack
         self._pool = pool
         self._timeout = timeout
@@ -251,10 +251,10 @@ def buildHttpClient(
     dest,
     reactor=None,
     timeout=None,
-    tls=False,
+    tls: bool = False,
     trustRoot=None,
-    raiseForStatus=False,
-    persistent=True,
+    raiseForStatus: bool = False,
+    persistent: bool = True,
     maxPersistentPerHost=10,
     connectTimeout=5.0,
     label=None,

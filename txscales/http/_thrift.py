@@ -28,7 +28,7 @@ class ThriftHttpClient:
     @ivar http: the L{txscales.http.HttpClient} the calls go through.
     """
 
-    def __init__(self, http, path):
+    def __init__(self, http, path) -> None:
         self.http = http
         self._path = path
 
@@ -67,7 +67,7 @@ def _raise(error):
     raise error
 
 
-def buildThriftHttpClient(iface, dest, path="/", **options):
+def buildThriftHttpClient(iface, dest, path: str = "/", **options):
     """
     Build a Thrift-over-HTTP client; see L{txscales.http.ThriftHttp}.
     """
@@ -88,7 +88,7 @@ class ThriftResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, iface, handler):
+    def __init__(self, iface, handler) -> None:
         Resource.__init__(self)
         self._processor = ThriftProcessor(iface, handler)
 
@@ -113,7 +113,7 @@ class ThriftResource(Resource):
         result.addCallbacks(reply.write, reply.failed)
         return NOT_DONE_YET
 
-    def render_GET(self, request):
+    def render_GET(self, request) -> bytes:
         request.setResponseCode(405)
         request.setHeader(b"Allow", b"POST")
         return b"POST Thrift calls here\n"
@@ -126,21 +126,21 @@ class _Reply:
     request can no longer be written to or finished).
     """
 
-    def __init__(self, request):
+    def __init__(self, request) -> None:
         self._request = request
         self._gone = False
 
-    def lost(self, reason, call):
+    def lost(self, reason, call) -> None:
         """
         The client went away: cancel its C{call}.
         """
         self._gone = True
         call.cancel()
 
-    def _open(self):
+    def _open(self) -> bool:
         return not self._gone and not self._request.finished
 
-    def write(self, body):
+    def write(self, body) -> None:
         """
         Answer with the reply C{body}.
         """
@@ -148,7 +148,7 @@ class _Reply:
             self._request.write(body)
             self._request.finish()
 
-    def failed(self, failure):
+    def failed(self, failure) -> None:
         """
         The call failed without a reply: answer 503.
         """

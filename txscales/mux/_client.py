@@ -3,6 +3,8 @@ Mux client plumbing: the request type and the singleton pool, one shared
 multiplexed session per endpoint.
 """
 
+from typing import List, Optional, Union
+
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import Factory
 from zope.interface import implementer
@@ -28,7 +30,7 @@ class MuxRequest:
 
     __slots__ = ("body", "contexts", "dst", "dtab", "timeout", "decode")
 
-    def __init__(self, body, contexts=(), dst=b"", dtab=(), timeout=None, decode=None):
+    def __init__(self, body, contexts=(), dst: Union[bytes, str] = b"", dtab=(), timeout=None, decode=None) -> None:
         self.body = body
         self.contexts = contexts
         self.dst = dst
@@ -62,7 +64,7 @@ class MuxEndpoint:
 
     def __init__(
         self, reactor, host, port, protocolOptions=None, connectTimeout=5.0, endpointFactory=None, onConnect=None
-    ):
+    ) -> None:
         self._reactor = reactor
         self._endpointFactory = endpointFactory or tcpEndpoint
         self.host = host
@@ -70,15 +72,15 @@ class MuxEndpoint:
         self._options = protocolOptions or {}
         self._connectTimeout = connectTimeout
         self._onConnect = onConnect
-        self._connecting = None
-        self._waiters = []
+        self._connecting: Optional[Deferred[MuxClientProtocol]] = None
+        self._waiters: List[Deferred[MuxClientProtocol]] = []
         self._closed = False
         self._drainCounted = False
-        self.protocol = None
+        self.protocol: Optional[MuxClientProtocol] = None
         self.connects = 0
         self.drains = 0
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "%s:%d" % (self.host, self.port)
 
     @property
@@ -112,21 +114,21 @@ class MuxEndpoint:
         p = self.protocol
         if p is not None and p.status == OPEN:
             return succeed(p)
-        waiter = Deferred(lambda d: self._waiters.remove(d))
+        waiter: Deferred[MuxClientProtocol] = Deferred(lambda d: self._waiters.remove(d))
         self._waiters.append(waiter)
         if self._connecting is None and (p is None or p.status == CLOSED or p.drainRequested):
             self._connect()
         return waiter
 
-    def _connect(self):
+    def _connect(self) -> None:
         endpoint = self._endpointFactory(self._reactor, self.host, self.port, self._connectTimeout)
         factory = Factory.forProtocol(lambda: MuxClientProtocol(self._reactor, **self._options))
         factory.noisy = False
-        self._connecting = endpoint.connect(factory)
-        self._connecting.addCallback(lambda p: p.ready)
-        self._connecting.addCallbacks(self._connected, self._connectFailed)
+        connecting = self._connecting = endpoint.connect(factory)
+        connecting.addCallback(lambda p: p.ready)
+        connecting.addCallbacks(self._connected, self._connectFailed)
 
-    def _connected(self, p):
+    def _connected(self, p: MuxClientProtocol) -> None:
         self._connecting = None
         self.connects += 1
         self.protocol = p
@@ -138,7 +140,7 @@ class MuxEndpoint:
         for waiter in waiters:
             waiter.callback(p)
 
-    def _statusChanged(self, p):
+    def _statusChanged(self, p: MuxClientProtocol) -> None:
         if p is not self.protocol:
             return
         if p.status == CLOSED:
@@ -147,7 +149,7 @@ class MuxEndpoint:
             self._drainCounted = True
             self.drains += 1
 
-    def _connectFailed(self, failure):
+    def _connectFailed(self, failure) -> None:
         self._connecting = None
         error = failure.value
         if not isinstance(error, TxScalesError):

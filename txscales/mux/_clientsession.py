@@ -2,6 +2,8 @@
 The client half of a Mux session: plain Python, no Twisted.
 """
 
+from typing import Any, Dict, List, Union
+
 from txscales.errors import (
     ConnectionLostError,
     HandshakeError,
@@ -56,7 +58,7 @@ class Ready:
         handshake.
     """
 
-    def __init__(self, headers):
+    def __init__(self, headers) -> None:
         self.headers = headers
 
 
@@ -65,7 +67,7 @@ class Replied:
     The answer to dispatch C{tag} arrived.
     """
 
-    def __init__(self, tag, contexts, body):
+    def __init__(self, tag, contexts, body) -> None:
         self.tag = tag
         self.contexts = contexts
         self.body = body
@@ -76,7 +78,7 @@ class Failed:
     Dispatch C{tag} failed with C{error} (a L{txscales.errors} instance).
     """
 
-    def __init__(self, tag, error):
+    def __init__(self, tag, error) -> None:
         self.tag = tag
         self.error = error
 
@@ -104,7 +106,7 @@ class Leased:
     The server granted a lease of C{milliseconds}.
     """
 
-    def __init__(self, milliseconds):
+    def __init__(self, milliseconds) -> None:
         self.milliseconds = milliseconds
 
 
@@ -131,16 +133,16 @@ class ClientSession(Session):
     @ivar peerWindow: the largest frame body the server accepts, or None.
     """
 
-    def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, window=DEFAULT_WINDOW, handshake=True):
+    def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, window=DEFAULT_WINDOW, handshake: bool = True) -> None:
         Session.__init__(self)
         self._decoder = FrameDecoder(maxFrameSize, _decodeAnswer)
         self._window = window
         self._handshake = handshake
         self._tags = TagSet()
-        self._pending = {}
-        self._queued = []
+        self._pending: Dict[int, int] = {}
+        self._queued: List[Tdispatch] = []
         # Context keys in their wire form (see encodeDispatch).
-        self._encodedKeys = {}
+        self._encodedKeys: Dict[bytes, bytes] = {}
         self.state = "new"
         self.draining = False
         self.peerWindow = None
@@ -177,7 +179,7 @@ class ClientSession(Session):
         """
         return len(self._pending)
 
-    def dispatch(self, body, contexts=(), dst=b"", dtab=()):
+    def dispatch(self, body, contexts=(), dst: Union[bytes, str] = b"", dtab=()):
         """
         Send a request.
 
@@ -204,7 +206,7 @@ class ClientSession(Session):
             self._pending[tag] = _QUEUED
         return tag
 
-    def discard(self, tag, why=b"discarded"):
+    def discard(self, tag, why: Union[bytes, str] = b"discarded") -> bool:
         """
         Give up on dispatch C{tag}.  A request still queued behind the
         handshake is dropped and its tag freed; a written one gets a
@@ -224,7 +226,7 @@ class ClientSession(Session):
             return True
         return False
 
-    def ping(self):
+    def ping(self) -> bool:
         """
         Send a Tping unless one is outstanding or the session is not open.
 
@@ -257,7 +259,7 @@ class ClientSession(Session):
         @raise txscales.errors.ProtocolError: when the server broke the
             protocol; the connection should be closed.
         """
-        events = []
+        events: List[Any] = []
         pending = self._pending
         for message in self._decoder.feed(data):
             if self.state == "open":

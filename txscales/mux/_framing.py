@@ -7,7 +7,7 @@ to write, fragmenting its body to the peer's window.
 """
 
 from struct import Struct
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 from txscales._framing import LengthPrefixDecoder
 from txscales.errors import BadMessageError, FrameTooLargeError
@@ -22,6 +22,7 @@ from txscales.mux._messages import (
     R_DISCARDED,
     T_DISCARDED,
     T_DISCARDED_LEGACY,
+    Tdiscarded,
     decodeMessage,
     encodeMessage,
     frameHeader,
@@ -50,6 +51,7 @@ class EncodedContexts(list):
     """
 
     __slots__ = ("encoded",)
+    encoded: bytes
 
     @classmethod
     def of(cls, pairs: Sequence[Tuple[bytes, bytes]], encoded: bytes) -> "EncodedContexts":
@@ -77,12 +79,13 @@ class FrameDecoder:
     """
 
     def __init__(
-        self, maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE, decode: Callable[[int, int, bytes], Message] = decodeMessage
+        self, maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE, decode: Callable[[int, int, bytes], Any] = decodeMessage
     ) -> None:
         # A frame holds at least its type and tag.
         self._frames = LengthPrefixDecoder(maxFrameSize, 4)
         self._decode = decode
-        self._fragments = {}
+        # By tag: [type code, size so far, the bodies of the fragments].
+        self._fragments: Dict[int, List[Any]] = {}
 
     @property
     def maxFrameSize(self) -> int:
@@ -92,7 +95,7 @@ class FrameDecoder:
         """
         return self._frames.maxFrameSize
 
-    def feed(self, data: bytes) -> List[Message]:
+    def feed(self, data: bytes) -> List[Any]:
         """
         Add received bytes.
 
@@ -155,7 +158,7 @@ class FrameDecoder:
             # sequence: its fragments are dropped and the frame stands alone.
         message = self._decode(typeCode, plainTag, body)
         if typeCode in (T_DISCARDED, T_DISCARDED_LEGACY):
-            self._fragments.pop(message.which, None)
+            self._fragments.pop(cast(Tdiscarded, message).which, None)
         elif typeCode == R_DISCARDED:
             self._fragments.pop(plainTag, None)
         return message
@@ -201,7 +204,7 @@ def encodeFrames(message: Message, window: Optional[int] = None) -> bytes:
 def encodeDispatch(
     tag: int,
     contexts: Sequence[Tuple[bytes, bytes]],
-    dst: bytes,
+    dst: Union[bytes, str],
     dtab: Sequence[Tuple[bytes, bytes]],
     body: bytes,
     window: Optional[int] = None,
@@ -229,7 +232,8 @@ def encodeDispatch(
         if window is None or size <= window:
             header = _dispatchHeader.pack(size + 4, _DISPATCH_TYPE | tag)
             return b"".join((header, encoded, pack(len(dst)), dst, _NO_PAIRS, body))
-    parts = [None, pack(len(contexts))]
+    # The first part, the frame header, is known last.
+    parts = [b"", pack(len(contexts))]
     size = 6 + len(dst) + len(body)
     if keys is None:
         keys = {}

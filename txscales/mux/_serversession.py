@@ -3,6 +3,7 @@ The server half of a Mux session: plain Python, no Twisted.
 """
 
 from struct import Struct
+from typing import Dict, Tuple
 
 from txscales.errors import DuplicateTagError, HandshakeError
 from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encodeFrames
@@ -63,7 +64,7 @@ class Dispatch:
 
     __slots__ = ("requestId", "tag", "contexts", "dst", "dtab", "body", "legacy")
 
-    def __init__(self, requestId, tag, contexts, dst, dtab, body, legacy=False):
+    def __init__(self, requestId, tag, contexts, dst, dtab, body, legacy: bool = False) -> None:
         self.requestId = requestId
         self.tag = tag
         self.contexts = contexts
@@ -79,7 +80,7 @@ class Discarded:
     wanted (and will not be sent).
     """
 
-    def __init__(self, requestId, why):
+    def __init__(self, requestId, why) -> None:
         self.requestId = requestId
         self.why = why
 
@@ -101,7 +102,7 @@ class ServerSession(Session):
     @ivar orphanedDiscards: Tdiscarded messages for unknown tags.
     """
 
-    def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, window=DEFAULT_WINDOW):
+    def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, window=DEFAULT_WINDOW) -> None:
         Session.__init__(self)
         # The shapes of this client's request headers, learnt as they come
         # (see txscales.mux._shapes): each session learns its own.  Saves
@@ -110,7 +111,7 @@ class ServerSession(Session):
         self._shapes = Shapes()
         self._decoder = FrameDecoder(maxFrameSize, requestDecoder(self._shapes))
         self._window = window
-        self._pending = {}
+        self._pending: Dict[int, Tuple[int, bool]] = {}
         self._nextId = 0
         self.state = "new"
         self.negotiated = False
@@ -125,7 +126,7 @@ class ServerSession(Session):
         """
         return len(self._pending)
 
-    def readyToClose(self, graceExpired=False):
+    def readyToClose(self, graceExpired: bool = False):
         """
         @param graceExpired: whether a session without the handshake has
             waited long enough for an Rdrain that may never come (Scales'
@@ -139,7 +140,7 @@ class ServerSession(Session):
             and (self.drainAcknowledged or (graceExpired and not self.negotiated))
         )
 
-    def drain(self):
+    def drain(self) -> None:
         """
         Ask the client to stop sending requests; later ones are nacked.
         """
@@ -195,7 +196,7 @@ class ServerSession(Session):
         """
         return self._answer(requestId, tag, STATUS_NACK, b"", muxFailureContext(flags))
 
-    def _answer(self, requestId, tag, status, body, contexts):
+    def _answer(self, requestId, tag, status, body, contexts) -> bool:
         entry = self._pending.get(tag)
         if entry is None or entry[0] != requestId:
             return False

@@ -7,8 +7,11 @@ and whatever the session wants written is written.  Time comes from an
 injected clock.
 """
 
+from typing import Any, Callable, Dict, List, Union
+
 from twisted.internet.defer import CancelledError, Deferred, fail
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import ITCPTransport
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 
 from twisted.python.failure import Failure
@@ -50,17 +53,19 @@ class MuxClientProtocol(Protocol):
     @ivar drainRequested: whether the server asked this session to drain.
     """
 
+    transport: ITCPTransport
+
     def __init__(
         self,
         clock,
         maxFrameSize=DEFAULT_MAX_FRAME_SIZE,
-        handshake=True,
+        handshake: bool = True,
         pingInterval=5.0,
         pingTimeout=4.0,
-    ):
+    ) -> None:
         self._clock = clock
         self._session = ClientSession(maxFrameSize, handshake=handshake)
-        self._calls = {}
+        self._calls: Dict[int, Deferred[Replied]] = {}
         self._holding = False
         self._pingInterval = pingInterval
         self._pingTimeout = pingTimeout
@@ -68,9 +73,9 @@ class MuxClientProtocol(Protocol):
         self._leaseExpires = None
         self._closeReason = None
         self.drainRequested = False
-        self.ready = Deferred()
-        self.closed = Deferred()
-        self.statusObservers = []
+        self.ready: Deferred[MuxClientProtocol] = Deferred()
+        self.closed: Deferred[None] = Deferred()
+        self.statusObservers: List[Callable[[MuxClientProtocol], object]] = []
 
     @property
     def status(self):
@@ -96,12 +101,12 @@ class MuxClientProtocol(Protocol):
         """
         return len(self._calls)
 
-    def connectionMade(self):
+    def connectionMade(self) -> None:
         noDelay(self.transport)
         self._handle(self._session.start())
         self._flush()
 
-    def dispatch(self, body, contexts=(), dst=b"", dtab=()):
+    def dispatch(self, body, contexts=(), dst: Union[bytes, str] = b"", dtab=()):
         """
         Send one request.
 
@@ -113,19 +118,19 @@ class MuxClientProtocol(Protocol):
             tag = self._session.dispatch(body, contexts, dst, dtab)
         except TxScalesError as e:
             return fail(e)
-        d = Deferred(lambda d: self._discard(tag, d))
+        d: Deferred[Replied] = Deferred(lambda d: self._discard(tag, d))
         self._calls[tag] = d
         if not self._holding:
             self._flush()
         return d
 
-    def _discard(self, tag, d):
+    def _discard(self, tag, d) -> None:
         self._calls.pop(tag, None)
         written = self._session.discard(tag, b"call cancelled by the client")
         self._flush()
         d.errback(DiscardedCall(written))
 
-    def dataReceived(self, data):
+    def dataReceived(self, data) -> None:
         try:
             events = self._session.receiveData(data)
         except ProtocolError as e:
@@ -142,7 +147,7 @@ class MuxClientProtocol(Protocol):
             self._holding = False
             self._flush()
 
-    def _handle(self, events):
+    def _handle(self, events) -> None:
         # The session has already freed the tags of these answers.  Take
         # every answered Deferred out of the tag map before running any
         # callback: a callback may dispatch a new call that reuses one of
@@ -171,33 +176,33 @@ class MuxClientProtocol(Protocol):
                 self._leaseExpires = self._clock.seconds() + event.milliseconds / 1000.0
                 self._notify()
 
-    def _notify(self):
+    def _notify(self) -> None:
         for observer in list(self.statusObservers):
             observer(self)
 
-    def _schedulePing(self, delay):
+    def _schedulePing(self, delay) -> None:
         if self._pingCall is not None and self._pingCall.active():
             self._pingCall.cancel()
         self._pingCall = None
         if self._pingInterval is not None and self._session.state == "open":
             self._pingCall = self._clock.callLater(delay, self._ping)
 
-    def _ping(self):
+    def _ping(self) -> None:
         self._pingCall = None
         if self._session.ping():
             self._flush()
             self._pingCall = self._clock.callLater(self._pingTimeout, self._pingExpired)
 
-    def _pingExpired(self):
+    def _pingExpired(self) -> None:
         self._pingCall = None
         self._abort(PingTimeoutError("no Rping within %g s" % (self._pingTimeout,)))
 
-    def _abort(self, error):
+    def _abort(self, error) -> None:
         _log.warn("closing Mux session: {error}", error=error)
         self._closeReason = error
         self.transport.abortConnection()
 
-    def _flush(self):
+    def _flush(self) -> None:
         data = self._session.dataToSend()
         if data:
             self.transport.write(data)
@@ -212,7 +217,7 @@ class MuxClientProtocol(Protocol):
             self.transport.loseConnection()
         return self.closed
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._pingCall is not None and self._pingCall.active():
             self._pingCall.cancel()
         self._pingCall = None
@@ -243,7 +248,7 @@ class Request(Dispatch):
 
     __slots__ = ()
 
-    def __init__(self, body, contexts=(), dst=b"", dtab=()):
+    def __init__(self, body, contexts=(), dst: Union[bytes, str] = b"", dtab=()) -> None:
         Dispatch.__init__(self, None, None, contexts, dst, dtab, body)
 
 
@@ -259,7 +264,9 @@ class MuxServerProtocol(Protocol):
         replaces Mux for this connection (used for Thrift downgrade).
     """
 
-    def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0):
+    transport: ITCPTransport
+
+    def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0) -> None:
         self._service = service
         self._clock = clock
         self._maxFrameSize = maxFrameSize
@@ -267,11 +274,12 @@ class MuxServerProtocol(Protocol):
         self._drainGrace = drainGrace
         self._graceTimer = None
         self._graceExpired = False
-        self._session = None
+        # A ServerSession, or what a fallback made, once the first bytes came.
+        self._session: Any = None
         self._first = b""
-        self._inflight = {}
+        self._inflight: Dict[int, Deferred[Any]] = {}
         self._holding = False
-        self.closed = Deferred()
+        self.closed: Deferred[None] = Deferred()
 
     @property
     def session(self):
@@ -280,11 +288,11 @@ class MuxServerProtocol(Protocol):
         """
         return self._session
 
-    def connectionMade(self):
+    def connectionMade(self) -> None:
         noDelay(self.transport)
         self.factory.protocols.add(self)
 
-    def dataReceived(self, data):
+    def dataReceived(self, data) -> None:
         if self._session is None:
             data = self._first + data
             if len(data) < 8:
@@ -338,7 +346,7 @@ class MuxServerProtocol(Protocol):
             self._flush()
             self._closeIfDrained()
 
-    def _answerLater(self, result, event):
+    def _answerLater(self, result, event) -> None:
         # isinstance() against Deferred (an ABCMeta class) is slow.
         if type(result) is not Deferred and not isinstance(result, Deferred):
             self._replied(result, event.requestId, event.tag)
@@ -351,13 +359,13 @@ class MuxServerProtocol(Protocol):
             errbackArgs=(event.requestId, event.tag),
         )
 
-    def _replied(self, body, requestId, tag):
+    def _replied(self, body, requestId, tag) -> None:
         self._inflight.pop(requestId, None)
         if self._session.reply(requestId, tag, body) and not self._holding:
             self._flush()
         self._closeIfDrained()
 
-    def _failed(self, failure, requestId, tag):
+    def _failed(self, failure, requestId, tag) -> None:
         self._inflight.pop(requestId, None)
         if failure.check(CancelledError):
             sent = False
@@ -373,7 +381,7 @@ class MuxServerProtocol(Protocol):
             self._flush()
         self._closeIfDrained()
 
-    def _flush(self):
+    def _flush(self) -> None:
         data = self._session.dataToSend()
         if data:
             self.transport.write(data)
@@ -393,23 +401,23 @@ class MuxServerProtocol(Protocol):
             self._closeIfDrained()
         return self.closed
 
-    def _startDrain(self):
+    def _startDrain(self) -> None:
         self._session.drain()
         if not self._session.negotiated and self._graceTimer is None:
             # Clients without the handshake may never answer Tdrain: after
             # a grace period, being idle is enough.
             self._graceTimer = self._clock.callLater(self._drainGrace, self._graceOver)
 
-    def _graceOver(self):
+    def _graceOver(self) -> None:
         self._graceTimer = None
         self._graceExpired = True
         self._closeIfDrained()
 
-    def _closeIfDrained(self):
+    def _closeIfDrained(self) -> None:
         if self._session is not None and self._session.readyToClose(self._graceExpired):
             self.transport.loseConnection()
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._graceTimer is not None:
             self._graceTimer.cancel()
             self._graceTimer = None
@@ -434,7 +442,7 @@ class MuxServerFactory(DrainingFactory):
     @ivar draining: whether L{drainAll<txscales._draining.DrainingFactory.drainAll>} was called.
     """
 
-    def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0):
+    def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0) -> None:
         self._service = service
         DrainingFactory.__init__(self, clock)
         self._maxFrameSize = maxFrameSize

@@ -3,6 +3,7 @@ The watermark pool.
 """
 
 from collections import deque
+from typing import Any, Deque
 
 from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 
@@ -23,15 +24,15 @@ class WatermarkPool:
     @ivar idle: how many connections wait unused.
     """
 
-    def __init__(self, connect, low=1, high=2**31, maxWaiters=2**31):
+    def __init__(self, connect, low=1, high=2**31, maxWaiters=2**31) -> None:
         if not 0 <= low <= high or high < 1:
             raise ValueError("need 0 <= low <= high and high >= 1")
         self._connect = connect
         self._low = low
         self._high = high
         self._maxWaiters = maxWaiters
-        self._idle = deque()
-        self._waiters = deque()
+        self._idle: Deque[Any] = deque()
+        self._waiters: Deque[Deferred[Any]] = deque()
         self._closed = False
         self.size = 0
 
@@ -62,11 +63,11 @@ class WatermarkPool:
             return d
         if len(self._waiters) >= self._maxWaiters:
             return fail(PoolExhaustedError("%d connections busy and %d callers waiting" % (self.size, len(self._waiters))))
-        waiter = Deferred(self._cancelWaiter)
+        waiter: Deferred[Any] = Deferred(self._cancelWaiter)
         self._waiters.append(waiter)
         return waiter
 
-    def _cancelWaiter(self, waiter):
+    def _cancelWaiter(self, waiter) -> None:
         # A waiter still queued leaves the queue; one for which a
         # connection is being opened gives it back to the pool when ready.
         if waiter in self._waiters:
@@ -77,27 +78,28 @@ class WatermarkPool:
         self._openForWaiter()
         return failure
 
-    def _openForWaiter(self):
+    def _openForWaiter(self) -> None:
         # A place freed up: open a connection for the first waiter.
         if self._waiters and self.size < self._high and not self._closed:
             waiter = self._waiters.popleft()
             self.size += 1
             d = self._connect()
             d.addErrback(self._connectFailed)
-            d.addCallbacks(self._openedForWaiter, self._openFailedForWaiter, (waiter,), None, (waiter,))
+            args = (waiter,)
+            d.addCallbacks(self._openedForWaiter, self._openFailedForWaiter, args, errbackArgs=args)
 
-    def _openedForWaiter(self, connection, waiter):
+    def _openedForWaiter(self, connection, waiter) -> None:
         if waiter.called:
             # The waiter was cancelled meanwhile: the pool keeps it.
             self.release(connection)
         else:
             waiter.callback(connection)
 
-    def _openFailedForWaiter(self, failure, waiter):
+    def _openFailedForWaiter(self, failure, waiter) -> None:
         if not waiter.called:
             waiter.errback(failure)
 
-    def release(self, connection, reusable=True):
+    def release(self, connection, reusable: bool = True):
         """
         Give back a connection.
 

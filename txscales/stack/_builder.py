@@ -3,6 +3,8 @@ The builder every protocol's client shares; each protocol adds its own
 setters.
 """
 
+from typing import Any, Callable, Dict
+
 from txscales.errors import BadDestinationError
 
 
@@ -15,12 +17,12 @@ class ClientBuilder:
         protocol.
     """
 
-    buildClient = None
+    buildClient: Callable[..., Any]
 
-    def __init__(self, iface):
+    def __init__(self, iface) -> None:
         self._iface = iface
         self._dest = None
-        self._options = {}
+        self._options: Dict[str, Any] = {}
 
     def dest(self, dest):
         """
@@ -93,7 +95,7 @@ class ClientBuilder:
         self._options["maxRequeues"] = maxRetries
         return self
 
-    def failureAccrual(self, enabled=True, **options):
+    def failureAccrual(self, enabled: bool = True, **options):
         """
         Configure failure accrual (C{consecutiveFailures}, C{successRate},
         C{window}, C{minRequests}, C{markDeadFor}), or turn it off.
@@ -108,7 +110,7 @@ class ClientBuilder:
         self._options["failFast"] = {"start": start, "maximum": maximum}
         return self
 
-    def stats(self, enabled=True, registry=None):
+    def stats(self, enabled: bool = True, registry=None):
         """
         Count requests in prometheus metrics (on by default), in C{registry}
         (default: the global one).

@@ -3,7 +3,7 @@ The client stack: from a request to one endpoint's session, in one place.
 """
 
 from random import Random
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Literal, Optional, Union
 
 from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -76,7 +76,7 @@ class ClientStack:
         retryBudget: Union[RetryBudget, NoRetryBudget, None] = None,
         maxRequeues: int = 25,
         retryPolicy: Optional[Callable[[Failure, int], bool]] = None,
-        failureAccrual: Union[Dict[str, Any], bool, None] = None,
+        failureAccrual: Union[Dict[str, Any], Literal[False], None] = None,
         failFast: Optional[Dict[str, float]] = None,
         stats: "Optional[ClientStats]" = None,
     ) -> None:
@@ -100,7 +100,7 @@ class ClientStack:
         destination.ready.addErrback(self._discoveryFailed)
         self._unwatch = destination.watch(self._addressesChanged)
 
-    def _addressesChanged(self, addresses):
+    def _addressesChanged(self, addresses) -> None:
         current = {(n.endpoint.host, n.endpoint.port): n.endpoint for n in self.nodes}
         self.update([current.get(a) or self._makeEndpoint(*a) for a in addresses])
         self._resolved = True
@@ -109,7 +109,7 @@ class ClientStack:
         for waiter in waiters:
             waiter.callback(None)
 
-    def _discoveryFailed(self, failure):
+    def _discoveryFailed(self, failure) -> None:
         if not self._resolved:
             self._discoveryFailure = failure.value
             waiters, self._waiters = self._waiters, []
@@ -121,7 +121,7 @@ class ClientStack:
             return self.dispatcher(request)
         if self._discoveryFailure is not None:
             return self.dispatcher.after(fail(self._discoveryFailure), request)
-        waiter = Deferred(lambda d: self._waiters.remove(d))
+        waiter: Deferred[None] = Deferred(lambda d: self._waiters.remove(d))
         self._waiters.append(waiter)
         return self.dispatcher.after(waiter, request)
 
@@ -134,7 +134,7 @@ class ClientStack:
             return succeed(self)
         if self._discoveryFailure is not None:
             return fail(self._discoveryFailure)
-        waiter = Deferred(lambda d: self._waiters.remove(d))
+        waiter: Deferred[None] = Deferred(lambda d: self._waiters.remove(d))
         self._waiters.append(waiter)
         return waiter.addCallback(lambda _: self)
 

@@ -136,7 +136,7 @@ class Thrift:
         drainTimeout=10.0,
         maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE,
         label=None,
-        stats=True,
+        stats: bool = True,
         registry=None,
     ):
         """

@@ -51,7 +51,7 @@ class ThriftProcessor:
     @ivar methods: the service's methods, by name.
     """
 
-    def __init__(self, iface, handler):
+    def __init__(self, iface, handler) -> None:
         self.methods = describeService(iface)
         self._bound = {}
         self._calls = {}

@@ -8,10 +8,11 @@ Stopping the service stops listening, lets every connection finish the calls
 it received, and closes it.
 """
 
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import ITCPTransport
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 
 from twisted.python.failure import Failure
@@ -74,11 +75,14 @@ class ThriftServerProtocol(Protocol):
     @ivar closed: fires with None once the connection is gone.
     """
 
-    def __init__(self, process, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
+    transport: ITCPTransport
+    factory: "ThriftServerFactory"
+
+    def __init__(self, process, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE) -> None:
         self._process = process
         self._session = ServerSession(transport, maxMessageSize)
-        self._inflight = {}
-        self.closed = Deferred()
+        self._inflight: Dict[int, Deferred[Any]] = {}
+        self.closed: Deferred[None] = Deferred()
 
     @property
     def session(self):
@@ -87,14 +91,14 @@ class ThriftServerProtocol(Protocol):
         """
         return self._session
 
-    def connectionMade(self):
+    def connectionMade(self) -> None:
         noDelay(self.transport)
         self.factory.protocols.add(self)
         if self.factory.draining:
             # Accepted just before the server stopped listening.
             self.drain()
 
-    def dataReceived(self, data):
+    def dataReceived(self, data) -> None:
         try:
             calls = self._session.receiveData(data)
         except ProtocolError as e:
@@ -106,7 +110,7 @@ class ThriftServerProtocol(Protocol):
             self._dispatch(call)
         self._flush()
 
-    def _dispatch(self, call):
+    def _dispatch(self, call) -> None:
         try:
             result = self._process(call.message)
         except ProtocolError as e:
@@ -121,15 +125,16 @@ class ThriftServerProtocol(Protocol):
             self._session.reply(call.requestId, result)
             return
         self._inflight[call.requestId] = result
-        result.addCallbacks(self._replied, self._failed, (call.requestId,), None, (call.requestId,))
+        args = (call.requestId,)
+        result.addCallbacks(self._replied, self._failed, args, errbackArgs=args)
 
-    def _replied(self, message, requestId):
+    def _replied(self, message, requestId) -> None:
         self._inflight.pop(requestId, None)
         if self._session.reply(requestId, message):
             self._flush()
         self._closeIfDrained()
 
-    def _failed(self, failure, requestId):
+    def _failed(self, failure, requestId) -> None:
         self._inflight.pop(requestId, None)
         if failure.check(CancelledError):
             return
@@ -141,7 +146,7 @@ class ThriftServerProtocol(Protocol):
             _log.failure("Thrift call failed without a reply; closing the connection", failure)
         self.transport.loseConnection()
 
-    def _flush(self):
+    def _flush(self) -> None:
         data = self._session.dataToSend()
         if data:
             self.transport.write(data)
@@ -157,12 +162,12 @@ class ThriftServerProtocol(Protocol):
         self._closeIfDrained()
         return self.closed
 
-    def _closeIfDrained(self):
+    def _closeIfDrained(self) -> None:
         # One-way calls still running hold the connection open too.
         if self._session.readyToClose() and not self._inflight:
             self.transport.loseConnection()
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.factory.protocols.discard(self)
         self._session.connectionLost()
         inflight, self._inflight = self._inflight, {}
@@ -180,7 +185,7 @@ class ThriftServerFactory(DrainingFactory):
     @ivar draining: whether L{drainAll<txscales._draining.DrainingFactory.drainAll>} was called.
     """
 
-    def __init__(self, process, clock, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(self, process, clock, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE) -> None:
         ServerSession(transport, maxMessageSize)  # check the transport name
         self._process = process
         DrainingFactory.__init__(self, clock)

@@ -94,7 +94,7 @@ class ThriftMux:
         drainTimeout=10.0,
         maxFrameSize=DEFAULT_MAX_FRAME_SIZE,
         label=None,
-        stats=True,
+        stats: bool = True,
         registry=None,
     ):
         """

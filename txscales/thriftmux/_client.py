@@ -24,7 +24,7 @@ class ThriftMuxClient(StackClient):
     @ivar stack: the L{txscales.stack.ClientStack} calls go through.
     """
 
-    def __init__(self, methods, stack, reactor, timeout, clientId, random):
+    def __init__(self, methods, stack, reactor, timeout, clientId, random) -> None:
         self.stack = stack
         self._reactor = reactor
         self._timeout = timeout

@@ -34,7 +34,7 @@ _ROOT_HEAD = _pairPrefix(TRACE_KEY, _trace.size)
 _ROOT_MIDDLE = _pairPrefix(RETRIES_KEY, 4) + b"\x00\x00\x00\x00" + _pairPrefix(DEADLINE_KEY, _deadline.size)
 _COUNT = [_short.pack(n) for n in (3, 4)]
 
-currentRequest = ContextVar("txscales.currentRequest", default=None)
+currentRequest: "ContextVar[Optional[RequestContext]]" = ContextVar("txscales.currentRequest", default=None)
 
 
 class TraceId:
@@ -50,7 +50,7 @@ class TraceId:
 
     __slots__ = ("spanId", "parentId", "traceId", "flags", "traceIdHigh")
 
-    def __init__(self, spanId, parentId, traceId, flags=0, traceIdHigh=None):
+    def __init__(self, spanId, parentId, traceId, flags=0, traceIdHigh=None) -> None:
         self.spanId = spanId
         self.parentId = parentId
         self.traceId = traceId
@@ -87,7 +87,7 @@ class TraceId:
             getattr(self, f) == getattr(other, f) for f in self.__slots__
         )
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "TraceId(span=%016x, parent=%016x, trace=%016x, flags=%d)" % (
             self.spanId,
             self.parentId,
@@ -117,7 +117,7 @@ class RequestContext:
     @ivar clientId: the caller's client id, or None.
     """
 
-    def __init__(self, contexts):
+    def __init__(self, contexts) -> None:
         self.contexts = contexts
         self._parsed = False
 
@@ -142,7 +142,7 @@ class RequestContext:
             self._parse()
         return self._clientId
 
-    def _parse(self):
+    def _parse(self) -> None:
         self._parsed = True
         self._trace = None
         self._deadline = None
