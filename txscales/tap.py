@@ -10,8 +10,9 @@ The C{twistd txscales} command: C{serve}, C{demo-server} and C{demo-client}::
 import atexit
 import os
 import sys
+from typing import Any, Callable
 
-from twisted.application.service import MultiService
+from twisted.application.service import IService, MultiService
 from twisted.python import usage
 from twisted.python.reflect import namedAny
 
@@ -39,7 +40,7 @@ class _ServerOptions(usage.Options):
         ["transport", None, "framed", "With --protocol thrift: the Thrift transport, framed or buffered."],
     ]
 
-    def postOptions(self):
+    def postOptions(self) -> None:
         if self["protocol"] not in PROTOCOLS:
             raise usage.UsageError(
                 "unsupported --protocol %r (supported: %s)" % (self["protocol"], ", ".join(sorted(PROTOCOLS)))
@@ -80,7 +81,7 @@ class ServeOptions(_ServerOptions):
     iface = None
     handler = None
 
-    def postOptions(self):
+    def postOptions(self) -> None:
         _ServerOptions.postOptions(self)
         if not self["iface"] or not self["handler"]:
             raise usage.UsageError("--iface and --handler are required")
@@ -104,14 +105,14 @@ class ServeOptions(_ServerOptions):
         self.handler = handler
 
 
-def _load(load, option, name):
+def _load(load: Callable[[str], Any], option: str, name: str) -> Any:
     try:
         return load(name)
     except Exception as e:
         raise usage.UsageError("%s %s: cannot load it: %s" % (option, name, _describe(e)))
 
 
-def _describe(error) -> str:
+def _describe(error: BaseException) -> str:
     return "%s: %s" % (type(error).__name__, error)
 
 
@@ -153,12 +154,12 @@ class Options(usage.Options):
         ["demo-client", None, DemoClientOptions, "Call the demo service and print a latency summary."],
     ]
 
-    def postOptions(self):
+    def postOptions(self) -> None:
         if self.subCommand is None:
             raise usage.UsageError("a subcommand is required: serve, demo-server or demo-client")
 
 
-def loadCallable(name):
+def loadCallable(name: str) -> Any:
     """
     Load C{module:attribute} or C{dotted.name}.
     """
@@ -168,7 +169,7 @@ def loadCallable(name):
     return namedAny(name)
 
 
-def _checkDestination(dest):
+def _checkDestination(dest: str) -> None:
     """
     Check the form of a C{tcp://} or C{zk://} destination URI, without
     resolving it.  Other schemes are left to their discovery plugins.
@@ -190,7 +191,7 @@ def _checkDestination(dest):
         raise usage.UsageError("--dest: %s (expected %s)" % (e, DESTINATIONS))
 
 
-def _thriftMuxServer(options, iface, handler, reactor):
+def _thriftMuxServer(options: usage.Options, iface: type, handler: object, reactor: Any) -> IService:
     from txscales.thriftmux import ThriftMux
 
     return ThriftMux.newServer(
@@ -204,7 +205,7 @@ def _thriftMuxServer(options, iface, handler, reactor):
     )
 
 
-def _thriftServer(options, iface, handler, reactor):
+def _thriftServer(options: usage.Options, iface: type, handler: object, reactor: Any) -> IService:
     from txscales.thrift import Thrift
 
     return Thrift.newServer(
@@ -219,17 +220,17 @@ def _thriftServer(options, iface, handler, reactor):
     )
 
 
-def _httpServer(options, iface, handler, reactor):
+def _httpServer(options: usage.Options, iface: type, handler: object, reactor: Any) -> IService:
     from txscales.http import ThriftHttpServerService
 
     return ThriftHttpServerService(iface, handler, options["listen"], reactor, "%s (thrift over http)" % (iface.__module__,))
 
 
-PROTOCOLS = {"thriftmux": _thriftMuxServer, "thrift": _thriftServer, "http": _httpServer}
+PROTOCOLS: "dict[str, Callable[[usage.Options, type, object, Any], IService]]" = {"thriftmux": _thriftMuxServer, "thrift": _thriftServer, "http": _httpServer}
 """Server builders by --protocol: C{(options, iface, handler, reactor) -> service}."""
 
 
-def _serverService(options, iface, handler, reactor):
+def _serverService(options: usage.Options, iface: type, handler: object, reactor: Any) -> IService:
     server = PROTOCOLS[options["protocol"]](options, iface, handler, reactor)
     if options["announce"]:
         from txscales.discovery import AnnouncedService
@@ -245,7 +246,7 @@ def _serverService(options, iface, handler, reactor):
     return service
 
 
-def makeService(options, reactor=None):
+def makeService(options: usage.Options, reactor: Any = None) -> IService:
     """
     Build the service for the chosen subcommand.
     """
@@ -265,7 +266,7 @@ def makeService(options, reactor=None):
     return service
 
 
-def _exitAtInterpreterExit(status) -> None:
+def _exitAtInterpreterExit(status: int) -> None:
     """
     Make this process exit with C{status} once twistd is done.
 
@@ -282,7 +283,7 @@ def _exitAtInterpreterExit(status) -> None:
         atexit.register(_exit, status)
 
 
-def _exit(status) -> None:
+def _exit(status: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)

@@ -17,6 +17,10 @@ times out or is cancelled closes its connection, so that its late answer
 can never be read by another call.
 """
 
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from twisted.internet.interfaces import IStreamServerEndpoint
+
 from txscales._reactor import defaultReactor
 from txscales.stack import ClientBuilder
 from txscales.thrift._client import ThriftClient, buildClient
@@ -34,6 +38,9 @@ from txscales.thrift._processor import ThriftProcessor, missingMethods
 from txscales.thrift._proxy import proxyClass
 from txscales.thrift._server import ThriftServerService, countedProcess, serverFactory
 from txscales.thrift._session import InOrderReplies
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 __all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FRAMED", "BUFFERED", "BINARY", "COMPACT", "missingMethods"]
 
@@ -57,21 +64,23 @@ class ThriftBuilder(ClientBuilder):
 
     buildClient = staticmethod(buildClient)
 
-    def transport(self, transport):
+    def transport(self, transport: str) -> "ThriftBuilder":
         """
         Use the C{"framed"} (default) or C{"buffered"} transport.
         """
         self._options["transport"] = transport
         return self
 
-    def protocol(self, protocol):
+    def protocol(self, protocol: str) -> "ThriftBuilder":
         """
         Use the C{"binary"} (default) or C{"compact"} protocol.
         """
         self._options["protocol"] = protocol
         return self
 
-    def pool(self, low=None, high=None, maxWaiters=None):
+    def pool(
+        self, low: Optional[int] = None, high: Optional[int] = None, maxWaiters: Optional[int] = None
+    ) -> "ThriftBuilder":
         """
         Size each server's connection pool: keep up to C{low} idle
         connections, open at most C{high}, let at most C{maxWaiters} calls
@@ -83,7 +92,7 @@ class ThriftBuilder(ClientBuilder):
                 self._options[name] = value
         return self
 
-    def maxMessageSize(self, size):
+    def maxMessageSize(self, size: int) -> "ThriftBuilder":
         """
         Set the largest reply (or frame) accepted from servers.
         """
@@ -97,7 +106,14 @@ class Thrift:
     """
 
     @staticmethod
-    def newClient(iface, dest, transport=FRAMED, protocol=BINARY, timeout=None, **options):
+    def newClient(
+        iface: type,
+        dest: str,
+        transport: str = FRAMED,
+        protocol: str = BINARY,
+        timeout: Optional[float] = None,
+        **options: Any
+    ) -> Any:
         """
         Make a client of a generated Thrift service.
 
@@ -120,7 +136,7 @@ class Thrift:
         return buildClient(iface, dest, transport=transport, protocol=protocol, timeout=timeout, **options)
 
     @staticmethod
-    def newBuilder(iface):
+    def newBuilder(iface: type) -> ThriftBuilder:
         """
         @return: a L{ThriftBuilder} for C{iface}.
         """
@@ -128,17 +144,17 @@ class Thrift:
 
     @staticmethod
     def newServer(
-        iface,
-        handler,
-        listen,
-        transport=FRAMED,
-        reactor=None,
-        drainTimeout=10.0,
-        maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE,
-        label=None,
+        iface: type,
+        handler: object,
+        listen: Union[str, IStreamServerEndpoint],
+        transport: str = FRAMED,
+        reactor: Any = None,
+        drainTimeout: Optional[float] = 10.0,
+        maxMessageSize: int = DEFAULT_MAX_MESSAGE_SIZE,
+        label: Optional[str] = None,
         stats: bool = True,
-        registry=None,
-    ):
+        registry: "Optional[CollectorRegistry]" = None,
+    ) -> ThriftServerService:
         """
         Make a service serving C{handler} on C{listen}; each call's protocol
         (binary or compact) is recognised from its first byte and answered

@@ -6,12 +6,19 @@ ThriftMux: Thrift over Mux, client and server, byte-compatible with Finagle.
     >>> d = client.query("x")          # fires with "xx"
 """
 
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from twisted.internet.interfaces import IStreamServerEndpoint
+
 from txscales._reactor import defaultReactor
 from txscales.mux import DEFAULT_MAX_FRAME_SIZE
 from txscales.stack import ClientBuilder
 from txscales.thriftmux._client import ThriftMuxClient, buildClient
 from txscales.thriftmux._contexts import RequestContext, TraceId, currentRequest
 from txscales.thriftmux._server import ThriftMuxServerService, serverFactory
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 __all__ = ["ThriftMux", "ThriftMuxBuilder", "ThriftMuxClient", "RequestContext", "TraceId", "currentRequest"]
 
@@ -28,21 +35,21 @@ class ThriftMuxBuilder(ClientBuilder):
 
     buildClient = staticmethod(buildClient)
 
-    def clientId(self, clientId):
+    def clientId(self, clientId: Union[str, bytes]) -> "ThriftMuxBuilder":
         """
         Set the client id sent in Finagle's ClientIdContext.
         """
         self._options["clientId"] = clientId
         return self
 
-    def maxFrameSize(self, size):
+    def maxFrameSize(self, size: int) -> "ThriftMuxBuilder":
         """
         Set the largest frame (and message) accepted from servers.
         """
         self._options["maxFrameSize"] = size
         return self
 
-    def pingInterval(self, seconds, timeout=4.0):
+    def pingInterval(self, seconds: Optional[float], timeout: float = 4.0) -> "ThriftMuxBuilder":
         """
         Ping each session every C{seconds} (None to disable); a session whose
         ping is not answered within C{timeout} seconds is closed.
@@ -58,7 +65,13 @@ class ThriftMux:
     """
 
     @staticmethod
-    def newClient(iface, dest, timeout=None, clientId=None, **options):
+    def newClient(
+        iface: type,
+        dest: str,
+        timeout: Optional[float] = None,
+        clientId: Union[str, bytes, None] = None,
+        **options: Any
+    ) -> Any:
         """
         Make a client of a generated Thrift service.
 
@@ -79,7 +92,7 @@ class ThriftMux:
         return buildClient(iface, dest, timeout=timeout, clientId=clientId, **options)
 
     @staticmethod
-    def newBuilder(iface):
+    def newBuilder(iface: type) -> ThriftMuxBuilder:
         """
         @return: a L{ThriftMuxBuilder} for C{iface}.
         """
@@ -87,16 +100,16 @@ class ThriftMux:
 
     @staticmethod
     def newServer(
-        iface,
-        handler,
-        listen,
-        reactor=None,
-        drainTimeout=10.0,
-        maxFrameSize=DEFAULT_MAX_FRAME_SIZE,
-        label=None,
+        iface: type,
+        handler: object,
+        listen: Union[str, IStreamServerEndpoint],
+        reactor: Any = None,
+        drainTimeout: Optional[float] = 10.0,
+        maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
+        label: Optional[str] = None,
         stats: bool = True,
-        registry=None,
-    ):
+        registry: "Optional[CollectorRegistry]" = None,
+    ) -> ThriftMuxServerService:
         """
         Make a service serving C{handler} on C{listen}.
 
