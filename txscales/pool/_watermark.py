@@ -3,9 +3,10 @@ The watermark pool.
 """
 
 from collections import deque
-from typing import Any, Deque
+from typing import Any, Callable, Deque
 
 from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.python.failure import Failure
 
 from txscales.errors import ClientClosedError, PoolExhaustedError
 
@@ -24,7 +25,9 @@ class WatermarkPool:
     @ivar idle: how many connections wait unused.
     """
 
-    def __init__(self, connect, low=1, high=2**31, maxWaiters=2**31) -> None:
+    def __init__(
+        self, connect: Callable[[], "Deferred[Any]"], low: int = 1, high: int = 2**31, maxWaiters: int = 2**31
+    ) -> None:
         if not 0 <= low <= high or high < 1:
             raise ValueError("need 0 <= low <= high and high >= 1")
         self._connect = connect
@@ -37,17 +40,17 @@ class WatermarkPool:
         self.size = 0
 
     @property
-    def idle(self):
+    def idle(self) -> int:
         return len(self._idle)
 
     @property
-    def waiting(self):
+    def waiting(self) -> int:
         """
         How many callers wait for a connection.
         """
         return len(self._waiters)
 
-    def acquire(self):
+    def acquire(self) -> "Deferred[Any]":
         """
         @return: a Deferred firing with a connection for one request (give
             it back with L{release}); cancelling it leaves the queue.
@@ -67,13 +70,13 @@ class WatermarkPool:
         self._waiters.append(waiter)
         return waiter
 
-    def _cancelWaiter(self, waiter) -> None:
+    def _cancelWaiter(self, waiter: "Deferred[Any]") -> None:
         # A waiter still queued leaves the queue; one for which a
         # connection is being opened gives it back to the pool when ready.
         if waiter in self._waiters:
             self._waiters.remove(waiter)
 
-    def _connectFailed(self, failure):
+    def _connectFailed(self, failure: Failure) -> Failure:
         self.size -= 1
         self._openForWaiter()
         return failure
@@ -88,18 +91,18 @@ class WatermarkPool:
             args = (waiter,)
             d.addCallbacks(self._openedForWaiter, self._openFailedForWaiter, args, errbackArgs=args)
 
-    def _openedForWaiter(self, connection, waiter) -> None:
+    def _openedForWaiter(self, connection: Any, waiter: "Deferred[Any]") -> None:
         if waiter.called:
             # The waiter was cancelled meanwhile: the pool keeps it.
             self.release(connection)
         else:
             waiter.callback(connection)
 
-    def _openFailedForWaiter(self, failure, waiter) -> None:
+    def _openFailedForWaiter(self, failure: Failure, waiter: "Deferred[Any]") -> None:
         if not waiter.called:
             waiter.errback(failure)
 
-    def release(self, connection, reusable: bool = True):
+    def release(self, connection: Any, reusable: bool = True) -> "Deferred[Any]":
         """
         Give back a connection.
 
@@ -120,7 +123,7 @@ class WatermarkPool:
         self._openForWaiter()
         return d
 
-    def close(self):
+    def close(self) -> "Deferred[Any]":
         """
         Close the idle connections and fail the waiters; connections in use
         are closed when released.

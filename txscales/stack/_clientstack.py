@@ -3,7 +3,7 @@ The client stack: from a request to one endpoint's session, in one place.
 """
 
 from random import Random
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Literal, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Literal, Optional, Tuple, Union
 
 from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -87,7 +87,7 @@ class ClientStack:
         self._closed = False
         self._makeEndpoint = makeEndpoint
         self._resolved = False
-        self._discoveryFailure = None
+        self._discoveryFailure: Optional[BaseException] = None
         self._waiters: List[Deferred] = []
         self.balancer = balancerFactory(balancer).build(clock, random, **(balancerOptions or {}))
         self.budget = retryBudget if retryBudget is not None else RetryBudget(clock.seconds)
@@ -100,7 +100,7 @@ class ClientStack:
         destination.ready.addErrback(self._discoveryFailed)
         self._unwatch = destination.watch(self._addressesChanged)
 
-    def _addressesChanged(self, addresses) -> None:
+    def _addressesChanged(self, addresses: List[Tuple[str, int]]) -> None:
         current = {(n.endpoint.host, n.endpoint.port): n.endpoint for n in self.nodes}
         self.update([current.get(a) or self._makeEndpoint(*a) for a in addresses])
         self._resolved = True
@@ -109,14 +109,14 @@ class ClientStack:
         for waiter in waiters:
             waiter.callback(None)
 
-    def _discoveryFailed(self, failure) -> None:
+    def _discoveryFailed(self, failure: Failure) -> None:
         if not self._resolved:
             self._discoveryFailure = failure.value
             waiters, self._waiters = self._waiters, []
             for waiter in waiters:
                 waiter.errback(failure.value)
 
-    def _gate(self, request):
+    def _gate(self, request: Any) -> "Deferred[Any]":
         if self._resolved:
             return self.dispatcher(request)
         if self._discoveryFailure is not None:
@@ -138,7 +138,7 @@ class ClientStack:
         self._waiters.append(waiter)
         return waiter.addCallback(lambda _: self)
 
-    def _node(self, endpoint):
+    def _node(self, endpoint: IEndpoint) -> EndpointNode:
         accrual = None
         if self._accrualOptions is not False:
             accrual = FailureAccrual(self._clock, self._random, **self._accrualOptions)
@@ -188,5 +188,5 @@ class ClientStack:
         return DeferredList(closing, consumeErrors=True)
 
 
-def _closedFailure():
+def _closedFailure() -> Failure:
     return Failure(DiscoveryError("the client was closed before discovery finished"))

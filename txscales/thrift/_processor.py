@@ -9,6 +9,7 @@ A handler refuses a call by raising (or failing with) L{RequestNackedError}.
 
 from struct import Struct
 from types import CoroutineType
+from typing import Any, Callable, Dict, List, Sequence, Tuple, Union
 
 from thrift.Thrift import TApplicationException, TMessageType
 from twisted.internet.defer import CancelledError, Deferred
@@ -23,6 +24,7 @@ from txscales.thrift._codec import (
     describeService,
     encodeApplicationException,
     encodeResult,
+    Method,
     readMessageBegin,
 )
 
@@ -34,7 +36,7 @@ _uint = Struct(">I")
 _int = Struct(">i")
 
 
-def missingMethods(iface, handler):
+def missingMethods(iface: type, handler: object) -> List[str]:
     """
     @param iface: a generated C{Iface} class.
     @param handler: a handler for it.
@@ -51,17 +53,17 @@ class ThriftProcessor:
     @ivar methods: the service's methods, by name.
     """
 
-    def __init__(self, iface, handler) -> None:
+    def __init__(self, iface: type, handler: object) -> None:
         self.methods = describeService(iface)
-        self._bound = {}
-        self._calls = {}
+        self._bound: Dict[str, Callable[..., Any]] = {}
+        self._calls: Dict[bytes, Tuple[Method, Callable[..., Any]]] = {}
         for name, method in self.methods.items():
             fn = getattr(handler, name, None)
             if callable(fn):
                 self._bound[name] = fn
                 self._calls[method.nameBytes] = (method, fn)
 
-    def process(self, data):
+    def process(self, data: bytes) -> "Union[bytes, Deferred[bytes]]":
         """
         Process one Thrift call.
 
@@ -106,7 +108,9 @@ class ThriftProcessor:
             return encodeApplicationException(name, seqid, protocol, str(e), TApplicationException.PROTOCOL_ERROR)
         return self._call(fn, args, method, seqid, protocol)
 
-    def _call(self, fn, args, method, seqid, protocol):
+    def _call(
+        self, fn: Callable[..., Any], args: Sequence[Any], method: Method, seqid: int, protocol: str
+    ) -> "Union[bytes, Deferred[bytes]]":
         try:
             result = fn(*args)
             kind = type(result)
@@ -131,19 +135,19 @@ class ThriftProcessor:
         return b"" if method.oneway else encodeResult(method, seqid, protocol, result)
 
     @staticmethod
-    def _succeeded(value, method, seqid, protocol):
+    def _succeeded(value: object, method: Method, seqid: int, protocol: str) -> bytes:
         if method.oneway:
             return b""
         return encodeResult(method, seqid, protocol, value)
 
     @classmethod
-    def _failed(cls, failure, method, seqid, protocol):
+    def _failed(cls, failure: Failure, method: Method, seqid: int, protocol: str) -> Union[bytes, Failure]:
         if failure.check(CancelledError, RequestNackedError):
             return failure
         return cls._encodeFailure(failure, method, seqid, protocol)
 
     @staticmethod
-    def _encodeFailure(failure, method, seqid, protocol):
+    def _encodeFailure(failure: Failure, method: Method, seqid: int, protocol: str) -> bytes:
         """
         @return: the reply bytes for a handler's C{failure}: its declared
             exception, or a C{TApplicationException} (C{b""} for a one-way
@@ -160,6 +164,6 @@ class ThriftProcessor:
             method.name,
             seqid,
             protocol,
-            "Internal error processing %s: '%s: %s'" % (method.name, failure.type.__name__, failure.value),
+            "Internal error processing %s: '%s: %s'" % (method.name, type(failure.value).__name__, failure.value),
             TApplicationException.INTERNAL_ERROR,
         )

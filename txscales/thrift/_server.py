@@ -8,10 +8,10 @@ Stopping the service stops listening, lets every connection finish the calls
 it received, and closes it.
 """
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Union
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import ITCPTransport
+from twisted.internet.interfaces import IAddress, ITCPTransport
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 
@@ -23,12 +23,16 @@ from txscales._listening import ListeningService
 from txscales.errors import ProtocolError, RequestNackedError
 from txscales.thrift._framing import DEFAULT_MAX_MESSAGE_SIZE, FRAMED
 from txscales.thrift._processor import ThriftProcessor
-from txscales.thrift._session import ServerSession
+from txscales.thrift._session import Call, ServerSession
 
 if TYPE_CHECKING:
     from txscales.stats import Stats
 
 _log = Logger()
+
+# What serves one call: its message bytes -> the reply bytes, or a Deferred
+# of them (b"" for a one-way call).
+_Process = Callable[[bytes], Any]
 
 
 def countedProcess(process: Callable[[Any], Any], stats: "Stats", clock: Any) -> Callable[[Any], Any]:
@@ -48,7 +52,7 @@ def countedProcess(process: Callable[[Any], Any], stats: "Stats", clock: Any) ->
     succeeded = stats.succeeded
     seconds = clock.seconds
 
-    def counted(call):
+    def counted(call: Any) -> Any:
         started()
         start = seconds()
         try:
@@ -76,16 +80,17 @@ class ThriftServerProtocol(Protocol):
     """
 
     transport: ITCPTransport
-    factory: "ThriftServerFactory"
 
-    def __init__(self, process, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE) -> None:
+    def __init__(
+        self, process: _Process, transport: str = FRAMED, maxMessageSize: int = DEFAULT_MAX_MESSAGE_SIZE
+    ) -> None:
         self._process = process
         self._session = ServerSession(transport, maxMessageSize)
         self._inflight: Dict[int, Deferred[Any]] = {}
         self.closed: Deferred[None] = Deferred()
 
     @property
-    def session(self):
+    def session(self) -> ServerSession:
         """
         The connection's L{txscales.thrift._session.ServerSession}.
         """
@@ -98,7 +103,7 @@ class ThriftServerProtocol(Protocol):
             # Accepted just before the server stopped listening.
             self.drain()
 
-    def dataReceived(self, data) -> None:
+    def dataReceived(self, data: bytes) -> None:
         try:
             calls = self._session.receiveData(data)
         except ProtocolError as e:
@@ -110,7 +115,7 @@ class ThriftServerProtocol(Protocol):
             self._dispatch(call)
         self._flush()
 
-    def _dispatch(self, call) -> None:
+    def _dispatch(self, call: Call) -> None:
         try:
             result = self._process(call.message)
         except ProtocolError as e:
@@ -128,13 +133,13 @@ class ThriftServerProtocol(Protocol):
         args = (call.requestId,)
         result.addCallbacks(self._replied, self._failed, args, errbackArgs=args)
 
-    def _replied(self, message, requestId) -> None:
+    def _replied(self, message: bytes, requestId: int) -> None:
         self._inflight.pop(requestId, None)
         if self._session.reply(requestId, message):
             self._flush()
         self._closeIfDrained()
 
-    def _failed(self, failure, requestId) -> None:
+    def _failed(self, failure: Failure, requestId: int) -> None:
         self._inflight.pop(requestId, None)
         if failure.check(CancelledError):
             return
@@ -152,7 +157,7 @@ class ThriftServerProtocol(Protocol):
             self.transport.write(data)
         self._closeIfDrained()
 
-    def drain(self):
+    def drain(self) -> "Deferred[None]":
         """
         Answer the calls received, then close.
 
@@ -185,14 +190,16 @@ class ThriftServerFactory(DrainingFactory):
     @ivar draining: whether L{drainAll<txscales._draining.DrainingFactory.drainAll>} was called.
     """
 
-    def __init__(self, process, clock, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE) -> None:
+    def __init__(
+        self, process: _Process, clock: Any, transport: str = FRAMED, maxMessageSize: int = DEFAULT_MAX_MESSAGE_SIZE
+    ) -> None:
         ServerSession(transport, maxMessageSize)  # check the transport name
         self._process = process
         DrainingFactory.__init__(self, clock)
         self._transport = transport
         self._maxMessageSize = maxMessageSize
 
-    def buildProtocol(self, addr):
+    def buildProtocol(self, addr: Optional[IAddress]) -> ThriftServerProtocol:
         p = ThriftServerProtocol(self._process, self._transport, self._maxMessageSize)
         p.factory = self
         return p
@@ -216,7 +223,7 @@ def serverFactory(
     @return: a L{ThriftServerFactory} serving C{handler} for the generated
         service C{iface}.
     """
-    process = ThriftProcessor(iface, handler).process
+    process: _Process = ThriftProcessor(iface, handler).process
     if stats is not None:
         process = countedProcess(process, stats, reactor)
     return ThriftServerFactory(process, reactor, transport, maxMessageSize)
