@@ -8,13 +8,16 @@ the rest of this module runs in the reactor thread only.
 """
 
 import socket
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError, NoNodeError
 from kazoo.protocol.states import EventType, KazooState
 from twisted.application.service import MultiService, Service
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IListeningPort
+from twisted.python.failure import Failure
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -25,6 +28,9 @@ from txscales.discovery._serverset import MEMBER_PREFIX, Member, formatMember, p
 
 _log = Logger()
 
+# Serverset members by znode name; None for one that does not parse.
+_Members = Dict[str, Optional[Member]]
+
 
 class KazooBridge:
     """
@@ -34,7 +40,7 @@ class KazooBridge:
     @ivar client: the C{KazooClient}.
     """
 
-    def __init__(self, reactor, hosts, sessionTimeout=10.0) -> None:
+    def __init__(self, reactor: Any, hosts: str, sessionTimeout: float = 10.0) -> None:
         self._reactor = reactor
         self.client = KazooClient(
             hosts=hosts,
@@ -45,22 +51,22 @@ class KazooBridge:
         self._listeners: List[Callable[[Any], object]] = []
         self.client.add_listener(self._stateChanged)
 
-    def _stateChanged(self, state) -> None:
+    def _stateChanged(self, state: str) -> None:
         # In a kazoo thread: never block here.
         self._reactor.callFromThread(self._deliverState, state)
 
-    def _deliverState(self, state) -> None:
+    def _deliverState(self, state: str) -> None:
         for listener in list(self._listeners):
             listener(state)
 
-    def onState(self, listener) -> None:
+    def onState(self, listener: Callable[[str], object]) -> None:
         """
         Call C{listener(state)} in the reactor thread on every session state
         change (C{KazooState.CONNECTED}, C{SUSPENDED}, C{LOST}).
         """
         self._listeners.append(listener)
 
-    def call(self, method, *args, **kwargs):
+    def call(self, method: str, *args: Any, **kwargs: Any) -> "Deferred[Any]":
         """
         Run C{client.<method>_async(*args, **kwargs)}.
 
@@ -69,7 +75,7 @@ class KazooBridge:
         d: Deferred[Any] = Deferred()
         result = getattr(self.client, method + "_async")(*args, **kwargs)
 
-        def done(ar) -> None:
+        def done(ar: Any) -> None:
             if ar.successful():
                 self._reactor.callFromThread(d.callback, ar.value)
             else:
@@ -78,7 +84,7 @@ class KazooBridge:
         result.rawlink(done)
         return d
 
-    def watcher(self, function, *args):
+    def watcher(self, function: Callable[..., object], *args: Any) -> Callable[[Any], None]:
         """
         @return: a kazoo watch function that calls C{function(event,
             *args)} in the reactor thread.
@@ -91,7 +97,7 @@ class KazooBridge:
         """
         self.client.start_async()
 
-    def stop(self):
+    def stop(self) -> "Deferred[None]":
         """
         Close the session.
 
@@ -118,7 +124,15 @@ class ServersetDestination:
     @ivar members: child name -> L{Member} (or None for a bad member).
     """
 
-    def __init__(self, reactor, hosts, path, endpointName=None, connectTimeout=10.0, sessionTimeout=10.0) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        hosts: str,
+        path: str,
+        endpointName: Optional[str] = None,
+        connectTimeout: float = 10.0,
+        sessionTimeout: float = 10.0,
+    ) -> None:
         self._reactor = reactor
         self._path = path
         self._endpointName = endpointName
@@ -134,12 +148,12 @@ class ServersetDestination:
         self._zk.onState(self._stateChanged)
         self._zk.start()
 
-    def _timedOut(self, hosts, timeout) -> None:
+    def _timedOut(self, hosts: str, timeout: float) -> None:
         self._timer = None
         if not self.ready.called:
             self.ready.errback(DiscoveryError("ZooKeeper at %s gave no serverset within %g s" % (hosts, timeout)))
 
-    def _stateChanged(self, state) -> None:
+    def _stateChanged(self, state: str) -> None:
         if state == KazooState.CONNECTED and not self._closed:
             # A new or resumed session: read the set again (watches may
             # have been lost with an expired session).
@@ -155,11 +169,11 @@ class ServersetDestination:
         d = self._zk.call("get_children", self._path, watch=watch)
         d.addCallbacks(self._gotChildren, self._listFailed)
 
-    def _childrenEvent(self, event) -> None:
+    def _childrenEvent(self, event: Any) -> None:
         if not self._closed:
             self._list()
 
-    def _listFailed(self, failure) -> None:
+    def _listFailed(self, failure: Failure) -> None:
         self._listing = False
         if failure.check(NoNodeError):
             # No serverset yet: empty, and wait for the path to appear.
@@ -170,7 +184,7 @@ class ServersetDestination:
         if self._relist:
             self._list()
 
-    def _gotChildren(self, children) -> None:
+    def _gotChildren(self, children: List[str]) -> None:
         self._listing = False
         names = {c for c in children if c.startswith(MEMBER_PREFIX)}
         members = {name: member for name, member in self.members.items() if name in names}
@@ -183,25 +197,25 @@ class ServersetDestination:
         if self._relist:
             self._list()
 
-    def _fetch(self, name):
+    def _fetch(self, name: str) -> "Deferred[Any]":
         watch = self._zk.watcher(self._dataEvent, name)
         return self._zk.call("get", self._path + "/" + name, watch=watch)
 
-    def _fetched(self, result, name, members, pending) -> None:
+    def _fetched(self, result: object, name: str, members: _Members, pending: List[int]) -> None:
         if isinstance(result, tuple):
             members[name] = self._parse(name, result[0])
         pending[0] -= 1
         if pending[0] == 0:
             self._setMembers(members)
 
-    def _parse(self, name, data):
+    def _parse(self, name: str, data: bytes) -> Optional[Member]:
         try:
             return parseMember(data, self._endpointName)
         except BadMemberError as e:
             _log.warn("skipping serverset member {name}: {error}", name=name, error=e)
             return None
 
-    def _dataEvent(self, event, name) -> None:
+    def _dataEvent(self, event: Any, name: str) -> None:
         if self._closed or name not in self.members:
             return
         if event.type == EventType.DELETED:
@@ -211,13 +225,13 @@ class ServersetDestination:
         elif event.type == EventType.CHANGED:
             self._fetch(name).addCallbacks(self._changed, lambda f: None, (name,))
 
-    def _changed(self, result, name) -> None:
+    def _changed(self, result: Tuple[bytes, Any], name: str) -> None:
         if name in self.members:
             members = dict(self.members)
             members[name] = self._parse(name, result[0])
             self._setMembers(members)
 
-    def _setMembers(self, members) -> None:
+    def _setMembers(self, members: _Members) -> None:
         self.members = members
         addresses = sorted({(m.host, m.port) for m in members.values() if m is not None and m.alive})
         changed = addresses != self.addresses
@@ -231,13 +245,13 @@ class ServersetDestination:
             for callback in list(self._watchers):
                 callback(addresses)
 
-    def watch(self, callback):
+    def watch(self, callback: Callable[[List[Tuple[str, int]]], object]) -> Callable[[], None]:
         self._watchers.append(callback)
         if self.addresses is not None:
             callback(self.addresses)
         return lambda: self._watchers.remove(callback) if callback in self._watchers else None
 
-    def close(self):
+    def close(self) -> "Deferred[None]":
         self._closed = True
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
@@ -256,7 +270,9 @@ class ZooKeeperScheme:
     scheme = "zk"
     description = "ZooKeeper serversets (Finagle and Aurora JSON members)."
 
-    def resolve(self, uri, reactor, connectTimeout=10.0, sessionTimeout=10.0, **options):
+    def resolve(
+        self, uri: str, reactor: Any, connectTimeout: float = 10.0, sessionTimeout: float = 10.0, **options: Any
+    ) -> ServersetDestination:
         hosts, path, endpointName = parseZooKeeperUri(uri)
         return ServersetDestination(reactor, hosts, path, endpointName, connectTimeout, sessionTimeout)
 
@@ -270,16 +286,25 @@ class Announcer:
     @ivar node: the znode path, once created.
     """
 
-    def __init__(self, reactor, uri, host, port, shard=None, metadata=None, sessionTimeout=10.0) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        uri: str,
+        host: str,
+        port: int,
+        shard: Optional[int] = None,
+        metadata: Optional[Dict[str, str]] = None,
+        sessionTimeout: float = 10.0,
+    ) -> None:
         hosts, self._path, _ = parseZooKeeperUri(uri)
         self._data = formatMember(host, port, shard=shard, metadata=metadata)
         self._zk = KazooBridge(reactor, hosts, sessionTimeout)
         self._stopped = False
-        self._creating = None
-        self.node = None
+        self._creating: Optional[Deferred[Any]] = None
+        self.node: Optional[str] = None
         self.announced: Deferred[str] = Deferred()
 
-    def start(self):
+    def start(self) -> "Deferred[str]":
         """
         Connect and announce.
 
@@ -289,7 +314,7 @@ class Announcer:
         self._zk.start()
         return self.announced
 
-    def _stateChanged(self, state) -> None:
+    def _stateChanged(self, state: str) -> None:
         if state == KazooState.LOST:
             self.node = None
         elif state == KazooState.CONNECTED and self.node is None and not self._stopped:
@@ -305,19 +330,19 @@ class Announcer:
         d.addCallbacks(self._created, self._createFailed)
         self._creating = d
 
-    def _created(self, node) -> None:
+    def _created(self, node: str) -> None:
         self._creating = None
         self.node = node
         _log.info("txscales: announced as {node}", node=node)
         if not self.announced.called:
             self.announced.callback(node)
 
-    def _createFailed(self, failure) -> None:
+    def _createFailed(self, failure: Failure) -> None:
         self._creating = None
         if not failure.check(NodeExistsError):
             _log.warn("announcing in {path} failed: {error}", path=self._path, error=failure.value)
 
-    def stop(self):
+    def stop(self) -> "Deferred[None]":
         """
         Remove the member znode, then close the session.
 
@@ -333,7 +358,7 @@ class Announcer:
         return d
 
 
-def announceHost(address):
+def announceHost(address: Union[IPv4Address, IPv6Address]) -> str:
     """
     @return: the host to announce for a listening address: its own, or this
         machine's address when it listens on every interface.
@@ -354,7 +379,7 @@ class AnnouncedService(MultiService):
     @param uri: C{zk://hosts/path}.
     """
 
-    def __init__(self, server, uri, reactor) -> None:
+    def __init__(self, server: Any, uri: str, reactor: Any) -> None:
         MultiService.__init__(self)
         self._server = server
         self._uri = uri
@@ -366,13 +391,15 @@ class AnnouncedService(MultiService):
         MultiService.startService(self)
         self._server.listening.addCallback(self._announce)
 
-    def _announce(self, port):
+    def _announce(self, port: IListeningPort) -> IListeningPort:
         address = port.getHost()
+        if not isinstance(address, (IPv4Address, IPv6Address)):
+            raise DiscoveryError("cannot announce %r in a serverset: not a TCP address" % (address,))
         announcer = self.announcer = Announcer(self._reactor, self._uri, announceHost(address), address.port)
         announcer.start()
         return port
 
-    def stopService(self):
+    def stopService(self) -> "Deferred[None]":
         Service.stopService(self)
         d = self.announcer.stop() if self.announcer is not None else succeed(None)
         d.addCallback(lambda _: self._server.stopService())

@@ -5,16 +5,22 @@ C{THttpServer}: each call is a POST whose body is one Thrift message
 response body.
 """
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Dict, NoReturn, Optional, Tuple, Union
 
 import treq
 from twisted.internet.defer import Deferred, fail
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Site
+from twisted.python.failure import Failure
+from twisted.web.iweb import IResponse
+from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from txscales._listening import ListeningService
 from txscales.errors import BadMessageError, HttpStatusError, RequestNackedError
 from txscales.thrift import ThriftProcessor, decodeReply, describeService, encodeCall, proxyClass
+
+if TYPE_CHECKING:
+    from txscales.http._client import HttpClient
+    from txscales.thrift._codec import Method
 
 CONTENT_TYPE = b"application/x-thrift"
 
@@ -28,11 +34,11 @@ class ThriftHttpClient:
     @ivar http: the L{txscales.http.HttpClient} the calls go through.
     """
 
-    def __init__(self, http, path) -> None:
+    def __init__(self, http: "HttpClient", path: str) -> None:
         self.http = http
         self._path = path
 
-    def _call(self, method, args, kwargs):
+    def _call(self, method: "Method", args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> "Deferred[Any]":
         try:
             body = encodeCall(method, args, kwargs)
         except Exception as e:
@@ -41,20 +47,20 @@ class ThriftHttpClient:
         d.addCallback(self._response, method)
         return d
 
-    def _response(self, response, method):
+    def _response(self, response: IResponse, method: "Method") -> "Deferred[Any]":
         if response.code != 200:
             return treq.content(response).addCallback(lambda body: _raise(HttpStatusError(response, body)))
         return treq.content(response).addCallback(self._decode, method)
 
     @staticmethod
-    def _decode(body, method):
+    def _decode(body: bytes, method: "Method") -> Any:
         if method.oneway:
             return None
         if not body:
             raise BadMessageError("empty Thrift reply to %s" % (method.name,))
         return decodeReply(method, body)
 
-    def close(self):
+    def close(self) -> "Deferred[None]":
         """
         Close the client.
 
@@ -63,11 +69,11 @@ class ThriftHttpClient:
         return self.http.close()
 
 
-def _raise(error):
+def _raise(error: BaseException) -> NoReturn:
     raise error
 
 
-def buildThriftHttpClient(iface, dest, path: str = "/", **options):
+def buildThriftHttpClient(iface: type, dest: str, path: str = "/", **options: Any) -> ThriftHttpClient:
     """
     Build a Thrift-over-HTTP client; see L{txscales.http.ThriftHttp}.
     """
@@ -88,11 +94,13 @@ class ThriftResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, iface, handler) -> None:
+    def __init__(self, iface: type, handler: object) -> None:
         Resource.__init__(self)
         self._processor = ThriftProcessor(iface, handler)
 
-    def render_POST(self, request):
+    def render_POST(self, request: Request) -> Union[bytes, int]:
+        # twisted.web has read the body into content by now.
+        assert request.content is not None
         body = request.content.read()
         try:
             result = self._processor.process(body)
@@ -113,7 +121,7 @@ class ThriftResource(Resource):
         result.addCallbacks(reply.write, reply.failed)
         return NOT_DONE_YET
 
-    def render_GET(self, request) -> bytes:
+    def render_GET(self, request: Request) -> bytes:
         request.setResponseCode(405)
         request.setHeader(b"Allow", b"POST")
         return b"POST Thrift calls here\n"
@@ -126,11 +134,11 @@ class _Reply:
     request can no longer be written to or finished).
     """
 
-    def __init__(self, request) -> None:
+    def __init__(self, request: Request) -> None:
         self._request = request
         self._gone = False
 
-    def lost(self, reason, call) -> None:
+    def lost(self, reason: Failure, call: "Deferred[bytes]") -> None:
         """
         The client went away: cancel its C{call}.
         """
@@ -140,7 +148,7 @@ class _Reply:
     def _open(self) -> bool:
         return not self._gone and not self._request.finished
 
-    def write(self, body) -> None:
+    def write(self, body: bytes) -> None:
         """
         Answer with the reply C{body}.
         """
@@ -148,7 +156,7 @@ class _Reply:
             self._request.write(body)
             self._request.finish()
 
-    def failed(self, failure) -> None:
+    def failed(self, failure: Failure) -> None:
         """
         The call failed without a reply: answer 503.
         """
