@@ -16,11 +16,10 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from txscales._listening import ListeningService
 from txscales.errors import BadMessageError, HttpStatusError, RequestNackedError
-from txscales.thrift import ThriftProcessor, decodeReply, describeService, encodeCall, proxyClass
+from txscales.thrift import Method, ThriftProcessor, decodeReply, describeService, encodeCall, proxyClass
 
 if TYPE_CHECKING:
     from txscales.http._client import HttpClient
-    from txscales.thrift._codec import Method
 
 CONTENT_TYPE = b"application/x-thrift"
 
@@ -38,7 +37,7 @@ class ThriftHttpClient:
         self.http = http
         self._path = path
 
-    def _call(self, method: "Method", args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> "Deferred[Any]":
+    def _call(self, method: Method, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> "Deferred[Any]":
         try:
             body = encodeCall(method, args, kwargs)
         except Exception as e:
@@ -47,13 +46,13 @@ class ThriftHttpClient:
         d.addCallback(self._response, method)
         return d
 
-    def _response(self, response: IResponse, method: "Method") -> "Deferred[Any]":
+    def _response(self, response: IResponse, method: Method) -> "Deferred[Any]":
         if response.code != 200:
             return treq.content(response).addCallback(lambda body: _raise(HttpStatusError(response, body)))
         return treq.content(response).addCallback(self._decode, method)
 
     @staticmethod
-    def _decode(body: bytes, method: "Method") -> Any:
+    def _decode(body: bytes, method: Method) -> Any:
         if method.oneway:
             return None
         if not body:

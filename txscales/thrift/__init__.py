@@ -27,6 +27,7 @@ from txscales.thrift._client import ThriftClient, buildClient
 from txscales.thrift._codec import (
     BINARY,
     COMPACT,
+    Method,
     decodeReply,
     describeService,
     encodeCall,
@@ -46,7 +47,7 @@ __all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FR
 
 # Also here, for txscales' other protocol packages (ThriftMux, Thrift over
 # HTTP) and txscales.testing, not for users: the call codec
-# (describeService, encodeCall, decodeReply), proxyClass, ThriftProcessor,
+# (describeService, encodeCall, decodeReply, Method), proxyClass, ThriftProcessor,
 # countedProcess and serverFactory; and for ThriftMux's downgraded sessions,
 # the message header codec (encodeMessageHeader, readMessageBegin), the
 # framed transport (FramedDecoder, encodeFrame) and InOrderReplies.

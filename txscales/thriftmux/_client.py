@@ -12,7 +12,7 @@ from txscales._reactor import defaultReactor
 from txscales.errors import RequestTimeoutError, UnsupportedError
 from txscales.mux import MuxEndpoint, MuxRequest
 from txscales.stack import STACK_OPTIONS, StackClient, buildStack
-from txscales.thrift import decodeReply, describeService, encodeCall, proxyClass
+from txscales.thrift import Method, decodeReply, describeService, encodeCall, proxyClass
 from txscales.thriftmux._contexts import currentRequest, encodeClientIdPair, outgoingContexts
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ class ThriftMuxClient(StackClient):
 
     def __init__(
         self,
-        methods: Dict[str, Any],
+        methods: Dict[str, Method],
         stack: Any,
         reactor: Any,
         timeout: Optional[float],
@@ -48,7 +48,7 @@ class ThriftMuxClient(StackClient):
         self._random = random
         self._decoders = {name: _decoder(method) for name, method in methods.items()}
 
-    def _call(self, method: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> "Deferred[Any]":
+    def _call(self, method: Method, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> "Deferred[Any]":
         if method.oneway:
             return fail(UnsupportedError("ThriftMux does not support one-way methods (%s)" % (method.name,)))
         try:
@@ -71,7 +71,7 @@ class ThriftMuxClient(StackClient):
         return self.stack(MuxRequest(body, contexts, b"", (), timeout, self._decoders[method.name]))
 
 
-def _decoder(method: Any) -> Callable[[Any], Any]:
+def _decoder(method: Method) -> Callable[[Any], Any]:
     def decode(reply: Any) -> Any:
         return decodeReply(method, reply.body)
 
