@@ -7,10 +7,10 @@ and whatever the session wants written is written.  Time comes from an
 injected clock.
 """
 
-from typing import Any, Callable, Dict, List, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from twisted.internet.defer import CancelledError, Deferred, fail
-from twisted.internet.interfaces import ITCPTransport
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 
@@ -42,6 +42,14 @@ from txscales.mux._serversession import Discarded, Dispatch, DrainAcknowledged, 
 
 _log = Logger()
 
+# (key, value) pairs: contexts, dtab entries.
+_Pairs = Sequence[Tuple[bytes, bytes]]
+# A Mux service: a request -> the reply body, or a Deferred of it.
+_Service = Callable[[Dispatch], Any]
+# A fallback: (the connection's first bytes, the largest frame) -> a session
+# object that serves the connection instead of Mux, or None.
+_Fallback = Callable[[bytes, int], Any]
+
 
 class MuxClientProtocol(Protocol):
     """
@@ -57,11 +65,11 @@ class MuxClientProtocol(Protocol):
 
     def __init__(
         self,
-        clock,
-        maxFrameSize=DEFAULT_MAX_FRAME_SIZE,
+        clock: IReactorTime,
+        maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
         handshake: bool = True,
-        pingInterval=5.0,
-        pingTimeout=4.0,
+        pingInterval: Optional[float] = 5.0,
+        pingTimeout: float = 4.0,
     ) -> None:
         self._clock = clock
         self._session = ClientSession(maxFrameSize, handshake=handshake)
@@ -69,16 +77,16 @@ class MuxClientProtocol(Protocol):
         self._holding = False
         self._pingInterval = pingInterval
         self._pingTimeout = pingTimeout
-        self._pingCall = None
-        self._leaseExpires = None
-        self._closeReason = None
+        self._pingCall: Optional[IDelayedCall] = None
+        self._leaseExpires: Optional[float] = None
+        self._closeReason: Optional[Exception] = None
         self.drainRequested = False
         self.ready: Deferred[MuxClientProtocol] = Deferred()
         self.closed: Deferred[None] = Deferred()
         self.statusObservers: List[Callable[[MuxClientProtocol], object]] = []
 
     @property
-    def status(self):
+    def status(self) -> str:
         """
         C{"open"} while the session takes new calls; C{"busy"} while it is
         negotiating, draining or its lease has expired; C{"closed"} when gone.
@@ -95,7 +103,7 @@ class MuxClientProtocol(Protocol):
         return OPEN
 
     @property
-    def pending(self):
+    def pending(self) -> int:
         """
         How many calls wait for an answer.
         """
@@ -106,7 +114,9 @@ class MuxClientProtocol(Protocol):
         self._handle(self._session.start())
         self._flush()
 
-    def dispatch(self, body, contexts=(), dst: Union[bytes, str] = b"", dtab=()):
+    def dispatch(
+        self, body: bytes, contexts: _Pairs = (), dst: Union[bytes, str] = b"", dtab: _Pairs = ()
+    ) -> "Deferred[Replied]":
         """
         Send one request.
 
@@ -124,13 +134,13 @@ class MuxClientProtocol(Protocol):
             self._flush()
         return d
 
-    def _discard(self, tag, d) -> None:
+    def _discard(self, tag: int, d: "Deferred[Replied]") -> None:
         self._calls.pop(tag, None)
         written = self._session.discard(tag, b"call cancelled by the client")
         self._flush()
         d.errback(DiscardedCall(written))
 
-    def dataReceived(self, data) -> None:
+    def dataReceived(self, data: bytes) -> None:
         try:
             events = self._session.receiveData(data)
         except ProtocolError as e:
@@ -147,7 +157,7 @@ class MuxClientProtocol(Protocol):
             self._holding = False
             self._flush()
 
-    def _handle(self, events) -> None:
+    def _handle(self, events: List[Any]) -> None:
         # The session has already freed the tags of these answers.  Take
         # every answered Deferred out of the tag map before running any
         # callback: a callback may dispatch a new call that reuses one of
@@ -163,7 +173,8 @@ class MuxClientProtocol(Protocol):
                 if d is not None:
                     d.errback(event.error)
             elif kind is PingReplied:
-                self._schedulePing(self._pingInterval)
+                if self._pingInterval is not None:
+                    self._schedulePing(self._pingInterval)
             elif kind is Ready:
                 self._schedulePing(0)
                 self.ready.callback(self)
@@ -180,7 +191,7 @@ class MuxClientProtocol(Protocol):
         for observer in list(self.statusObservers):
             observer(self)
 
-    def _schedulePing(self, delay) -> None:
+    def _schedulePing(self, delay: float) -> None:
         if self._pingCall is not None and self._pingCall.active():
             self._pingCall.cancel()
         self._pingCall = None
@@ -197,7 +208,7 @@ class MuxClientProtocol(Protocol):
         self._pingCall = None
         self._abort(PingTimeoutError("no Rping within %g s" % (self._pingTimeout,)))
 
-    def _abort(self, error) -> None:
+    def _abort(self, error: Exception) -> None:
         _log.warn("closing Mux session: {error}", error=error)
         self._closeReason = error
         self.transport.abortConnection()
@@ -207,7 +218,7 @@ class MuxClientProtocol(Protocol):
         if data:
             self.transport.write(data)
 
-    def close(self):
+    def close(self) -> "Deferred[None]":
         """
         Close the connection now; outstanding calls fail.
 
@@ -248,7 +259,7 @@ class Request(Dispatch):
 
     __slots__ = ()
 
-    def __init__(self, body, contexts=(), dst: Union[bytes, str] = b"", dtab=()) -> None:
+    def __init__(self, body: bytes, contexts: _Pairs = (), dst: Union[bytes, str] = b"", dtab: _Pairs = ()) -> None:
         Dispatch.__init__(self, None, None, contexts, dst, dtab, body)
 
 
@@ -266,13 +277,20 @@ class MuxServerProtocol(Protocol):
 
     transport: ITCPTransport
 
-    def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0) -> None:
+    def __init__(
+        self,
+        service: _Service,
+        clock: IReactorTime,
+        maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
+        fallbacks: Sequence[_Fallback] = (),
+        drainGrace: float = 1.0,
+    ) -> None:
         self._service = service
         self._clock = clock
         self._maxFrameSize = maxFrameSize
         self._fallbacks = fallbacks
         self._drainGrace = drainGrace
-        self._graceTimer = None
+        self._graceTimer: Optional[IDelayedCall] = None
         self._graceExpired = False
         # A ServerSession, or what a fallback made, once the first bytes came.
         self._session: Any = None
@@ -282,7 +300,7 @@ class MuxServerProtocol(Protocol):
         self.closed: Deferred[None] = Deferred()
 
     @property
-    def session(self):
+    def session(self) -> Any:
         """
         The session in use, once the first bytes chose it.
         """
@@ -292,7 +310,7 @@ class MuxServerProtocol(Protocol):
         noDelay(self.transport)
         self.factory.protocols.add(self)
 
-    def dataReceived(self, data) -> None:
+    def dataReceived(self, data: bytes) -> None:
         if self._session is None:
             data = self._first + data
             if len(data) < 8:
@@ -346,7 +364,7 @@ class MuxServerProtocol(Protocol):
             self._flush()
             self._closeIfDrained()
 
-    def _answerLater(self, result, event) -> None:
+    def _answerLater(self, result: Any, event: Dispatch) -> None:
         # isinstance() against Deferred (an ABCMeta class) is slow.
         if type(result) is not Deferred and not isinstance(result, Deferred):
             self._replied(result, event.requestId, event.tag)
@@ -359,21 +377,21 @@ class MuxServerProtocol(Protocol):
             errbackArgs=(event.requestId, event.tag),
         )
 
-    def _replied(self, body, requestId, tag) -> None:
+    def _replied(self, body: bytes, requestId: int, tag: int) -> None:
         self._inflight.pop(requestId, None)
         if self._session.reply(requestId, tag, body) and not self._holding:
             self._flush()
         self._closeIfDrained()
 
-    def _failed(self, failure, requestId, tag) -> None:
+    def _failed(self, failure: Failure, requestId: int, tag: int) -> None:
         self._inflight.pop(requestId, None)
-        if failure.check(CancelledError):
+        value = failure.value
+        if isinstance(value, CancelledError):
             sent = False
-        elif failure.check(RequestNackedError):
-            sent = self._session.replyNack(requestId, tag, failure.value.flags)
+        elif isinstance(value, RequestNackedError):
+            sent = self._session.replyNack(requestId, tag, value.flags)
         else:
             _log.failure("request failed", failure)
-            value = failure.value
             sent = self._session.replyError(
                 requestId, tag, "%s: %s" % (type(value).__name__, value), getattr(value, "flags", 0)
             )
@@ -386,7 +404,7 @@ class MuxServerProtocol(Protocol):
         if data:
             self.transport.write(data)
 
-    def drain(self):
+    def drain(self) -> "Deferred[None]":
         """
         Drain the session: Tdrain, nack new requests, close once the
         outstanding ones are answered.
@@ -442,14 +460,21 @@ class MuxServerFactory(DrainingFactory):
     @ivar draining: whether L{drainAll<txscales._draining.DrainingFactory.drainAll>} was called.
     """
 
-    def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0) -> None:
+    def __init__(
+        self,
+        service: _Service,
+        clock: IReactorTime,
+        maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
+        fallbacks: Sequence[_Fallback] = (),
+        drainGrace: float = 1.0,
+    ) -> None:
         self._service = service
         DrainingFactory.__init__(self, clock)
         self._maxFrameSize = maxFrameSize
         self._fallbacks = tuple(fallbacks)
         self._drainGrace = drainGrace
 
-    def buildProtocol(self, addr):
+    def buildProtocol(self, addr: Optional[IAddress]) -> "MuxServerProtocol":
         p = MuxServerProtocol(self._service, self._clock, self._maxFrameSize, self._fallbacks, self._drainGrace)
         p.factory = self
         return p
