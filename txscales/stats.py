@@ -41,7 +41,9 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 # none registered in itself.
 _families: "weakref.WeakKeyDictionary[CollectorRegistry, Dict[str, Dict[str, Any]]]" = weakref.WeakKeyDictionary()
 
-_Families = Tuple[CounterMetricFamily, CounterMetricFamily, CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily]
+_Families = Tuple[
+    CounterMetricFamily, CounterMetricFamily, CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+]
 
 
 class _Series:

@@ -10,7 +10,7 @@ The C{twistd txscales} command: C{serve}, C{demo-server} and C{demo-client}::
 import atexit
 import os
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Dict
 
 from twisted.application.service import IService, MultiService
 from twisted.python import usage
@@ -226,7 +226,11 @@ def _httpServer(options: usage.Options, iface: type, handler: object, reactor: A
     return ThriftHttpServerService(iface, handler, options["listen"], reactor, "%s (thrift over http)" % (iface.__module__,))
 
 
-PROTOCOLS: "dict[str, Callable[[usage.Options, type, object, Any], IService]]" = {"thriftmux": _thriftMuxServer, "thrift": _thriftServer, "http": _httpServer}
+PROTOCOLS: Dict[str, Callable[[usage.Options, type, object, Any], IService]] = {
+    "thriftmux": _thriftMuxServer,
+    "thrift": _thriftServer,
+    "http": _httpServer,
+}
 """Server builders by --protocol: C{(options, iface, handler, reactor) -> service}."""
 
 

@@ -93,7 +93,9 @@ def parseMember(data: bytes, endpointName: Optional[str] = None) -> Optional[Mem
         raise BadMemberError("member data is not JSON: %s" % (e,))
     if not isinstance(document, dict):
         raise BadMemberError("member data is not a JSON object")
-    endpoints: Dict[Optional[str], Tuple[str, int]] = {None: _endpoint(document.get("serviceEndpoint"), "serviceEndpoint")}
+    endpoints: Dict[Optional[str], Tuple[str, int]] = {
+        None: _endpoint(document.get("serviceEndpoint"), "serviceEndpoint")
+    }
     additional = document.get("additionalEndpoints") or {}
     if not isinstance(additional, dict):
         raise BadMemberError("additionalEndpoints is not an object")

@@ -95,7 +95,9 @@ class HttpEndpoint:
     connection pool.
     """
 
-    def __init__(self, reactor: Any, http: HTTPClient, host: str, port: int, scheme: str, connectTimeout: float) -> None:
+    def __init__(
+        self, reactor: Any, http: HTTPClient, host: str, port: int, scheme: str, connectTimeout: float
+    ) -> None:
         self._reactor = reactor
         self._http = http
         self.host = host
