@@ -13,7 +13,7 @@ from service_identity import CertificateError, VerificationError
 from service_identity.hazmat import DNS_ID, IPAddress_ID, verify_service_identity
 from service_identity.pyopenssl import extract_patterns
 from twisted.internet.abstract import isIPAddress, isIPv6Address
-from twisted.internet.endpoints import wrapClientTLS
+from twisted.internet.endpoints import serverFromString, wrapClientTLS
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamServerEndpoint
 from twisted.internet.ssl import Certificate, CertificateOptions, PrivateCertificate, optionsForClientTLS
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -279,3 +279,32 @@ def tlsError(reason: Any, transport: Any = None, where: str = "the server") -> O
             "%s refused the client certificate, or its absence (%s); the request was not sent" % (where, text)
         )
     return TlsError("TLS with %s failed (%s); the request was not sent" % (where, text))
+
+
+def opportunisticLevel(level: Any) -> bytes:
+    """
+    @param level: a Mux opportunistic TLS level: C{"off"} (or None),
+        C{"desired"} or C{"required"}, as text or bytes.
+    @return: it as the bytes of the C{tls} header.
+    @raise ValueError: for another value.
+    """
+    if level is None:
+        return b"off"
+    value = level.encode("ascii") if isinstance(level, str) else level
+    if value not in (b"off", b"desired", b"required"):
+        raise ValueError("opportunisticTls must be off, desired or required, not %r" % (level,))
+    return value
+
+
+def serverEndpoint(reactor: Any, listen: Any, tls: Any) -> Any:
+    """
+    @param listen: a Twisted server endpoint string or endpoint.
+    @param tls: the server's TLS settings (L{serverOptions}), or None.
+    @return: C{listen} itself without C{tls}, else a L{TlsServerEndpoint}
+        over it.
+    """
+    if tls is None:
+        return listen
+    if isinstance(listen, str):
+        listen = serverFromString(reactor, listen)
+    return TlsServerEndpoint(listen, tls)

@@ -10,6 +10,7 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
 from txscales._connection import DiscardedCall, noDelay
+from txscales._tls import tlsError
 from txscales.errors import ConnectionLostError, ProtocolError
 from txscales.thrift._codec import BINARY, Method
 from txscales.thrift._framing import DEFAULT_MAX_MESSAGE_SIZE, FRAMED
@@ -84,7 +85,7 @@ class ThriftClientProtocol(Protocol):
     def connectionLost(self, reason: Failure) -> None:
         self._lost = True
         self._session.connectionLost()
-        self._fail(ConnectionLostError(reason, mayHaveReachedServer=True))
+        self._fail(tlsError(reason, self.transport) or ConnectionLostError(reason, mayHaveReachedServer=True))
         self.closed.callback(None)
 
     def close(self) -> "Deferred[None]":
