@@ -7,6 +7,7 @@ handshakes, and for Finagle's opportunistic TLS negotiation in Mux.
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.interfaces import ISSLTransport
+from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from txscales.demo.gen import TestService
@@ -22,6 +23,7 @@ from txscales.errors import (
     TlsNegotiationError,
 )
 from txscales.mux._clientsession import ClientSession, Ready
+from txscales.tap import Options
 from txscales.mux._serversession import ServerSession
 from txscales.mux._messages import Rinit, Tinit, encodeMessage
 from txscales.mux._session import MARKER_BYTES, StartTls
@@ -29,7 +31,7 @@ from txscales.thrift import Thrift, serverTlsOptions
 from txscales.thriftmux import ThriftMux
 
 from tests._tls import CertificateAuthority
-from tests._twistd import startDemoServer
+from tests._twistd import runPeer, startDemoServer, twistdCommand
 
 LOCAL = "tcp:0:interface=127.0.0.1"
 
@@ -70,10 +72,10 @@ class _Servers:
         )
 
     @inlineCallbacks
-    def serve(self, **options):
+    def serve(self, listen=LOCAL, **options):
         facade = ThriftMux if self.protocol == "thriftmux" else Thrift
         server = facade.newServer(
-            TestService.Iface, TestServiceHandler(reactor), LOCAL, reactor=reactor, stats=False, **options
+            TestService.Iface, TestServiceHandler(reactor), listen, reactor=reactor, stats=False, **options
         )
         server.startService()
         self.addCleanup(server.stopService)
@@ -124,6 +126,39 @@ class TlsTestsMixin(_Servers):
             "tcp://127.0.0.1:%d" % (port,), tls=True, tlsCa=self.ca.path("ca.pem"), tlsHostname="localhost"
         )
         self.assertEqual((yield client.query("q")), "qq")
+
+    @inlineCallbacks
+    def test_sslEndpointString(self):
+        """
+        A server listening on a Twisted ssl: endpoint string serves TLS clients.
+        """
+        listen = "ssl:0:interface=127.0.0.1:privateKey=%s:certKey=%s" % (
+            self.ca.path("server.key"),
+            self.ca.path("server.pem"),
+        )
+        port = yield self.serve(listen)
+        self.assertEqual((yield self.trusting(port).query("s")), "ss")
+
+    @inlineCallbacks
+    def test_builder(self):
+        """
+        The builder's tls() setter takes the same settings as the options.
+        """
+        port = yield self.serve(tls=self.serverTls(clientCa=True))
+        facade = ThriftMux if self.protocol == "thriftmux" else Thrift
+        builder = facade.newBuilder(TestService.Iface).dest("tcp://127.0.0.1:%d" % (port,)).timeout(10)
+        client = builder.tls(
+            ca=self.ca.path("ca.pem"), clientCert=self.ca.path("client.pem"), clientKey=self.ca.path("client.key")
+        ).build()
+        self.addCleanup(client.close)
+        self.assertEqual((yield client.query("b")), "bb")
+
+    def test_settingsWithoutTls(self):
+        """
+        TLS settings without tls=True or a tls:// destination are a TypeError.
+        """
+        facade = ThriftMux if self.protocol == "thriftmux" else Thrift
+        self.assertRaises(TypeError, facade.newClient, TestService.Iface, "tcp://127.0.0.1:1", tlsCa="ca.pem")
 
     @inlineCallbacks
     def test_mutualTls(self):
@@ -221,6 +256,14 @@ class TwistdTlsTests(_Servers, TestCase):
         """
         server = yield self.twistd()
         self.assertEqual((yield self.trusting(server.port).query("t")), "tt")
+        result = yield runPeer(
+            twistdCommand()
+            + ["-n", "--pidfile=", "txscales", "demo-client", "--dest", "tls://127.0.0.1:%d" % (server.port,)]
+            + ["--count", "5", "--tls-ca", self.ca.path("ca.pem")],
+            addCleanup=self.addCleanup,
+        )
+        self.assertIn("5 calls", result.output, result.describe())
+        self.assertIn("0 failed", result.output, result.describe())
 
     @inlineCallbacks
     def test_thriftMutual(self):
@@ -461,3 +504,50 @@ class NegotiationTableTests(SynchronousTestCase):
         client.dispatch(b"x")
         self.assertRaises(TlsNegotiationError, server.receiveData, client.dataToSend())
         self.assertIn(b"requires TLS", server.dataToSend())
+
+
+class TwistdOptionsTests(SynchronousTestCase):
+    """
+    The TLS options of twistd txscales are checked when parsed.
+    """
+
+    def setUp(self):
+        self.ca = _Authorities.get()[0]
+
+    def parse(self, *argv):
+        options = Options()
+        options.parseOptions(list(argv))
+        return options.subOptions
+
+    def test_tlsSettings(self):
+        """
+        --tls-cert, --tls-key and --tls-ca make the server's TLS settings.
+        """
+        sub = self.parse(
+            "demo-server", "--tls-cert", self.ca.path("server.pem"), "--tls-key", self.ca.path("server.key"),
+            "--tls-ca", self.ca.path("ca.pem"),
+        )
+        self.assertIsNotNone(sub.tls)
+        self.assertIsNone(self.parse("demo-server").tls)
+
+    def test_usageErrors(self):
+        """
+        TLS options without --tls-cert, an unknown level, opportunistic TLS on plain Thrift and an unreadable certificate are usage errors.
+        """
+        cert = ("--tls-cert", self.ca.path("server.pem"), "--tls-key", self.ca.path("server.key"))
+        for argv, text in [
+            (("--tls-key", "k.pem"), "need --tls-cert"),
+            (("--opportunistic-tls", "desired"), "need --tls-cert"),
+            (cert + ("--opportunistic-tls", "maybe"), "desired or required"),
+            (cert + ("--protocol", "thrift", "--opportunistic-tls", "desired"), "thriftmux only"),
+            (("--tls-cert", self.ca.path("missing.pem")), "--tls-cert"),
+        ]:
+            e = self.assertRaises(usage.UsageError, self.parse, "demo-server", *argv)
+            self.assertIn(text, str(e))
+
+    def test_demoClientTls(self):
+        """
+        demo-client accepts tls:// destinations and TLS client settings.
+        """
+        sub = self.parse("demo-client", "--dest", "tls://127.0.0.1:1", "--tls-ca", "ca.pem", "--tls-cert", "c.pem")
+        self.assertEqual((sub["dest"], sub["tls-ca"], sub["tls-cert"]), ("tls://127.0.0.1:1", "ca.pem", "c.pem"))

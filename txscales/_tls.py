@@ -238,17 +238,24 @@ class TlsServerEndpoint:
         return self._endpoint.listen(TLSMemoryBIOFactory(self._options, False, factory))
 
 
-def tlsError(reason: Any, transport: Any = None, where: str = "the server") -> Optional[TlsError]:
+def tlsError(
+    reason: Any, transport: Any = None, handshakeDone: bool = False, where: str = "the server"
+) -> Optional[TlsError]:
     """
-    Say why a connection failed, when TLS is why.
+    Say why a connection failed, when a TLS handshake is why.
 
     @param reason: the C{Failure} (or exception) the connection was lost
         with.
     @param transport: its transport, whose C{getHandle()} gives the TLS
         connection, when it has one.
+    @param handshakeDone: whether this side finished its handshake; then
+        only a refused certificate counts (with TLS 1.3 the server refuses
+        a client certificate after the client's handshake is done, and
+        before reading any request), not another TLS error, which may come
+        after requests were sent.
     @param where: the peer, for the message.
     @return: a L{TlsError} subclass instance, or None when the failure is
-        not about TLS.
+        not about a TLS handshake.
     """
     value = reason.value if isinstance(reason, Failure) else reason
     if isinstance(value, TlsError):
@@ -278,6 +285,8 @@ def tlsError(reason: Any, transport: Any = None, where: str = "the server") -> O
         return TlsClientCertificateError(
             "%s refused the client certificate, or its absence (%s); the request was not sent" % (where, text)
         )
+    if handshakeDone:
+        return None
     return TlsError("TLS with %s failed (%s); the request was not sent" % (where, text))
 
 

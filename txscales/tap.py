@@ -163,10 +163,13 @@ class DemoClientOptions(usage.Options):
 
     synopsis = "--dest URI [--count N] [--concurrency C] [--timeout S]"
     optParameters = [
-        ["dest", "d", "tcp://127.0.0.1:9090", "Destination URI: %s." % (DESTINATIONS,)],
+        ["dest", "d", "tcp://127.0.0.1:9090", "Destination URI: %s (or tls://host:port[,...])." % (DESTINATIONS,)],
         ["count", "n", 1000, "Number of calls.", int],
         ["concurrency", "c", 10, "Calls outstanding at once.", int],
         ["timeout", "t", 1.0, "Per-call timeout in seconds.", float],
+        ["tls-ca", None, None, "With a tls:// destination: trust this PEM CA (default: the platform's CAs)."],
+        ["tls-cert", None, None, "With a tls:// destination: present this PEM client certificate."],
+        ["tls-key", None, None, "The PEM key of --tls-cert (default: in the same file)."],
     ]
 
     def postOptions(self):
@@ -211,12 +214,12 @@ def _checkDestination(dest):
     from txscales.discovery import parseStatic, parseZooKeeperUri
     from txscales.errors import BadDestinationError
 
-    scheme, sep, _ = dest.partition("://")
+    scheme, sep, rest = dest.partition("://")
     try:
         if not sep:
             raise BadDestinationError("%r has no scheme" % (dest,))
-        if scheme == "tcp":
-            parseStatic(dest)
+        if scheme in ("tcp", "tls"):
+            parseStatic("tcp://" + rest)
         elif scheme == "zk":
             parseZooKeeperUri(dest)
     except BadDestinationError as e:

@@ -75,7 +75,10 @@ class MuxClientProtocol(Protocol):
             C{b"desired"} or C{b"required"}.
         @param tls: the C{IOpenSSLClientConnectionCreator} to start TLS
             with when it is negotiated.
+        @raise ValueError: for opportunistic TLS without C{tls}.
         """
+        if opportunisticTls != TLS_OFF and tls is None:
+            raise ValueError("opportunistic TLS needs the client's TLS settings")
         self._clock = clock
         self._tls = tls
         self._session = ClientSession(maxFrameSize, handshake=handshake, tls=opportunisticTls)
@@ -249,7 +252,8 @@ class MuxClientProtocol(Protocol):
             self._pingCall.cancel()
         self._pingCall = None
         cause = self._closeReason if self._closeReason is not None else reason
-        failedTls = cause if isinstance(cause, TlsError) else tlsError(reason, self.transport)
+        # Once ready, the session spoke over an established TLS connection.
+        failedTls = cause if isinstance(cause, TlsError) else tlsError(reason, self.transport, self.ready.called)
         lost = self._session.connectionLost()
         calls, self._calls = self._calls, {}
         for tag, written in lost:

@@ -44,6 +44,15 @@ class ThriftMuxBuilder(ClientBuilder):
         self._options["maxFrameSize"] = size
         return self
 
+    def opportunisticTls(self, level):
+        """
+        Negotiate TLS in the Mux handshake (C{"desired"} or C{"required"})
+        and switch each session to TLS in place when the server agrees, as
+        Finagle's opportunistic TLS does; L{tls} gives the TLS settings.
+        """
+        self._options["opportunisticTls"] = level
+        return self
+
     def pingInterval(self, seconds, timeout=4.0):
         """
         Ping each session every C{seconds} (None to disable); a session whose
