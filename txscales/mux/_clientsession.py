@@ -5,10 +5,10 @@ The client half of a Mux session: plain Python, no Twisted.
 from txscales.errors import (
     ConnectionLostError,
     HandshakeError,
-    TlsNegotiationError,
     RequestNackedError,
     ServerError,
     SessionDrainingError,
+    TlsNegotiationError,
     UnexpectedMessageError,
 )
 from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encodeDispatch, encodeFrames
@@ -185,7 +185,7 @@ class ClientSession(Session):
 
     def _negotiated(self, headers):
         if negotiateTls(self._tls, peerTls(headers)):
-            _peerWindow(headers)
+            _peerWindow(headers)  # a bad window fails before TLS starts
             self.state = "tls"
             self._headers = headers
             return [StartTls()]

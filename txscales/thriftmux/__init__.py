@@ -48,7 +48,7 @@ class ThriftMuxBuilder(ClientBuilder):
         """
         Negotiate TLS in the Mux handshake (C{"desired"} or C{"required"})
         and switch each session to TLS in place when the server agrees, as
-        Finagle's opportunistic TLS does; L{tls} gives the TLS settings.
+        Finagle's opportunistic TLS does; C{tls()} gives the TLS settings.
         """
         self._options["opportunisticTls"] = level
         return self
