@@ -4,6 +4,7 @@ server (the library and C{twistd}), for the typed errors of failed
 handshakes, and for Finagle's opportunistic TLS negotiation in Mux.
 """
 
+from prometheus_client import CollectorRegistry
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.interfaces import ISSLTransport
@@ -23,7 +24,8 @@ from txscales.errors import (
     TlsNegotiationError,
 )
 from txscales.mux._clientsession import ClientSession, Ready
-from txscales.tap import Options
+from txscales.http import ThriftHttp
+from txscales.tap import Options, makeService
 from txscales.mux._serversession import ServerSession
 from txscales.mux._messages import Rinit, Tinit, encodeMessage
 from txscales.mux._session import MARKER_BYTES, StartTls
@@ -288,6 +290,37 @@ class TwistdTlsTests(_Servers, TestCase):
         yield self.assertFailure(self.client("tcp://127.0.0.1:%d" % (server.port,)).query("p"), TlsNegotiationError)
 
 
+class TapHttpsTests(_Servers, TestCase):
+    """
+    twistd's --tls-cert also serves Thrift over HTTPS.
+    """
+
+    @inlineCallbacks
+    def test_https(self):
+        """
+        demo-server --protocol http --tls-cert answers HTTPS clients.
+        """
+        options = Options()
+        options.parseOptions(
+            ["demo-server", "--listen", LOCAL, "--protocol", "http"]
+            + ["--tls-cert", self.ca.path("server.pem"), "--tls-key", self.ca.path("server.key")]
+        )
+        service = makeService(options, reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+        port = yield service.listening
+        client = ThriftHttp.newClient(
+            TestService.Iface,
+            "tcp://127.0.0.1:%d" % (port.getHost().port,),
+            timeout=10,
+            tls=True,
+            trustRoot=self.ca.trustRoot(),
+            registry=CollectorRegistry(),
+        )
+        self.addCleanup(client.close)
+        self.assertEqual((yield client.query("h")), "hh")
+
+
 class OpportunisticTests(_Servers, TestCase):
     """
     Finagle's opportunistic TLS between a txscales client and server: the
@@ -506,6 +539,36 @@ class NegotiationTableTests(SynchronousTestCase):
         self.assertIn(b"requires TLS", server.dataToSend())
 
 
+    def test_headers(self):
+        """
+        Tinit and Rinit carry each side's level in the tls header.
+        """
+        client = ClientSession(tls=b"required")
+        server = ServerSession(tls=b"desired")
+        client.start()
+        server.receiveData(client.dataToSend())
+        client.receiveData(server.dataToSend())
+        self.assertIn(b"\x00\x00\x00\x03tls\x00\x00\x00\x08required", client.dataToSend())
+        server.receiveData(encodeMessage(Tinit(1, 1, [])))
+        self.assertIn(b"\x00\x00\x00\x03tls\x00\x00\x00\x07desired", server.dataToSend())
+
+    def test_serverRefusesAfterRinit(self):
+        """
+        A server without TLS answers a client requiring it with Rinit, then Rerr, as Finagle does.
+        """
+        server = ServerSession()
+        server.receiveData(MARKER_BYTES)
+        server.dataToSend()
+        self.assertRaises(
+            TlsNegotiationError, server.receiveData, encodeMessage(Tinit(1, 1, [(b"tls", b"required")]))
+        )
+        written = server.dataToSend()
+        rinit = encodeMessage(Rinit(1, 1, [(b"mux-framer", b"\x7f\xff\xff\xff"), (b"tls", b"off")]))
+        self.assertTrue(written.startswith(rinit))
+        self.assertEqual(written[len(rinit) + 4], 0x80)
+        self.assertIn(b"incompatible opportunistic TLS levels", written)
+        self.assertEqual(server.state, "closed")
+
 class TwistdOptionsTests(SynchronousTestCase):
     """
     The TLS options of twistd txscales are checked when parsed.
@@ -551,3 +614,4 @@ class TwistdOptionsTests(SynchronousTestCase):
         """
         sub = self.parse("demo-client", "--dest", "tls://127.0.0.1:1", "--tls-ca", "ca.pem", "--tls-cert", "c.pem")
         self.assertEqual((sub["dest"], sub["tls-ca"], sub["tls-cert"]), ("tls://127.0.0.1:1", "ca.pem", "c.pem"))
+
