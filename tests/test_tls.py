@@ -65,6 +65,10 @@ class _Servers:
 
     protocol = "thriftmux"
 
+    @property
+    def facade(self):
+        return ThriftMux if self.protocol == "thriftmux" else Thrift
+
     def setUp(self):
         self.ca, self.stranger = _Authorities.get()
 
@@ -75,8 +79,7 @@ class _Servers:
 
     @inlineCallbacks
     def serve(self, listen=LOCAL, **options):
-        facade = ThriftMux if self.protocol == "thriftmux" else Thrift
-        server = facade.newServer(
+        server = self.facade.newServer(
             TestService.Iface, TestServiceHandler(reactor), listen, reactor=reactor, stats=False, **options
         )
         server.startService()
@@ -86,8 +89,7 @@ class _Servers:
         return port.getHost().port
 
     def client(self, dest, **options):
-        facade = ThriftMux if self.protocol == "thriftmux" else Thrift
-        client = facade.newClient(TestService.Iface, dest, stats=False, **dict(ONCE, **options))
+        client = self.facade.newClient(TestService.Iface, dest, stats=False, **dict(ONCE, **options))
         self.addCleanup(client.close)
         return client
 
@@ -147,8 +149,7 @@ class TlsTestsMixin(_Servers):
         The builder's tls() setter takes the same settings as the options.
         """
         port = yield self.serve(tls=self.serverTls(clientCa=True))
-        facade = ThriftMux if self.protocol == "thriftmux" else Thrift
-        builder = facade.newBuilder(TestService.Iface).dest("tcp://127.0.0.1:%d" % (port,)).timeout(10)
+        builder = self.facade.newBuilder(TestService.Iface).dest("tcp://127.0.0.1:%d" % (port,)).timeout(10)
         client = builder.tls(
             ca=self.ca.path("ca.pem"), clientCert=self.ca.path("client.pem"), clientKey=self.ca.path("client.key")
         ).build()
@@ -159,8 +160,7 @@ class TlsTestsMixin(_Servers):
         """
         TLS settings without tls=True or a tls:// destination are a TypeError.
         """
-        facade = ThriftMux if self.protocol == "thriftmux" else Thrift
-        self.assertRaises(TypeError, facade.newClient, TestService.Iface, "tcp://127.0.0.1:1", tlsCa="ca.pem")
+        self.assertRaises(TypeError, self.facade.newClient, TestService.Iface, "tcp://127.0.0.1:1", tlsCa="ca.pem")
 
     @inlineCallbacks
     def test_mutualTls(self):
@@ -288,12 +288,6 @@ class TwistdTlsTests(_Servers, TestCase):
         )
         self.assertEqual((yield client.query("o")), "oo")
         yield self.assertFailure(self.client("tcp://127.0.0.1:%d" % (server.port,)).query("p"), TlsNegotiationError)
-
-
-class TapHttpsTests(_Servers, TestCase):
-    """
-    twistd's --tls-cert also serves Thrift over HTTPS.
-    """
 
     @inlineCallbacks
     def test_https(self):
