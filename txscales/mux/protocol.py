@@ -8,13 +8,16 @@ injected clock.
 """
 
 from twisted.internet.defer import CancelledError, Deferred, fail
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from txscales._connection import DiscardedCall, noDelay
 from txscales._draining import DrainingFactory
+from txscales._tls import tlsError
 from txscales.interfaces import BUSY, CLOSED, OPEN
 from txscales.errors import (
     ConnectError,
@@ -22,6 +25,7 @@ from txscales.errors import (
     PingTimeoutError,
     ProtocolError,
     RequestNackedError,
+    TlsError,
     TxScalesError,
 )
 from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE
@@ -36,13 +40,19 @@ from txscales.mux._clientsession import (
     Replied,
 )
 from txscales.mux._serversession import Discarded, Dispatch, DrainAcknowledged, ServerSession
+from txscales.mux._session import TLS_OFF, TLS_REQUIRED, StartTls
 
 _log = Logger()
 
 
+@implementer(IHandshakeListener)
 class MuxClientProtocol(Protocol):
     """
     A Mux client connection: one Deferred per outstanding tag.
+
+    With an opportunistic TLS level of C{desired} or C{required}, the
+    connection switches to TLS in place when the server's Rinit agrees
+    (MUX.md 1.4); dispatches wait until the TLS handshake is done.
 
     @ivar ready: fires with the protocol when the session is negotiated;
         fails if the connection closes first.
@@ -57,9 +67,21 @@ class MuxClientProtocol(Protocol):
         handshake=True,
         pingInterval=5.0,
         pingTimeout=4.0,
+        opportunisticTls=TLS_OFF,
+        tls=None,
     ):
+        """
+        @param opportunisticTls: the TLS level offered in Tinit, C{b"off"},
+            C{b"desired"} or C{b"required"}.
+        @param tls: the C{IOpenSSLClientConnectionCreator} to start TLS
+            with when it is negotiated.
+        @raise ValueError: for opportunistic TLS without C{tls}.
+        """
+        if opportunisticTls != TLS_OFF and tls is None:
+            raise ValueError("opportunistic TLS needs the client's TLS settings")
         self._clock = clock
-        self._session = ClientSession(maxFrameSize, handshake=handshake)
+        self._tls = tls
+        self._session = ClientSession(maxFrameSize, handshake=handshake, tls=opportunisticTls)
         self._calls = {}
         self._holding = False
         self._pingInterval = pingInterval
@@ -132,6 +154,10 @@ class MuxClientProtocol(Protocol):
             self._flush()
             self._abort(e)
             return
+        if events and type(events[0]) is StartTls:
+            # Nothing is queued: the session holds its dispatches until
+            # handshakeCompleted.
+            self.transport.startTLS(self._tls)
         self._flush()
         # Calls made by the callbacks of these answers are written together,
         # once every callback ran.
@@ -140,6 +166,15 @@ class MuxClientProtocol(Protocol):
             self._handle(events)
         finally:
             self._holding = False
+            self._flush()
+
+    def handshakeCompleted(self):
+        """
+        The TLS handshake is done: a session that negotiated TLS opens.
+        """
+        events = self._session.tlsStarted()
+        if events:
+            self._handle(events)
             self._flush()
 
     def _handle(self, events):
@@ -217,14 +252,16 @@ class MuxClientProtocol(Protocol):
             self._pingCall.cancel()
         self._pingCall = None
         cause = self._closeReason if self._closeReason is not None else reason
+        # Once ready, the session spoke over an established TLS connection.
+        failedTls = cause if isinstance(cause, TlsError) else tlsError(reason, self.transport, self.ready.called)
         lost = self._session.connectionLost()
         calls, self._calls = self._calls, {}
         for tag, written in lost:
             d = calls.pop(tag, None)
             if d is not None:
-                d.errback(ConnectionLostError(cause, mayHaveReachedServer=written))
+                d.errback(failedTls or ConnectionLostError(cause, mayHaveReachedServer=written))
         if not self.ready.called:
-            self.ready.errback(ConnectError("connection closed before the Mux session was ready: %s" % (getattr(cause, "value", cause),)))
+            self.ready.errback(failedTls or ConnectError("connection closed before the Mux session was ready: %s" % (getattr(cause, "value", cause),)))
         self._notify()
         self.closed.callback(None)
 
@@ -259,8 +296,26 @@ class MuxServerProtocol(Protocol):
         replaces Mux for this connection (used for Thrift downgrade).
     """
 
-    def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0):
+    def __init__(
+        self,
+        service,
+        clock,
+        maxFrameSize=DEFAULT_MAX_FRAME_SIZE,
+        fallbacks=(),
+        drainGrace=1.0,
+        opportunisticTls=TLS_OFF,
+        tls=None,
+    ):
+        """
+        @param opportunisticTls: the TLS level answered in Rinit, C{b"off"},
+            C{b"desired"} or C{b"required"} (Thrift fallbacks are then off).
+        @param tls: the server's TLS settings (e.g.
+            C{twisted.internet.ssl.CertificateOptions}) for starting TLS
+            when it is negotiated.
+        """
         self._service = service
+        self._opportunisticTls = opportunisticTls
+        self._tls = tls
         self._clock = clock
         self._maxFrameSize = maxFrameSize
         self._fallbacks = fallbacks
@@ -296,7 +351,7 @@ class MuxServerProtocol(Protocol):
                 if self._session is not None:
                     break
             else:
-                self._session = ServerSession(self._maxFrameSize)
+                self._session = ServerSession(self._maxFrameSize, tls=self._opportunisticTls)
         try:
             events = self._session.receiveData(data)
         except ProtocolError as e:
@@ -333,6 +388,9 @@ class MuxServerProtocol(Protocol):
                         d.cancel()
                 elif kind is DrainAcknowledged:
                     self._closeIfDrained()
+                elif kind is StartTls:
+                    # Rinit went out in cleartext above; what follows is TLS.
+                    self.transport.startTLS(self._tls)
         finally:
             self._holding = False
             self._flush()
@@ -434,14 +492,43 @@ class MuxServerFactory(DrainingFactory):
     @ivar draining: whether L{drainAll<txscales._draining.DrainingFactory.drainAll>} was called.
     """
 
-    def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0):
+    def __init__(
+        self,
+        service,
+        clock,
+        maxFrameSize=DEFAULT_MAX_FRAME_SIZE,
+        fallbacks=(),
+        drainGrace=1.0,
+        opportunisticTls=TLS_OFF,
+        tls=None,
+    ):
+        """
+        @param opportunisticTls: see L{MuxServerProtocol}; with
+            C{b"required"}, clients that do not negotiate (Thrift
+            fallbacks included) are refused.
+        @param tls: the server's TLS settings, needed unless
+            C{opportunisticTls} is C{b"off"}.
+        @raise ValueError: for opportunistic TLS without C{tls}.
+        """
+        if opportunisticTls != TLS_OFF and tls is None:
+            raise ValueError("opportunistic TLS needs the server's TLS settings")
         self._service = service
         DrainingFactory.__init__(self, clock)
         self._maxFrameSize = maxFrameSize
-        self._fallbacks = tuple(fallbacks)
+        self._fallbacks = () if opportunisticTls == TLS_REQUIRED else tuple(fallbacks)
         self._drainGrace = drainGrace
+        self._opportunisticTls = opportunisticTls
+        self._tlsOptions = tls
 
     def buildProtocol(self, addr):
-        p = MuxServerProtocol(self._service, self._clock, self._maxFrameSize, self._fallbacks, self._drainGrace)
+        p = MuxServerProtocol(
+            self._service,
+            self._clock,
+            self._maxFrameSize,
+            self._fallbacks,
+            self._drainGrace,
+            self._opportunisticTls,
+            self._tlsOptions,
+        )
         p.factory = self
         return p
