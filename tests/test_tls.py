@@ -609,3 +609,24 @@ class TwistdOptionsTests(SynchronousTestCase):
         sub = self.parse("demo-client", "--dest", "tls://127.0.0.1:1", "--tls-ca", "ca.pem", "--tls-cert", "c.pem")
         self.assertEqual((sub["dest"], sub["tls-ca"], sub["tls-cert"]), ("tls://127.0.0.1:1", "ca.pem", "c.pem"))
 
+
+
+class VerifyCallbackTests(SynchronousTestCase):
+    """
+    The client's certificate check fails closed.
+    """
+
+    def test_unexpectedErrorRefuses(self):
+        """
+        An unexpected error while checking the server's identity refuses the certificate and is logged.
+        """
+        from txscales import _tls
+
+        def broken(*args):
+            raise ValueError("broken certificate")
+
+        self.patch(_tls, "verify_service_identity", broken)
+        self.patch(_tls, "extract_patterns", lambda certificate: [])
+        creator = _tls._RecordingCreator(None, "localhost")
+        self.assertFalse(creator._verify([object()], object(), object(), 0, 0, 1))
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)

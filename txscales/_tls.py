@@ -16,6 +16,7 @@ from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.endpoints import serverFromString, wrapClientTLS
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamServerEndpoint
 from twisted.internet.ssl import Certificate, CertificateOptions, PrivateCertificate, optionsForClientTLS
+from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -28,6 +29,8 @@ from txscales.errors import (
     TlsError,
     TlsHostnameMismatchError,
 )
+
+_log = Logger()
 
 CLIENT_TLS_OPTIONS = ("tls", "tlsCa", "tlsClientCert", "tlsClientKey", "tlsHostname")
 """The clients' TLS options, by name."""
@@ -89,6 +92,11 @@ class _RecordingCreator:
             verify_service_identity(extract_patterns(certificate), [self._identity], [])
         except VerificationError:
             tlsProtocol.failVerification(Failure())
+            return False
+        except BaseException:
+            # An exception raised into OpenSSL's callback is lost: log it
+            # here, and refuse the certificate that caused it.
+            _log.failure("while verifying the certificate of {identity!r}", identity=self._identity)
             return False
         return True
 
