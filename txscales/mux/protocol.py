@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 
 from txscales._connection import DiscardedCall, noDelay
 from txscales._draining import DrainingFactory
+from txscales._ratelimit import RateLimitedLog, detached
 from txscales.interfaces import BUSY, CLOSED, OPEN
 from txscales.errors import (
     ConnectError,
@@ -48,6 +49,8 @@ class MuxClientProtocol(Protocol):
         fails if the connection closes first.
     @ivar closed: fires with None when the connection is gone.
     @ivar drainRequested: whether the server asked this session to drain.
+    @param log: the L{RateLimitedLog} of lines the server can trigger (by
+        default one of this connection's own).
     """
 
     def __init__(
@@ -57,8 +60,10 @@ class MuxClientProtocol(Protocol):
         handshake=True,
         pingInterval=5.0,
         pingTimeout=4.0,
+        log=None,
     ):
         self._clock = clock
+        self._log = log if log is not None else RateLimitedLog(clock, _log)
         self._session = ClientSession(maxFrameSize, handshake=handshake)
         self._calls = {}
         self._holding = False
@@ -130,7 +135,7 @@ class MuxClientProtocol(Protocol):
             events = self._session.receiveData(data)
         except ProtocolError as e:
             self._flush()
-            self._abort(e)
+            self._abort(detached(e))
             return
         self._flush()
         # Calls made by the callbacks of these answers are written together,
@@ -193,7 +198,7 @@ class MuxClientProtocol(Protocol):
         self._abort(PingTimeoutError("no Rping within %g s" % (self._pingTimeout,)))
 
     def _abort(self, error):
-        _log.warn("closing Mux session: {error}", error=error)
+        self._log.warn("closing Mux session: {error}", error=error)
         self._closeReason = error
         self.transport.abortConnection()
 
@@ -257,6 +262,9 @@ class MuxServerProtocol(Protocol):
     @ivar sessionFactories: callables tried on the first bytes of the
         connection (at least 8); the first to return a session object
         replaces Mux for this connection (used for Thrift downgrade).
+    @ivar badRequests: how many requests the service refused as malformed
+        (failing with a L{ProtocolError}).  They are answered with an error;
+        the first is logged, and the count when the connection closes.
     """
 
     def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0):
@@ -271,6 +279,7 @@ class MuxServerProtocol(Protocol):
         self._first = b""
         self._inflight = {}
         self._holding = False
+        self.badRequests = 0
         self.closed = Deferred()
 
     @property
@@ -300,7 +309,7 @@ class MuxServerProtocol(Protocol):
         try:
             events = self._session.receiveData(data)
         except ProtocolError as e:
-            _log.warn("closing Mux server session: {error}", error=e)
+            self.factory.log.warn("closing Mux server session: {error}", error=detached(e))
             self._flush()
             self.transport.loseConnection()
             return
@@ -364,8 +373,14 @@ class MuxServerProtocol(Protocol):
         elif failure.check(RequestNackedError):
             sent = self._session.replyNack(requestId, tag, failure.value.flags)
         else:
-            _log.failure("request failed", failure)
             value = failure.value
+            if isinstance(value, ProtocolError):
+                # The peer's fault, not the service's: no traceback.
+                self.badRequests += 1
+                if self.badRequests == 1:
+                    self.factory.log.warn("bad request on a Mux server session: {error}", error=detached(value))
+            else:
+                self.factory.log.failure("request failed", failure)
             sent = self._session.replyError(
                 requestId, tag, "%s: %s" % (type(value).__name__, value), getattr(value, "flags", 0)
             )
@@ -414,6 +429,8 @@ class MuxServerProtocol(Protocol):
             self._graceTimer.cancel()
             self._graceTimer = None
         self.factory.protocols.discard(self)
+        if self.badRequests > 1:
+            self.factory.log.warn("a Mux server session had {count} bad requests", count=self.badRequests)
         if self._session is not None:
             self._session.connectionLost()
         inflight, self._inflight = self._inflight, {}
@@ -432,11 +449,14 @@ class MuxServerFactory(DrainingFactory):
 
     @ivar protocols: the open connections.
     @ivar draining: whether L{drainAll<txscales._draining.DrainingFactory.drainAll>} was called.
+    @ivar log: the L{RateLimitedLog} of lines the sessions' peers can
+        trigger.
     """
 
     def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0):
         self._service = service
         DrainingFactory.__init__(self, clock)
+        self.log = RateLimitedLog(clock, _log)
         self._maxFrameSize = maxFrameSize
         self._fallbacks = tuple(fallbacks)
         self._drainGrace = drainGrace

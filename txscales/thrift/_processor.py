@@ -15,6 +15,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txscales._ratelimit import detached
 from txscales.errors import BadMessageError, RequestNackedError
 from txscales.thrift._codec import (
     BINARY,
@@ -42,6 +43,15 @@ def missingMethods(iface, handler):
         (its calls would be answered "Invalid method name").
     """
     return sorted(name for name in describeService(iface) if not callable(getattr(handler, name, None)))
+
+
+def _cleaned(failure):
+    """
+    Turn C{failure}'s frames into text, so that a log event keeping it (when
+    logging has not started, say) keeps none of the call's data.
+    """
+    detached(failure.value)
+    failure.cleanFailure()
 
 
 class ThriftProcessor:
@@ -150,11 +160,13 @@ class ThriftProcessor:
             call, whose failure is logged).
         """
         if method.oneway:
+            _cleaned(failure)
             _log.failure("one-way call {name} failed", failure, name=method.name)
             return b""
         for _, cls in method.exceptions:
             if failure.check(cls):
                 return encodeResult(method, seqid, protocol, exception=failure.value)
+        _cleaned(failure)
         _log.failure("{name} failed", failure, name=method.name)
         return encodeApplicationException(
             method.name,
