@@ -1,7 +1,11 @@
 """
-Tests for the rate-limited log of lines a peer can trigger, and for the log
-lines bad requests make on the servers.
+Tests for the rate-limited log of lines a peer can trigger, for the log
+lines bad requests make on the servers, and for what those lines keep.
 """
+
+import gc
+import struct
+import tracemalloc
 
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
@@ -212,3 +216,61 @@ class BadRequestLogTests(SynchronousTestCase):
             protocol.dataReceived(b"\x00\x00\x00\x08not thrift")
             self.assertFalse(transport.connected)
         self.assertLessEqual(len(self.events), 10)
+
+
+class AbortedServerMemoryTests(SynchronousTestCase):
+    """
+    A server connection closed for a bad frame right after a large one
+    keeps nothing of it reachable from the log event reporting it, which
+    Twisted keeps while logging has not started.
+    """
+
+    size = 8 * 1024 * 1024
+
+    def setUp(self):
+        self.clock = Clock()
+        self.events = Events(self)
+        if not tracemalloc.is_tracing():
+            tracemalloc.start()
+            self.addCleanup(tracemalloc.stop)
+
+    def traced(self):
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0]
+
+    def abort(self, factory, header):
+        """
+        Send all but the last byte of a large frame that starts with
+        C{header}, then that byte and a length above the limit.
+        """
+        before = self.traced()
+        protocol = factory.buildProtocol(None)
+        transport = StringTransportWithDisconnection()
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        protocol.dataReceived(struct.pack(">I", self.size) + header)
+        left = self.size - len(header) - 1
+        while left >= 65536:
+            protocol.dataReceived(bytes(65536))
+            left -= 65536
+        protocol.dataReceived(bytes(left))
+        protocol.dataReceived(b"\x00" + struct.pack(">I", 0xFFFFFFFF))
+        self.assertFalse(transport.connected)
+        del protocol, transport
+        self.assertLess(self.traced() - before, self.size // 8)
+        self.assertIn("closing", self.events[-1]["log_format"])
+
+    def test_mux(self):
+        """
+        A Mux server connection keeps nothing of its frame.
+        """
+        factory = serverFactory(TestService.Iface, TestServiceHandler(self.clock), self.clock)
+        # A Tping with a large body: decoded, then the bad length.
+        self.abort(factory, b"\x41\x00\x00\x01")
+
+    def test_plainThrift(self):
+        """
+        A plain Thrift server connection keeps nothing of its frame.
+        """
+        factory = thriftServerFactory(TestService.Iface, TestServiceHandler(self.clock), self.clock)
+        self.abort(factory, b"\x80\x01\x00\x04")
