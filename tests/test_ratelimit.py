@@ -18,7 +18,10 @@ from txscales.demo.gen import TestService
 from txscales.demo.handler import TestServiceHandler
 from txscales.mux._framing import FrameDecoder
 from txscales.mux._messages import STATUS_ERROR, Rdispatch, Tdispatch, encodeMessage
+from txscales.thrift import BINARY
+from txscales.thrift._processor import ThriftProcessor
 from txscales.thrift._server import serverFactory as thriftServerFactory
+from txscales.thrift._session import callHeader, encodeArgs
 from txscales.thriftmux._server import serverFactory
 
 
@@ -216,6 +219,27 @@ class BadRequestLogTests(SynchronousTestCase):
             protocol.dataReceived(b"\x00\x00\x00\x08not thrift")
             self.assertFalse(transport.connected)
         self.assertLessEqual(len(self.events), 10)
+
+    def test_handlerFailures(self):
+        """
+        A handler that fails on every call, at once or through a Deferred,
+        logs a bounded number of tracebacks, each reply still an error.
+        """
+
+        class Crashing(TestServiceHandler):
+            def query(self, x):
+                raise RuntimeError("boom")
+
+        processor = ThriftProcessor(TestService.Iface, Crashing(self.clock), self.clock)
+        method = processor.methods["query"]
+        call = callHeader(method, 1, BINARY) + encodeArgs(method, ("x",), {}, BINARY)
+        for _ in range(1000):
+            self.assertIn(b"RuntimeError: boom", processor.process(call))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 10)
+        self.clock.advance(60)
+        processor.process(call)
+        self.assertIn("990 similar lines suppressed", formatEvent(self.events[-1]))
+        self.flushLoggedErrors(RuntimeError)
 
 
 class AbortedServerMemoryTests(SynchronousTestCase):

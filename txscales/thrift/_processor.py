@@ -15,7 +15,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txscales._ratelimit import detached
+from txscales._ratelimit import RateLimitedLog, detached
 from txscales.errors import BadMessageError, RequestNackedError
 from txscales.thrift._codec import (
     BINARY,
@@ -61,7 +61,15 @@ class ThriftProcessor:
     @ivar methods: the service's methods, by name.
     """
 
-    def __init__(self, iface, handler):
+    def __init__(self, iface, handler, clock=None):
+        """
+        @param iface: a generated C{Iface} class.
+        @param handler: a handler for it.
+        @param clock: an C{IReactorTime}: when given, the handler's failures
+            are logged through a L{RateLimitedLog} on it, since a peer can
+            make them as often as it calls.
+        """
+        self._log = RateLimitedLog(clock, _log) if clock is not None else _log
         self.methods = describeService(iface)
         self._bound = {}
         self._calls = {}
@@ -146,14 +154,12 @@ class ThriftProcessor:
             return b""
         return encodeResult(method, seqid, protocol, value)
 
-    @classmethod
-    def _failed(cls, failure, method, seqid, protocol):
+    def _failed(self, failure, method, seqid, protocol):
         if failure.check(CancelledError, RequestNackedError):
             return failure
-        return cls._encodeFailure(failure, method, seqid, protocol)
+        return self._encodeFailure(failure, method, seqid, protocol)
 
-    @staticmethod
-    def _encodeFailure(failure, method, seqid, protocol):
+    def _encodeFailure(self, failure, method, seqid, protocol):
         """
         @return: the reply bytes for a handler's C{failure}: its declared
             exception, or a C{TApplicationException} (C{b""} for a one-way
@@ -161,13 +167,13 @@ class ThriftProcessor:
         """
         if method.oneway:
             _cleaned(failure)
-            _log.failure("one-way call {name} failed", failure, name=method.name)
+            self._log.failure("one-way call {name} failed", failure, name=method.name)
             return b""
         for _, cls in method.exceptions:
             if failure.check(cls):
                 return encodeResult(method, seqid, protocol, exception=failure.value)
         _cleaned(failure)
-        _log.failure("{name} failed", failure, name=method.name)
+        self._log.failure("{name} failed", failure, name=method.name)
         return encodeApplicationException(
             method.name,
             seqid,

@@ -215,7 +215,7 @@ def serverFactory(
     @return: a L{ThriftServerFactory} serving C{handler} for the generated
         service C{iface}.
     """
-    process = ThriftProcessor(iface, handler).process
+    process = ThriftProcessor(iface, handler, reactor).process
     if stats is not None:
         process = countedProcess(process, stats, reactor)
     return ThriftServerFactory(process, reactor, transport, maxMessageSize)
