@@ -86,7 +86,8 @@ def _checkDepth(data):
             if escaped:
                 escaped = False
             elif char == b"\\":
-                # Only an escape right before the character counts.
+                # It escapes the next byte, which matters only when that
+                # is a quote or a backslash.
                 escaped = data[match.end() : match.end() + 1] in (b'"', b"\\")
             elif char == b'"':
                 inString = False

@@ -113,9 +113,10 @@ class ServersetDestination:
     Only C{member_*} children count, and only C{ALIVE} members; a member
     whose data is not a valid ServiceInstance (see
     L{parseMember<txscales.discovery.parseMember>}) is skipped with a
-    L{BadMemberError} in the log (rate-limited), and the others still count.  While ZooKeeper is
-    unreachable the last known set stays in use; when the session comes
-    back (or is replaced after expiry) the set is read again.
+    L{BadMemberError} in the log (rate-limited), and the others still
+    count.  While ZooKeeper is unreachable the last known set stays in use;
+    when the session comes back (or is replaced after expiry) the set is
+    read again.
 
     @ivar members: child name -> L{Member} (or None for a bad member).
     """

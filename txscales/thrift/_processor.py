@@ -45,13 +45,15 @@ def missingMethods(iface, handler):
     return sorted(name for name in describeService(iface) if not callable(getattr(handler, name, None)))
 
 
-def _cleaned(failure):
+def _logCleaned(format, failure, **kwargs):
     """
-    Turn C{failure}'s frames into text, so that a log event keeping it (when
-    logging has not started, say) keeps none of the call's data.
+    Log C{failure} with its frames turned into text, so that a log event
+    keeping it (when logging has not started, say) keeps none of the call's
+    data.
     """
     detached(failure.value)
     failure.cleanFailure()
+    _log.failure(format, failure, **kwargs)
 
 
 class ThriftProcessor:
@@ -69,7 +71,7 @@ class ThriftProcessor:
             are logged through a L{RateLimitedLog} on it, since a peer can
             make them as often as it calls.
         """
-        self._log = RateLimitedLog(clock, _log) if clock is not None else _log
+        self._logFailure = RateLimitedLog(clock, _log).failure if clock is not None else _logCleaned
         self.methods = describeService(iface)
         self._bound = {}
         self._calls = {}
@@ -166,14 +168,12 @@ class ThriftProcessor:
             call, whose failure is logged).
         """
         if method.oneway:
-            _cleaned(failure)
-            self._log.failure("one-way call {name} failed", failure, name=method.name)
+            self._logFailure("one-way call {name} failed", failure, name=method.name)
             return b""
         for _, cls in method.exceptions:
             if failure.check(cls):
                 return encodeResult(method, seqid, protocol, exception=failure.value)
-        _cleaned(failure)
-        self._log.failure("{name} failed", failure, name=method.name)
+        self._logFailure("{name} failed", failure, name=method.name)
         return encodeApplicationException(
             method.name,
             seqid,
