@@ -10,6 +10,10 @@ C{--sessions} such sessions one after the other; the script prints the RSS
 growth per aborted session once they are gone and collected.
 
     python benchmarks/abuse/aborted.py [--sessions 20]
+
+Measured on 2 cores, 20 sessions: 16.84 MB kept per aborted session before
+the fix (RSS 98 -> 435 MB; the log events held the errors, whose tracebacks
+held the received frame), 0.13 MB after (RSS 65 -> 68 MB).
 """
 
 import argparse

@@ -9,6 +9,12 @@ socket, stops the server and prints the log bytes written for the bad
 requests, and how many answers were errors.
 
     python benchmarks/abuse/badrequests.py [--requests 10000] [--connections 1]
+
+Measured on 2 cores, 10,000 bad requests, every one answered with an
+Rdispatch error both times: before the fix 8,510,054 log bytes (140,004
+lines, 851 bytes a request: a critical traceback each), on one connection or
+on 100; after it 316 bytes (2 lines) on one connection and 2,654 bytes
+(20 lines) on 100.
 """
 
 import argparse
