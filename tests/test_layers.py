@@ -25,6 +25,7 @@ LAYERS: List[Set[str]] = [
         "txscales._listening",
         "txscales._moving",
         "txscales._plugins",
+        "txscales._ratelimit",
         "txscales._reactor",
         "txscales._tls",
         "txscales._version",

@@ -20,6 +20,8 @@ from twisted.python.reflect import namedAny
 from txscales._reactor import defaultReactor
 
 DEFAULT_LISTEN = "tcp:9090:interface=127.0.0.1"
+LOCAL_INTERFACE = "127.0.0.1"
+"""The interface a bare port (C{--metrics 9990}) listens on."""
 DESTINATIONS = "tcp://host:port[,host:port...] or zk://zkhost:port[,zkhost:port...]/path[#endpoint]"
 
 
@@ -28,7 +30,13 @@ class _ServerOptions(usage.Options):
         ["listen", "l", DEFAULT_LISTEN, "Twisted server endpoint string to listen on."],
         ["drain-timeout", None, 10.0, "Seconds a graceful stop waits for sessions to drain.", float],
         ["max-frame-size", None, 16 * 1024 * 1024, "Largest Mux frame (or plain Thrift message) accepted, in bytes.", int],
-        ["metrics", None, None, "Also serve Prometheus metrics at /metrics on this endpoint (e.g. tcp:9990)."],
+        [
+            "metrics",
+            None,
+            None,
+            "Also serve Prometheus metrics at /metrics on this port of 127.0.0.1 (e.g. 9990), or on this endpoint"
+            " string (e.g. tcp:9990:interface=127.0.0.1; tcp:9990 alone listens on every interface).",
+        ],
         ["label", None, None, "The server's name in metrics (default: the service's module)."],
         ["announce", None, None, "Announce the server in a ZooKeeper serverset: zk://zkhost:port[,...]/path."],
         [
@@ -63,6 +71,8 @@ class _ServerOptions(usage.Options):
         if self["transport"] != "framed" and self["protocol"] != "thrift":
             raise usage.UsageError("--transport applies to --protocol thrift only")
         self._postTls()
+        if self["metrics"] is not None:
+            self["metrics"] = localEndpoint("--metrics", self["metrics"])
         if self["announce"] is not None:
             from txscales.discovery import parseZooKeeperUri
             from txscales.errors import BadDestinationError
@@ -192,6 +202,23 @@ class Options(usage.Options):
     def postOptions(self):
         if self.subCommand is None:
             raise usage.UsageError("a subcommand is required: serve, demo-server or demo-client")
+
+
+def localEndpoint(option, value):
+    """
+    Read a listening option that takes a bare port for one of this machine
+    only.
+
+    @param option: the option's name, for errors.
+    @param value: a port number, or a Twisted server endpoint string.
+    @return: C{tcp:PORT:interface=127.0.0.1} for a port, else C{value}.
+    @raise usage.UsageError: for a port out of range.
+    """
+    if not value.isdigit():
+        return value
+    if int(value) > 65535:
+        raise usage.UsageError("%s: port %s is out of range" % (option, value))
+    return "tcp:%d:interface=%s" % (int(value), LOCAL_INTERFACE)
 
 
 def loadCallable(name):

@@ -277,6 +277,9 @@ class ClientSession(Session):
             C{written} saying whether it reached the connection.
         """
         self.state = "closed"
+        # What was received of unfinished messages goes now, not with the
+        # session.
+        self._decoder = FrameDecoder(self._decoder.maxFrameSize, _decodeAnswer)
         lost = [(tag, state == _WRITTEN) for tag, state in self._pending.items() if state != _DISCARDED]
         self._pending.clear()
         self._queued = []

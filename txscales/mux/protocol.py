@@ -17,6 +17,7 @@ from zope.interface import implementer
 
 from txscales._connection import DiscardedCall, noDelay
 from txscales._draining import DrainingFactory
+from txscales._ratelimit import RateLimitedLog, detached
 from txscales._tls import tlsError
 from txscales.interfaces import BUSY, CLOSED, OPEN
 from txscales.errors import (
@@ -58,6 +59,8 @@ class MuxClientProtocol(Protocol):
         fails if the connection closes first.
     @ivar closed: fires with None when the connection is gone.
     @ivar drainRequested: whether the server asked this session to drain.
+    @param log: the L{RateLimitedLog} of lines the server can trigger (by
+        default one of this connection's own).
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class MuxClientProtocol(Protocol):
         pingTimeout=4.0,
         opportunisticTls=TLS_OFF,
         tls=None,
+        log=None,
     ):
         """
         @param opportunisticTls: the TLS level offered in Tinit, C{b"off"},
@@ -81,6 +85,7 @@ class MuxClientProtocol(Protocol):
             raise ValueError("opportunistic TLS needs the client's TLS settings")
         self._clock = clock
         self._tls = tls
+        self._log = log if log is not None else RateLimitedLog(clock, _log)
         self._session = ClientSession(maxFrameSize, handshake=handshake, tls=opportunisticTls)
         self._calls = {}
         self._holding = False
@@ -152,7 +157,7 @@ class MuxClientProtocol(Protocol):
             events = self._session.receiveData(data)
         except ProtocolError as e:
             self._flush()
-            self._abort(e)
+            self._abort(detached(e))
             return
         if events and type(events[0]) is StartTls:
             # Nothing is queued: the session holds its dispatches until
@@ -228,7 +233,7 @@ class MuxClientProtocol(Protocol):
         self._abort(PingTimeoutError("no Rping within %g s" % (self._pingTimeout,)))
 
     def _abort(self, error):
-        _log.warn("closing Mux session: {error}", error=error)
+        self._log.warn("closing Mux session: {error}", error=error)
         self._closeReason = error
         self.transport.abortConnection()
 
@@ -294,6 +299,9 @@ class MuxServerProtocol(Protocol):
     @ivar sessionFactories: callables tried on the first bytes of the
         connection (at least 8); the first to return a session object
         replaces Mux for this connection (used for Thrift downgrade).
+    @ivar badRequests: how many requests the service refused as malformed
+        (failing with a L{ProtocolError}).  They are answered with an error;
+        the first is logged, and the count when the connection closes.
     """
 
     def __init__(
@@ -326,6 +334,7 @@ class MuxServerProtocol(Protocol):
         self._first = b""
         self._inflight = {}
         self._holding = False
+        self.badRequests = 0
         self.closed = Deferred()
 
     @property
@@ -355,7 +364,7 @@ class MuxServerProtocol(Protocol):
         try:
             events = self._session.receiveData(data)
         except ProtocolError as e:
-            _log.warn("closing Mux server session: {error}", error=e)
+            self.factory.log.warn("closing Mux server session: {error}", error=detached(e))
             self._flush()
             self.transport.loseConnection()
             return
@@ -422,8 +431,14 @@ class MuxServerProtocol(Protocol):
         elif failure.check(RequestNackedError):
             sent = self._session.replyNack(requestId, tag, failure.value.flags)
         else:
-            _log.failure("request failed", failure)
             value = failure.value
+            if isinstance(value, ProtocolError):
+                # The peer's fault, not the service's: no traceback.
+                self.badRequests += 1
+                if self.badRequests == 1:
+                    self.factory.log.warn("bad request on a Mux server session: {error}", error=detached(value))
+            else:
+                self.factory.log.failure("request failed", failure)
             sent = self._session.replyError(
                 requestId, tag, "%s: %s" % (type(value).__name__, value), getattr(value, "flags", 0)
             )
@@ -472,6 +487,8 @@ class MuxServerProtocol(Protocol):
             self._graceTimer.cancel()
             self._graceTimer = None
         self.factory.protocols.discard(self)
+        if self.badRequests > 1:
+            self.factory.log.warn("a Mux server session had {count} bad requests", count=self.badRequests)
         if self._session is not None:
             self._session.connectionLost()
         inflight, self._inflight = self._inflight, {}
@@ -490,6 +507,8 @@ class MuxServerFactory(DrainingFactory):
 
     @ivar protocols: the open connections.
     @ivar draining: whether L{drainAll<txscales._draining.DrainingFactory.drainAll>} was called.
+    @ivar log: the L{RateLimitedLog} of lines the sessions' peers can
+        trigger.
     """
 
     def __init__(
@@ -514,6 +533,7 @@ class MuxServerFactory(DrainingFactory):
             raise ValueError("opportunistic TLS needs the server's TLS settings")
         self._service = service
         DrainingFactory.__init__(self, clock)
+        self.log = RateLimitedLog(clock, _log)
         self._maxFrameSize = maxFrameSize
         self._fallbacks = () if opportunisticTls == TLS_REQUIRED else tuple(fallbacks)
         self._drainGrace = drainGrace

@@ -64,7 +64,7 @@ def serverFactory(
     @return: a L{MuxServerFactory} serving C{handler} for the generated
         service C{iface}, downgrading Thrift clients.
     """
-    service = thriftMuxService(ThriftProcessor(iface, handler), stats, reactor)
+    service = thriftMuxService(ThriftProcessor(iface, handler, reactor), stats, reactor)
     return MuxServerFactory(
         service, reactor, maxFrameSize, fallbacks=[vanillaFallback], opportunisticTls=opportunisticTls, tls=tls
     )
