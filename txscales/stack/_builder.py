@@ -15,6 +15,7 @@ from txscales.stack._retrybudget import NoRetryBudget, RetryBudget
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+    from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 
 _Builder = TypeVar("_Builder", bound="ClientBuilder")
 
@@ -38,7 +39,8 @@ class ClientBuilder:
     def dest(self: _Builder, dest: str) -> _Builder:
         """
         Set the destination URI (C{tcp://host:port[,host:port...]},
-        C{zk://...}, or another discovery scheme).
+        C{tls://host:port[,host:port...]}, C{zk://...}, or another
+        discovery scheme).
         """
         self._dest = dest
         return self
@@ -62,6 +64,34 @@ class ClientBuilder:
         Use C{random} (a C{random.Random}) for balancing and trace ids.
         """
         self._options["random"] = random
+        return self
+
+    def tls(
+        self: _Builder,
+        tls: Union[bool, IOpenSSLClientConnectionCreator] = True,
+        ca: Optional[str] = None,
+        clientCert: Optional[str] = None,
+        clientKey: Optional[str] = None,
+        hostname: Optional[str] = None,
+    ) -> _Builder:
+        """
+        Reach the servers over TLS (as a C{tls://} destination does).
+
+        @param tls: True, or an C{IOpenSSLClientConnectionCreator} used for
+            every server (the other arguments then do not apply).
+        @param ca: the path of the PEM CA certificate to trust (default:
+            the platform's CAs).
+        @param clientCert: the path of a PEM client certificate, for
+            servers that require one; its key is C{clientKey} (default: in
+            the same file).
+        @param clientKey: the path of the PEM key of C{clientCert}.
+        @param hostname: the name the servers' certificates must be valid
+            for (default: each server's host).
+        """
+        self._options["tls"] = tls
+        for name, value in (("tlsCa", ca), ("tlsClientCert", clientCert), ("tlsClientKey", clientKey), ("tlsHostname", hostname)):
+            if value is not None:
+                self._options[name] = value
         return self
 
     def connectTimeout(self: _Builder, seconds: float) -> _Builder:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from twisted.internet.interfaces import IStreamServerEndpoint
 
 from txscales._reactor import defaultReactor
+from txscales._tls import serverEndpoint, serverOptions as serverTlsOptions
 from txscales.stack import ClientBuilder
 from txscales.thrift._client import ThriftClient, buildClient
 from txscales.thrift._codec import (
@@ -42,8 +43,9 @@ from txscales.thrift._session import InOrderReplies
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+    from twisted.internet.ssl import CertificateOptions
 
-__all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FRAMED", "BUFFERED", "BINARY", "COMPACT", "missingMethods"]
+__all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FRAMED", "BUFFERED", "BINARY", "COMPACT", "missingMethods", "serverTlsOptions"]
 
 # Also here, for txscales' other protocol packages (ThriftMux, Thrift over
 # HTTP) and txscales.testing, not for users: the call codec
@@ -119,7 +121,8 @@ class Thrift:
         Make a client of a generated Thrift service.
 
         @param iface: the generated C{Iface} class.
-        @param dest: C{tcp://host:port[,host:port...]}.
+        @param dest: C{tcp://host:port[,host:port...]}, C{zk://...}, or
+            C{tls://host:port[,host:port...]} (C{tcp://} with C{tls=True}).
         @param transport: C{"framed"} or C{"buffered"}.
         @param protocol: C{"binary"} or C{"compact"}.
         @param timeout: default per-call timeout in seconds (None for none);
@@ -130,7 +133,10 @@ class Thrift:
             C{retryPolicy}, C{maxRequeues}, C{failureAccrual} (a dict of
             options, or False), C{failFast} (C{start}, C{maximum}),
             C{stats}, C{registry}, C{reactor}, C{random},
-            C{connectTimeout}, C{maxMessageSize}, C{endpointFactory}.
+            C{connectTimeout}, C{maxMessageSize}, C{endpointFactory}; TLS:
+            C{tls} (True, or an C{IOpenSSLClientConnectionCreator}),
+            C{tlsCa}, C{tlsClientCert}, C{tlsClientKey}, C{tlsHostname}
+            (as for L{txscales.thriftmux.ThriftMux.newClient}).
         @return: a proxy whose methods return Deferreds.
         @raise ValueError: for an unknown transport or protocol.
         """
@@ -155,6 +161,7 @@ class Thrift:
         label: Optional[str] = None,
         stats: bool = True,
         registry: "Optional[CollectorRegistry]" = None,
+        tls: "Optional[CertificateOptions]" = None,
     ) -> ThriftServerService:
         """
         Make a service serving C{handler} on C{listen}; each call's protocol
@@ -174,6 +181,8 @@ class Thrift:
         @param stats: whether to count requests in prometheus metrics.
         @param registry: the prometheus C{CollectorRegistry} (default: the
             global one).
+        @param tls: TLS settings (a C{twisted.internet.ssl.CertificateOptions},
+            e.g. from L{serverTlsOptions}): every connection speaks TLS.
         @return: a L{ThriftServerService} (an C{IService}); start it, or
             add it to an application.
         @raise ValueError: for an unknown transport.
@@ -186,5 +195,5 @@ class Thrift:
             serverStats = Stats("server", label or iface.__module__, registry)
         factory = serverFactory(iface, handler, reactor, transport, maxMessageSize, serverStats)
         return ThriftServerService(
-            factory, listen, reactor, drainTimeout, "%s (thrift %s)" % (iface.__module__, transport)
+            factory, serverEndpoint(reactor, listen, tls), reactor, drainTimeout, "%s (thrift %s)" % (iface.__module__, transport)
         )

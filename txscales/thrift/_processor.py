@@ -16,6 +16,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txscales._ratelimit import RateLimitedLog, detached
 from txscales.errors import BadMessageError, RequestNackedError
 from txscales.thrift._codec import (
     BINARY,
@@ -46,6 +47,18 @@ def missingMethods(iface: type, handler: object) -> List[str]:
     return sorted(name for name in describeService(iface) if not callable(getattr(handler, name, None)))
 
 
+def _logCleaned(format: str, failure: Failure, **kwargs: Any) -> None:
+    """
+    Log C{failure} with its frames turned into text, so that a log event
+    keeping it (when logging has not started, say) keeps none of the call's
+    data.
+    """
+    if failure.value is not None:
+        detached(failure.value)
+    failure.cleanFailure()
+    _log.failure(format, failure, **kwargs)
+
+
 class ThriftProcessor:
     """
     Turn Thrift call bytes into reply bytes by calling a handler.
@@ -53,7 +66,15 @@ class ThriftProcessor:
     @ivar methods: the service's methods, by name.
     """
 
-    def __init__(self, iface: type, handler: object) -> None:
+    def __init__(self, iface: type, handler: object, clock: Any = None) -> None:
+        """
+        @param iface: a generated C{Iface} class.
+        @param handler: a handler for it.
+        @param clock: an C{IReactorTime}: when given, the handler's failures
+            are logged through a L{RateLimitedLog} on it, since a peer can
+            make them as often as it calls.
+        """
+        self._logFailure = RateLimitedLog(clock, _log).failure if clock is not None else _logCleaned
         self.methods = describeService(iface)
         self._bound: Dict[str, Callable[..., Any]] = {}
         self._calls: Dict[bytes, Tuple[Method, Callable[..., Any]]] = {}
@@ -140,26 +161,24 @@ class ThriftProcessor:
             return b""
         return encodeResult(method, seqid, protocol, value)
 
-    @classmethod
-    def _failed(cls, failure: Failure, method: Method, seqid: int, protocol: str) -> Union[bytes, Failure]:
+    def _failed(self, failure: Failure, method: Method, seqid: int, protocol: str) -> Union[bytes, Failure]:
         if failure.check(CancelledError, RequestNackedError):
             return failure
-        return cls._encodeFailure(failure, method, seqid, protocol)
+        return self._encodeFailure(failure, method, seqid, protocol)
 
-    @staticmethod
-    def _encodeFailure(failure: Failure, method: Method, seqid: int, protocol: str) -> bytes:
+    def _encodeFailure(self, failure: Failure, method: Method, seqid: int, protocol: str) -> bytes:
         """
         @return: the reply bytes for a handler's C{failure}: its declared
             exception, or a C{TApplicationException} (C{b""} for a one-way
             call, whose failure is logged).
         """
         if method.oneway:
-            _log.failure("one-way call {name} failed", failure, name=method.name)
+            self._logFailure("one-way call {name} failed", failure, name=method.name)
             return b""
         for _, cls in method.exceptions:
             if failure.check(cls):
                 return encodeResult(method, seqid, protocol, exception=failure.value)
-        _log.failure("{name} failed", failure, name=method.name)
+        self._logFailure("{name} failed", failure, name=method.name)
         return encodeApplicationException(
             method.name,
             seqid,

@@ -6,17 +6,20 @@ L{txscales.thrift._session.ClientSession}, one call at a time.
 from typing import Optional
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import ITCPTransport
+from twisted.internet.interfaces import IHandshakeListener, ITCPTransport
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from txscales._connection import DiscardedCall, noDelay
+from txscales._tls import tlsError
 from txscales.errors import ConnectionLostError, ProtocolError
 from txscales.thrift._codec import BINARY, Method
 from txscales.thrift._framing import DEFAULT_MAX_MESSAGE_SIZE, FRAMED
 from txscales.thrift._session import ClientSession, Reply
 
 
+@implementer(IHandshakeListener)
 class ThriftClientProtocol(Protocol):
     """
     One plain Thrift client connection; L{call} sends one call at a time.
@@ -32,6 +35,7 @@ class ThriftClientProtocol(Protocol):
         self._session = ClientSession(transport, protocol, maxMessageSize)
         self._waiting: Optional[Deferred[Optional[Reply]]] = None
         self._lost = False
+        self._handshakeDone = False
         self.closed: "Deferred[None]" = Deferred()
 
     @property
@@ -43,6 +47,12 @@ class ThriftClientProtocol(Protocol):
 
     def connectionMade(self) -> None:
         noDelay(self.transport)
+
+    def handshakeCompleted(self) -> None:
+        """
+        The TLS handshake (when there is one) is done.
+        """
+        self._handshakeDone = True
 
     def call(self, method: Method, args: bytes) -> "Deferred[Optional[Reply]]":
         """
@@ -89,7 +99,7 @@ class ThriftClientProtocol(Protocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._lost = True
         self._session.connectionLost()
-        self._fail(ConnectionLostError(reason, mayHaveReachedServer=True))
+        self._fail(tlsError(reason, self.transport, self._handshakeDone) or ConnectionLostError(reason, mayHaveReachedServer=True))
         self.closed.callback(None)
 
     def close(self) -> "Deferred[None]":

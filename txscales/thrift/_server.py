@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 from txscales._connection import noDelay
 from txscales._draining import DrainingFactory
 from txscales._listening import ListeningService
+from txscales._ratelimit import RateLimitedLog, detached
 from txscales.errors import ProtocolError, RequestNackedError
 from txscales.thrift._framing import DEFAULT_MAX_MESSAGE_SIZE, FRAMED
 from txscales.thrift._processor import ThriftProcessor
@@ -107,7 +108,7 @@ class ThriftServerProtocol(Protocol):
         try:
             calls = self._session.receiveData(data)
         except ProtocolError as e:
-            _log.warn("closing Thrift connection: {error}", error=e)
+            self.factory.log.warn("closing Thrift connection: {error}", error=detached(e))
             self._flush()
             self.transport.loseConnection()
             return
@@ -119,7 +120,7 @@ class ThriftServerProtocol(Protocol):
         try:
             result = self._process(call.message)
         except ProtocolError as e:
-            _log.warn("closing Thrift connection: {error}", error=e)
+            self.factory.log.warn("closing Thrift connection: {error}", error=detached(e))
             self.transport.loseConnection()
             return
         except Exception:
@@ -146,9 +147,9 @@ class ThriftServerProtocol(Protocol):
         # Plain Thrift has no error or nack reply: the client learns that
         # its call failed from the connection closing.
         if failure.check(RequestNackedError):
-            _log.warn("Thrift call refused (nack); closing the connection")
+            self.factory.log.warn("Thrift call refused (nack); closing the connection")
         else:
-            _log.failure("Thrift call failed without a reply; closing the connection", failure)
+            self.factory.log.failure("Thrift call failed without a reply; closing the connection", failure)
         self.transport.loseConnection()
 
     def _flush(self) -> None:
@@ -188,6 +189,8 @@ class ThriftServerFactory(DrainingFactory):
 
     @ivar protocols: the open connections.
     @ivar draining: whether L{drainAll<txscales._draining.DrainingFactory.drainAll>} was called.
+    @ivar log: the L{RateLimitedLog} of lines the connections' peers can
+        trigger.
     """
 
     def __init__(
@@ -196,6 +199,7 @@ class ThriftServerFactory(DrainingFactory):
         ServerSession(transport, maxMessageSize)  # check the transport name
         self._process = process
         DrainingFactory.__init__(self, clock)
+        self.log = RateLimitedLog(clock, _log)
         self._transport = transport
         self._maxMessageSize = maxMessageSize
 
@@ -223,7 +227,7 @@ def serverFactory(
     @return: a L{ThriftServerFactory} serving C{handler} for the generated
         service C{iface}.
     """
-    process: _Process = ThriftProcessor(iface, handler).process
+    process: _Process = ThriftProcessor(iface, handler, reactor).process
     if stats is not None:
         process = countedProcess(process, stats, reactor)
     return ThriftServerFactory(process, reactor, transport, maxMessageSize)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Union
 from twisted.internet.defer import Deferred, fail
 
 from txscales._reactor import defaultReactor
+from txscales._tls import clientTls, opportunisticLevel, tlsEndpointFactory
 from txscales.errors import RequestTimeoutError, UnsupportedError
 from txscales.mux import MuxEndpoint, MuxRequest
 from txscales.stack import STACK_OPTIONS, StackClient, buildStack
@@ -97,10 +98,22 @@ def buildClient(
     if random is None:
         random = _random.Random()
     stackOptions = {k: options.pop(k) for k in STACK_OPTIONS + ("stats", "registry", "discoveryTimeout") if k in options}
+    level = opportunisticLevel(options.pop("opportunisticTls", None))
+    if level != b"off":
+        options.setdefault("tls", True)
+    dest, tlsFor = clientTls(dest, options)
+    if tlsFor is not None and level == b"off":
+        endpointFactory = tlsEndpointFactory(tlsFor, endpointFactory)
 
     def makeEndpoint(host: str, port: int, stats: "Optional[ClientStats]") -> MuxEndpoint:
         onConnect = stats.connected if stats is not None else None
-        return MuxEndpoint(reactor, host, port, options, connectTimeout, endpointFactory, onConnect)
+        protocolOptions = options
+        if level != b"off":
+            # TLS starts in place once the session negotiated it (with the
+            # settings clientTls made: opportunistic TLS implies tls).
+            assert tlsFor is not None
+            protocolOptions = dict(options, opportunisticTls=level, tls=tlsFor(host))
+        return MuxEndpoint(reactor, host, port, protocolOptions, connectTimeout, endpointFactory, onConnect)
 
     stack = buildStack(dest, makeEndpoint, reactor, label or iface.__module__, random, **stackOptions)
     methods = describeService(iface)
