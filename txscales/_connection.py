@@ -40,3 +40,77 @@ def tcpEndpoint(reactor, host, port, timeout):
     @return: a C{HostnameEndpoint} for C{host}:C{port}.
     """
     return HostnameEndpoint(reactor, host, port, timeout=timeout)
+
+
+class ReadThrottle:
+    """
+    Stop reading from a connection while it cannot keep up, for one or more
+    reasons at a time, and read again once none is left.
+
+    Registered on its transport as a streaming producer, it is the transport
+    that tells it when to hold: when the bytes written but not yet sent pass
+    the transport's C{bufferSize} (its high-water mark, 64 KiB by default),
+    and when they are all sent (the low-water mark).  A peer that sends
+    requests but does not read their answers is not read from any more, so
+    the answers it can make us hold are bounded.  A protocol may hold for
+    reasons of its own too (L{hold}, L{release}).
+    """
+
+    WRITING = "writing"
+
+    def __init__(self, transport):
+        """
+        @param transport: an C{ITransport} that is also an
+            C{IPushProducer} and C{IConsumer} (TCP, TLS, and
+            C{StringTransport} in tests).
+        """
+        self._transport = transport
+        self._reasons = set()
+        transport.registerProducer(self, True)
+
+    @property
+    def paused(self):
+        """
+        Whether reading is held.
+        """
+        return bool(self._reasons)
+
+    def hold(self, reason):
+        """
+        Stop reading for C{reason} (if not already held for it).
+        """
+        if not self._reasons:
+            self._transport.pauseProducing()
+        self._reasons.add(reason)
+
+    def release(self, reason):
+        """
+        Drop C{reason}; read again when no reason is left.
+        """
+        if reason in self._reasons:
+            self._reasons.discard(reason)
+            if not self._reasons:
+                self._transport.resumeProducing()
+
+    def pauseProducing(self):
+        """
+        The transport's unsent bytes passed its high-water mark.
+        """
+        self.hold(self.WRITING)
+
+    def resumeProducing(self):
+        """
+        The transport sent what it had.
+        """
+        if getattr(self._transport, "disconnecting", False):
+            # Closing: a transport waits for its producer before it closes.
+            self._reasons.clear()
+            self._transport.unregisterProducer()
+            return
+        self.release(self.WRITING)
+
+    def stopProducing(self):
+        """
+        The connection is gone.
+        """
+        self._reasons.clear()

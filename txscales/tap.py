@@ -26,6 +26,14 @@ class _ServerOptions(usage.Options):
         ["listen", "l", DEFAULT_LISTEN, "Twisted server endpoint string to listen on."],
         ["drain-timeout", None, 10.0, "Seconds a graceful stop waits for sessions to drain.", float],
         ["max-frame-size", None, 16 * 1024 * 1024, "Largest Mux frame (or plain Thrift message) accepted, in bytes.", int],
+        [
+            "max-pending",
+            None,
+            1000,
+            "Requests of one connection run at once; a Mux client's later ones are nacked, a Thrift client is not"
+            " read from until some are answered.",
+            int,
+        ],
         ["metrics", None, None, "Also serve Prometheus metrics at /metrics on this endpoint (e.g. tcp:9990)."],
         ["label", None, None, "The server's name in metrics (default: the service's module)."],
         ["announce", None, None, "Announce the server in a ZooKeeper serverset: zk://zkhost:port[,...]/path."],
@@ -201,6 +209,7 @@ def _thriftMuxServer(options, iface, handler, reactor):
         drainTimeout=options["drain-timeout"],
         maxFrameSize=options["max-frame-size"],
         label=options["label"],
+        maxPendingPerConnection=options["max-pending"],
     )
 
 
@@ -216,6 +225,7 @@ def _thriftServer(options, iface, handler, reactor):
         drainTimeout=options["drain-timeout"],
         maxMessageSize=options["max-frame-size"],
         label=options["label"],
+        maxPendingPerConnection=options["max-pending"],
     )
 
 

@@ -5,6 +5,7 @@ The client half of a Mux session: plain Python, no Twisted.
 from txscales.errors import (
     ConnectionLostError,
     HandshakeError,
+    ProtocolError,
     RequestNackedError,
     ServerError,
     SessionDrainingError,
@@ -257,9 +258,31 @@ class ClientSession(Session):
         @raise txscales.errors.ProtocolError: when the server broke the
             protocol; the connection should be closed.
         """
+        events, error = self.receiveDataUntilError(data)
+        if error is not None:
+            raise error
+        return events
+
+    def receiveDataUntilError(self, data):
+        """
+        Handle received bytes, keeping the events of the messages that came
+        before a frame that broke the protocol.
+
+        @return: C{(events, error)}: the events, and the
+            L{txscales.errors.ProtocolError} that closes the session (the
+            connection should be closed), or None.
+        """
         events = []
+        messages, error = self._decoder.feedUntilError(data)
+        try:
+            self._receive(messages, events)
+        except ProtocolError as e:
+            error = e.with_traceback(None)
+        return events, error
+
+    def _receive(self, messages, events):
         pending = self._pending
-        for message in self._decoder.feed(data):
+        for message in messages:
             if self.state == "open":
                 kind = type(message)
                 if kind is Replied or (kind is Rdispatch and message.status == STATUS_OK):
@@ -292,7 +315,6 @@ class ClientSession(Session):
                     raise HandshakeError("the server refused the session: %s" % (message.why.decode("utf-8", "replace"),))
                 else:
                     raise HandshakeError("expected Rinit, got %r" % (message,))
-        return events
 
     def _receiveOpen(self, message, events):
         kind = type(message)

@@ -13,7 +13,7 @@ from twisted.logger import Logger
 
 from twisted.python.failure import Failure
 
-from txscales._connection import DiscardedCall, noDelay
+from txscales._connection import DiscardedCall, ReadThrottle, noDelay
 from txscales._draining import DrainingFactory
 from txscales.interfaces import BUSY, CLOSED, OPEN
 from txscales.errors import (
@@ -35,7 +35,7 @@ from txscales.mux._clientsession import (
     Ready,
     Replied,
 )
-from txscales.mux._serversession import Discarded, Dispatch, DrainAcknowledged, ServerSession
+from txscales.mux._serversession import DEFAULT_MAX_PENDING, Discarded, Dispatch, DrainAcknowledged, ServerSession
 
 _log = Logger()
 
@@ -98,6 +98,9 @@ class MuxClientProtocol(Protocol):
 
     def connectionMade(self):
         noDelay(self.transport)
+        # A server that floods us with pings and does not read our answers
+        # is not read from until it does.
+        ReadThrottle(self.transport)
         self._handle(self._session.start())
         self._flush()
 
@@ -126,12 +129,10 @@ class MuxClientProtocol(Protocol):
         d.errback(DiscardedCall(written))
 
     def dataReceived(self, data):
-        try:
-            events = self._session.receiveData(data)
-        except ProtocolError as e:
-            self._flush()
-            self._abort(e)
-            return
+        # The answers that came before a frame breaking the protocol are
+        # delivered; the calls still waiting then fail as the connection
+        # closes.
+        events, error = self._session.receiveDataUntilError(data)
         self._flush()
         # Calls made by the callbacks of these answers are written together,
         # once every callback ran.
@@ -141,6 +142,8 @@ class MuxClientProtocol(Protocol):
         finally:
             self._holding = False
             self._flush()
+            if error is not None:
+                self._abort(error)
 
     def _handle(self, events):
         # The session has already freed the tags of these answers.  Take
@@ -254,13 +257,29 @@ class MuxServerProtocol(Protocol):
     (bytes) or a Deferred of it.  A failure with L{RequestNackedError} is
     sent as a nack; any other failure as an error reply with its text.
 
+    At most C{maxPending} requests of a connection run at once: a Mux
+    session nacks the ones past it; a downgraded session (which cannot nack)
+    stops reading until some are answered.  Reading also stops while the
+    connection's unsent answers pass the transport's high-water mark
+    (L{txscales._connection.ReadThrottle}).
+
     @ivar sessionFactories: callables tried on the first bytes of the
         connection (at least 8); the first to return a session object
         replaces Mux for this connection (used for Thrift downgrade).
     """
 
-    def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0):
+    def __init__(
+        self,
+        service,
+        clock,
+        maxFrameSize=DEFAULT_MAX_FRAME_SIZE,
+        fallbacks=(),
+        drainGrace=1.0,
+        maxPending=DEFAULT_MAX_PENDING,
+    ):
         self._service = service
+        self._maxPending = maxPending
+        self._throttle = None
         self._clock = clock
         self._maxFrameSize = maxFrameSize
         self._fallbacks = fallbacks
@@ -282,6 +301,7 @@ class MuxServerProtocol(Protocol):
 
     def connectionMade(self):
         noDelay(self.transport)
+        self._throttle = ReadThrottle(self.transport)
         self.factory.protocols.add(self)
 
     def dataReceived(self, data):
@@ -296,7 +316,7 @@ class MuxServerProtocol(Protocol):
                 if self._session is not None:
                     break
             else:
-                self._session = ServerSession(self._maxFrameSize)
+                self._session = ServerSession(self._maxFrameSize, maxPending=self._maxPending)
         try:
             events = self._session.receiveData(data)
         except ProtocolError as e:
@@ -336,6 +356,9 @@ class MuxServerProtocol(Protocol):
         finally:
             self._holding = False
             self._flush()
+            if session.pendingCount >= self._maxPending:
+                # Only a session that cannot nack gets this far.
+                self._throttle.hold("pending")
             self._closeIfDrained()
 
     def _answerLater(self, result, event):
@@ -377,6 +400,8 @@ class MuxServerProtocol(Protocol):
         data = self._session.dataToSend()
         if data:
             self.transport.write(data)
+        if self._throttle.paused and self._session.pendingCount < self._maxPending:
+            self._throttle.release("pending")
 
     def drain(self):
         """
@@ -430,18 +455,31 @@ class MuxServerFactory(DrainingFactory):
     answered Tdrain; a session without the handshake (which may never
     answer) closes once idle after C{drainGrace} seconds.
 
+    @ivar maxPending: how many requests of one connection run at once (see
+        L{MuxServerProtocol}).
     @ivar protocols: the open connections.
     @ivar draining: whether L{drainAll<txscales._draining.DrainingFactory.drainAll>} was called.
     """
 
-    def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0):
+    def __init__(
+        self,
+        service,
+        clock,
+        maxFrameSize=DEFAULT_MAX_FRAME_SIZE,
+        fallbacks=(),
+        drainGrace=1.0,
+        maxPending=DEFAULT_MAX_PENDING,
+    ):
         self._service = service
+        self.maxPending = maxPending
         DrainingFactory.__init__(self, clock)
         self._maxFrameSize = maxFrameSize
         self._fallbacks = tuple(fallbacks)
         self._drainGrace = drainGrace
 
     def buildProtocol(self, addr):
-        p = MuxServerProtocol(self._service, self._clock, self._maxFrameSize, self._fallbacks, self._drainGrace)
+        p = MuxServerProtocol(
+            self._service, self._clock, self._maxFrameSize, self._fallbacks, self._drainGrace, self.maxPending
+        )
         p.factory = self
         return p

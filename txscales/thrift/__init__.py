@@ -32,7 +32,7 @@ from txscales.thrift._codec import (
 from txscales.thrift._framing import BUFFERED, DEFAULT_MAX_MESSAGE_SIZE, FRAMED, FramedDecoder, encodeFrame
 from txscales.thrift._processor import ThriftProcessor, missingMethods
 from txscales.thrift._proxy import proxyClass
-from txscales.thrift._server import ThriftServerService, countedProcess, serverFactory
+from txscales.thrift._server import DEFAULT_MAX_PENDING, ThriftServerService, countedProcess, serverFactory
 from txscales.thrift._session import InOrderReplies
 
 __all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FRAMED", "BUFFERED", "BINARY", "COMPACT", "missingMethods"]
@@ -138,6 +138,7 @@ class Thrift:
         label=None,
         stats=True,
         registry=None,
+        maxPendingPerConnection=DEFAULT_MAX_PENDING,
     ):
         """
         Make a service serving C{handler} on C{listen}; each call's protocol
@@ -157,6 +158,9 @@ class Thrift:
         @param stats: whether to count requests in prometheus metrics.
         @param registry: the prometheus C{CollectorRegistry} (default: the
             global one).
+        @param maxPendingPerConnection: how many calls of one connection
+            run at once; a connection is not read from while that many wait
+            for their reply.
         @return: a L{ThriftServerService} (an C{IService}); start it, or
             add it to an application.
         @raise ValueError: for an unknown transport.
@@ -167,7 +171,9 @@ class Thrift:
             from txscales.stats import Stats
 
             serverStats = Stats("server", label or iface.__module__, registry)
-        factory = serverFactory(iface, handler, reactor, transport, maxMessageSize, serverStats)
+        factory = serverFactory(
+            iface, handler, reactor, transport, maxMessageSize, serverStats, maxPendingPerConnection
+        )
         return ThriftServerService(
             factory, listen, reactor, drainTimeout, "%s (thrift %s)" % (iface.__module__, transport)
         )

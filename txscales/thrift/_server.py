@@ -16,7 +16,7 @@ from twisted.logger import Logger
 
 from twisted.python.failure import Failure
 
-from txscales._connection import noDelay
+from txscales._connection import ReadThrottle, noDelay
 from txscales._draining import DrainingFactory
 from txscales._listening import ListeningService
 from txscales.errors import ProtocolError, RequestNackedError
@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from txscales.stats import Stats
 
 _log = Logger()
+
+DEFAULT_MAX_PENDING = 1000
+"""How many calls a connection runs (or holds unanswered) at once by
+default."""
 
 
 def countedProcess(process: Callable[[Any], Any], stats: "Stats", clock: Any) -> Callable[[Any], Any]:
@@ -71,11 +75,19 @@ class ThriftServerProtocol(Protocol):
     """
     One plain Thrift server connection.
 
+    Reading stops while C{maxPending} calls wait for their reply (plain
+    Thrift cannot refuse a call), and while the unsent replies pass the
+    transport's high-water mark (L{txscales._connection.ReadThrottle}).
+
     @ivar closed: fires with None once the connection is gone.
     """
 
-    def __init__(self, process, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(
+        self, process, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, maxPending=DEFAULT_MAX_PENDING
+    ):
         self._process = process
+        self._maxPending = maxPending
+        self._throttle = None
         self._session = ServerSession(transport, maxMessageSize)
         self._inflight = {}
         self.closed = Deferred()
@@ -89,6 +101,7 @@ class ThriftServerProtocol(Protocol):
 
     def connectionMade(self):
         noDelay(self.transport)
+        self._throttle = ReadThrottle(self.transport)
         self.factory.protocols.add(self)
         if self.factory.draining:
             # Accepted just before the server stopped listening.
@@ -105,6 +118,8 @@ class ThriftServerProtocol(Protocol):
         for call in calls:
             self._dispatch(call)
         self._flush()
+        if self._session.pendingCount >= self._maxPending:
+            self._throttle.hold("pending")
 
     def _dispatch(self, call):
         try:
@@ -145,6 +160,8 @@ class ThriftServerProtocol(Protocol):
         data = self._session.dataToSend()
         if data:
             self.transport.write(data)
+        if self._throttle.paused and self._session.pendingCount < self._maxPending:
+            self._throttle.release("pending")
         self._closeIfDrained()
 
     def drain(self):
@@ -180,15 +197,18 @@ class ThriftServerFactory(DrainingFactory):
     @ivar draining: whether L{drainAll<txscales._draining.DrainingFactory.drainAll>} was called.
     """
 
-    def __init__(self, process, clock, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(
+        self, process, clock, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, maxPending=DEFAULT_MAX_PENDING
+    ):
         ServerSession(transport, maxMessageSize)  # check the transport name
         self._process = process
+        self.maxPending = maxPending
         DrainingFactory.__init__(self, clock)
         self._transport = transport
         self._maxMessageSize = maxMessageSize
 
     def buildProtocol(self, addr):
-        p = ThriftServerProtocol(self._process, self._transport, self._maxMessageSize)
+        p = ThriftServerProtocol(self._process, self._transport, self._maxMessageSize, self.maxPending)
         p.factory = self
         return p
 
@@ -200,6 +220,7 @@ def serverFactory(
     transport: str = FRAMED,
     maxMessageSize: int = DEFAULT_MAX_MESSAGE_SIZE,
     stats: "Optional[Stats]" = None,
+    maxPending: int = DEFAULT_MAX_PENDING,
 ) -> ThriftServerFactory:
     """
     @param iface: the generated C{Iface} class.
@@ -208,13 +229,15 @@ def serverFactory(
     @param transport: C{"framed"} or C{"buffered"}.
     @param maxMessageSize: the largest call (or frame) accepted.
     @param stats: a L{txscales.stats.Stats} for the server, or None.
+    @param maxPending: how many calls of one connection run at once;
+        reading stops at that many.
     @return: a L{ThriftServerFactory} serving C{handler} for the generated
         service C{iface}.
     """
     process = ThriftProcessor(iface, handler).process
     if stats is not None:
         process = countedProcess(process, stats, reactor)
-    return ThriftServerFactory(process, reactor, transport, maxMessageSize)
+    return ThriftServerFactory(process, reactor, transport, maxMessageSize, maxPending)
 
 
 class ThriftServerService(ListeningService):

@@ -7,7 +7,7 @@ ThriftMux: Thrift over Mux, client and server, byte-compatible with Finagle.
 """
 
 from txscales._reactor import defaultReactor
-from txscales.mux import DEFAULT_MAX_FRAME_SIZE
+from txscales.mux import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_PENDING
 from txscales.stack import ClientBuilder
 from txscales.thriftmux._client import ThriftMuxClient, buildClient
 from txscales.thriftmux._contexts import RequestContext, TraceId, currentRequest
@@ -96,6 +96,7 @@ class ThriftMux:
         label=None,
         stats=True,
         registry=None,
+        maxPendingPerConnection=DEFAULT_MAX_PENDING,
     ):
         """
         Make a service serving C{handler} on C{listen}.
@@ -110,6 +111,10 @@ class ThriftMux:
         @param stats: whether to count requests in prometheus metrics.
         @param registry: the prometheus C{CollectorRegistry} (default: the
             global one).
+        @param maxPendingPerConnection: how many requests of one
+            connection run at once; a Mux client's requests past it are
+            nacked (retryable elsewhere), a downgraded Thrift client is not
+            read from until some are answered.
         @return: a L{ThriftMuxServerService} (an C{IService}); start it, or
             add it to an application.
         """
@@ -119,5 +124,5 @@ class ThriftMux:
             from txscales.stats import Stats
 
             serverStats = Stats("server", label or iface.__module__, registry)
-        factory = serverFactory(iface, handler, reactor, maxFrameSize, serverStats)
+        factory = serverFactory(iface, handler, reactor, maxFrameSize, serverStats, maxPendingPerConnection)
         return ThriftMuxServerService(factory, listen, reactor, drainTimeout, "%s (thriftmux)" % (iface.__module__,))

@@ -6,7 +6,7 @@ serves framed Thrift and TTwitter clients on the same port.
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from txscales._listening import ListeningService
-from txscales.mux.protocol import DEFAULT_MAX_FRAME_SIZE, MuxServerFactory
+from txscales.mux.protocol import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_PENDING, MuxServerFactory
 from txscales.thrift import ThriftProcessor, countedProcess
 from txscales.thriftmux._contexts import RequestContext, currentRequest
 from txscales.thriftmux._vanilla import vanillaFallback
@@ -49,6 +49,7 @@ def serverFactory(
     reactor: Any,
     maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
     stats: "Optional[Stats]" = None,
+    maxPending: int = DEFAULT_MAX_PENDING,
 ) -> MuxServerFactory:
     """
     @param iface: the generated C{Iface} class.
@@ -56,11 +57,12 @@ def serverFactory(
     @param reactor: the reactor (its clock times sessions and calls).
     @param maxFrameSize: the largest frame accepted.
     @param stats: a L{txscales.stats.Stats} for the server, or None.
+    @param maxPending: how many requests of one connection run at once.
     @return: a L{MuxServerFactory} serving C{handler} for the generated
         service C{iface}, downgrading Thrift clients.
     """
     service = thriftMuxService(ThriftProcessor(iface, handler), stats, reactor)
-    return MuxServerFactory(service, reactor, maxFrameSize, fallbacks=[vanillaFallback])
+    return MuxServerFactory(service, reactor, maxFrameSize, fallbacks=[vanillaFallback], maxPending=maxPending)
 
 
 class ThriftMuxServerService(ListeningService):
