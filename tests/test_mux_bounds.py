@@ -113,12 +113,15 @@ class PendingCapTests(SynchronousTestCase):
 
     def test_answeredMakesRoom(self):
         """
-        Once a pending request is answered, the next one is dispatched.
+        A Mux connection at its cap is still read from, and once a pending
+        request is answered, the next one is dispatched.
         """
         service = Held()
         protocol, transport = connect(MuxServerFactory(service, Clock(), maxPending=2))
         protocol.dataReceived(dispatches(2, 3))
         self.assertEqual(len(service.requests), 2)
+        # Still read: later requests are nacked, discards are heard.
+        self.assertEqual(transport.producerState, "producing")
         service.requests[0][1].callback(b"done")
         protocol.dataReceived(dispatches(5, 1))
         self.assertEqual([r.tag for r, _ in service.requests], [2, 3, 5])

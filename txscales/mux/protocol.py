@@ -356,8 +356,8 @@ class MuxServerProtocol(Protocol):
         finally:
             self._holding = False
             self._flush()
-            if session.pendingCount >= self._maxPending:
-                # Only a session that cannot nack gets this far.
+            if session.pendingCount >= self._maxPending and type(session) is not ServerSession:
+                # A Mux session nacks past the cap; a downgraded one cannot.
                 self._throttle.hold("pending")
             self._closeIfDrained()
 
