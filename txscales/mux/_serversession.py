@@ -231,41 +231,44 @@ class ServerSession(Session):
         """
         messages, error = self._decoder.feedUntilError(data)
         events = []
-        pending = self._pending
-        maxPending = self.maxPending
         try:
-            for message in messages:
-                if type(message) is Tdispatch and self.state == "open":
-                    # The usual request: a new tag on an open session.
-                    tag = message.tag
-                    if tag not in pending and MIN_TAG <= tag <= MAX_TAG and len(pending) < maxPending:
-                        self._nextId += 1
-                        pending[tag] = (self._nextId, False)
-                        events.append(
-                            Dispatch(self._nextId, tag, message.contexts, message.dst, message.dtab, message.body)
-                        )
-                        continue
-                if self.state == "new":
-                    if isMarker(message):
-                        # Echo the probe byte for byte, whichever code it used.
-                        self._out.append(encodeMessage(message))
-                        self.state = "init"
-                        continue
-                    self.state = "open"
-                elif self.state == "init":
-                    self.state = "open"
-                    if isinstance(message, Tinit):
-                        self._negotiate(message)
-                        continue
-                if self.state == "closed":
-                    break
-                self._receiveOpen(message, events)
+            self._receive(messages, events)
         except ProtocolError as e:
-            error = e
+            error = e.with_traceback(None)
         if error is not None:
             self._refuse(events)
             raise error
         return events
+
+    def _receive(self, messages, events):
+        pending = self._pending
+        maxPending = self.maxPending
+        for message in messages:
+            if type(message) is Tdispatch and self.state == "open":
+                # The usual request: a new tag on an open session.
+                tag = message.tag
+                if tag not in pending and MIN_TAG <= tag <= MAX_TAG and len(pending) < maxPending:
+                    self._nextId += 1
+                    pending[tag] = (self._nextId, False)
+                    events.append(
+                        Dispatch(self._nextId, tag, message.contexts, message.dst, message.dtab, message.body)
+                    )
+                    continue
+            if self.state == "new":
+                if isMarker(message):
+                    # Echo the probe byte for byte, whichever code it used.
+                    self._out.append(encodeMessage(message))
+                    self.state = "init"
+                    continue
+                self.state = "open"
+            elif self.state == "init":
+                self.state = "open"
+                if isinstance(message, Tinit):
+                    self._negotiate(message)
+                    continue
+            if self.state == "closed":
+                break
+            self._receiveOpen(message, events)
 
     def _refuse(self, events):
         """
