@@ -141,8 +141,11 @@ class FrameDecoder:
             raised (the stream cannot be trusted after it: do not feed the
             decoder again), or None.
         """
-        messages = []
         buf, ends, error = self._frames.splitUntilError(data)
+        if not ends and error is None:
+            # A frame still incomplete: what a peer trickling bytes costs.
+            return [], None
+        messages = []
         start = 0
         try:
             for end in ends:

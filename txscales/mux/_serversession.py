@@ -231,10 +231,11 @@ class ServerSession(Session):
         """
         messages, error = self._decoder.feedUntilError(data)
         events = []
-        try:
-            self._receive(messages, events)
-        except ProtocolError as e:
-            error = e.with_traceback(None)
+        if messages:
+            try:
+                self._receive(messages, events)
+            except ProtocolError as e:
+                error = e.with_traceback(None)
         if error is not None:
             self._refuse(events)
             raise error
