@@ -19,9 +19,11 @@ another connection, and prints one JSON line:
   - C{healthyP99ms}, C{healthyCalls}, C{healthyTimeouts} (1 s each);
   - C{closedByServer}: whether the server closed the hostile connection;
   - C{sentMB}: what the hostile peer managed to send;
+  - C{serverCpuPerHealthyCallUs}: the server's CPU time per healthy call,
+    measured for 2 s before the attack;
   - for C{slow-reader} (a peer with the smallest receive buffer, reading 1
     byte at a time): C{serverCpuPerReplyUs}, the server's CPU time per
-    reply the peer received.
+    reply the peer received, the healthy client's share taken out.
 
 Scenarios:
   - flood: C{--calls} Tdispatch C{query} calls (1 KiB payloads), never read;
@@ -282,6 +284,11 @@ def main():
         healthy = Healthy(port)
         healthy.start()
         time.sleep(0.5)
+        # What the healthy client costs the server alone, per call.
+        calls, cpu = len(healthy.latencies), cpuSeconds(server.pid)
+        time.sleep(2.0)
+        healthyCpu = (cpuSeconds(server.pid) - cpu) / max(1, len(healthy.latencies) - calls)
+        healthy.latencies = []
         slow = args.scenario == "slow-reader"
         hostile = Hostile(port, scenario(args), recvBuffer=1 if slow else None)
         startCpu = cpuSeconds(server.pid)
@@ -320,11 +327,14 @@ def main():
             "closedByServer": closed,
             "sentMB": round(hostile.sent / 1e6, 1),
             "serverCpuSeconds": round(cpu, 2),
+            "serverCpuPerHealthyCallUs": round(healthyCpu * 1e6, 1),
         }
         if slow:
             replies = received / float(replySize(port))
             result["bytesReceived"] = received
-            result["serverCpuPerReplyUs"] = round(cpu / replies * 1e6, 1) if replies else None
+            # The healthy client's share taken out.
+            attack = cpu - healthyCpu * len(latencies)
+            result["serverCpuPerReplyUs"] = round(attack / replies * 1e6, 1) if replies else None
         print(json.dumps(result, sort_keys=True))
     finally:
         server.kill()
