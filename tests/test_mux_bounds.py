@@ -18,6 +18,7 @@ from txscales.mux._messages import (
     FLAG_RETRYABLE,
     STATUS_NACK,
     Rdispatch,
+    Rping,
     Tdispatch,
     Tping,
     encodeMessage,
@@ -209,19 +210,36 @@ class BackpressureTests(SynchronousTestCase):
         transport.peerReads()
         self.assertEqual(transport.producerState, "producing")
 
-    def test_muxClient(self):
+    def test_muxClientAnswersNothingWhileBackedUp(self):
         """
-        A Mux client session is not read from while a server that floods it
-        with pings does not read the answers.
+        A Mux client session does not answer the pings of a server that
+        floods it with them and reads nothing, while its writes back up.
         """
         protocol = MuxClientProtocol(Clock(), handshake=False, pingInterval=None)
         transport = SlowReaderTransport()
         transport.protocol = protocol
         protocol.makeConnection(transport)
-        protocol.dataReceived(b"".join(encodeMessage(Tping(2)) for _ in range(200)))
-        self.assertEqual(transport.producerState, "paused")
+        for _ in range(20):
+            protocol.dataReceived(b"".join(encodeMessage(Tping(2)) for _ in range(100)))
+        self.assertLess(len(transport.value()), 2 * transport.bufferSize)
         transport.peerReads()
+        protocol.dataReceived(encodeMessage(Tping(2)))
+        self.assertEqual(transport.value(), encodeMessage(Rping(2)))
+
+    def test_muxClientReadsWhileBackedUp(self):
+        """
+        A Mux client whose requests back up still reads its answers: were
+        it to stop, it and a server waiting for it to read would both wait
+        forever.
+        """
+        protocol = MuxClientProtocol(Clock(), handshake=False, pingInterval=None)
+        transport = SlowReaderTransport()
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        calls = [protocol.dispatch(b"q" * 1000) for _ in range(10)]
         self.assertEqual(transport.producerState, "producing")
+        protocol.dataReceived(encodeMessage(Rdispatch(2, body=b"answer")))
+        self.assertEqual(self.successResultOf(calls[0]).body, b"answer")
 
     def test_answersWrittenPerBatch(self):
         """

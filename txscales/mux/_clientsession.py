@@ -130,6 +130,9 @@ class ClientSession(Session):
         C{"open"} or C{"closed"}.
     @ivar draining: whether the server asked us to drain.
     @ivar peerWindow: the largest frame body the server accepts, or None.
+    @ivar quiet: while true, the server's pings and requests get no answer
+        (the protocol sets it while its writes back up, so a server that
+        floods us and reads nothing cannot make us hold answers).
     """
 
     def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, window=DEFAULT_WINDOW, handshake=True):
@@ -146,6 +149,7 @@ class ClientSession(Session):
         self.draining = False
         self.peerWindow = None
         self.pingOutstanding = False
+        self.quiet = False
 
     def start(self):
         """
@@ -329,7 +333,8 @@ class ClientSession(Session):
             if self.draining and not self._pending:
                 events.append(Drained())
         elif kind is Tping:
-            self._out.append(encodeMessage(Rping(message.tag)))
+            if not self.quiet:
+                self._out.append(encodeMessage(Rping(message.tag)))
         elif kind is Rping:
             self.pingOutstanding = False
             events.append(PingReplied())
@@ -344,7 +349,8 @@ class ClientSession(Session):
             if message.unit == 0 and not self.draining:
                 events.append(Leased(message.howMuch))
         elif kind is Tdispatch or kind is Treq:
-            self._out.append(encodeMessage(Rerr(message.tag, b"a Mux client does not serve requests")))
+            if not self.quiet:
+                self._out.append(encodeMessage(Rerr(message.tag, b"a Mux client does not serve requests")))
         elif kind is Tinit:
             raise UnexpectedMessageError("Tinit on an open session")
         # Tdiscarded, Rinit and Rdrain from a server carry nothing for a

@@ -13,7 +13,7 @@ from twisted.logger import Logger
 
 from twisted.python.failure import Failure
 
-from txscales._connection import DiscardedCall, ReadThrottle, noDelay
+from txscales._connection import DiscardedCall, ReadThrottle, WriteWatch, noDelay
 from txscales._draining import DrainingFactory
 from txscales.interfaces import BUSY, CLOSED, OPEN
 from txscales.errors import (
@@ -98,11 +98,15 @@ class MuxClientProtocol(Protocol):
 
     def connectionMade(self):
         noDelay(self.transport)
-        # A server that floods us with pings and does not read our answers
-        # is not read from until it does.
-        ReadThrottle(self.transport)
+        # A server that floods us with pings and reads nothing gets no
+        # answers while our writes back up.  (A client never stops reading:
+        # its answers free its calls.)
+        WriteWatch(self.transport, self._writesBackedUp)
         self._handle(self._session.start())
         self._flush()
+
+    def _writesBackedUp(self, backedUp):
+        self._session.quiet = backedUp
 
     def dispatch(self, body, contexts=(), dst=b"", dtab=()):
         """
