@@ -278,10 +278,11 @@ class ClientSession(Session):
         """
         events = []
         messages, error = self._decoder.feedUntilError(data)
-        try:
-            self._receive(messages, events)
-        except ProtocolError as e:
-            error = e.with_traceback(None)
+        if messages:
+            try:
+                self._receive(messages, events)
+            except ProtocolError as e:
+                error = e.with_traceback(None)
         return events, error
 
     def _receive(self, messages, events):
