@@ -111,6 +111,7 @@ class PendingCapTests(SynchronousTestCase):
         [nack] = FrameDecoder().feed(transport.peerReads())
         self.assertEqual((nack.tag, nack.status), (1002, STATUS_NACK))
         self.assertEqual(muxFailureFlags(nack.contexts), FLAG_RETRYABLE | FLAG_REJECTED)
+        self.assertEqual(protocol.session.nacked, 1)
 
     def test_answeredMakesRoom(self):
         """
