@@ -140,8 +140,9 @@ class Healthy(threading.Thread):
     A healthy client: one query at a time, timing each.
     """
 
-    def __init__(self, port):
+    def __init__(self, port, interval):
         threading.Thread.__init__(self, daemon=True)
+        self.interval = interval
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.settimeout(1.0)
@@ -161,7 +162,7 @@ class Healthy(threading.Thread):
                 self.sock.close()
                 return
             self.latencies.append(time.perf_counter() - start)
-            time.sleep(0.002)
+            time.sleep(self.interval)
 
 
 class Hostile(threading.Thread):
@@ -274,6 +275,7 @@ def main():
     parser.add_argument("--tags", type=int, default=40)
     parser.add_argument("--mib", type=int, default=15)
     parser.add_argument("--count", type=int, default=10000000)
+    parser.add_argument("--healthy-interval", type=float, default=0.002, help="seconds between healthy calls")
     parser.add_argument("--server-option", action="append", default=[], help="passed on to demo-server")
     args = parser.parse_args()
     port = freePort()
@@ -281,7 +283,7 @@ def main():
     try:
         time.sleep(0.5)
         startRss = rssMB(server.pid)
-        healthy = Healthy(port)
+        healthy = Healthy(port, args.healthy_interval)
         healthy.start()
         time.sleep(0.5)
         # What the healthy client costs the server alone, per call.
