@@ -302,8 +302,9 @@ def main():
             peak = max(peak, rssMB(server.pid))
             if slow:
                 # Read one byte at a time, as a 1-byte window would let us.
+                # (The socket's timeout, 0.2 s, is shared with the sending
+                # thread.)
                 try:
-                    hostile.sock.settimeout(0.02)
                     for _ in range(200):
                         if hostile.sock.recv(1):
                             received += 1
