@@ -92,7 +92,7 @@ class WriteWatch(_TransportProducer):
 
     def __init__(self, transport, onChange):
         """
-        @param transport: see L{_TransportProducer.__init__}.
+        @param transport: an C{ITransport} that is also an C{IConsumer}.
         @param onChange: called with C{True} when the unsent bytes pass the
             high-water mark, C{False} once they are sent.
         """
@@ -120,7 +120,7 @@ class ReadThrottle(_TransportProducer):
 
     def __init__(self, transport):
         """
-        @param transport: see L{_TransportProducer.__init__}; it must also be
+        @param transport: a transport as for L{WriteWatch}; it must also be
             an C{IPushProducer}.
         """
         self._reasons = set()
