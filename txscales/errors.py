@@ -55,6 +55,14 @@ class FrameTooLargeError(ProtocolError):
     """
 
 
+class FragmentLimitError(FrameTooLargeError):
+    """
+    A peer held too much in unfinished fragmented messages on one
+    connection: more bytes than the connection's fragment budget, or more
+    fragmented tags open at once than allowed.
+    """
+
+
 class UnexpectedMessageError(ProtocolError):
     """
     A message arrived that is valid Mux (or Thrift) but not allowed at this

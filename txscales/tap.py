@@ -31,6 +31,14 @@ class _ServerOptions(usage.Options):
         ["drain-timeout", None, 10.0, "Seconds a graceful stop waits for sessions to drain.", float],
         ["max-frame-size", None, 16 * 1024 * 1024, "Largest Mux frame (or plain Thrift message) accepted, in bytes.", int],
         [
+            "max-pending",
+            None,
+            1000,
+            "Requests of one connection run at once; a Mux client's later ones are nacked, a Thrift client is not"
+            " read from until some are answered.",
+            int,
+        ],
+        [
             "metrics",
             None,
             None,
@@ -266,6 +274,7 @@ def _thriftMuxServer(options, iface, handler, reactor):
         label=options["label"],
         tls=options.tls,
         opportunisticTls=options["opportunistic-tls"],
+        maxPendingPerConnection=options["max-pending"],
     )
 
 
@@ -282,6 +291,7 @@ def _thriftServer(options, iface, handler, reactor):
         drainTimeout=options["drain-timeout"],
         maxMessageSize=options["max-frame-size"],
         label=options["label"],
+        maxPendingPerConnection=options["max-pending"],
     )
 
 

@@ -5,6 +5,7 @@ The client half of a Mux session: plain Python, no Twisted.
 from txscales.errors import (
     ConnectionLostError,
     HandshakeError,
+    ProtocolError,
     RequestNackedError,
     ServerError,
     SessionDrainingError,
@@ -135,6 +136,9 @@ class ClientSession(Session):
         C{"tls"} (TLS negotiated, starting), C{"open"} or C{"closed"}.
     @ivar draining: whether the server asked us to drain.
     @ivar peerWindow: the largest frame body the server accepts, or None.
+    @ivar quiet: while true, the server's pings and requests get no answer
+        (the protocol sets it while its writes back up, so a server that
+        floods us and reads nothing cannot make us hold answers).
     """
 
     def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, window=DEFAULT_WINDOW, handshake=True, tls=TLS_OFF):
@@ -157,6 +161,7 @@ class ClientSession(Session):
         self.draining = False
         self.peerWindow = None
         self.pingOutstanding = False
+        self.quiet = False
 
     def start(self):
         """
@@ -293,9 +298,32 @@ class ClientSession(Session):
         @raise txscales.errors.ProtocolError: when the server broke the
             protocol; the connection should be closed.
         """
+        events, error = self.receiveDataUntilError(data)
+        if error is not None:
+            raise error
+        return events
+
+    def receiveDataUntilError(self, data):
+        """
+        Handle received bytes, keeping the events of the messages that came
+        before a frame that broke the protocol.
+
+        @return: C{(events, error)}: the events, and the
+            L{txscales.errors.ProtocolError} that closes the session (the
+            connection should be closed), or None.
+        """
         events = []
+        messages, error = self._decoder.feedUntilError(data)
+        if messages:
+            try:
+                self._receive(messages, events)
+            except ProtocolError as e:
+                error = e.with_traceback(None)
+        return events, error
+
+    def _receive(self, messages, events):
         pending = self._pending
-        for message in self._decoder.feed(data):
+        for message in messages:
             if self.state == "open":
                 kind = type(message)
                 if kind is Replied or (kind is Rdispatch and message.status == STATUS_OK):
@@ -328,7 +356,6 @@ class ClientSession(Session):
                     raise HandshakeError("the server refused the session: %s" % (message.why.decode("utf-8", "replace"),))
                 else:
                     raise HandshakeError("expected Rinit, got %r" % (message,))
-        return events
 
     def _receiveOpen(self, message, events):
         kind = type(message)
@@ -343,7 +370,8 @@ class ClientSession(Session):
             if self.draining and not self._pending:
                 events.append(Drained())
         elif kind is Tping:
-            self._out.append(encodeMessage(Rping(message.tag)))
+            if not self.quiet:
+                self._out.append(encodeMessage(Rping(message.tag)))
         elif kind is Rping:
             self.pingOutstanding = False
             events.append(PingReplied())
@@ -358,7 +386,8 @@ class ClientSession(Session):
             if message.unit == 0 and not self.draining:
                 events.append(Leased(message.howMuch))
         elif kind is Tdispatch or kind is Treq:
-            self._out.append(encodeMessage(Rerr(message.tag, b"a Mux client does not serve requests")))
+            if not self.quiet:
+                self._out.append(encodeMessage(Rerr(message.tag, b"a Mux client does not serve requests")))
         elif kind is Tinit:
             raise UnexpectedMessageError("Tinit on an open session")
         # Tdiscarded, Rinit and Rdrain from a server carry nothing for a

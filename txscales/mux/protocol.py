@@ -15,7 +15,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txscales._connection import DiscardedCall, noDelay
+from txscales._connection import DiscardedCall, ReadThrottle, WriteWatch, noDelay
 from txscales._draining import DrainingFactory
 from txscales._ratelimit import RateLimitedLog, detached
 from txscales._tls import tlsError
@@ -40,7 +40,7 @@ from txscales.mux._clientsession import (
     Ready,
     Replied,
 )
-from txscales.mux._serversession import Discarded, Dispatch, DrainAcknowledged, ServerSession
+from txscales.mux._serversession import DEFAULT_MAX_PENDING, Discarded, Dispatch, DrainAcknowledged, ServerSession
 from txscales.mux._session import TLS_OFF, TLS_REQUIRED, StartTls
 
 _log = Logger()
@@ -125,8 +125,15 @@ class MuxClientProtocol(Protocol):
 
     def connectionMade(self):
         noDelay(self.transport)
+        # A server that floods us with pings and reads nothing gets no
+        # answers while our writes back up.  (A client never stops reading:
+        # its answers free its calls.)
+        self._writes = WriteWatch(self.transport, self._writesBackedUp)
         self._handle(self._session.start())
         self._flush()
+
+    def _writesBackedUp(self, backedUp):
+        self._session.quiet = backedUp
 
     def dispatch(self, body, contexts=(), dst=b"", dtab=()):
         """
@@ -153,12 +160,10 @@ class MuxClientProtocol(Protocol):
         d.errback(DiscardedCall(written))
 
     def dataReceived(self, data):
-        try:
-            events = self._session.receiveData(data)
-        except ProtocolError as e:
-            self._flush()
-            self._abort(detached(e))
-            return
+        # The answers that came before a frame breaking the protocol are
+        # delivered; the calls still waiting then fail as the connection
+        # closes.
+        events, error = self._session.receiveDataUntilError(data)
         if events and type(events[0]) is StartTls:
             # Nothing is queued: the session holds its dispatches until
             # handshakeCompleted.
@@ -172,6 +177,8 @@ class MuxClientProtocol(Protocol):
         finally:
             self._holding = False
             self._flush()
+            if error is not None:
+                self._abort(error)
 
     def handshakeCompleted(self):
         """
@@ -206,7 +213,7 @@ class MuxClientProtocol(Protocol):
                 self.drainRequested = True
                 self._notify()
             elif kind is Drained:
-                self.transport.loseConnection()
+                self._writes.close()
             elif kind is Leased:
                 self._leaseExpires = self._clock.seconds() + event.milliseconds / 1000.0
                 self._notify()
@@ -249,7 +256,7 @@ class MuxClientProtocol(Protocol):
         @return: L{closed}.
         """
         if self._session.state != "closed":
-            self.transport.loseConnection()
+            self._writes.close()
         return self.closed
 
     def connectionLost(self, reason):
@@ -296,6 +303,12 @@ class MuxServerProtocol(Protocol):
     (bytes) or a Deferred of it.  A failure with L{RequestNackedError} is
     sent as a nack; any other failure as an error reply with its text.
 
+    At most C{maxPending} requests of a connection run at once: a Mux
+    session nacks the ones past it; a downgraded session (which cannot nack)
+    stops reading until some are answered.  Reading also stops while the
+    connection's unsent answers pass the transport's high-water mark
+    (L{txscales._connection.ReadThrottle}).
+
     @ivar sessionFactories: callables tried on the first bytes of the
         connection (at least 8); the first to return a session object
         replaces Mux for this connection (used for Thrift downgrade).
@@ -313,6 +326,7 @@ class MuxServerProtocol(Protocol):
         drainGrace=1.0,
         opportunisticTls=TLS_OFF,
         tls=None,
+        maxPending=DEFAULT_MAX_PENDING,
     ):
         """
         @param opportunisticTls: the TLS level answered in Rinit, C{b"off"},
@@ -320,10 +334,13 @@ class MuxServerProtocol(Protocol):
         @param tls: the server's TLS settings (e.g.
             C{twisted.internet.ssl.CertificateOptions}) for starting TLS
             when it is negotiated.
+        @param maxPending: how many requests of this connection run at once.
         """
         self._service = service
         self._opportunisticTls = opportunisticTls
         self._tls = tls
+        self._maxPending = maxPending
+        self._throttle = None
         self._clock = clock
         self._maxFrameSize = maxFrameSize
         self._fallbacks = fallbacks
@@ -346,6 +363,7 @@ class MuxServerProtocol(Protocol):
 
     def connectionMade(self):
         noDelay(self.transport)
+        self._throttle = ReadThrottle(self.transport)
         self.factory.protocols.add(self)
 
     def dataReceived(self, data):
@@ -360,13 +378,13 @@ class MuxServerProtocol(Protocol):
                 if self._session is not None:
                     break
             else:
-                self._session = ServerSession(self._maxFrameSize, tls=self._opportunisticTls)
+                self._session = ServerSession(self._maxFrameSize, maxPending=self._maxPending, tls=self._opportunisticTls)
         try:
             events = self._session.receiveData(data)
         except ProtocolError as e:
             self.factory.log.warn("closing Mux server session: {error}", error=detached(e))
             self._flush()
-            self.transport.loseConnection()
+            self._throttle.close()
             return
         if self.factory.draining and self._session.state == "open":
             # Opened while the server drains: drain once negotiated.
@@ -403,6 +421,9 @@ class MuxServerProtocol(Protocol):
         finally:
             self._holding = False
             self._flush()
+            if session.pendingCount >= self._maxPending and type(session) is not ServerSession:
+                # A Mux session nacks past the cap; a downgraded one cannot.
+                self._throttle.hold("pending")
             self._closeIfDrained()
 
     def _answerLater(self, result, event):
@@ -450,6 +471,8 @@ class MuxServerProtocol(Protocol):
         data = self._session.dataToSend()
         if data:
             self.transport.write(data)
+        if self._throttle.paused and self._session.pendingCount < self._maxPending:
+            self._throttle.release("pending")
 
     def drain(self):
         """
@@ -459,7 +482,7 @@ class MuxServerProtocol(Protocol):
         @return: L{closed}.
         """
         if self._session is None:
-            self.transport.loseConnection()
+            self._throttle.close()
         else:
             self._startDrain()
             self._flush()
@@ -480,7 +503,7 @@ class MuxServerProtocol(Protocol):
 
     def _closeIfDrained(self):
         if self._session is not None and self._session.readyToClose(self._graceExpired):
-            self.transport.loseConnection()
+            self._throttle.close()
 
     def connectionLost(self, reason):
         if self._graceTimer is not None:
@@ -505,6 +528,8 @@ class MuxServerFactory(DrainingFactory):
     answered Tdrain; a session without the handshake (which may never
     answer) closes once idle after C{drainGrace} seconds.
 
+    @ivar maxPending: how many requests of one connection run at once (see
+        L{MuxServerProtocol}).
     @ivar protocols: the open connections.
     @ivar draining: whether L{drainAll<txscales._draining.DrainingFactory.drainAll>} was called.
     @ivar log: the L{RateLimitedLog} of lines the sessions' peers can
@@ -520,6 +545,7 @@ class MuxServerFactory(DrainingFactory):
         drainGrace=1.0,
         opportunisticTls=TLS_OFF,
         tls=None,
+        maxPending=DEFAULT_MAX_PENDING,
     ):
         """
         @param opportunisticTls: see L{MuxServerProtocol}; with
@@ -527,11 +553,13 @@ class MuxServerFactory(DrainingFactory):
             fallbacks included) are refused.
         @param tls: the server's TLS settings, needed unless
             C{opportunisticTls} is C{b"off"}.
+        @param maxPending: how many requests of one connection run at once.
         @raise ValueError: for opportunistic TLS without C{tls}.
         """
         if opportunisticTls != TLS_OFF and tls is None:
             raise ValueError("opportunistic TLS needs the server's TLS settings")
         self._service = service
+        self.maxPending = maxPending
         DrainingFactory.__init__(self, clock)
         self.log = RateLimitedLog(clock, _log)
         self._maxFrameSize = maxFrameSize
@@ -547,8 +575,9 @@ class MuxServerFactory(DrainingFactory):
             self._maxFrameSize,
             self._fallbacks,
             self._drainGrace,
-            self._opportunisticTls,
-            self._tlsOptions,
+            opportunisticTls=self._opportunisticTls,
+            tls=self._tlsOptions,
+            maxPending=self.maxPending,
         )
         p.factory = self
         return p

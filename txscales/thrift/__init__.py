@@ -33,7 +33,7 @@ from txscales.thrift._codec import (
 from txscales.thrift._framing import BUFFERED, DEFAULT_MAX_MESSAGE_SIZE, FRAMED, FramedDecoder, encodeFrame
 from txscales.thrift._processor import ThriftProcessor, missingMethods
 from txscales.thrift._proxy import proxyClass
-from txscales.thrift._server import ThriftServerService, countedProcess, serverFactory
+from txscales.thrift._server import DEFAULT_MAX_PENDING, ThriftServerService, countedProcess, serverFactory
 from txscales.thrift._session import InOrderReplies
 
 __all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FRAMED", "BUFFERED", "BINARY", "COMPACT", "missingMethods", "serverTlsOptions"]
@@ -144,6 +144,7 @@ class Thrift:
         stats=True,
         registry=None,
         tls=None,
+        maxPendingPerConnection=DEFAULT_MAX_PENDING,
     ):
         """
         Make a service serving C{handler} on C{listen}; each call's protocol
@@ -165,6 +166,9 @@ class Thrift:
             global one).
         @param tls: TLS settings (a C{twisted.internet.ssl.CertificateOptions},
             e.g. from L{serverTlsOptions}): every connection speaks TLS.
+        @param maxPendingPerConnection: how many calls of one connection
+            run at once; a connection is not read from while that many wait
+            for their reply.
         @return: a L{ThriftServerService} (an C{IService}); start it, or
             add it to an application.
         @raise ValueError: for an unknown transport.
@@ -175,7 +179,9 @@ class Thrift:
             from txscales.stats import Stats
 
             serverStats = Stats("server", label or iface.__module__, registry)
-        factory = serverFactory(iface, handler, reactor, transport, maxMessageSize, serverStats)
+        factory = serverFactory(
+            iface, handler, reactor, transport, maxMessageSize, serverStats, maxPendingPerConnection
+        )
         return ThriftServerService(
             factory, serverEndpoint(reactor, listen, tls), reactor, drainTimeout, "%s (thrift %s)" % (iface.__module__, transport)
         )

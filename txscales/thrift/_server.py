@@ -16,7 +16,7 @@ from twisted.logger import Logger
 
 from twisted.python.failure import Failure
 
-from txscales._connection import noDelay
+from txscales._connection import ReadThrottle, noDelay
 from txscales._draining import DrainingFactory
 from txscales._listening import ListeningService
 from txscales._ratelimit import RateLimitedLog, detached
@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from txscales.stats import Stats
 
 _log = Logger()
+
+DEFAULT_MAX_PENDING = 1000
+"""How many calls a connection runs (or holds unanswered) at once by
+default."""
 
 
 def countedProcess(process: Callable[[Any], Any], stats: "Stats", clock: Any) -> Callable[[Any], Any]:
@@ -72,11 +76,19 @@ class ThriftServerProtocol(Protocol):
     """
     One plain Thrift server connection.
 
+    Reading stops while C{maxPending} calls wait for their reply (plain
+    Thrift cannot refuse a call), and while the unsent replies pass the
+    transport's high-water mark (L{txscales._connection.ReadThrottle}).
+
     @ivar closed: fires with None once the connection is gone.
     """
 
-    def __init__(self, process, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(
+        self, process, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, maxPending=DEFAULT_MAX_PENDING
+    ):
         self._process = process
+        self._maxPending = maxPending
+        self._throttle = None
         self._session = ServerSession(transport, maxMessageSize)
         self._inflight = {}
         self.closed = Deferred()
@@ -90,6 +102,7 @@ class ThriftServerProtocol(Protocol):
 
     def connectionMade(self):
         noDelay(self.transport)
+        self._throttle = ReadThrottle(self.transport)
         self.factory.protocols.add(self)
         if self.factory.draining:
             # Accepted just before the server stopped listening.
@@ -101,18 +114,20 @@ class ThriftServerProtocol(Protocol):
         except ProtocolError as e:
             self.factory.log.warn("closing Thrift connection: {error}", error=detached(e))
             self._flush()
-            self.transport.loseConnection()
+            self._throttle.close()
             return
         for call in calls:
             self._dispatch(call)
         self._flush()
+        if self._session.pendingCount >= self._maxPending:
+            self._throttle.hold("pending")
 
     def _dispatch(self, call):
         try:
             result = self._process(call.message)
         except ProtocolError as e:
             self.factory.log.warn("closing Thrift connection: {error}", error=detached(e))
-            self.transport.loseConnection()
+            self._throttle.close()
             return
         except Exception:
             # A handler's nack, raised at once, ends here too.
@@ -140,12 +155,14 @@ class ThriftServerProtocol(Protocol):
             self.factory.log.warn("Thrift call refused (nack); closing the connection")
         else:
             self.factory.log.failure("Thrift call failed without a reply; closing the connection", failure)
-        self.transport.loseConnection()
+        self._throttle.close()
 
     def _flush(self):
         data = self._session.dataToSend()
         if data:
             self.transport.write(data)
+        if self._throttle.paused and self._session.pendingCount < self._maxPending:
+            self._throttle.release("pending")
         self._closeIfDrained()
 
     def drain(self):
@@ -161,7 +178,7 @@ class ThriftServerProtocol(Protocol):
     def _closeIfDrained(self):
         # One-way calls still running hold the connection open too.
         if self._session.readyToClose() and not self._inflight:
-            self.transport.loseConnection()
+            self._throttle.close()
 
     def connectionLost(self, reason):
         self.factory.protocols.discard(self)
@@ -183,16 +200,19 @@ class ThriftServerFactory(DrainingFactory):
         trigger.
     """
 
-    def __init__(self, process, clock, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(
+        self, process, clock, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, maxPending=DEFAULT_MAX_PENDING
+    ):
         ServerSession(transport, maxMessageSize)  # check the transport name
         self._process = process
+        self.maxPending = maxPending
         DrainingFactory.__init__(self, clock)
         self.log = RateLimitedLog(clock, _log)
         self._transport = transport
         self._maxMessageSize = maxMessageSize
 
     def buildProtocol(self, addr):
-        p = ThriftServerProtocol(self._process, self._transport, self._maxMessageSize)
+        p = ThriftServerProtocol(self._process, self._transport, self._maxMessageSize, self.maxPending)
         p.factory = self
         return p
 
@@ -204,6 +224,7 @@ def serverFactory(
     transport: str = FRAMED,
     maxMessageSize: int = DEFAULT_MAX_MESSAGE_SIZE,
     stats: "Optional[Stats]" = None,
+    maxPending: int = DEFAULT_MAX_PENDING,
 ) -> ThriftServerFactory:
     """
     @param iface: the generated C{Iface} class.
@@ -212,13 +233,15 @@ def serverFactory(
     @param transport: C{"framed"} or C{"buffered"}.
     @param maxMessageSize: the largest call (or frame) accepted.
     @param stats: a L{txscales.stats.Stats} for the server, or None.
+    @param maxPending: how many calls of one connection run at once;
+        reading stops at that many.
     @return: a L{ThriftServerFactory} serving C{handler} for the generated
         service C{iface}.
     """
     process = ThriftProcessor(iface, handler, reactor).process
     if stats is not None:
         process = countedProcess(process, stats, reactor)
-    return ThriftServerFactory(process, reactor, transport, maxMessageSize)
+    return ThriftServerFactory(process, reactor, transport, maxMessageSize, maxPending)
 
 
 class ThriftServerService(ListeningService):

@@ -8,7 +8,7 @@ ThriftMux: Thrift over Mux, client and server, byte-compatible with Finagle.
 
 from txscales._reactor import defaultReactor
 from txscales._tls import opportunisticLevel, serverEndpoint
-from txscales.mux import DEFAULT_MAX_FRAME_SIZE
+from txscales.mux import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_PENDING
 from txscales.stack import ClientBuilder
 from txscales.thrift import serverTlsOptions
 from txscales.thriftmux._client import ThriftMuxClient, buildClient
@@ -118,6 +118,7 @@ class ThriftMux:
         registry=None,
         tls=None,
         opportunisticTls=None,
+        maxPendingPerConnection=DEFAULT_MAX_PENDING,
     ):
         """
         Make a service serving C{handler} on C{listen}.
@@ -141,6 +142,10 @@ class ThriftMux:
             when its client negotiates it in Tinit, as Finagle's
             opportunistic TLS does; with C{"required"}, clients that do not
             are refused.
+        @param maxPendingPerConnection: how many requests of one
+            connection run at once; a Mux client's requests past it are
+            nacked (retryable elsewhere), a downgraded Thrift client is not
+            read from until some are answered.
         @return: a L{ThriftMuxServerService} (an C{IService}); start it, or
             add it to an application.
         @raise ValueError: for opportunistic TLS without C{tls}.
@@ -157,5 +162,14 @@ class ThriftMux:
             from txscales.stats import Stats
 
             serverStats = Stats("server", label or iface.__module__, registry)
-        factory = serverFactory(iface, handler, reactor, maxFrameSize, serverStats, level, tls)
+        factory = serverFactory(
+            iface,
+            handler,
+            reactor,
+            maxFrameSize,
+            serverStats,
+            maxPendingPerConnection,
+            opportunisticTls=level,
+            tls=tls,
+        )
         return ThriftMuxServerService(factory, listen, reactor, drainTimeout, "%s (thriftmux)" % (iface.__module__,))

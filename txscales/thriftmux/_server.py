@@ -6,7 +6,7 @@ serves framed Thrift and TTwitter clients on the same port.
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from txscales._listening import ListeningService
-from txscales.mux.protocol import DEFAULT_MAX_FRAME_SIZE, MuxServerFactory
+from txscales.mux.protocol import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_PENDING, MuxServerFactory
 from txscales.thrift import ThriftProcessor, countedProcess
 from txscales.thriftmux._contexts import RequestContext, currentRequest
 from txscales.thriftmux._vanilla import vanillaFallback
@@ -49,6 +49,7 @@ def serverFactory(
     reactor: Any,
     maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
     stats: "Optional[Stats]" = None,
+    maxPending: int = DEFAULT_MAX_PENDING,
     opportunisticTls: bytes = b"off",
     tls: Any = None,
 ) -> MuxServerFactory:
@@ -58,6 +59,7 @@ def serverFactory(
     @param reactor: the reactor (its clock times sessions and calls).
     @param maxFrameSize: the largest frame accepted.
     @param stats: a L{txscales.stats.Stats} for the server, or None.
+    @param maxPending: how many requests of one connection run at once.
     @param opportunisticTls: the Mux opportunistic TLS level, C{b"off"},
         C{b"desired"} or C{b"required"}.
     @param tls: the TLS settings opportunistic TLS starts with.
@@ -66,7 +68,13 @@ def serverFactory(
     """
     service = thriftMuxService(ThriftProcessor(iface, handler, reactor), stats, reactor)
     return MuxServerFactory(
-        service, reactor, maxFrameSize, fallbacks=[vanillaFallback], opportunisticTls=opportunisticTls, tls=tls
+        service,
+        reactor,
+        maxFrameSize,
+        fallbacks=[vanillaFallback],
+        opportunisticTls=opportunisticTls,
+        tls=tls,
+        maxPending=maxPending,
     )
 
 
