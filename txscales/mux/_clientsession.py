@@ -129,6 +129,8 @@ class ClientSession(Session):
         C{"open"} or C{"closed"}.
     @ivar draining: whether the server asked us to drain.
     @ivar peerWindow: the largest frame body the server accepts, or None.
+    @ivar discarded: how many discarded dispatches hold their tags until
+        the server answers for them.
     """
 
     def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, window=DEFAULT_WINDOW, handshake=True):
@@ -145,6 +147,7 @@ class ClientSession(Session):
         self.draining = False
         self.peerWindow = None
         self.pingOutstanding = False
+        self.discarded = 0
 
     def start(self):
         """
@@ -220,6 +223,7 @@ class ClientSession(Session):
             return False
         if state == _WRITTEN:
             self._pending[tag] = _DISCARDED
+            self.discarded += 1
             self._out.append(encodeMessage(Tdiscarded(tag, why)))
             return True
         return False
@@ -247,6 +251,7 @@ class ClientSession(Session):
         lost = [(tag, state == _WRITTEN) for tag, state in self._pending.items() if state != _DISCARDED]
         self._pending.clear()
         self._queued = []
+        self.discarded = 0
         return lost
 
     def receiveData(self, data):
@@ -271,6 +276,8 @@ class ClientSession(Session):
                     self._tags.release(tag)
                     if state != _DISCARDED:
                         events.append(message if kind is Replied else Replied(tag, message.contexts, message.body))
+                    else:
+                        self.discarded -= 1
                     if self.draining and not pending:
                         events.append(Drained())
                 else:
@@ -304,6 +311,8 @@ class ClientSession(Session):
             self._tags.release(tag)
             if state != _DISCARDED:
                 events.append(self._outcome(message))
+            else:
+                self.discarded -= 1
             if self.draining and not self._pending:
                 events.append(Drained())
         elif kind is Tping:

@@ -42,13 +42,34 @@ class ThriftMuxBuilder(ClientBuilder):
         self._options["maxFrameSize"] = size
         return self
 
-    def pingInterval(self, seconds, timeout=4.0):
+    def pingInterval(self, seconds, timeout=4.0, threshold=2.0):
         """
-        Ping each session every C{seconds} (None to disable); a session whose
-        ping is not answered within C{timeout} seconds is closed.
+        Ping each session every C{seconds} (None to disable), and at once
+        when a call is discarded; a session whose ping waits more than
+        C{threshold} times its recent round trips is busy, one whose ping is
+        not answered within C{timeout} seconds is closed.
         """
         self._options["pingInterval"] = seconds
         self._options["pingTimeout"] = timeout
+        self._options["pingThreshold"] = threshold
+        return self
+
+    def maxDiscarded(self, count):
+        """
+        Close a session once more than C{count} of its discarded calls wait
+        for the server's answer (None: no bound).
+        """
+        self._options["maxDiscarded"] = count
+        return self
+
+    def reconnectBackoff(self, start=1.0, maximum=32.0, healthyAfter=5.0):
+        """
+        Wait an exponential jittered backoff from C{start} to C{maximum}
+        seconds before connecting again after a session that ended within
+        C{healthyAfter} seconds of its start.
+        """
+        self._options["reconnectBackoff"] = (start, maximum)
+        self._options["healthyAfter"] = healthyAfter
         return self
 
 
@@ -73,7 +94,8 @@ class ThriftMux:
             options, or False), C{failFast} (C{start}, C{maximum}),
             C{stats}, C{registry}, C{reactor}, C{random},
             C{connectTimeout}, C{maxFrameSize}, C{pingInterval},
-            C{pingTimeout}.
+            C{pingTimeout}, C{pingThreshold}, C{maxDiscarded},
+            C{reconnectBackoff} (C{(start, maximum)}), C{healthyAfter}.
         @return: a proxy whose methods return Deferreds.
         """
         return buildClient(iface, dest, timeout=timeout, clientId=clientId, **options)

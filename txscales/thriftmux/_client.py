@@ -85,10 +85,11 @@ def buildClient(
     if random is None:
         random = _random.Random()
     stackOptions = {k: options.pop(k) for k in STACK_OPTIONS + ("stats", "registry", "discoveryTimeout") if k in options}
+    reconnect = {k: options.pop(k) for k in ("reconnectBackoff", "healthyAfter") if k in options}
 
     def makeEndpoint(host, port, stats):
         onConnect = stats.connected if stats is not None else None
-        return MuxEndpoint(reactor, host, port, options, connectTimeout, endpointFactory, onConnect)
+        return MuxEndpoint(reactor, host, port, options, connectTimeout, endpointFactory, onConnect, random, **reconnect)
 
     stack = buildStack(dest, makeEndpoint, reactor, label or iface.__module__, random, **stackOptions)
     methods = describeService(iface)
