@@ -159,6 +159,8 @@ class MuxEndpoint:
         self._drainCounted = False
         self._reconnect.connected()
         p.statusObservers.append(self._statusChanged)
+        # It may have closed already.
+        self._statusChanged(p)
         if self._onConnect is not None:
             self._onConnect(self)
         waiters, self._waiters = self._waiters, []
