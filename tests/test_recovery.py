@@ -81,11 +81,17 @@ class AccrualRecoveryTests(SynchronousTestCase):
     """
 
     def setUp(self):
+        self.build()
+
+    def build(self, **options):
+        """
+        Make the stack of three servers with C{options}.
+        """
         self.clock = Clock()
         self.endpoints = [FakeEndpoint("10.0.0.%d" % (i,), 9090) for i in range(3)]
         byAddress = {(e.host, e.port): e for e in self.endpoints}
         destination = StaticDestination(list(byAddress))
-        self.stack = ClientStack(self.clock, Random(3), destination, lambda h, p: byAddress[(h, p)])
+        self.stack = ClientStack(self.clock, Random(3), destination, lambda h, p: byAddress[(h, p)], **options)
         self.victim = self.endpoints[1]
         self.node = self.stack.nodes[1]
 
@@ -147,8 +153,8 @@ class AccrualRecoveryTests(SynchronousTestCase):
         """
         With C{countTimeouts=False}, timeouts leave accrual alive.
         """
-        for node in self.stack.nodes:
-            node.accrual._countTimeouts = False
+        self.successResultOf(self.stack.close())
+        self.build(failureAccrual={"countTimeouts": False})
         self.victim.mode = "frozen"
         self.calls(5, timeout=0.5)
         self.assertEqual(self.node.accrual.state, ALIVE)
