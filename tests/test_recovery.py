@@ -211,6 +211,32 @@ class PingDetectorTests(SynchronousTestCase):
         self.assertEqual(h.clock.getDelayedCalls(), [])
 
 
+class LatePingEndpointTests(SynchronousTestCase):
+    """
+    A session that is busy because its ping is late still takes the calls
+    a balancer sends it anyway.
+    """
+
+    def test_callsGoThrough(self):
+        """
+        A call made while the ping is late is answered.
+        """
+        from txscales.demo.handler import TestServiceHandler
+
+        network = MemoryNetwork()
+        network.serveThriftMux(TestService.Iface, TestServiceHandler(network.clock))
+        client = network.thriftMuxClient(TestService.Iface, "tcp://127.0.0.1:9090", stats=False, pingInterval=5.0)
+        self.assertEqual(self.successResultOf(client.query("a")), "aa")
+        network.clock.advance(0)
+        protocol = client.stack.nodes[0].endpoint.protocol
+        protocol._pingSentAt = network.clock.seconds()
+        network.clock.advance(0.1)
+        self.assertEqual(protocol.status, BUSY)
+        self.assertEqual(self.successResultOf(client.query("b")), "bb")
+        self.successResultOf(client.stack.close())
+        self.assertEqual(network.clock.getDelayedCalls(), [])
+
+
 class MaxDiscardedTests(SynchronousTestCase):
     """
     Discarded calls the server never answers are bounded per session.

@@ -118,7 +118,7 @@ class MuxEndpoint:
 
     def __call__(self, request):
         p = self.protocol
-        if p is not None and p.status == OPEN:
+        if p is not None and (p.status == OPEN or p.acceptsCalls):
             return p.dispatch(request.body, request.contexts, request.dst, request.dtab)
         return self.getProtocol().addCallback(
             lambda p: p.dispatch(request.body, request.contexts, request.dst, request.dtab)
@@ -130,7 +130,7 @@ class MuxEndpoint:
             connecting if needed.  Cancelling it abandons only this wait.
         """
         p = self.protocol
-        if p is not None and p.status == OPEN:
+        if p is not None and p.acceptsCalls:
             return succeed(p)
         waiter = Deferred(lambda d: self._waiters.remove(d))
         self._waiters.append(waiter)

@@ -113,6 +113,14 @@ class MuxClientProtocol(Protocol):
             return BUSY
         return OPEN
 
+    @property
+    def acceptsCalls(self):
+        """
+        Whether the session takes new calls: a busy one whose ping or lease
+        is late still does, when the balancer picks it all the same.
+        """
+        return self._session.state == "open" and not self.drainRequested
+
     def _pingLate(self):
         """
         @return: whether the outstanding ping waited beyond the threshold.
@@ -231,8 +239,9 @@ class MuxClientProtocol(Protocol):
         self._pingCall = None
         if self._session.ping():
             self._pingSentAt = self._lastPing = self._clock.seconds()
-            self._flush()
+            # Armed before writing: a transport may deliver the answer at once.
             self._pingCall = self._clock.callLater(self._pingTimeout, self._pingExpired)
+            self._flush()
 
     def _pingExpired(self):
         self._pingCall = None
