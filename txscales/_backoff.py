@@ -1,10 +1,11 @@
 """
-Finagle's jittered backoffs: endless iterators of delays in seconds.
+Finagle's jittered backoffs: endless iterators of delays in seconds, and
+when to reconnect after a session died young.
 Randomness is a parameter.
 """
 
 from random import Random
-from typing import Iterator
+from typing import Any, Iterator, Optional, Tuple
 
 
 def exponentialJittered(start: float, maximum: float, random: Random) -> Iterator[float]:
@@ -54,13 +55,15 @@ class ReconnectBackoff:
     @param backoff: C{(start, maximum)} delays in seconds.
     """
 
-    def __init__(self, clock, random: Random, backoff=(1.0, 32.0), healthyAfter: float = 5.0) -> None:
+    def __init__(
+        self, clock: Any, random: Random, backoff: Tuple[float, float] = (1.0, 32.0), healthyAfter: float = 5.0
+    ) -> None:
         self._clock = clock
         self._random = random
         self._start, self._maximum = backoff
         self._healthyAfter = healthyAfter
-        self._delays = None
-        self._since = None
+        self._delays: Optional[Iterator[float]] = None
+        self._since: Optional[float] = None
         self._notBefore = 0.0
 
     def connected(self) -> None:
