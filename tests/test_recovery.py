@@ -12,10 +12,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txscales._backoff import ReconnectBackoff, exponentialJittered
 from txscales.demo.gen import TestService
+from txscales.demo.handler import TestServiceHandler
 from txscales.discovery._resolve import StaticDestination
 from txscales.errors import ConnectError, ConnectionLostError, DiscardedTagsError
 from txscales.interfaces import BUSY, OPEN
-from txscales.mux._messages import Rping, Tdiscarded, Tdispatch, Tping
+from txscales.mux._messages import Rdiscarded, Rping, Tdiscarded, Tdispatch, Tping
 from txscales.mux.protocol import DiscardedCall, MuxServerFactory, MuxServerProtocol
 from txscales.stack._accrual import ALIVE, DEAD, PROBE_CLOSED
 from txscales.stack._clientstack import ClientStack
@@ -221,8 +222,6 @@ class LatePingEndpointTests(SynchronousTestCase):
         """
         A call made while the ping is late is answered.
         """
-        from txscales.demo.handler import TestServiceHandler
-
         network = MemoryNetwork()
         network.serveThriftMux(TestService.Iface, TestServiceHandler(network.clock))
         client = network.thriftMuxClient(TestService.Iface, "tcp://127.0.0.1:9090", stats=False, pingInterval=5.0)
@@ -264,8 +263,6 @@ class MaxDiscardedTests(SynchronousTestCase):
         """
         Discards the server answers do not count.
         """
-        from txscales.mux._messages import Rdiscarded
-
         h = ClientHarness(pingInterval=None, maxDiscarded=3)
         h.negotiate()
         for _ in range(10):
@@ -323,7 +320,9 @@ class BreakingServerProtocol(MuxServerProtocol):
 
 
 class BreakingServerFactory(MuxServerFactory):
-    protocol = BreakingServerProtocol
+    """
+    Make L{BreakingServerProtocol}s.
+    """
 
     def buildProtocol(self, addr):
         p = BreakingServerProtocol(lambda request: b"", self._clock)
