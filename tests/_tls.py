@@ -1,6 +1,7 @@
 """
-A private certificate authority and a server certificate for 127.0.0.1 and
-localhost, made fresh for TLS tests.
+A private certificate authority and certificates signed by it, made fresh
+for TLS tests: a server certificate for 127.0.0.1 and localhost, a client
+certificate, an expired server certificate and one for another host name.
 """
 
 import datetime
@@ -13,64 +14,101 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+_DAY = datetime.timedelta(days=1)
+
 
 def _name(common):
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
 
 
+def _pem(key):
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
 class CertificateAuthority:
     """
-    A CA and one server certificate signed by it.
+    A CA and the certificates it signed, each written to L{directory}.
 
     @ivar caPem: the CA certificate, PEM bytes.
     @ivar certPem: the server certificate, PEM bytes.
     @ivar keyPem: the server key, PEM bytes.
-    @ivar directory: a folder holding C{ca.pem}, C{server.pem}, C{server.key}.
+    @ivar directory: a folder holding C{ca.pem}, C{server.pem},
+        C{server.key}, C{client.pem}, C{client.key}, C{expired.pem},
+        C{expired.key}, C{other.pem} and C{other.key} (a server certificate
+        for C{other.example} only).
     """
 
-    def __init__(self):
+    def __init__(self, common="txscales test CA"):
         now = datetime.datetime.now(datetime.timezone.utc)
-        caKey = ec.generate_private_key(ec.SECP256R1())
-        ca = (
+        self._now = now
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        self._ca = (
             x509.CertificateBuilder()
-            .subject_name(_name("txscales test CA"))
-            .issuer_name(_name("txscales test CA"))
-            .public_key(caKey.public_key())
+            .subject_name(_name(common))
+            .issuer_name(_name(common))
+            .public_key(self._key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=2))
+            .not_valid_before(now - _DAY)
+            .not_valid_after(now + 2 * _DAY)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
             )
-            .sign(caKey, hashes.SHA256())
+            .sign(self._key, hashes.SHA256())
         )
+        self.caPem = self._ca.public_bytes(serialization.Encoding.PEM)
+        self.directory = tempfile.mkdtemp(prefix="txscales-tls-")
+        self._write("ca.pem", self.caPem)
+        self.certPem, self.keyPem = self.issue("server", "localhost", ["localhost", "127.0.0.1"])
+        self.issue("client", "txscales test client", [])
+        self.issue("expired", "localhost", ["localhost", "127.0.0.1"], expired=True)
+        self.issue("other", "other.example", ["other.example"])
+
+    def _write(self, name, data):
+        with open(os.path.join(self.directory, name), "wb") as f:
+            f.write(data)
+
+    def path(self, name):
+        """
+        @return: the path of file C{name} in L{directory}.
+        """
+        return os.path.join(self.directory, name)
+
+    def issue(self, prefix, common, hosts, expired=False):
+        """
+        Sign a certificate and write it as C{prefix.pem} and its key as
+        C{prefix.key}.
+
+        @param hosts: DNS names and IP addresses it is valid for.
+        @param expired: whether it expired yesterday.
+        @return: (certificate PEM, key PEM).
+        """
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
+        start, end = (self._now - 3 * _DAY, self._now - _DAY) if expired else (self._now - _DAY, self._now + 2 * _DAY)
+        names = []
+        for host in hosts:
+            try:
+                names.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                names.append(x509.DNSName(host))
+        builder = (
             x509.CertificateBuilder()
-            .subject_name(_name("localhost"))
-            .issuer_name(ca.subject)
+            .subject_name(_name(common))
+            .issuer_name(self._ca.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-                ),
-                critical=False,
-            )
-            .sign(caKey, hashes.SHA256())
+            .not_valid_before(start)
+            .not_valid_after(end)
         )
-        self.caPem = ca.public_bytes(serialization.Encoding.PEM)
-        self.certPem = cert.public_bytes(serialization.Encoding.PEM)
-        self.keyPem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        self.directory = tempfile.mkdtemp(prefix="txscales-tls-")
-        for name, data in [("ca.pem", self.caPem), ("server.pem", self.certPem), ("server.key", self.keyPem)]:
-            with open(os.path.join(self.directory, name), "wb") as f:
-                f.write(data)
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        cert = builder.sign(self._key, hashes.SHA256())
+        certPem, keyPem = cert.public_bytes(serialization.Encoding.PEM), _pem(key)
+        self._write(prefix + ".pem", certPem)
+        self._write(prefix + ".key", keyPem)
+        return certPem, keyPem
 
     def trustRoot(self):
         """

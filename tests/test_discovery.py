@@ -10,12 +10,13 @@ import tempfile
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from txscales.demo.gen import TestService
 from txscales.demo.handler import TestServiceHandler
 from txscales.discovery import formatMember, parseMember, resolveDestination
-from txscales.discovery._serverset import parseZooKeeperUri
+from txscales.discovery._serverset import MAX_MEMBER_SIZE, parseZooKeeperUri
 from txscales.discovery._zookeeper import Announcer, ServersetDestination
 from txscales.errors import BadDestinationError, BadMemberError, DiscoveryError, NoEndpointsError, UnknownPluginError
 from txscales.thriftmux import ThriftMux
@@ -78,6 +79,44 @@ class ServersetTests(SynchronousTestCase):
             b'{"serviceEndpoint":{"host":"h","port":1},"additionalEndpoints":{"a":{"host":"h"}}}',
         ]:
             self.assertRaises(BadMemberError, parseMember, data)
+
+    def test_hostileMembers(self):
+        """
+        Oversized, deeply nested or ill-typed data raises BadMemberError and
+        nothing else.
+        """
+        endpoint = b'{"serviceEndpoint":{"host":"%s","port":%d}%s}'
+        for data in [
+            b"[" * 2000,
+            b'{"a":' * 2000,
+            b"[" * 9 + b"]" * 9,
+            b'{"serviceEndpoint":{"host":"h","port":1},"x":"' + b"a" * MAX_MEMBER_SIZE + b'"}',
+            "not bytes",
+            endpoint % (b"a" * 254, 1, b""),
+            endpoint % (b"", 1, b""),
+            endpoint % (b"bad host", 1, b""),
+            endpoint % (b"h/x", 1, b""),
+            endpoint % (b"-h", 1, b""),
+            endpoint % (b"1::2::3", 1, b""),
+            endpoint % (b"h", 65536, b""),
+            endpoint % (b"h", -1, b""),
+            endpoint % (b"h", 1, b',"metadata":["k"]'),
+            endpoint % (b"h", 1, b',"metadata":{"k":1}'),
+            endpoint % (b"h", 1, b',"status":["ALIVE"]'),
+            endpoint % (b"h", 1, b',"shard":4294967296'),
+            endpoint % (b"h", 1, b',"additionalEndpoints":{"a":{"host":"x y","port":1}}'),
+        ]:
+            self.assertRaises(BadMemberError, parseMember, data)
+
+    def test_validHostsAndNesting(self):
+        """
+        DNS names, IPv4 and IPv6 addresses are hosts; brackets inside
+        strings do not count as nesting.
+        """
+        for host in ["10.0.0.1", "::1", "fe80::1", "a-b.example.com", "host_1.", "x" * 63 + "." + "y" * 63]:
+            data = formatMember(host, 1, metadata={"k": "[{" * 20 + '\\"\\'})
+            member = parseMember(data)
+            self.assertEqual((member.host, member.metadata["k"]), (host, "[{" * 20 + '\\"\\'))
 
     def test_formatRoundTrip(self):
         """
@@ -212,6 +251,29 @@ class ZooKeeperTests(TestCase):
         yield self.writer.call("set", "/svc/" + node, memberData(9002, "STOPPING"))
         addresses = yield self.changed(destination, lambda a: ("127.0.0.1", 9002) not in a)
         self.assertEqual(addresses, [("127.0.0.1", 9003)])
+
+    @inlineCallbacks
+    def test_hostileMemberSkipped(self):
+        """
+        A hostile member next to good ones is skipped with a logged
+        BadMemberError: the set resolves to the good ones, and later joins
+        are seen.
+        """
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        yield self.create(memberData(9001))
+        yield self.create(b"[" * 2000)
+        yield self.create(b'{"serviceEndpoint":{"host":"x y","port":1}}')
+        yield self.create(memberData(9002))
+        destination = self.destination()
+        addresses = yield destination.ready
+        self.assertEqual(addresses, [("127.0.0.1", 9001), ("127.0.0.1", 9002)])
+        yield self.create(memberData(9003))
+        addresses = yield self.changed(destination, lambda a: ("127.0.0.1", 9003) in a)
+        self.assertEqual(len(addresses), 3)
+        skipped = [e["error"] for e in events if "skipping serverset member" in e.get("log_format", "")]
+        self.assertEqual([type(e) for e in skipped], [BadMemberError, BadMemberError])
 
     @inlineCallbacks
     def test_namedEndpointAndMissingPath(self):

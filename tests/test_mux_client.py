@@ -2,9 +2,14 @@
 Tests for the Mux client protocol, over a fake transport and a fake clock.
 """
 
+import gc
+import struct
+import tracemalloc
+
 from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from txscales.errors import (
@@ -429,6 +434,70 @@ class LifecycleTests(SynchronousTestCase):
         h = ClientHarness(handshake=False, pingInterval=None)
         h.receive(Tinit(1, 1, []))
         self.assertTrue(h.transport.disconnected)
+
+
+class AbortedSessionMemoryTests(SynchronousTestCase):
+    """
+    An aborted session keeps none of the bytes it received reachable: not
+    from the errors it fails calls with, nor from the log events reporting
+    them, which Twisted keeps while logging has not started.
+    """
+
+    size = 8 * 1024 * 1024
+
+    def setUp(self):
+        # What Twisted's buffer of events does before logging starts.
+        self.events = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        if not tracemalloc.is_tracing():
+            tracemalloc.start()
+            self.addCleanup(tracemalloc.stop)
+
+    def traced(self):
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0]
+
+    def partialFrame(self, h):
+        """
+        Receive all but the last byte of a large Rdispatch frame, in the
+        chunks a socket gives.
+        """
+        h.protocol.dataReceived(struct.pack(">I", self.size) + b"\x02\x00\x00\x01")
+        left = self.size - 5
+        while left >= 65536:
+            h.protocol.dataReceived(bytes(65536))
+            left -= 65536
+        h.protocol.dataReceived(bytes(left))
+
+    def test_badFrameAfterLargeBuffer(self):
+        """
+        A session aborted by a bad length prefix right after a large frame
+        holds nothing of that frame once collected, though its log event and
+        its call's failure are kept.
+        """
+        before = self.traced()
+        h = ClientHarness(handshake=False, pingInterval=None)
+        d = h.protocol.dispatch(b"a")
+        self.partialFrame(h)
+        h.protocol.dataReceived(b"\x00" + struct.pack(">I", 0xFFFFFFFF))
+        self.assertTrue(h.transport.disconnected)
+        failure = self.failureResultOf(d, ConnectionLostError)
+        del h, d
+        self.assertLess(self.traced() - before, self.size // 8)
+        self.assertIn("closing Mux session", [e.get("log_format") for e in self.events][-1])
+        self.assertIsNotNone(failure)
+
+    def test_lostWithLargePartialFrame(self):
+        """
+        A session lost with a large partial frame buffered drops it at once.
+        """
+        h = ClientHarness(handshake=False, pingInterval=None)
+        before = self.traced()
+        self.partialFrame(h)
+        self.assertGreater(self.traced() - before, self.size // 2)
+        h.transport.loseConnection()
+        self.assertLess(self.traced() - before, self.size // 8)
 
 
 class TagSetTests(SynchronousTestCase):

@@ -201,6 +201,21 @@ class OptionsTests(SynchronousTestCase):
         self.assertIs(loadCallable("tests.test_tap:makeUpperHandler"), makeUpperHandler)
         self.assertIs(loadCallable("tests.test_tap.makeUpperHandler"), makeUpperHandler)
 
+    def test_metricsBarePortIsLocal(self):
+        """
+        A bare --metrics port listens on 127.0.0.1 only; an endpoint string
+        is kept as it is, and the help says both.
+        """
+        for command in ("serve", "demo-server"):
+            options = Options().subCommands
+            sub = [o for o in options if o[0] == command][0][2]()
+            self.assertIn("127.0.0.1", sub.docs["metrics"])
+            self.assertNotIn("(e.g. tcp:9990)", sub.docs["metrics"])
+        self.assertEqual(parse("demo-server", "--metrics", "9990").subOptions["metrics"], "tcp:9990:interface=127.0.0.1")
+        listen = "tcp:9990:interface=0.0.0.0"
+        self.assertEqual(parse("demo-server", "--metrics", listen).subOptions["metrics"], listen)
+        self.assertRaises(usage.UsageError, parse, "demo-server", "--metrics", "65536")
+
     def test_demoServerService(self):
         """
         demo-server makes a ThriftMux server service on its --listen.
@@ -234,6 +249,18 @@ class ServeTests(TestCase):
         client = ThriftMux.newClient(TestService.Iface, "tcp://127.0.0.1:%d" % (port.getHost().port,), timeout=5)
         self.addCleanup(client.close)
         self.assertEqual((yield client.query("abc")), "ABC")
+
+    @inlineCallbacks
+    def test_metricsListensOnLoopback(self):
+        """
+        demo-server --metrics with a bare port serves metrics on 127.0.0.1.
+        """
+        service = makeService(parse("demo-server", "--listen", "tcp:0:interface=127.0.0.1", "--metrics", "0"), reactor)
+        metrics = [s for s in service if type(s).__name__ == "MetricsService"][0]
+        service.startService()
+        self.addCleanup(service.stopService)
+        port = yield metrics.listening
+        self.assertEqual(port.getHost().host, "127.0.0.1")
 
 
 class ServeThriftTests(TestCase):

@@ -274,6 +274,43 @@ class TlsError(TxScalesError):
     mayHaveReachedServer = False
 
 
+class TlsCertificateUntrustedError(TlsError):
+    """
+    The server's certificate is not signed by a CA the client trusts; the
+    request was not sent.
+    """
+
+
+class TlsCertificateExpiredError(TlsError):
+    """
+    The server's certificate has expired (or is not valid yet); the request
+    was not sent.
+    """
+
+
+class TlsHostnameMismatchError(TlsError):
+    """
+    The server's certificate is not valid for the host name the client
+    expected; the request was not sent.
+    """
+
+
+class TlsClientCertificateError(TlsError):
+    """
+    The server requires a client certificate (mutual TLS) and refused ours,
+    or its absence; the request was not sent.
+    """
+
+
+class TlsNegotiationError(TlsError, HandshakeError):
+    """
+    The two sides of a Mux session want incompatible opportunistic TLS
+    levels (one C{off}, the other C{required}), or a side that must upgrade
+    has no TLS settings; the session was refused before any request was
+    sent.
+    """
+
+
 class HttpStatusError(TxScalesError):
     """
     An HTTP server answered with an error status (4xx or 5xx), for a client

@@ -4,6 +4,8 @@ The C{twistd txscales} command: C{serve}, C{demo-server} and C{demo-client}::
     twistd -n txscales serve --listen tcp:9090:interface=127.0.0.1 \\
         --iface mypkg.gen.MyService.Iface --handler mypkg.handler:makeHandler
     twistd -n txscales demo-server --listen tcp:9090:interface=127.0.0.1
+    twistd -n txscales demo-server --listen tcp:9443:interface=127.0.0.1 \\
+        --tls-cert server.pem --tls-key server.key [--tls-ca clients-ca.pem]
     twistd -n txscales demo-client --dest tcp://127.0.0.1:9090 --count 1000
 """
 
@@ -18,6 +20,8 @@ from twisted.python.reflect import namedAny
 from txscales._reactor import defaultReactor
 
 DEFAULT_LISTEN = "tcp:9090:interface=127.0.0.1"
+LOCAL_INTERFACE = "127.0.0.1"
+"""The interface a bare port (C{--metrics 9990}) listens on."""
 DESTINATIONS = "tcp://host:port[,host:port...] or zk://zkhost:port[,zkhost:port...]/path[#endpoint]"
 
 
@@ -26,7 +30,13 @@ class _ServerOptions(usage.Options):
         ["listen", "l", DEFAULT_LISTEN, "Twisted server endpoint string to listen on."],
         ["drain-timeout", None, 10.0, "Seconds a graceful stop waits for sessions to drain.", float],
         ["max-frame-size", None, 16 * 1024 * 1024, "Largest Mux frame (or plain Thrift message) accepted, in bytes.", int],
-        ["metrics", None, None, "Also serve Prometheus metrics at /metrics on this endpoint (e.g. tcp:9990)."],
+        [
+            "metrics",
+            None,
+            None,
+            "Also serve Prometheus metrics at /metrics on this port of 127.0.0.1 (e.g. 9990), or on this endpoint"
+            " string (e.g. tcp:9990:interface=127.0.0.1; tcp:9990 alone listens on every interface).",
+        ],
         ["label", None, None, "The server's name in metrics (default: the service's module)."],
         ["announce", None, None, "Announce the server in a ZooKeeper serverset: zk://zkhost:port[,...]/path."],
         [
@@ -37,7 +47,19 @@ class _ServerOptions(usage.Options):
             " binary or compact) or http (Thrift over HTTP).",
         ],
         ["transport", None, "framed", "With --protocol thrift: the Thrift transport, framed or buffered."],
+        ["tls-cert", None, None, "Serve TLS with this PEM certificate (and chain)."],
+        ["tls-key", None, None, "The PEM key of --tls-cert (default: in the same file)."],
+        ["tls-ca", None, None, "Require client certificates signed by the CAs of this PEM file (mutual TLS)."],
+        [
+            "opportunistic-tls",
+            None,
+            None,
+            "With --protocol thriftmux and --tls-cert: listen in cleartext and switch sessions to TLS when the client"
+            " negotiates it (desired), or refuse those that do not (required), as Finagle's opportunistic TLS.",
+        ],
     ]
+
+    tls = None
 
     def postOptions(self):
         if self["protocol"] not in PROTOCOLS:
@@ -48,6 +70,9 @@ class _ServerOptions(usage.Options):
             raise usage.UsageError("unsupported --transport %r (supported: framed, buffered)" % (self["transport"],))
         if self["transport"] != "framed" and self["protocol"] != "thrift":
             raise usage.UsageError("--transport applies to --protocol thrift only")
+        self._postTls()
+        if self["metrics"] is not None:
+            self["metrics"] = localEndpoint("--metrics", self["metrics"])
         if self["announce"] is not None:
             from txscales.discovery import parseZooKeeperUri
             from txscales.errors import BadDestinationError
@@ -56,6 +81,24 @@ class _ServerOptions(usage.Options):
                 parseZooKeeperUri(self["announce"])
             except BadDestinationError as e:
                 raise usage.UsageError("--announce: %s" % (e,))
+
+
+    def _postTls(self):
+        if self["tls-cert"] is None:
+            if self["tls-key"] or self["tls-ca"] or self["opportunistic-tls"]:
+                raise usage.UsageError("--tls-key, --tls-ca and --opportunistic-tls need --tls-cert")
+            return
+        if self["opportunistic-tls"] is not None:
+            if self["opportunistic-tls"] not in ("desired", "required"):
+                raise usage.UsageError("--opportunistic-tls must be desired or required")
+            if self["protocol"] != "thriftmux":
+                raise usage.UsageError("--opportunistic-tls applies to --protocol thriftmux only")
+        from txscales._tls import serverOptions
+
+        try:
+            self.tls = serverOptions(self["tls-cert"], self["tls-key"], self["tls-ca"])
+        except Exception as e:
+            raise usage.UsageError("--tls-cert/--tls-key/--tls-ca: %s" % (_describe(e),))
 
 
 class ServeOptions(_ServerOptions):
@@ -130,10 +173,13 @@ class DemoClientOptions(usage.Options):
 
     synopsis = "--dest URI [--count N] [--concurrency C] [--timeout S]"
     optParameters = [
-        ["dest", "d", "tcp://127.0.0.1:9090", "Destination URI: %s." % (DESTINATIONS,)],
+        ["dest", "d", "tcp://127.0.0.1:9090", "Destination URI: %s (or tls://host:port[,...])." % (DESTINATIONS,)],
         ["count", "n", 1000, "Number of calls.", int],
         ["concurrency", "c", 10, "Calls outstanding at once.", int],
         ["timeout", "t", 1.0, "Per-call timeout in seconds.", float],
+        ["tls-ca", None, None, "With a tls:// destination: trust this PEM CA (default: the platform's CAs)."],
+        ["tls-cert", None, None, "With a tls:// destination: present this PEM client certificate."],
+        ["tls-key", None, None, "The PEM key of --tls-cert (default: in the same file)."],
     ]
 
     def postOptions(self):
@@ -158,6 +204,23 @@ class Options(usage.Options):
             raise usage.UsageError("a subcommand is required: serve, demo-server or demo-client")
 
 
+def localEndpoint(option, value):
+    """
+    Read a listening option that takes a bare port for one of this machine
+    only.
+
+    @param option: the option's name, for errors.
+    @param value: a port number, or a Twisted server endpoint string.
+    @return: C{tcp:PORT:interface=127.0.0.1} for a port, else C{value}.
+    @raise usage.UsageError: for a port out of range.
+    """
+    if not value.isdigit():
+        return value
+    if int(value) > 65535:
+        raise usage.UsageError("%s: port %s is out of range" % (option, value))
+    return "tcp:%d:interface=%s" % (int(value), LOCAL_INTERFACE)
+
+
 def loadCallable(name):
     """
     Load C{module:attribute} or C{dotted.name}.
@@ -178,12 +241,12 @@ def _checkDestination(dest):
     from txscales.discovery import parseStatic, parseZooKeeperUri
     from txscales.errors import BadDestinationError
 
-    scheme, sep, _ = dest.partition("://")
+    scheme, sep, rest = dest.partition("://")
     try:
         if not sep:
             raise BadDestinationError("%r has no scheme" % (dest,))
-        if scheme == "tcp":
-            parseStatic(dest)
+        if scheme in ("tcp", "tls"):
+            parseStatic("tcp://" + rest)
         elif scheme == "zk":
             parseZooKeeperUri(dest)
     except BadDestinationError as e:
@@ -201,6 +264,8 @@ def _thriftMuxServer(options, iface, handler, reactor):
         drainTimeout=options["drain-timeout"],
         maxFrameSize=options["max-frame-size"],
         label=options["label"],
+        tls=options.tls,
+        opportunisticTls=options["opportunistic-tls"],
     )
 
 
@@ -212,6 +277,7 @@ def _thriftServer(options, iface, handler, reactor):
         handler,
         options["listen"],
         transport=options["transport"],
+        tls=options.tls,
         reactor=reactor,
         drainTimeout=options["drain-timeout"],
         maxMessageSize=options["max-frame-size"],
@@ -222,7 +288,10 @@ def _thriftServer(options, iface, handler, reactor):
 def _httpServer(options, iface, handler, reactor):
     from txscales.http import ThriftHttpServerService
 
-    return ThriftHttpServerService(iface, handler, options["listen"], reactor, "%s (thrift over http)" % (iface.__module__,))
+    from txscales._tls import serverEndpoint
+
+    listen = serverEndpoint(reactor, options["listen"], options.tls)
+    return ThriftHttpServerService(iface, handler, listen, reactor, "%s (thrift over http)" % (iface.__module__,))
 
 
 PROTOCOLS = {"thriftmux": _thriftMuxServer, "thrift": _thriftServer, "http": _httpServer}

@@ -152,6 +152,7 @@ class DemoClientService(Service):
                 timeout=options["timeout"],
                 clientId="txscales-demo-client",
                 reactor=self._reactor,
+                **_tlsOptions(options)
             )
             first = yield client.query("x")
             self._out.write('query("x") = %r\n' % (first,))
@@ -170,3 +171,11 @@ class DemoClientService(Service):
             if self._setExitStatus is not None:
                 self._setExitStatus(self.status)
             self._reactor.stop()
+
+
+def _tlsOptions(options):
+    """
+    @return: the client's TLS options from demo-client's C{--tls-*} ones.
+    """
+    names = (("tls-ca", "tlsCa"), ("tls-cert", "tlsClientCert"), ("tls-key", "tlsClientKey"))
+    return {name: options[option] for option, name in names if options.get(option)}

@@ -9,12 +9,24 @@ C{ServiceInstance}::
      "status": "ALIVE", "shard": 3, "metadata": {"k": "v"}}
 """
 
+import ipaddress
 import json
+import re
 
 from txscales.errors import BadMemberError
 
 MEMBER_PREFIX = "member_"
 STATUSES = ("DEAD", "STARTING", "ALIVE", "STOPPING", "STOPPED", "WARNING")
+
+MAX_MEMBER_SIZE = 64 * 1024
+"""The largest member data accepted, in bytes (Finagle's are a few hundred)."""
+MAX_DEPTH = 8
+"""The deepest nesting of JSON objects and arrays accepted in a member."""
+MAX_HOST_LENGTH = 253
+"""The longest host accepted: a DNS name's limit."""
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?\Z")
+_NESTING = re.compile(rb'[\[\]{}"\\]')
 
 
 class Member:
@@ -58,12 +70,61 @@ class Member:
         return "Member(%s:%d, %s)" % (self.host, self.port, self.status)
 
 
+def _checkDepth(data):
+    """
+    Refuse JSON nested deeper than L{MAX_DEPTH}, before parsing it (the
+    parser recurses once per level).
+
+    @param data: the member's bytes.
+    @raise BadMemberError: when it nests too deep.
+    """
+    depth = 0
+    inString = escaped = False
+    for match in _NESTING.finditer(data):
+        char = match.group()
+        if inString:
+            if escaped:
+                escaped = False
+            elif char == b"\\":
+                # It escapes the next byte, which matters only when that
+                # is a quote or a backslash.
+                escaped = data[match.end() : match.end() + 1] in (b'"', b"\\")
+            elif char == b'"':
+                inString = False
+            continue
+        if char == b'"':
+            inString = True
+        elif char in b"[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise BadMemberError("member data nests deeper than %d levels" % (MAX_DEPTH,))
+        elif char in b"]}":
+            depth -= 1
+
+
+def _validHost(host):
+    """
+    @return: whether C{host} is a DNS name or an IP address.
+    """
+    if not 0 < len(host) <= MAX_HOST_LENGTH:
+        return False
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return False
+        return True
+    return _HOSTNAME.match(host) is not None
+
+
 def _endpoint(value, what):
     if not isinstance(value, dict):
         raise BadMemberError("%s is not an object" % (what,))
     host, port = value.get("host"), value.get("port")
-    if not isinstance(host, str) or not host or not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-        raise BadMemberError("%s has no valid host and port" % (what,))
+    if not isinstance(host, str) or not _validHost(host):
+        raise BadMemberError("%s has no valid host" % (what,))
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise BadMemberError("%s has no valid port" % (what,))
     return host, port
 
 
@@ -76,12 +137,19 @@ def parseMember(data, endpointName=None):
         for C{serviceEndpoint}.
     @return: a L{Member}, or None when the member has no endpoint of that
         name.
-    @raise BadMemberError: for data that is not a valid ServiceInstance.
+    @raise BadMemberError: for data that is not a valid ServiceInstance,
+        or is larger than L{MAX_MEMBER_SIZE}, or nests deeper than
+        L{MAX_DEPTH}.  Nothing else is raised, whatever the data.
     """
+    if not isinstance(data, bytes):
+        raise BadMemberError("member data is not bytes")
+    if len(data) > MAX_MEMBER_SIZE:
+        raise BadMemberError("member data of %d bytes exceeds the limit of %d" % (len(data), MAX_MEMBER_SIZE))
+    _checkDepth(data)
     try:
         document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise BadMemberError("member data is not JSON: %s" % (e,))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise BadMemberError("member data is not JSON: %s" % (str(e)[:200],))
     if not isinstance(document, dict):
         raise BadMemberError("member data is not a JSON object")
     endpoints = {None: _endpoint(document.get("serviceEndpoint"), "serviceEndpoint")}
@@ -89,14 +157,16 @@ def parseMember(data, endpointName=None):
     if not isinstance(additional, dict):
         raise BadMemberError("additionalEndpoints is not an object")
     for name, value in additional.items():
-        endpoints[name] = _endpoint(value, "additionalEndpoints[%r]" % (name,))
+        endpoints[name] = _endpoint(value, "additionalEndpoints[%r]" % (name[:100],))
     status = document.get("status", "ALIVE")
-    if status not in STATUSES:
-        raise BadMemberError("unknown status %r" % (status,))
+    if not isinstance(status, str) or status not in STATUSES:
+        raise BadMemberError("unknown status %.100r" % (status,))
     shard = document.get("shard")
-    if shard is not None and (not isinstance(shard, int) or isinstance(shard, bool)):
-        raise BadMemberError("shard %r is not an integer" % (shard,))
+    if shard is not None and (not isinstance(shard, int) or isinstance(shard, bool) or not -(2**31) <= shard < 2**31):
+        raise BadMemberError("shard %.100r is not a 32-bit integer" % (shard,))
     metadata = document.get("metadata") or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise BadMemberError("metadata is not an object of strings")
     if endpointName not in endpoints:
         return None
     host, port = endpoints[endpointName]

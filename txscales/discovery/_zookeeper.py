@@ -18,6 +18,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from txscales._ratelimit import RateLimitedLog
 from txscales.errors import BadMemberError, DiscoveryError
 from txscales.interfaces import IDestination
 from txscales.discovery._serverset import MEMBER_PREFIX, formatMember, parseMember, parseZooKeeperUri
@@ -110,9 +111,12 @@ class ServersetDestination:
     The members of a ZooKeeper serverset, kept current with watches.
 
     Only C{member_*} children count, and only C{ALIVE} members; a member
-    whose data is not valid JSON is logged and skipped.  While ZooKeeper is
-    unreachable the last known set stays in use; when the session comes
-    back (or is replaced after expiry) the set is read again.
+    whose data is not a valid ServiceInstance (see
+    L{parseMember<txscales.discovery.parseMember>}) is skipped with a
+    L{BadMemberError} in the log (rate-limited), and the others still
+    count.  While ZooKeeper is unreachable the last known set stays in use;
+    when the session comes back (or is replaced after expiry) the set is
+    read again.
 
     @ivar members: child name -> L{Member} (or None for a bad member).
     """
@@ -122,6 +126,7 @@ class ServersetDestination:
         self._path = path
         self._endpointName = endpointName
         self._zk = KazooBridge(reactor, hosts, sessionTimeout)
+        self._log = RateLimitedLog(reactor, _log)
         self._watchers = []
         self._closed = False
         self._listing = False
@@ -165,7 +170,7 @@ class ServersetDestination:
             self._zk.call("exists", self._path, watch=self._zk.watcher(self._childrenEvent)).addErrback(lambda f: None)
             self._setMembers({})
         else:
-            _log.warn("listing serverset {path} failed: {error}", path=self._path, error=failure.value)
+            self._log.warn("listing serverset {path} failed: {error}", path=self._path, error=failure.value)
         if self._relist:
             self._list()
 
@@ -187,9 +192,11 @@ class ServersetDestination:
         return self._zk.call("get", self._path + "/" + name, watch=watch)
 
     def _fetched(self, result, name, members, pending):
-        if isinstance(result, tuple):
-            members[name] = self._parse(name, result[0])
-        pending[0] -= 1
+        try:
+            if isinstance(result, tuple):
+                members[name] = self._parse(name, result[0])
+        finally:
+            pending[0] -= 1
         if pending[0] == 0:
             self._setMembers(members)
 
@@ -197,7 +204,9 @@ class ServersetDestination:
         try:
             return parseMember(data, self._endpointName)
         except BadMemberError as e:
-            _log.warn("skipping serverset member {name}: {error}", name=name, error=e)
+            self._log.warn(
+                "skipping serverset member {path}/{name}: {error}", path=self._path, name=name, error=e
+            )
             return None
 
     def _dataEvent(self, event, name):

@@ -13,6 +13,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from txscales._listening import ListeningService
+from txscales._reactor import defaultReactor
 from txscales.errors import BadMessageError, HttpStatusError, RequestNackedError
 from txscales.thrift import ThriftProcessor, decodeReply, describeService, encodeCall, proxyClass
 
@@ -84,13 +85,16 @@ class ThriftResource(Resource):
     A twisted.web resource serving a handler for a generated Thrift service
     to POSTed Thrift calls (as Apache Thrift's C{THttpClient} sends them).
     Mount it anywhere in a site.
+
+    @param clock: an C{IReactorTime}: when given, the handler's failures are
+        logged at a bounded rate (see L{ThriftProcessor}).
     """
 
     isLeaf = True
 
-    def __init__(self, iface, handler):
+    def __init__(self, iface, handler, clock=None):
         Resource.__init__(self)
-        self._processor = ThriftProcessor(iface, handler)
+        self._processor = ThriftProcessor(iface, handler, clock)
 
     def render_POST(self, request):
         body = request.content.read()
@@ -170,6 +174,6 @@ class ThriftHttpServerService(ListeningService):
     def __init__(
         self, iface: type, handler: object, listen: str, reactor: Any = None, description: Optional[str] = None
     ) -> None:
-        site = Site(ThriftResource(iface, handler))
+        site = Site(ThriftResource(iface, handler, defaultReactor(reactor)))
         site.noisy = False
         ListeningService.__init__(self, site, listen, reactor, description=description)

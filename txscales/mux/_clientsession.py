@@ -8,6 +8,7 @@ from txscales.errors import (
     RequestNackedError,
     ServerError,
     SessionDrainingError,
+    TlsNegotiationError,
     UnexpectedMessageError,
 )
 from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encodeDispatch, encodeFrames
@@ -38,9 +39,14 @@ from txscales.mux._session import (
     DEFAULT_WINDOW,
     MARKER_BYTES,
     MUX_VERSION,
+    TLS_OFF,
+    TLS_REQUIRED,
     Session,
+    StartTls,
     isMarker,
     localHeaders,
+    negotiateTls,
+    peerTls,
     peerWindow as _peerWindow,
 )
 from txscales.mux._tags import TagSet
@@ -126,15 +132,21 @@ class ClientSession(Session):
     The client half of a Mux session.
 
     @ivar state: C{"new"}, C{"marker"} (probe sent), C{"init"} (Tinit sent),
-        C{"open"} or C{"closed"}.
+        C{"tls"} (TLS negotiated, starting), C{"open"} or C{"closed"}.
     @ivar draining: whether the server asked us to drain.
     @ivar peerWindow: the largest frame body the server accepts, or None.
     @ivar discarded: how many discarded dispatches hold their tags until
         the server answers for them.
     """
 
-    def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, window=DEFAULT_WINDOW, handshake=True):
+    def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, window=DEFAULT_WINDOW, handshake=True, tls=TLS_OFF):
+        """
+        @param tls: the opportunistic TLS level sent in Tinit: C{b"off"},
+            C{b"desired"} or C{b"required"}.
+        """
         Session.__init__(self)
+        self._tls = tls
+        self._headers = None
         self._decoder = FrameDecoder(maxFrameSize, _decodeAnswer)
         self._window = window
         self._handshake = handshake
@@ -163,6 +175,8 @@ class ClientSession(Session):
         return self._open(None)
 
     def _open(self, headers):
+        if headers is None and self._tls == TLS_REQUIRED:
+            raise TlsNegotiationError("the server does not negotiate TLS, which this client requires")
         self.state = "open"
         if headers is not None:
             self.peerWindow = _peerWindow(headers)
@@ -171,6 +185,25 @@ class ClientSession(Session):
             self._out.append(encodeFrames(message, self.peerWindow))
         self._queued = []
         return [Ready(headers)]
+
+    def _negotiated(self, headers):
+        if negotiateTls(self._tls, peerTls(headers)):
+            _peerWindow(headers)  # a bad window fails before TLS starts
+            self.state = "tls"
+            self._headers = headers
+            return [StartTls()]
+        return self._open(headers)
+
+    def tlsStarted(self):
+        """
+        The connection now speaks TLS: open the session and send the
+        dispatches queued behind the handshake.
+
+        @return: the events this causes.
+        """
+        if self.state != "tls":
+            return []
+        return self._open(self._headers)
 
     @property
     def pendingCount(self):
@@ -248,6 +281,9 @@ class ClientSession(Session):
             C{written} saying whether it reached the connection.
         """
         self.state = "closed"
+        # What was received of unfinished messages goes now, not with the
+        # session.
+        self._decoder = FrameDecoder(self._decoder.maxFrameSize, _decodeAnswer)
         lost = [(tag, state == _WRITTEN) for tag, state in self._pending.items() if state != _DISCARDED]
         self._pending.clear()
         self._queued = []
@@ -286,7 +322,7 @@ class ClientSession(Session):
                 if isMarker(message):
                     self.state = "init"
                     self._out.append(
-                        encodeMessage(Tinit(CONTROL_TAG, MUX_VERSION, localHeaders(self._window)))
+                        encodeMessage(Tinit(CONTROL_TAG, MUX_VERSION, localHeaders(self._window, self._tls)))
                     )
                 else:
                     # An older server: the session has no headers, and the
@@ -294,7 +330,7 @@ class ClientSession(Session):
                     events.extend(self._open(None))
             elif self.state == "init":
                 if isinstance(message, Rinit) and message.version == MUX_VERSION:
-                    events.extend(self._open(message.headers))
+                    events.extend(self._negotiated(message.headers))
                 elif isinstance(message, Rerr):
                     raise HandshakeError("the server refused the session: %s" % (message.why.decode("utf-8", "replace"),))
                 else:

@@ -10,13 +10,17 @@ injected clock.
 from collections import deque
 
 from twisted.internet.defer import CancelledError, Deferred, fail
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from txscales._connection import DiscardedCall, noDelay
 from txscales._draining import DrainingFactory
+from txscales._ratelimit import RateLimitedLog, detached
+from txscales._tls import tlsError
 from txscales.interfaces import BUSY, CLOSED, OPEN
 from txscales.errors import (
     ConnectError,
@@ -25,6 +29,7 @@ from txscales.errors import (
     PingTimeoutError,
     ProtocolError,
     RequestNackedError,
+    TlsError,
     TxScalesError,
 )
 from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE
@@ -39,6 +44,7 @@ from txscales.mux._clientsession import (
     Replied,
 )
 from txscales.mux._serversession import Discarded, Dispatch, DrainAcknowledged, ServerSession
+from txscales.mux._session import TLS_OFF, TLS_REQUIRED, StartTls
 
 _log = Logger()
 
@@ -46,6 +52,7 @@ _MIN_PING_BUSY = 0.05
 """The least time (seconds) a ping waits before its session is busy."""
 
 
+@implementer(IHandshakeListener)
 class MuxClientProtocol(Protocol):
     """
     A Mux client connection: one Deferred per outstanding tag.
@@ -58,10 +65,16 @@ class MuxClientProtocol(Protocol):
     More than C{maxDiscarded} discarded calls left unanswered by the
     server close it too (L{DiscardedTagsError}).
 
+    With an opportunistic TLS level of C{desired} or C{required}, the
+    connection switches to TLS in place when the server's Rinit agrees
+    (MUX.md 1.4); dispatches wait until the TLS handshake is done.
+
     @ivar ready: fires with the protocol when the session is negotiated;
         fails if the connection closes first.
     @ivar closed: fires with None when the connection is gone.
     @ivar drainRequested: whether the server asked this session to drain.
+    @param log: the L{RateLimitedLog} of lines the server can trigger (by
+        default one of this connection's own).
     """
 
     def __init__(
@@ -73,9 +86,23 @@ class MuxClientProtocol(Protocol):
         pingTimeout=4.0,
         pingThreshold=2.0,
         maxDiscarded=1000,
+        opportunisticTls=TLS_OFF,
+        tls=None,
+        log=None,
     ):
+        """
+        @param opportunisticTls: the TLS level offered in Tinit, C{b"off"},
+            C{b"desired"} or C{b"required"}.
+        @param tls: the C{IOpenSSLClientConnectionCreator} to start TLS
+            with when it is negotiated.
+        @raise ValueError: for opportunistic TLS without C{tls}.
+        """
+        if opportunisticTls != TLS_OFF and tls is None:
+            raise ValueError("opportunistic TLS needs the client's TLS settings")
         self._clock = clock
-        self._session = ClientSession(maxFrameSize, handshake=handshake)
+        self._tls = tls
+        self._log = log if log is not None else RateLimitedLog(clock, _log)
+        self._session = ClientSession(maxFrameSize, handshake=handshake, tls=opportunisticTls)
         self._calls = {}
         self._holding = False
         self._pingInterval = pingInterval
@@ -180,8 +207,12 @@ class MuxClientProtocol(Protocol):
             events = self._session.receiveData(data)
         except ProtocolError as e:
             self._flush()
-            self._abort(e)
+            self._abort(detached(e))
             return
+        if events and type(events[0]) is StartTls:
+            # Nothing is queued: the session holds its dispatches until
+            # handshakeCompleted.
+            self.transport.startTLS(self._tls)
         self._flush()
         # Calls made by the callbacks of these answers are written together,
         # once every callback ran.
@@ -190,6 +221,15 @@ class MuxClientProtocol(Protocol):
             self._handle(events)
         finally:
             self._holding = False
+            self._flush()
+
+    def handshakeCompleted(self):
+        """
+        The TLS handshake is done: a session that negotiated TLS opens.
+        """
+        events = self._session.tlsStarted()
+        if events:
+            self._handle(events)
             self._flush()
 
     def _handle(self, events):
@@ -248,7 +288,7 @@ class MuxClientProtocol(Protocol):
         self._abort(PingTimeoutError("no Rping within %g s" % (self._pingTimeout,)))
 
     def _abort(self, error):
-        _log.warn("closing Mux session: {error}", error=error)
+        self._log.warn("closing Mux session: {error}", error=error)
         self._closeReason = error
         self.transport.abortConnection()
 
@@ -272,14 +312,16 @@ class MuxClientProtocol(Protocol):
             self._pingCall.cancel()
         self._pingCall = None
         cause = self._closeReason if self._closeReason is not None else reason
+        # Once ready, the session spoke over an established TLS connection.
+        failedTls = cause if isinstance(cause, TlsError) else tlsError(reason, self.transport, self.ready.called)
         lost = self._session.connectionLost()
         calls, self._calls = self._calls, {}
         for tag, written in lost:
             d = calls.pop(tag, None)
             if d is not None:
-                d.errback(ConnectionLostError(cause, mayHaveReachedServer=written))
+                d.errback(failedTls or ConnectionLostError(cause, mayHaveReachedServer=written))
         if not self.ready.called:
-            self.ready.errback(ConnectError("connection closed before the Mux session was ready: %s" % (getattr(cause, "value", cause),)))
+            self.ready.errback(failedTls or ConnectError("connection closed before the Mux session was ready: %s" % (getattr(cause, "value", cause),)))
         self._notify()
         self.closed.callback(None)
 
@@ -312,10 +354,31 @@ class MuxServerProtocol(Protocol):
     @ivar sessionFactories: callables tried on the first bytes of the
         connection (at least 8); the first to return a session object
         replaces Mux for this connection (used for Thrift downgrade).
+    @ivar badRequests: how many requests the service refused as malformed
+        (failing with a L{ProtocolError}).  They are answered with an error;
+        the first is logged, and the count when the connection closes.
     """
 
-    def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0):
+    def __init__(
+        self,
+        service,
+        clock,
+        maxFrameSize=DEFAULT_MAX_FRAME_SIZE,
+        fallbacks=(),
+        drainGrace=1.0,
+        opportunisticTls=TLS_OFF,
+        tls=None,
+    ):
+        """
+        @param opportunisticTls: the TLS level answered in Rinit, C{b"off"},
+            C{b"desired"} or C{b"required"} (Thrift fallbacks are then off).
+        @param tls: the server's TLS settings (e.g.
+            C{twisted.internet.ssl.CertificateOptions}) for starting TLS
+            when it is negotiated.
+        """
         self._service = service
+        self._opportunisticTls = opportunisticTls
+        self._tls = tls
         self._clock = clock
         self._maxFrameSize = maxFrameSize
         self._fallbacks = fallbacks
@@ -326,6 +389,7 @@ class MuxServerProtocol(Protocol):
         self._first = b""
         self._inflight = {}
         self._holding = False
+        self.badRequests = 0
         self.closed = Deferred()
 
     @property
@@ -351,11 +415,11 @@ class MuxServerProtocol(Protocol):
                 if self._session is not None:
                     break
             else:
-                self._session = ServerSession(self._maxFrameSize)
+                self._session = ServerSession(self._maxFrameSize, tls=self._opportunisticTls)
         try:
             events = self._session.receiveData(data)
         except ProtocolError as e:
-            _log.warn("closing Mux server session: {error}", error=e)
+            self.factory.log.warn("closing Mux server session: {error}", error=detached(e))
             self._flush()
             self.transport.loseConnection()
             return
@@ -388,6 +452,9 @@ class MuxServerProtocol(Protocol):
                         d.cancel()
                 elif kind is DrainAcknowledged:
                     self._closeIfDrained()
+                elif kind is StartTls:
+                    # Rinit went out in cleartext above; what follows is TLS.
+                    self.transport.startTLS(self._tls)
         finally:
             self._holding = False
             self._flush()
@@ -419,8 +486,14 @@ class MuxServerProtocol(Protocol):
         elif failure.check(RequestNackedError):
             sent = self._session.replyNack(requestId, tag, failure.value.flags)
         else:
-            _log.failure("request failed", failure)
             value = failure.value
+            if isinstance(value, ProtocolError):
+                # The peer's fault, not the service's: no traceback.
+                self.badRequests += 1
+                if self.badRequests == 1:
+                    self.factory.log.warn("bad request on a Mux server session: {error}", error=detached(value))
+            else:
+                self.factory.log.failure("request failed", failure)
             sent = self._session.replyError(
                 requestId, tag, "%s: %s" % (type(value).__name__, value), getattr(value, "flags", 0)
             )
@@ -469,6 +542,8 @@ class MuxServerProtocol(Protocol):
             self._graceTimer.cancel()
             self._graceTimer = None
         self.factory.protocols.discard(self)
+        if self.badRequests > 1:
+            self.factory.log.warn("a Mux server session had {count} bad requests", count=self.badRequests)
         if self._session is not None:
             self._session.connectionLost()
         inflight, self._inflight = self._inflight, {}
@@ -487,16 +562,48 @@ class MuxServerFactory(DrainingFactory):
 
     @ivar protocols: the open connections.
     @ivar draining: whether L{drainAll<txscales._draining.DrainingFactory.drainAll>} was called.
+    @ivar log: the L{RateLimitedLog} of lines the sessions' peers can
+        trigger.
     """
 
-    def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0):
+    def __init__(
+        self,
+        service,
+        clock,
+        maxFrameSize=DEFAULT_MAX_FRAME_SIZE,
+        fallbacks=(),
+        drainGrace=1.0,
+        opportunisticTls=TLS_OFF,
+        tls=None,
+    ):
+        """
+        @param opportunisticTls: see L{MuxServerProtocol}; with
+            C{b"required"}, clients that do not negotiate (Thrift
+            fallbacks included) are refused.
+        @param tls: the server's TLS settings, needed unless
+            C{opportunisticTls} is C{b"off"}.
+        @raise ValueError: for opportunistic TLS without C{tls}.
+        """
+        if opportunisticTls != TLS_OFF and tls is None:
+            raise ValueError("opportunistic TLS needs the server's TLS settings")
         self._service = service
         DrainingFactory.__init__(self, clock)
+        self.log = RateLimitedLog(clock, _log)
         self._maxFrameSize = maxFrameSize
-        self._fallbacks = tuple(fallbacks)
+        self._fallbacks = () if opportunisticTls == TLS_REQUIRED else tuple(fallbacks)
         self._drainGrace = drainGrace
+        self._opportunisticTls = opportunisticTls
+        self._tlsOptions = tls
 
     def buildProtocol(self, addr):
-        p = MuxServerProtocol(self._service, self._clock, self._maxFrameSize, self._fallbacks, self._drainGrace)
+        p = MuxServerProtocol(
+            self._service,
+            self._clock,
+            self._maxFrameSize,
+            self._fallbacks,
+            self._drainGrace,
+            self._opportunisticTls,
+            self._tlsOptions,
+        )
         p.factory = self
         return p

@@ -25,7 +25,8 @@ class ClientBuilder:
     def dest(self, dest):
         """
         Set the destination URI (C{tcp://host:port[,host:port...]},
-        C{zk://...}, or another discovery scheme).
+        C{tls://host:port[,host:port...]}, C{zk://...}, or another
+        discovery scheme).
         """
         self._dest = dest
         return self
@@ -49,6 +50,27 @@ class ClientBuilder:
         Use C{random} (a C{random.Random}) for balancing and trace ids.
         """
         self._options["random"] = random
+        return self
+
+    def tls(self, tls=True, ca=None, clientCert=None, clientKey=None, hostname=None):
+        """
+        Reach the servers over TLS (as a C{tls://} destination does).
+
+        @param tls: True, or an C{IOpenSSLClientConnectionCreator} used for
+            every server (the other arguments then do not apply).
+        @param ca: the path of the PEM CA certificate to trust (default:
+            the platform's CAs).
+        @param clientCert: the path of a PEM client certificate, for
+            servers that require one; its key is C{clientKey} (default: in
+            the same file).
+        @param clientKey: the path of the PEM key of C{clientCert}.
+        @param hostname: the name the servers' certificates must be valid
+            for (default: each server's host).
+        """
+        self._options["tls"] = tls
+        for name, value in (("tlsCa", ca), ("tlsClientCert", clientCert), ("tlsClientKey", clientKey), ("tlsHostname", hostname)):
+            if value is not None:
+                self._options[name] = value
         return self
 
     def connectTimeout(self, seconds):

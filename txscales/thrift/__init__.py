@@ -18,6 +18,7 @@ can never be read by another call.
 """
 
 from txscales._reactor import defaultReactor
+from txscales._tls import serverEndpoint, serverOptions as serverTlsOptions
 from txscales.stack import ClientBuilder
 from txscales.thrift._client import ThriftClient, buildClient
 from txscales.thrift._codec import (
@@ -35,7 +36,7 @@ from txscales.thrift._proxy import proxyClass
 from txscales.thrift._server import ThriftServerService, countedProcess, serverFactory
 from txscales.thrift._session import InOrderReplies
 
-__all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FRAMED", "BUFFERED", "BINARY", "COMPACT", "missingMethods"]
+__all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FRAMED", "BUFFERED", "BINARY", "COMPACT", "missingMethods", "serverTlsOptions"]
 
 # Also here, for txscales' other protocol packages (ThriftMux, Thrift over
 # HTTP) and txscales.testing, not for users: the call codec
@@ -102,7 +103,8 @@ class Thrift:
         Make a client of a generated Thrift service.
 
         @param iface: the generated C{Iface} class.
-        @param dest: C{tcp://host:port[,host:port...]}.
+        @param dest: C{tcp://host:port[,host:port...]}, C{zk://...}, or
+            C{tls://host:port[,host:port...]} (C{tcp://} with C{tls=True}).
         @param transport: C{"framed"} or C{"buffered"}.
         @param protocol: C{"binary"} or C{"compact"}.
         @param timeout: default per-call timeout in seconds (None for none);
@@ -113,7 +115,10 @@ class Thrift:
             C{retryPolicy}, C{maxRequeues}, C{failureAccrual} (a dict of
             options, or False), C{failFast} (C{start}, C{maximum}),
             C{stats}, C{registry}, C{reactor}, C{random},
-            C{connectTimeout}, C{maxMessageSize}, C{endpointFactory}.
+            C{connectTimeout}, C{maxMessageSize}, C{endpointFactory}; TLS:
+            C{tls} (True, or an C{IOpenSSLClientConnectionCreator}),
+            C{tlsCa}, C{tlsClientCert}, C{tlsClientKey}, C{tlsHostname}
+            (as for L{txscales.thriftmux.ThriftMux.newClient}).
         @return: a proxy whose methods return Deferreds.
         @raise ValueError: for an unknown transport or protocol.
         """
@@ -138,6 +143,7 @@ class Thrift:
         label=None,
         stats=True,
         registry=None,
+        tls=None,
     ):
         """
         Make a service serving C{handler} on C{listen}; each call's protocol
@@ -157,6 +163,8 @@ class Thrift:
         @param stats: whether to count requests in prometheus metrics.
         @param registry: the prometheus C{CollectorRegistry} (default: the
             global one).
+        @param tls: TLS settings (a C{twisted.internet.ssl.CertificateOptions},
+            e.g. from L{serverTlsOptions}): every connection speaks TLS.
         @return: a L{ThriftServerService} (an C{IService}); start it, or
             add it to an application.
         @raise ValueError: for an unknown transport.
@@ -169,5 +177,5 @@ class Thrift:
             serverStats = Stats("server", label or iface.__module__, registry)
         factory = serverFactory(iface, handler, reactor, transport, maxMessageSize, serverStats)
         return ThriftServerService(
-            factory, listen, reactor, drainTimeout, "%s (thrift %s)" % (iface.__module__, transport)
+            factory, serverEndpoint(reactor, listen, tls), reactor, drainTimeout, "%s (thrift %s)" % (iface.__module__, transport)
         )

@@ -9,6 +9,7 @@ from typing import Any, Callable, Optional
 from twisted.internet.defer import fail
 
 from txscales._reactor import defaultReactor
+from txscales._tls import clientTls, tlsEndpointFactory
 from txscales.stack import STACK_OPTIONS, StackClient, buildStack
 from txscales.thrift._codec import BINARY, describeService, encodeArgs
 from txscales.thrift._endpoint import DEFAULT_HIGH, DEFAULT_LOW, ThriftEndpoint, ThriftRequest
@@ -72,6 +73,9 @@ def buildClient(
     if low is None:
         low = min(DEFAULT_LOW, high)
     reactor = defaultReactor(reactor)
+    dest, tlsFor = clientTls(dest, options)
+    if tlsFor is not None:
+        endpointFactory = tlsEndpointFactory(tlsFor, endpointFactory)
     stackOptions = {k: options.pop(k) for k in STACK_OPTIONS + _BUILD_OPTIONS if k in options}
     if options:
         raise TypeError("unknown Thrift client option(s): %s" % (", ".join(sorted(options)),))

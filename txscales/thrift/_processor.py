@@ -15,6 +15,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txscales._ratelimit import RateLimitedLog, detached
 from txscales.errors import BadMessageError, RequestNackedError
 from txscales.thrift._codec import (
     BINARY,
@@ -44,6 +45,17 @@ def missingMethods(iface, handler):
     return sorted(name for name in describeService(iface) if not callable(getattr(handler, name, None)))
 
 
+def _logCleaned(format, failure, **kwargs):
+    """
+    Log C{failure} with its frames turned into text, so that a log event
+    keeping it (when logging has not started, say) keeps none of the call's
+    data.
+    """
+    detached(failure.value)
+    failure.cleanFailure()
+    _log.failure(format, failure, **kwargs)
+
+
 class ThriftProcessor:
     """
     Turn Thrift call bytes into reply bytes by calling a handler.
@@ -51,7 +63,15 @@ class ThriftProcessor:
     @ivar methods: the service's methods, by name.
     """
 
-    def __init__(self, iface, handler):
+    def __init__(self, iface, handler, clock=None):
+        """
+        @param iface: a generated C{Iface} class.
+        @param handler: a handler for it.
+        @param clock: an C{IReactorTime}: when given, the handler's failures
+            are logged through a L{RateLimitedLog} on it, since a peer can
+            make them as often as it calls.
+        """
+        self._logFailure = RateLimitedLog(clock, _log).failure if clock is not None else _logCleaned
         self.methods = describeService(iface)
         self._bound = {}
         self._calls = {}
@@ -136,26 +156,24 @@ class ThriftProcessor:
             return b""
         return encodeResult(method, seqid, protocol, value)
 
-    @classmethod
-    def _failed(cls, failure, method, seqid, protocol):
+    def _failed(self, failure, method, seqid, protocol):
         if failure.check(CancelledError, RequestNackedError):
             return failure
-        return cls._encodeFailure(failure, method, seqid, protocol)
+        return self._encodeFailure(failure, method, seqid, protocol)
 
-    @staticmethod
-    def _encodeFailure(failure, method, seqid, protocol):
+    def _encodeFailure(self, failure, method, seqid, protocol):
         """
         @return: the reply bytes for a handler's C{failure}: its declared
             exception, or a C{TApplicationException} (C{b""} for a one-way
             call, whose failure is logged).
         """
         if method.oneway:
-            _log.failure("one-way call {name} failed", failure, name=method.name)
+            self._logFailure("one-way call {name} failed", failure, name=method.name)
             return b""
         for _, cls in method.exceptions:
             if failure.check(cls):
                 return encodeResult(method, seqid, protocol, exception=failure.value)
-        _log.failure("{name} failed", failure, name=method.name)
+        self._logFailure("{name} failed", failure, name=method.name)
         return encodeApplicationException(
             method.name,
             seqid,

@@ -6,16 +6,20 @@ L{txscales.thrift._session.ClientSession}, one call at a time.
 from typing import Optional
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from txscales._connection import DiscardedCall, noDelay
+from txscales._tls import tlsError
 from txscales.errors import ConnectionLostError, ProtocolError
 from txscales.thrift._codec import BINARY, Method
 from txscales.thrift._framing import DEFAULT_MAX_MESSAGE_SIZE, FRAMED
 from txscales.thrift._session import ClientSession, Reply
 
 
+@implementer(IHandshakeListener)
 class ThriftClientProtocol(Protocol):
     """
     One plain Thrift client connection; L{call} sends one call at a time.
@@ -29,6 +33,7 @@ class ThriftClientProtocol(Protocol):
         self._session = ClientSession(transport, protocol, maxMessageSize)
         self._waiting = None
         self._lost = False
+        self._handshakeDone = False
         self.closed: "Deferred[None]" = Deferred()
 
     @property
@@ -40,6 +45,12 @@ class ThriftClientProtocol(Protocol):
 
     def connectionMade(self) -> None:
         noDelay(self.transport)
+
+    def handshakeCompleted(self) -> None:
+        """
+        The TLS handshake (when there is one) is done.
+        """
+        self._handshakeDone = True
 
     def call(self, method: Method, args: bytes) -> "Deferred[Optional[Reply]]":
         """
@@ -84,7 +95,7 @@ class ThriftClientProtocol(Protocol):
     def connectionLost(self, reason: Failure) -> None:
         self._lost = True
         self._session.connectionLost()
-        self._fail(ConnectionLostError(reason, mayHaveReachedServer=True))
+        self._fail(tlsError(reason, self.transport, self._handshakeDone) or ConnectionLostError(reason, mayHaveReachedServer=True))
         self.closed.callback(None)
 
     def close(self) -> "Deferred[None]":

@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from txscales._connection import noDelay
 from txscales._draining import DrainingFactory
 from txscales._listening import ListeningService
+from txscales._ratelimit import RateLimitedLog, detached
 from txscales.errors import ProtocolError, RequestNackedError
 from txscales.thrift._framing import DEFAULT_MAX_MESSAGE_SIZE, FRAMED
 from txscales.thrift._processor import ThriftProcessor
@@ -98,7 +99,7 @@ class ThriftServerProtocol(Protocol):
         try:
             calls = self._session.receiveData(data)
         except ProtocolError as e:
-            _log.warn("closing Thrift connection: {error}", error=e)
+            self.factory.log.warn("closing Thrift connection: {error}", error=detached(e))
             self._flush()
             self.transport.loseConnection()
             return
@@ -110,7 +111,7 @@ class ThriftServerProtocol(Protocol):
         try:
             result = self._process(call.message)
         except ProtocolError as e:
-            _log.warn("closing Thrift connection: {error}", error=e)
+            self.factory.log.warn("closing Thrift connection: {error}", error=detached(e))
             self.transport.loseConnection()
             return
         except Exception:
@@ -136,9 +137,9 @@ class ThriftServerProtocol(Protocol):
         # Plain Thrift has no error or nack reply: the client learns that
         # its call failed from the connection closing.
         if failure.check(RequestNackedError):
-            _log.warn("Thrift call refused (nack); closing the connection")
+            self.factory.log.warn("Thrift call refused (nack); closing the connection")
         else:
-            _log.failure("Thrift call failed without a reply; closing the connection", failure)
+            self.factory.log.failure("Thrift call failed without a reply; closing the connection", failure)
         self.transport.loseConnection()
 
     def _flush(self):
@@ -178,12 +179,15 @@ class ThriftServerFactory(DrainingFactory):
 
     @ivar protocols: the open connections.
     @ivar draining: whether L{drainAll<txscales._draining.DrainingFactory.drainAll>} was called.
+    @ivar log: the L{RateLimitedLog} of lines the connections' peers can
+        trigger.
     """
 
     def __init__(self, process, clock, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
         ServerSession(transport, maxMessageSize)  # check the transport name
         self._process = process
         DrainingFactory.__init__(self, clock)
+        self.log = RateLimitedLog(clock, _log)
         self._transport = transport
         self._maxMessageSize = maxMessageSize
 
@@ -211,7 +215,7 @@ def serverFactory(
     @return: a L{ThriftServerFactory} serving C{handler} for the generated
         service C{iface}.
     """
-    process = ThriftProcessor(iface, handler).process
+    process = ThriftProcessor(iface, handler, reactor).process
     if stats is not None:
         process = countedProcess(process, stats, reactor)
     return ThriftServerFactory(process, reactor, transport, maxMessageSize)

@@ -7,13 +7,15 @@ ThriftMux: Thrift over Mux, client and server, byte-compatible with Finagle.
 """
 
 from txscales._reactor import defaultReactor
+from txscales._tls import opportunisticLevel, serverEndpoint
 from txscales.mux import DEFAULT_MAX_FRAME_SIZE
 from txscales.stack import ClientBuilder
+from txscales.thrift import serverTlsOptions
 from txscales.thriftmux._client import ThriftMuxClient, buildClient
 from txscales.thriftmux._contexts import RequestContext, TraceId, currentRequest
 from txscales.thriftmux._server import ThriftMuxServerService, serverFactory
 
-__all__ = ["ThriftMux", "ThriftMuxBuilder", "ThriftMuxClient", "RequestContext", "TraceId", "currentRequest"]
+__all__ = ["ThriftMux", "ThriftMuxBuilder", "ThriftMuxClient", "RequestContext", "TraceId", "currentRequest", "serverTlsOptions"]
 
 # Also here, not for users: serverFactory, for txscales.testing.
 
@@ -40,6 +42,15 @@ class ThriftMuxBuilder(ClientBuilder):
         Set the largest frame (and message) accepted from servers.
         """
         self._options["maxFrameSize"] = size
+        return self
+
+    def opportunisticTls(self, level):
+        """
+        Negotiate TLS in the Mux handshake (C{"desired"} or C{"required"})
+        and switch each session to TLS in place when the server agrees, as
+        Finagle's opportunistic TLS does; C{tls()} gives the TLS settings.
+        """
+        self._options["opportunisticTls"] = level
         return self
 
     def pingInterval(self, seconds, timeout=4.0, threshold=2.0):
@@ -84,7 +95,8 @@ class ThriftMux:
         Make a client of a generated Thrift service.
 
         @param iface: the generated C{Iface} class.
-        @param dest: C{tcp://host:port[,host:port...]}.
+        @param dest: C{tcp://host:port[,host:port...]}, C{zk://...}, or
+            C{tls://host:port[,host:port...]} (C{tcp://} with C{tls=True}).
         @param timeout: default per-call timeout in seconds (None for none);
             C{client.withOptions(timeout=...)} overrides it.
         @param clientId: sent as Finagle's ClientIdContext.
@@ -95,7 +107,15 @@ class ThriftMux:
             C{stats}, C{registry}, C{reactor}, C{random},
             C{connectTimeout}, C{maxFrameSize}, C{pingInterval},
             C{pingTimeout}, C{pingThreshold}, C{maxDiscarded},
-            C{reconnectBackoff} (C{(start, maximum)}), C{healthyAfter}.
+            C{reconnectBackoff} (C{(start, maximum)}), C{healthyAfter}; TLS: C{tls} (True, or an
+            C{IOpenSSLClientConnectionCreator} for every server),
+            C{tlsCa} (path of the PEM CA to trust; default: the
+            platform's), C{tlsClientCert} and C{tlsClientKey} (PEM paths,
+            for mutual TLS), C{tlsHostname} (the name the certificates must
+            be valid for; default: each server's host), and
+            C{opportunisticTls} (C{"desired"} or C{"required"}: connect in
+            cleartext and switch to TLS in place when the server agrees in
+            the Mux handshake, as Finagle's opportunistic TLS does).
         @return: a proxy whose methods return Deferreds.
         """
         return buildClient(iface, dest, timeout=timeout, clientId=clientId, **options)
@@ -118,6 +138,8 @@ class ThriftMux:
         label=None,
         stats=True,
         registry=None,
+        tls=None,
+        opportunisticTls=None,
     ):
         """
         Make a service serving C{handler} on C{listen}.
@@ -132,14 +154,30 @@ class ThriftMux:
         @param stats: whether to count requests in prometheus metrics.
         @param registry: the prometheus C{CollectorRegistry} (default: the
             global one).
+        @param tls: TLS settings (a C{twisted.internet.ssl.CertificateOptions},
+            e.g. from L{txscales.thrift.serverTlsOptions}): every
+            connection speaks TLS from its first byte, unless
+            C{opportunisticTls} is set.
+        @param opportunisticTls: C{"desired"} or C{"required"}: listen in
+            cleartext and switch a session to TLS (with C{tls}) in place
+            when its client negotiates it in Tinit, as Finagle's
+            opportunistic TLS does; with C{"required"}, clients that do not
+            are refused.
         @return: a L{ThriftMuxServerService} (an C{IService}); start it, or
             add it to an application.
+        @raise ValueError: for opportunistic TLS without C{tls}.
         """
         reactor = defaultReactor(reactor)
+        level = opportunisticLevel(opportunisticTls)
+        if level != b"off":
+            if tls is None:
+                raise ValueError("opportunisticTls needs tls= settings")
+        else:
+            listen = serverEndpoint(reactor, listen, tls)
         serverStats = None
         if stats:
             from txscales.stats import Stats
 
             serverStats = Stats("server", label or iface.__module__, registry)
-        factory = serverFactory(iface, handler, reactor, maxFrameSize, serverStats)
+        factory = serverFactory(iface, handler, reactor, maxFrameSize, serverStats, level, tls)
         return ThriftMuxServerService(factory, listen, reactor, drainTimeout, "%s (thriftmux)" % (iface.__module__,))

@@ -8,6 +8,7 @@ import random as _random
 from twisted.internet.defer import fail
 
 from txscales._reactor import defaultReactor
+from txscales._tls import clientTls, opportunisticLevel, tlsEndpointFactory
 from txscales.errors import RequestTimeoutError, UnsupportedError
 from txscales.mux import MuxEndpoint, MuxRequest
 from txscales.stack import STACK_OPTIONS, StackClient, buildStack
@@ -86,10 +87,22 @@ def buildClient(
         random = _random.Random()
     stackOptions = {k: options.pop(k) for k in STACK_OPTIONS + ("stats", "registry", "discoveryTimeout") if k in options}
     reconnect = {k: options.pop(k) for k in ("reconnectBackoff", "healthyAfter") if k in options}
+    level = opportunisticLevel(options.pop("opportunisticTls", None))
+    if level != b"off":
+        options.setdefault("tls", True)
+    dest, tlsFor = clientTls(dest, options)
+    if tlsFor is not None and level == b"off":
+        endpointFactory = tlsEndpointFactory(tlsFor, endpointFactory)
 
     def makeEndpoint(host, port, stats):
         onConnect = stats.connected if stats is not None else None
-        return MuxEndpoint(reactor, host, port, options, connectTimeout, endpointFactory, onConnect, random, **reconnect)
+        protocolOptions = options
+        if level != b"off":
+            # TLS starts in place once the session negotiated it.
+            protocolOptions = dict(options, opportunisticTls=level, tls=tlsFor(host))
+        return MuxEndpoint(
+            reactor, host, port, protocolOptions, connectTimeout, endpointFactory, onConnect, random, **reconnect
+        )
 
     stack = buildStack(dest, makeEndpoint, reactor, label or iface.__module__, random, **stackOptions)
     methods = describeService(iface)

@@ -49,6 +49,8 @@ def serverFactory(
     reactor: Any,
     maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
     stats: "Optional[Stats]" = None,
+    opportunisticTls: bytes = b"off",
+    tls: Any = None,
 ) -> MuxServerFactory:
     """
     @param iface: the generated C{Iface} class.
@@ -56,11 +58,16 @@ def serverFactory(
     @param reactor: the reactor (its clock times sessions and calls).
     @param maxFrameSize: the largest frame accepted.
     @param stats: a L{txscales.stats.Stats} for the server, or None.
+    @param opportunisticTls: the Mux opportunistic TLS level, C{b"off"},
+        C{b"desired"} or C{b"required"}.
+    @param tls: the TLS settings opportunistic TLS starts with.
     @return: a L{MuxServerFactory} serving C{handler} for the generated
         service C{iface}, downgrading Thrift clients.
     """
-    service = thriftMuxService(ThriftProcessor(iface, handler), stats, reactor)
-    return MuxServerFactory(service, reactor, maxFrameSize, fallbacks=[vanillaFallback])
+    service = thriftMuxService(ThriftProcessor(iface, handler, reactor), stats, reactor)
+    return MuxServerFactory(
+        service, reactor, maxFrameSize, fallbacks=[vanillaFallback], opportunisticTls=opportunisticTls, tls=tls
+    )
 
 
 class ThriftMuxServerService(ListeningService):
