@@ -91,6 +91,14 @@ class PingTimeoutError(ProtocolError):
     """
 
 
+class DiscardedTagsError(TxScalesError):
+    """
+    The server left too many discarded Mux calls unanswered: their tags stay
+    reserved until it answers, so the session is closed before they run
+    out, and its calls go to another session.
+    """
+
+
 class EncodeError(TxScalesError):
     """
     A message cannot be encoded: a field is out of range (for example a tag

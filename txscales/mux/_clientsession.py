@@ -139,6 +139,8 @@ class ClientSession(Session):
     @ivar quiet: while true, the server's pings and requests get no answer
         (the protocol sets it while its writes back up, so a server that
         floods us and reads nothing cannot make us hold answers).
+    @ivar discarded: how many discarded dispatches hold their tags until
+        the server answers for them.
     """
 
     def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, window=DEFAULT_WINDOW, handshake=True, tls=TLS_OFF):
@@ -162,6 +164,7 @@ class ClientSession(Session):
         self.peerWindow = None
         self.pingOutstanding = False
         self.quiet = False
+        self.discarded = 0
 
     def start(self):
         """
@@ -258,6 +261,7 @@ class ClientSession(Session):
             return False
         if state == _WRITTEN:
             self._pending[tag] = _DISCARDED
+            self.discarded += 1
             self._out.append(encodeMessage(Tdiscarded(tag, why)))
             return True
         return False
@@ -288,6 +292,7 @@ class ClientSession(Session):
         lost = [(tag, state == _WRITTEN) for tag, state in self._pending.items() if state != _DISCARDED]
         self._pending.clear()
         self._queued = []
+        self.discarded = 0
         return lost
 
     def receiveData(self, data):
@@ -335,6 +340,8 @@ class ClientSession(Session):
                     self._tags.release(tag)
                     if state != _DISCARDED:
                         events.append(message if kind is Replied else Replied(tag, message.contexts, message.body))
+                    else:
+                        self.discarded -= 1
                     if self.draining and not pending:
                         events.append(Drained())
                 else:
@@ -367,6 +374,8 @@ class ClientSession(Session):
             self._tags.release(tag)
             if state != _DISCARDED:
                 events.append(self._outcome(message))
+            else:
+                self.discarded -= 1
             if self.draining and not self._pending:
                 events.append(Drained())
         elif kind is Tping:

@@ -7,6 +7,8 @@ and whatever the session wants written is written.  Time comes from an
 injected clock.
 """
 
+from collections import deque
+
 from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol
@@ -23,6 +25,7 @@ from txscales.interfaces import BUSY, CLOSED, OPEN
 from txscales.errors import (
     ConnectError,
     ConnectionLostError,
+    DiscardedTagsError,
     PingTimeoutError,
     ProtocolError,
     RequestNackedError,
@@ -45,11 +48,22 @@ from txscales.mux._session import TLS_OFF, TLS_REQUIRED, StartTls
 
 _log = Logger()
 
+_MIN_PING_BUSY = 0.05
+"""The least time (seconds) a ping waits before its session is busy."""
+
 
 @implementer(IHandshakeListener)
 class MuxClientProtocol(Protocol):
     """
     A Mux client connection: one Deferred per outstanding tag.
+
+    Its failure detector pings the server every C{pingInterval} seconds,
+    and at once when a call is discarded (say, timed out) while no ping
+    is outstanding: a ping waiting more than C{pingThreshold} times the
+    longest of the last five round trips (and at least 50 ms) makes the
+    session busy, one unanswered for C{pingTimeout} seconds closes it.
+    More than C{maxDiscarded} discarded calls left unanswered by the
+    server close it too (L{DiscardedTagsError}).
 
     With an opportunistic TLS level of C{desired} or C{required}, the
     connection switches to TLS in place when the server's Rinit agrees
@@ -70,6 +84,8 @@ class MuxClientProtocol(Protocol):
         handshake=True,
         pingInterval=5.0,
         pingTimeout=4.0,
+        pingThreshold=2.0,
+        maxDiscarded=1000,
         opportunisticTls=TLS_OFF,
         tls=None,
         log=None,
@@ -92,6 +108,11 @@ class MuxClientProtocol(Protocol):
         self._pingInterval = pingInterval
         self._pingTimeout = pingTimeout
         self._pingCall = None
+        self._pingThreshold = pingThreshold
+        self._pingSentAt = None
+        self._lastPing = None
+        self._rtts = deque(maxlen=5)
+        self._maxDiscarded = maxDiscarded
         self._leaseExpires = None
         self._closeReason = None
         self.drainRequested = False
@@ -103,10 +124,11 @@ class MuxClientProtocol(Protocol):
     def status(self):
         """
         C{"open"} while the session takes new calls; C{"busy"} while it is
-        negotiating, draining or its lease has expired; C{"closed"} when gone.
+        negotiating, draining, its lease has expired or its ping is late;
+        C{"closed"} when gone.
         """
         state = self._session.state
-        if state == "open" and self._leaseExpires is None and not self.drainRequested:
+        if state == "open" and self._leaseExpires is None and self._pingSentAt is None and not self.drainRequested:
             return OPEN
         if state == "closed":
             return CLOSED
@@ -114,7 +136,24 @@ class MuxClientProtocol(Protocol):
             return BUSY
         if self._leaseExpires is not None and self._clock.seconds() >= self._leaseExpires:
             return BUSY
+        if self._pingSentAt is not None and self._pingLate():
+            return BUSY
         return OPEN
+
+    @property
+    def acceptsCalls(self):
+        """
+        Whether the session takes new calls: a busy one whose ping or lease
+        is late still does, when the balancer picks it all the same.
+        """
+        return self._session.state == "open" and not self.drainRequested
+
+    def _pingLate(self):
+        """
+        @return: whether the outstanding ping waited beyond the threshold.
+        """
+        bound = self._pingThreshold * max(self._rtts) if self._rtts else 0.0
+        return self._clock.seconds() - self._pingSentAt > max(bound, _MIN_PING_BUSY)
 
     @property
     def pending(self):
@@ -155,9 +194,20 @@ class MuxClientProtocol(Protocol):
 
     def _discard(self, tag, d):
         self._calls.pop(tag, None)
-        written = self._session.discard(tag, b"call cancelled by the client")
+        session = self._session
+        written = session.discard(tag, b"call cancelled by the client")
         self._flush()
         d.errback(DiscardedCall(written))
+        if not written or session.state != "open":
+            return
+        if self._maxDiscarded is not None and session.discarded > self._maxDiscarded:
+            self._abort(DiscardedTagsError("%d discarded calls left unanswered" % (session.discarded,)))
+        elif self._pingSentAt is None and self._pingInterval is not None:
+            # A call given up on: is the server still there?  At most ten
+            # such pings per interval.
+            last = self._lastPing
+            if last is None or self._clock.seconds() - last >= self._pingInterval / 10.0:
+                self._schedulePing(0)
 
     def dataReceived(self, data):
         # The answers that came before a frame breaking the protocol are
@@ -205,6 +255,9 @@ class MuxClientProtocol(Protocol):
                 if d is not None:
                     d.errback(event.error)
             elif kind is PingReplied:
+                if self._pingSentAt is not None:
+                    self._rtts.append(self._clock.seconds() - self._pingSentAt)
+                    self._pingSentAt = None
                 self._schedulePing(self._pingInterval)
             elif kind is Ready:
                 self._schedulePing(0)
@@ -232,8 +285,10 @@ class MuxClientProtocol(Protocol):
     def _ping(self):
         self._pingCall = None
         if self._session.ping():
-            self._flush()
+            self._pingSentAt = self._lastPing = self._clock.seconds()
+            # Armed before writing: a transport may deliver the answer at once.
             self._pingCall = self._clock.callLater(self._pingTimeout, self._pingExpired)
+            self._flush()
 
     def _pingExpired(self):
         self._pingCall = None

@@ -69,14 +69,26 @@ class EndpointNode:
         if self.accrual is not None:
             self.accrual.success()
 
-    def failed(self, failure: Failure) -> None:
+    def failed(self, failure: Failure, timedOut: bool = False) -> None:
         """
-        A request sent with L{send} failed with C{failure}.
+        A request sent with L{send} failed with C{failure}; every outcome
+        reaches failure accrual, so that a probe is always settled.
+
+        @param timedOut: whether it failed because its timeout expired.
         """
+        accrual = self.accrual
         if failure.check(ConnectError):
             self.failFast.markDown(failure.value)
-        elif self.accrual is not None and not failure.check(CancelledError) and not isRequeueable(failure):
-            self.accrual.failure()
+            if accrual is not None:
+                accrual.connectFailed()
+        elif accrual is None:
+            return
+        elif timedOut:
+            accrual.timedOut()
+        elif failure.check(CancelledError) or isRequeueable(failure):
+            accrual.ignored()
+        else:
+            accrual.failure()
 
     def _downError(self) -> ConnectError:
         """

@@ -53,13 +53,34 @@ class ThriftMuxBuilder(ClientBuilder):
         self._options["opportunisticTls"] = level
         return self
 
-    def pingInterval(self, seconds, timeout=4.0):
+    def pingInterval(self, seconds, timeout=4.0, threshold=2.0):
         """
-        Ping each session every C{seconds} (None to disable); a session whose
-        ping is not answered within C{timeout} seconds is closed.
+        Ping each session every C{seconds} (None to disable), and at once
+        when a call is discarded; a session whose ping waits more than
+        C{threshold} times its recent round trips is busy, one whose ping is
+        not answered within C{timeout} seconds is closed.
         """
         self._options["pingInterval"] = seconds
         self._options["pingTimeout"] = timeout
+        self._options["pingThreshold"] = threshold
+        return self
+
+    def maxDiscarded(self, count):
+        """
+        Close a session once more than C{count} of its discarded calls wait
+        for the server's answer (None: no bound).
+        """
+        self._options["maxDiscarded"] = count
+        return self
+
+    def reconnectBackoff(self, start=1.0, maximum=32.0, healthyAfter=5.0):
+        """
+        Wait an exponential jittered backoff from C{start} to C{maximum}
+        seconds before connecting again after a session that ended within
+        C{healthyAfter} seconds of its start.
+        """
+        self._options["reconnectBackoff"] = (start, maximum)
+        self._options["healthyAfter"] = healthyAfter
         return self
 
 
@@ -85,7 +106,8 @@ class ThriftMux:
             options, or False), C{failFast} (C{start}, C{maximum}),
             C{stats}, C{registry}, C{reactor}, C{random},
             C{connectTimeout}, C{maxFrameSize}, C{pingInterval},
-            C{pingTimeout}; TLS: C{tls} (True, or an
+            C{pingTimeout}, C{pingThreshold}, C{maxDiscarded},
+            C{reconnectBackoff} (C{(start, maximum)}), C{healthyAfter}; TLS: C{tls} (True, or an
             C{IOpenSSLClientConnectionCreator} for every server),
             C{tlsCa} (path of the PEM CA to trust; default: the
             platform's), C{tlsClientCert} and C{tlsClientKey} (PEM paths,
