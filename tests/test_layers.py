@@ -26,6 +26,7 @@ LAYERS: List[Set[str]] = [
         "txscales._moving",
         "txscales._plugins",
         "txscales._reactor",
+        "txscales._timers",
         "txscales._version",
         "txscales.errors",
         "txscales.interfaces",

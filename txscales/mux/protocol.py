@@ -257,11 +257,19 @@ class MuxServerProtocol(Protocol):
     @ivar sessionFactories: callables tried on the first bytes of the
         connection (at least 8); the first to return a session object
         replaces Mux for this connection (used for Thrift downgrade).
+
+    With C{timeouts} (a L{txscales._timers.ServerTimeouts}), a connection
+    that does not complete its first message in time, is slower than the
+    read timeout to complete a message, or stays idle too long is closed.
     """
 
-    def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0):
+    def __init__(
+        self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0, timeouts=None
+    ):
         self._service = service
         self._clock = clock
+        self._timeouts = timeouts
+        self._timers = None
         self._maxFrameSize = maxFrameSize
         self._fallbacks = fallbacks
         self._drainGrace = drainGrace
@@ -283,12 +291,20 @@ class MuxServerProtocol(Protocol):
     def connectionMade(self):
         noDelay(self.transport)
         self.factory.protocols.add(self)
+        if self._timeouts is not None:
+            self._timers = self._timeouts.watch(self.transport, self._busy)
+
+    def _busy(self):
+        return self._session is not None and self._session.pendingCount > 0
 
     def dataReceived(self, data):
+        received = len(data)
         if self._session is None:
             data = self._first + data
             if len(data) < 8:
                 self._first = data
+                if self._timers is not None:
+                    self._timers.received(received, len(data))
                 return
             self._first = b""
             for fallback in self._fallbacks:
@@ -304,6 +320,8 @@ class MuxServerProtocol(Protocol):
             self._flush()
             self.transport.loseConnection()
             return
+        if self._timers is not None:
+            self._timers.received(received, self._session.bufferedSize())
         if self.factory.draining and self._session.state == "open":
             # Opened while the server drains: drain once negotiated.
             self._startDrain()
@@ -413,6 +431,8 @@ class MuxServerProtocol(Protocol):
         if self._graceTimer is not None:
             self._graceTimer.cancel()
             self._graceTimer = None
+        if self._timers is not None:
+            self._timers.stop()
         self.factory.protocols.discard(self)
         if self._session is not None:
             self._session.connectionLost()
@@ -431,17 +451,24 @@ class MuxServerFactory(DrainingFactory):
     answer) closes once idle after C{drainGrace} seconds.
 
     @ivar protocols: the open connections.
+    @ivar timeouts: the L{txscales._timers.ServerTimeouts} of the
+        connections, or None for none.
     @ivar draining: whether L{drainAll<txscales._draining.DrainingFactory.drainAll>} was called.
     """
 
-    def __init__(self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0):
+    def __init__(
+        self, service, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, fallbacks=(), drainGrace=1.0, timeouts=None
+    ):
         self._service = service
         DrainingFactory.__init__(self, clock)
         self._maxFrameSize = maxFrameSize
         self._fallbacks = tuple(fallbacks)
         self._drainGrace = drainGrace
+        self.timeouts = timeouts
 
     def buildProtocol(self, addr):
-        p = MuxServerProtocol(self._service, self._clock, self._maxFrameSize, self._fallbacks, self._drainGrace)
+        p = MuxServerProtocol(
+            self._service, self._clock, self._maxFrameSize, self._fallbacks, self._drainGrace, self.timeouts
+        )
         p.factory = self
         return p

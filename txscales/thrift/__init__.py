@@ -17,7 +17,9 @@ times out or is cancelled closes its connection, so that its late answer
 can never be read by another call.
 """
 
+from txscales._listening import DEFAULT_MAX_CONNECTIONS
 from txscales._reactor import defaultReactor
+from txscales._timers import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, ServerTimeouts
 from txscales.stack import ClientBuilder
 from txscales.thrift._client import ThriftClient, buildClient
 from txscales.thrift._codec import (
@@ -138,6 +140,10 @@ class Thrift:
         label=None,
         stats=True,
         registry=None,
+        handshakeTimeout=DEFAULT_HANDSHAKE_TIMEOUT,
+        readTimeout=DEFAULT_READ_TIMEOUT,
+        idleTimeout=DEFAULT_IDLE_TIMEOUT,
+        maxConnections=DEFAULT_MAX_CONNECTIONS,
     ):
         """
         Make a service serving C{handler} on C{listen}; each call's protocol
@@ -157,6 +163,14 @@ class Thrift:
         @param stats: whether to count requests in prometheus metrics.
         @param registry: the prometheus C{CollectorRegistry} (default: the
             global one).
+        @param handshakeTimeout: seconds a connection has to complete its
+            first message, or None for no limit.
+        @param readTimeout: seconds a message has to arrive in full once its
+            first bytes came, however slowly the rest trickles in, or None.
+        @param idleTimeout: seconds a connection with no call outstanding may
+            stay silent, or None.
+        @param maxConnections: the most connections held at once; past it,
+            new connections are closed at once (None: no limit).
         @return: a L{ThriftServerService} (an C{IService}); start it, or
             add it to an application.
         @raise ValueError: for an unknown transport.
@@ -167,7 +181,7 @@ class Thrift:
             from txscales.stats import Stats
 
             serverStats = Stats("server", label or iface.__module__, registry)
-        factory = serverFactory(iface, handler, reactor, transport, maxMessageSize, serverStats)
-        return ThriftServerService(
-            factory, listen, reactor, drainTimeout, "%s (thrift %s)" % (iface.__module__, transport)
-        )
+        description = "%s (thrift %s)" % (iface.__module__, transport)
+        timeouts = ServerTimeouts(reactor, handshakeTimeout, readTimeout, idleTimeout, description)
+        factory = serverFactory(iface, handler, reactor, transport, maxMessageSize, serverStats, timeouts)
+        return ThriftServerService(factory, listen, reactor, drainTimeout, description, maxConnections)

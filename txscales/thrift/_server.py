@@ -25,6 +25,7 @@ from txscales.thrift._processor import ThriftProcessor
 from txscales.thrift._session import ServerSession
 
 if TYPE_CHECKING:
+    from txscales._timers import ServerTimeouts
     from txscales.stats import Stats
 
 _log = Logger()
@@ -74,9 +75,11 @@ class ThriftServerProtocol(Protocol):
     @ivar closed: fires with None once the connection is gone.
     """
 
-    def __init__(self, process, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(self, process, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, timeouts=None):
         self._process = process
         self._session = ServerSession(transport, maxMessageSize)
+        self._timeouts = timeouts
+        self._timers = None
         self._inflight = {}
         self.closed = Deferred()
 
@@ -90,6 +93,8 @@ class ThriftServerProtocol(Protocol):
     def connectionMade(self):
         noDelay(self.transport)
         self.factory.protocols.add(self)
+        if self._timeouts is not None:
+            self._timers = self._timeouts.watch(self.transport, self._busy)
         if self.factory.draining:
             # Accepted just before the server stopped listening.
             self.drain()
@@ -102,9 +107,14 @@ class ThriftServerProtocol(Protocol):
             self._flush()
             self.transport.loseConnection()
             return
+        if self._timers is not None:
+            self._timers.received(len(data), self._session.bufferedSize())
         for call in calls:
             self._dispatch(call)
         self._flush()
+
+    def _busy(self):
+        return self._session.pendingCount > 0 or bool(self._inflight)
 
     def _dispatch(self, call):
         try:
@@ -163,6 +173,8 @@ class ThriftServerProtocol(Protocol):
             self.transport.loseConnection()
 
     def connectionLost(self, reason):
+        if self._timers is not None:
+            self._timers.stop()
         self.factory.protocols.discard(self)
         self._session.connectionLost()
         inflight, self._inflight = self._inflight, {}
@@ -178,17 +190,20 @@ class ThriftServerFactory(DrainingFactory):
 
     @ivar protocols: the open connections.
     @ivar draining: whether L{drainAll<txscales._draining.DrainingFactory.drainAll>} was called.
+    @ivar timeouts: the L{txscales._timers.ServerTimeouts} of the
+        connections, or None for none.
     """
 
-    def __init__(self, process, clock, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(self, process, clock, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, timeouts=None):
         ServerSession(transport, maxMessageSize)  # check the transport name
         self._process = process
         DrainingFactory.__init__(self, clock)
         self._transport = transport
         self._maxMessageSize = maxMessageSize
+        self.timeouts = timeouts
 
     def buildProtocol(self, addr):
-        p = ThriftServerProtocol(self._process, self._transport, self._maxMessageSize)
+        p = ThriftServerProtocol(self._process, self._transport, self._maxMessageSize, self.timeouts)
         p.factory = self
         return p
 
@@ -200,6 +215,7 @@ def serverFactory(
     transport: str = FRAMED,
     maxMessageSize: int = DEFAULT_MAX_MESSAGE_SIZE,
     stats: "Optional[Stats]" = None,
+    timeouts: "Optional[ServerTimeouts]" = None,
 ) -> ThriftServerFactory:
     """
     @param iface: the generated C{Iface} class.
@@ -208,13 +224,15 @@ def serverFactory(
     @param transport: C{"framed"} or C{"buffered"}.
     @param maxMessageSize: the largest call (or frame) accepted.
     @param stats: a L{txscales.stats.Stats} for the server, or None.
+    @param timeouts: the L{txscales._timers.ServerTimeouts} of its
+        connections, or None for none.
     @return: a L{ThriftServerFactory} serving C{handler} for the generated
         service C{iface}.
     """
     process = ThriftProcessor(iface, handler).process
     if stats is not None:
         process = countedProcess(process, stats, reactor)
-    return ThriftServerFactory(process, reactor, transport, maxMessageSize)
+    return ThriftServerFactory(process, reactor, transport, maxMessageSize, timeouts)
 
 
 class ThriftServerService(ListeningService):

@@ -6,7 +6,9 @@ ThriftMux: Thrift over Mux, client and server, byte-compatible with Finagle.
     >>> d = client.query("x")          # fires with "xx"
 """
 
+from txscales._listening import DEFAULT_MAX_CONNECTIONS
 from txscales._reactor import defaultReactor
+from txscales._timers import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, ServerTimeouts
 from txscales.mux import DEFAULT_MAX_FRAME_SIZE
 from txscales.stack import ClientBuilder
 from txscales.thriftmux._client import ThriftMuxClient, buildClient
@@ -96,6 +98,10 @@ class ThriftMux:
         label=None,
         stats=True,
         registry=None,
+        handshakeTimeout=DEFAULT_HANDSHAKE_TIMEOUT,
+        readTimeout=DEFAULT_READ_TIMEOUT,
+        idleTimeout=DEFAULT_IDLE_TIMEOUT,
+        maxConnections=DEFAULT_MAX_CONNECTIONS,
     ):
         """
         Make a service serving C{handler} on C{listen}.
@@ -110,6 +116,14 @@ class ThriftMux:
         @param stats: whether to count requests in prometheus metrics.
         @param registry: the prometheus C{CollectorRegistry} (default: the
             global one).
+        @param handshakeTimeout: seconds a connection has to complete its
+            first message, or None for no limit.
+        @param readTimeout: seconds a message has to arrive in full once its
+            first bytes came, however slowly the rest trickles in, or None.
+        @param idleTimeout: seconds a connection with no call outstanding may
+            stay silent, or None.
+        @param maxConnections: the most connections held at once; past it,
+            new connections are closed at once (None: no limit).
         @return: a L{ThriftMuxServerService} (an C{IService}); start it, or
             add it to an application.
         """
@@ -119,5 +133,7 @@ class ThriftMux:
             from txscales.stats import Stats
 
             serverStats = Stats("server", label or iface.__module__, registry)
-        factory = serverFactory(iface, handler, reactor, maxFrameSize, serverStats)
-        return ThriftMuxServerService(factory, listen, reactor, drainTimeout, "%s (thriftmux)" % (iface.__module__,))
+        description = "%s (thriftmux)" % (iface.__module__,)
+        timeouts = ServerTimeouts(reactor, handshakeTimeout, readTimeout, idleTimeout, description)
+        factory = serverFactory(iface, handler, reactor, maxFrameSize, serverStats, timeouts)
+        return ThriftMuxServerService(factory, listen, reactor, drainTimeout, description, maxConnections)

@@ -12,6 +12,7 @@ from txscales.thriftmux._contexts import RequestContext, currentRequest
 from txscales.thriftmux._vanilla import vanillaFallback
 
 if TYPE_CHECKING:
+    from txscales._timers import ServerTimeouts
     from txscales.stats import Stats
 
 
@@ -49,6 +50,7 @@ def serverFactory(
     reactor: Any,
     maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
     stats: "Optional[Stats]" = None,
+    timeouts: "Optional[ServerTimeouts]" = None,
 ) -> MuxServerFactory:
     """
     @param iface: the generated C{Iface} class.
@@ -56,11 +58,13 @@ def serverFactory(
     @param reactor: the reactor (its clock times sessions and calls).
     @param maxFrameSize: the largest frame accepted.
     @param stats: a L{txscales.stats.Stats} for the server, or None.
+    @param timeouts: the L{txscales._timers.ServerTimeouts} of its
+        connections (Mux and downgraded alike), or None for none.
     @return: a L{MuxServerFactory} serving C{handler} for the generated
         service C{iface}, downgrading Thrift clients.
     """
     service = thriftMuxService(ThriftProcessor(iface, handler), stats, reactor)
-    return MuxServerFactory(service, reactor, maxFrameSize, fallbacks=[vanillaFallback])
+    return MuxServerFactory(service, reactor, maxFrameSize, fallbacks=[vanillaFallback], timeouts=timeouts)
 
 
 class ThriftMuxServerService(ListeningService):
