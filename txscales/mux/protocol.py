@@ -19,6 +19,7 @@ from txscales.interfaces import BUSY, CLOSED, OPEN
 from txscales.errors import (
     ConnectError,
     ConnectionLostError,
+    HandshakeTimeoutError,
     PingTimeoutError,
     ProtocolError,
     RequestNackedError,
@@ -45,7 +46,10 @@ class MuxClientProtocol(Protocol):
     A Mux client connection: one Deferred per outstanding tag.
 
     @ivar ready: fires with the protocol when the session is negotiated;
-        fails if the connection closes first.
+        fails if the connection closes first, or with
+        L{HandshakeTimeoutError} (closing it) when the server has not
+        completed the handshake within C{handshakeTimeout} seconds (None:
+        no limit).
     @ivar closed: fires with None when the connection is gone.
     @ivar drainRequested: whether the server asked this session to drain.
     """
@@ -57,8 +61,11 @@ class MuxClientProtocol(Protocol):
         handshake=True,
         pingInterval=5.0,
         pingTimeout=4.0,
+        handshakeTimeout=10.0,
     ):
         self._clock = clock
+        self._handshakeTimeout = handshakeTimeout
+        self._handshakeCall = None
         self._session = ClientSession(maxFrameSize, handshake=handshake)
         self._calls = {}
         self._holding = False
@@ -100,6 +107,12 @@ class MuxClientProtocol(Protocol):
         noDelay(self.transport)
         self._handle(self._session.start())
         self._flush()
+        if not self.ready.called and self._handshakeTimeout is not None:
+            self._handshakeCall = self._clock.callLater(self._handshakeTimeout, self._handshakeExpired)
+
+    def _handshakeExpired(self):
+        self._handshakeCall = None
+        self._abort(HandshakeTimeoutError(self._handshakeTimeout))
 
     def dispatch(self, body, contexts=(), dst=b"", dtab=()):
         """
@@ -160,6 +173,9 @@ class MuxClientProtocol(Protocol):
             elif kind is PingReplied:
                 self._schedulePing(self._pingInterval)
             elif kind is Ready:
+                if self._handshakeCall is not None:
+                    self._handshakeCall.cancel()
+                    self._handshakeCall = None
                 self._schedulePing(0)
                 self.ready.callback(self)
             elif kind is DrainRequested:
@@ -213,9 +229,10 @@ class MuxClientProtocol(Protocol):
         return self.closed
 
     def connectionLost(self, reason):
-        if self._pingCall is not None and self._pingCall.active():
-            self._pingCall.cancel()
-        self._pingCall = None
+        for call in (self._pingCall, self._handshakeCall):
+            if call is not None and call.active():
+                call.cancel()
+        self._pingCall = self._handshakeCall = None
         cause = self._closeReason if self._closeReason is not None else reason
         lost = self._session.connectionLost()
         calls, self._calls = self._calls, {}
@@ -224,7 +241,12 @@ class MuxClientProtocol(Protocol):
             if d is not None:
                 d.errback(ConnectionLostError(cause, mayHaveReachedServer=written))
         if not self.ready.called:
-            self.ready.errback(ConnectError("connection closed before the Mux session was ready: %s" % (getattr(cause, "value", cause),)))
+            if isinstance(cause, HandshakeTimeoutError):
+                self.ready.errback(cause)
+            else:
+                self.ready.errback(
+                    ConnectError("connection closed before the Mux session was ready: %s" % (getattr(cause, "value", cause),))
+                )
         self._notify()
         self.closed.callback(None)
 

@@ -44,6 +44,15 @@ class ThriftMuxBuilder(ClientBuilder):
         self._options["maxFrameSize"] = size
         return self
 
+    def handshakeTimeout(self, seconds):
+        """
+        Close a new session whose server has not completed the Mux handshake
+        within C{seconds} (None: wait forever); its calls fail with
+        L{txscales.errors.HandshakeTimeoutError} and may go elsewhere.
+        """
+        self._options["handshakeTimeout"] = seconds
+        return self
+
     def pingInterval(self, seconds, timeout=4.0):
         """
         Ping each session every C{seconds} (None to disable); a session whose
@@ -74,8 +83,8 @@ class ThriftMux:
             C{retryPolicy}, C{maxRequeues}, C{failureAccrual} (a dict of
             options, or False), C{failFast} (C{start}, C{maximum}),
             C{stats}, C{registry}, C{reactor}, C{random},
-            C{connectTimeout}, C{maxFrameSize}, C{pingInterval},
-            C{pingTimeout}.
+            C{connectTimeout}, C{handshakeTimeout} (default 10 s),
+            C{maxFrameSize}, C{pingInterval}, C{pingTimeout}.
         @return: a proxy whose methods return Deferreds.
         """
         return buildClient(iface, dest, timeout=timeout, clientId=clientId, **options)
