@@ -28,8 +28,9 @@ DEFAULT_IDLE_TIMEOUT = 300.0
 class LogThrottle:
     """
     Rate-limit a log line that peers can trigger at will: the first
-    occurrence of a key is logged, later ones are counted and logged as one
-    line at most once per C{interval} seconds.
+    occurrence of a key is logged; then at most one line per C{interval}
+    seconds, for the first occurrence after it, counting the occurrences
+    held back since the line before.
     """
 
     def __init__(self, clock: Any, interval: float = 10.0) -> None:
@@ -69,6 +70,8 @@ class ServerTimeouts:
     @ivar read: seconds a message has to arrive in full once it started.
     @ivar idle: seconds a connection with no request outstanding may stay
         silent.
+    @ivar closed: how many connections each timeout closed, by kind
+        (C{"handshake"}, C{"read"}, C{"idle"}).
     """
 
     def __init__(
