@@ -11,7 +11,7 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IAddress, IListeningPort, IProtocol, IProtocolFactory, IStreamServerEndpoint
+from twisted.internet.interfaces import IAddress, IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -182,9 +182,8 @@ class _ReportingEndpoint:
         self._limit = limit
 
     def listen(self, factory: IProtocolFactory) -> "Deferred[Optional[IListeningPort]]":
-        if self._limit is not None:
-            factory = self._limit
-        return self.endpoint.listen(factory).addCallbacks(self._listened, self._failed)
+        serving: Any = factory if self._limit is None else self._limit
+        return self.endpoint.listen(serving).addCallbacks(self._listened, self._failed)
 
 
 @implementer(IProtocolFactory)
@@ -203,7 +202,7 @@ class ConnectionLimit:
     @ivar refused: how many connections were refused.
     """
 
-    def __init__(self, factory: IProtocolFactory, maxConnections: int, clock: Any, description: str = "txscales") -> None:
+    def __init__(self, factory: Any, maxConnections: int, clock: Any, description: str = "txscales") -> None:
         """
         @param factory: the server factory, with a C{protocols} set.
         @param maxConnections: the limit.
@@ -225,7 +224,7 @@ class ConnectionLimit:
     def logPrefix(self) -> str:
         return self._factory.logPrefix()
 
-    def buildProtocol(self, addr: IAddress) -> Optional[IProtocol]:
+    def buildProtocol(self, addr: IAddress) -> Any:
         """
         @return: the factory's protocol, or one that closes the connection
             at once when C{maxConnections} are open.
@@ -253,4 +252,5 @@ class _Refuse(Protocol):
     """
 
     def connectionMade(self) -> None:
-        self.transport.abortConnection()
+        transport: Any = self.transport
+        transport.abortConnection()

@@ -141,9 +141,9 @@ class ConnectionTimers:
         self._lastReceived = clock.seconds()
         self._handshakeCall = self._readCall = self._idleCall = None
         if timeouts.handshake is not None:
-            self._handshakeCall = clock.callLater(timeouts.handshake, self._handshakeExpired)
+            self._handshakeCall = clock.callLater(timeouts.handshake, self._handshakeExpired, timeouts.handshake)
         if timeouts.idle is not None:
-            self._idleCall = clock.callLater(timeouts.idle, self._idleExpired)
+            self._idleCall = clock.callLater(timeouts.idle, self._idleExpired, timeouts.idle)
 
     def received(self, count: int, buffered: int) -> None:
         """
@@ -169,7 +169,7 @@ class ConnectionTimers:
                 readCall.cancel()
                 self._readCall = None
         elif readCall is None:
-            self._readCall = self._clock.callLater(read, self._readExpired)
+            self._readCall = self._clock.callLater(read, self._readExpired, read)
         elif completed:
             # A new message started.
             readCall.reset(read)
@@ -183,19 +183,18 @@ class ConnectionTimers:
                 call.cancel()
         self._handshakeCall = self._readCall = self._idleCall = None
 
-    def _handshakeExpired(self) -> None:
+    def _handshakeExpired(self, timeout: float) -> None:
         self._handshakeCall = None
-        self._expire("handshake", "no complete first message within %g s" % (self._timeouts.handshake,))
+        self._expire("handshake", "no complete first message within %g s" % (timeout,))
 
-    def _readExpired(self) -> None:
+    def _readExpired(self, timeout: float) -> None:
         self._readCall = None
-        self._expire("read", "%d bytes of a message still incomplete after %g s" % (self._buffered, self._timeouts.read))
+        self._expire("read", "%d bytes of a message still incomplete after %g s" % (self._buffered, timeout))
 
-    def _idleExpired(self) -> None:
-        idle = self._timeouts.idle
+    def _idleExpired(self, idle: float) -> None:
         left = self._lastReceived + idle - self._clock.seconds()
         if left > 0 or self._busy():
-            self._idleCall = self._clock.callLater(left if left > 0 else idle, self._idleExpired)
+            self._idleCall = self._clock.callLater(left if left > 0 else idle, self._idleExpired, idle)
             return
         self._idleCall = None
         self._expire("idle", "nothing received for %g s" % (idle,))
