@@ -276,13 +276,13 @@ class MuxServerProtocol(Protocol):
     (bytes) or a Deferred of it.  A failure with L{RequestNackedError} is
     sent as a nack; any other failure as an error reply with its text.
 
-    @ivar sessionFactories: callables tried on the first bytes of the
-        connection (at least 8); the first to return a session object
-        replaces Mux for this connection (used for Thrift downgrade).
-
     With C{timeouts} (a L{txscales._timers.ServerTimeouts}), a connection
     that does not complete its first message in time, is slower than the
     read timeout to complete a message, or stays idle too long is closed.
+
+    @ivar sessionFactories: callables tried on the first bytes of the
+        connection (at least 8); the first to return a session object
+        replaces Mux for this connection (used for Thrift downgrade).
     """
 
     def __init__(
