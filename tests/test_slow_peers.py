@@ -62,37 +62,40 @@ class Peer(Protocol):
         self.lost.callback(None)
 
 
-class SlowPeerTests(TestCase):
+class ServerMixin:
     """
-    The demo server with a 1 s handshake timeout, a 1 s read timeout, a 2 s
-    idle timeout and at most 3 connections.
+    A demo server started with C{flags}, and raw connections to it.
     """
 
     timeout = 30
+    flags = ()
 
     @inlineCallbacks
     def setUp(self):
-        self.server = yield startDemoServer(
-            "--handshake-timeout",
-            "1",
-            "--read-timeout",
-            "1",
-            "--idle-timeout",
-            "2",
-            "--max-connections",
-            "3",
-            addCleanup=self.addCleanup,
-        )
+        self.server = yield startDemoServer(*self.flags, addCleanup=self.addCleanup)
 
     def connect(self, peer):
         endpoint = TCP4ClientEndpoint(reactor, self.server.host, self.server.port)
         d = endpoint.connect(Factory.forProtocol(lambda: peer))
 
         def connected(p):
-            self.addCleanup(lambda: (p.transport.abortConnection(), p.lost)[1])
+            def close():
+                p.transport.abortConnection()
+                return p.lost
+
+            self.addCleanup(close)
             return p
 
         return d.addCallback(connected)
+
+
+class SlowPeerTests(ServerMixin, TestCase):
+    """
+    The demo server with a 1 s handshake timeout, a 1 s read timeout and a
+    2 s idle timeout.
+    """
+
+    flags = ("--handshake-timeout", "1", "--read-timeout", "1", "--idle-timeout", "2")
 
     @inlineCallbacks
     def test_silentPeerClosed(self):
@@ -132,6 +135,14 @@ class SlowPeerTests(TestCase):
         peer = yield self.connect(Peer(HANDSHAKE))
         yield peer.lost
         yield logged
+
+
+class ConnectionLimitTests(ServerMixin, TestCase):
+    """
+    The demo server with at most 3 connections (and the default timeouts).
+    """
+
+    flags = ("--max-connections", "3")
 
     @inlineCallbacks
     def test_connectionLimit(self):
