@@ -220,6 +220,21 @@ class ConnectError(TxScalesError):
     retryable = True
 
 
+class HandshakeTimeoutError(ConnectError):
+    """
+    The server accepted the connection but did not complete the Mux
+    handshake in time; the connection was closed and the request was not
+    sent.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        """
+        @param timeout: the handshake timeout, in seconds.
+        """
+        ConnectError.__init__(self, "the server did not complete the Mux handshake within %g s" % (timeout,))
+        self.timeout = timeout
+
+
 class SessionDrainingError(TxScalesError):
     """
     The session is draining (the server asked to close it); the request was

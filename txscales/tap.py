@@ -17,7 +17,9 @@ from twisted.application.service import MultiService
 from twisted.python import usage
 from twisted.python.reflect import namedAny
 
+from txscales._listening import DEFAULT_MAX_CONNECTIONS
 from txscales._reactor import defaultReactor
+from txscales._timers import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT
 
 DEFAULT_LISTEN = "tcp:9090:interface=127.0.0.1"
 LOCAL_INTERFACE = "127.0.0.1"
@@ -25,10 +27,56 @@ LOCAL_INTERFACE = "127.0.0.1"
 DESTINATIONS = "tcp://host:port[,host:port...] or zk://zkhost:port[,zkhost:port...]/path[#endpoint]"
 
 
+def _orOff(kind):
+    """
+    @return: an option coercer reading C{kind} (int or float), where 0
+        (or C{off}) turns the limit off (None).
+    """
+
+    def coerce(value):
+        if str(value).lower() in ("off", "none"):
+            return None
+        number = kind(value)
+        if number < 0:
+            raise ValueError("must not be negative")
+        return number or None
+
+    coerce.coerceDoc = "0 or off turns it off."
+    return coerce
+
+
 class _ServerOptions(usage.Options):
     optParameters = [
         ["listen", "l", DEFAULT_LISTEN, "Twisted server endpoint string to listen on."],
         ["drain-timeout", None, 10.0, "Seconds a graceful stop waits for sessions to drain.", float],
+        [
+            "handshake-timeout",
+            None,
+            DEFAULT_HANDSHAKE_TIMEOUT,
+            "Seconds a connection has to complete its first message (Mux handshake or first call).",
+            _orOff(float),
+        ],
+        [
+            "read-timeout",
+            None,
+            DEFAULT_READ_TIMEOUT,
+            "Seconds a message has to arrive in full once its first bytes came.",
+            _orOff(float),
+        ],
+        [
+            "idle-timeout",
+            None,
+            DEFAULT_IDLE_TIMEOUT,
+            "Seconds a connection with no call outstanding may stay silent.",
+            _orOff(float),
+        ],
+        [
+            "max-connections",
+            None,
+            DEFAULT_MAX_CONNECTIONS,
+            "Most connections held at once; new ones past it are closed at once (thriftmux and thrift).",
+            _orOff(int),
+        ],
         ["max-frame-size", None, 16 * 1024 * 1024, "Largest Mux frame (or plain Thrift message) accepted, in bytes.", int],
         [
             "max-pending",
@@ -275,6 +323,10 @@ def _thriftMuxServer(options, iface, handler, reactor):
         tls=options.tls,
         opportunisticTls=options["opportunistic-tls"],
         maxPendingPerConnection=options["max-pending"],
+        handshakeTimeout=options["handshake-timeout"],
+        readTimeout=options["read-timeout"],
+        idleTimeout=options["idle-timeout"],
+        maxConnections=options["max-connections"],
     )
 
 
@@ -292,6 +344,10 @@ def _thriftServer(options, iface, handler, reactor):
         maxMessageSize=options["max-frame-size"],
         label=options["label"],
         maxPendingPerConnection=options["max-pending"],
+        handshakeTimeout=options["handshake-timeout"],
+        readTimeout=options["read-timeout"],
+        idleTimeout=options["idle-timeout"],
+        maxConnections=options["max-connections"],
     )
 
 
@@ -301,7 +357,14 @@ def _httpServer(options, iface, handler, reactor):
     from txscales._tls import serverEndpoint
 
     listen = serverEndpoint(reactor, options["listen"], options.tls)
-    return ThriftHttpServerService(iface, handler, listen, reactor, "%s (thrift over http)" % (iface.__module__,))
+    return ThriftHttpServerService(
+        iface,
+        handler,
+        listen,
+        reactor,
+        "%s (thrift over http)" % (iface.__module__,),
+        idleTimeout=options["idle-timeout"],
+    )
 
 
 PROTOCOLS = {"thriftmux": _thriftMuxServer, "thrift": _thriftServer, "http": _httpServer}

@@ -233,6 +233,10 @@ class FrameDecoder:
         @return: how many received bytes are held waiting for the rest of
             their frame or message.
         """
+        # Asked after every read (the server's read timeout): without
+        # fragments pending, skip the sum.
+        if not self._fragments:
+            return self._frames.bufferedSize()
         return self._frames.bufferedSize() + sum(p[1] for p in self._fragments.values())
 
     def fragmentBytes(self) -> int:

@@ -155,6 +155,13 @@ class ServerSession(Session):
         """
         return len(self._pending)
 
+    def bufferedSize(self):
+        """
+        @return: how many received bytes wait for the rest of their frame or
+            message.
+        """
+        return self._decoder.bufferedSize()
+
     def readyToClose(self, graceExpired=False):
         """
         @param graceExpired: whether a session without the handshake has

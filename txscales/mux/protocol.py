@@ -26,6 +26,7 @@ from txscales.errors import (
     ConnectError,
     ConnectionLostError,
     DiscardedTagsError,
+    HandshakeTimeoutError,
     PingTimeoutError,
     ProtocolError,
     RequestNackedError,
@@ -70,7 +71,10 @@ class MuxClientProtocol(Protocol):
     (MUX.md 1.4); dispatches wait until the TLS handshake is done.
 
     @ivar ready: fires with the protocol when the session is negotiated;
-        fails if the connection closes first.
+        fails if the connection closes first, or with
+        L{HandshakeTimeoutError} (closing it) when the server has not
+        completed the handshake within C{handshakeTimeout} seconds (None:
+        no limit).
     @ivar closed: fires with None when the connection is gone.
     @ivar drainRequested: whether the server asked this session to drain.
     @param log: the L{RateLimitedLog} of lines the server can trigger (by
@@ -84,6 +88,7 @@ class MuxClientProtocol(Protocol):
         handshake=True,
         pingInterval=5.0,
         pingTimeout=4.0,
+        handshakeTimeout=10.0,
         pingThreshold=2.0,
         maxDiscarded=1000,
         opportunisticTls=TLS_OFF,
@@ -102,6 +107,8 @@ class MuxClientProtocol(Protocol):
         self._clock = clock
         self._tls = tls
         self._log = log if log is not None else RateLimitedLog(clock, _log)
+        self._handshakeTimeout = handshakeTimeout
+        self._handshakeCall = None
         self._session = ClientSession(maxFrameSize, handshake=handshake, tls=opportunisticTls)
         self._calls = {}
         self._holding = False
@@ -170,6 +177,12 @@ class MuxClientProtocol(Protocol):
         self._writes = WriteWatch(self.transport, self._writesBackedUp)
         self._handle(self._session.start())
         self._flush()
+        if not self.ready.called and self._handshakeTimeout is not None:
+            self._handshakeCall = self._clock.callLater(self._handshakeTimeout, self._handshakeExpired)
+
+    def _handshakeExpired(self):
+        self._handshakeCall = None
+        self._abort(HandshakeTimeoutError(self._handshakeTimeout))
 
     def _writesBackedUp(self, backedUp):
         self._session.quiet = backedUp
@@ -260,6 +273,9 @@ class MuxClientProtocol(Protocol):
                     self._pingSentAt = None
                 self._schedulePing(self._pingInterval)
             elif kind is Ready:
+                if self._handshakeCall is not None:
+                    self._handshakeCall.cancel()
+                    self._handshakeCall = None
                 self._schedulePing(0)
                 self.ready.callback(self)
             elif kind is DrainRequested:
@@ -315,9 +331,10 @@ class MuxClientProtocol(Protocol):
         return self.closed
 
     def connectionLost(self, reason):
-        if self._pingCall is not None and self._pingCall.active():
-            self._pingCall.cancel()
-        self._pingCall = None
+        for call in (self._pingCall, self._handshakeCall):
+            if call is not None and call.active():
+                call.cancel()
+        self._pingCall = self._handshakeCall = None
         cause = self._closeReason if self._closeReason is not None else reason
         # Once ready, the session spoke over an established TLS connection.
         failedTls = cause if isinstance(cause, TlsError) else tlsError(reason, self.transport, self.ready.called)
@@ -328,7 +345,13 @@ class MuxClientProtocol(Protocol):
             if d is not None:
                 d.errback(failedTls or ConnectionLostError(cause, mayHaveReachedServer=written))
         if not self.ready.called:
-            self.ready.errback(failedTls or ConnectError("connection closed before the Mux session was ready: %s" % (getattr(cause, "value", cause),)))
+            if isinstance(cause, HandshakeTimeoutError):
+                self.ready.errback(cause)
+            else:
+                self.ready.errback(
+                    failedTls
+                    or ConnectError("connection closed before the Mux session was ready: %s" % (getattr(cause, "value", cause),))
+                )
         self._notify()
         self.closed.callback(None)
 
@@ -364,6 +387,10 @@ class MuxServerProtocol(Protocol):
     connection's unsent answers pass the transport's high-water mark
     (L{txscales._connection.ReadThrottle}).
 
+    With C{timeouts} (a L{txscales._timers.ServerTimeouts}), a connection
+    that does not complete its first message in time, is slower than the
+    read timeout to complete a message, or stays idle too long is closed.
+
     @ivar sessionFactories: callables tried on the first bytes of the
         connection (at least 8); the first to return a session object
         replaces Mux for this connection (used for Thrift downgrade).
@@ -382,6 +409,7 @@ class MuxServerProtocol(Protocol):
         opportunisticTls=TLS_OFF,
         tls=None,
         maxPending=DEFAULT_MAX_PENDING,
+        timeouts=None,
     ):
         """
         @param opportunisticTls: the TLS level answered in Rinit, C{b"off"},
@@ -390,6 +418,7 @@ class MuxServerProtocol(Protocol):
             C{twisted.internet.ssl.CertificateOptions}) for starting TLS
             when it is negotiated.
         @param maxPending: how many requests of this connection run at once.
+        @param timeouts: a L{txscales._timers.ServerTimeouts}, or None.
         """
         self._service = service
         self._opportunisticTls = opportunisticTls
@@ -397,6 +426,8 @@ class MuxServerProtocol(Protocol):
         self._maxPending = maxPending
         self._throttle = None
         self._clock = clock
+        self._timeouts = timeouts
+        self._timers = None
         self._maxFrameSize = maxFrameSize
         self._fallbacks = fallbacks
         self._drainGrace = drainGrace
@@ -420,12 +451,20 @@ class MuxServerProtocol(Protocol):
         noDelay(self.transport)
         self._throttle = ReadThrottle(self.transport)
         self.factory.protocols.add(self)
+        if self._timeouts is not None:
+            self._timers = self._timeouts.watch(self.transport, self._busy)
+
+    def _busy(self):
+        return self._session is not None and self._session.pendingCount > 0
 
     def dataReceived(self, data):
+        received = len(data)
         if self._session is None:
             data = self._first + data
             if len(data) < 8:
                 self._first = data
+                if self._timers is not None:
+                    self._timers.received(received, len(data))
                 return
             self._first = b""
             for fallback in self._fallbacks:
@@ -441,6 +480,8 @@ class MuxServerProtocol(Protocol):
             self._flush()
             self._throttle.close()
             return
+        if self._timers is not None:
+            self._timers.received(received, self._session.bufferedSize())
         if self.factory.draining and self._session.state == "open":
             # Opened while the server drains: drain once negotiated.
             self._startDrain()
@@ -564,6 +605,8 @@ class MuxServerProtocol(Protocol):
         if self._graceTimer is not None:
             self._graceTimer.cancel()
             self._graceTimer = None
+        if self._timers is not None:
+            self._timers.stop()
         self.factory.protocols.discard(self)
         if self.badRequests > 1:
             self.factory.log.warn("a Mux server session had {count} bad requests", count=self.badRequests)
@@ -586,6 +629,8 @@ class MuxServerFactory(DrainingFactory):
     @ivar maxPending: how many requests of one connection run at once (see
         L{MuxServerProtocol}).
     @ivar protocols: the open connections.
+    @ivar timeouts: the L{txscales._timers.ServerTimeouts} of the
+        connections, or None for none.
     @ivar draining: whether L{drainAll<txscales._draining.DrainingFactory.drainAll>} was called.
     @ivar log: the L{RateLimitedLog} of lines the sessions' peers can
         trigger.
@@ -601,6 +646,7 @@ class MuxServerFactory(DrainingFactory):
         opportunisticTls=TLS_OFF,
         tls=None,
         maxPending=DEFAULT_MAX_PENDING,
+        timeouts=None,
     ):
         """
         @param opportunisticTls: see L{MuxServerProtocol}; with
@@ -609,6 +655,8 @@ class MuxServerFactory(DrainingFactory):
         @param tls: the server's TLS settings, needed unless
             C{opportunisticTls} is C{b"off"}.
         @param maxPending: how many requests of one connection run at once.
+        @param timeouts: the L{txscales._timers.ServerTimeouts} of the
+            connections, or None.
         @raise ValueError: for opportunistic TLS without C{tls}.
         """
         if opportunisticTls != TLS_OFF and tls is None:
@@ -622,6 +670,7 @@ class MuxServerFactory(DrainingFactory):
         self._drainGrace = drainGrace
         self._opportunisticTls = opportunisticTls
         self._tlsOptions = tls
+        self.timeouts = timeouts
 
     def buildProtocol(self, addr):
         p = MuxServerProtocol(
@@ -633,6 +682,7 @@ class MuxServerFactory(DrainingFactory):
             opportunisticTls=self._opportunisticTls,
             tls=self._tlsOptions,
             maxPending=self.maxPending,
+            timeouts=self.timeouts,
         )
         p.factory = self
         return p

@@ -17,7 +17,9 @@ times out or is cancelled closes its connection, so that its late answer
 can never be read by another call.
 """
 
+from txscales._listening import DEFAULT_MAX_CONNECTIONS
 from txscales._reactor import defaultReactor
+from txscales._timers import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, ServerTimeouts
 from txscales._tls import serverEndpoint, serverOptions as serverTlsOptions
 from txscales.stack import ClientBuilder
 from txscales.thrift._client import ThriftClient, buildClient
@@ -145,6 +147,10 @@ class Thrift:
         registry=None,
         tls=None,
         maxPendingPerConnection=DEFAULT_MAX_PENDING,
+        handshakeTimeout=DEFAULT_HANDSHAKE_TIMEOUT,
+        readTimeout=DEFAULT_READ_TIMEOUT,
+        idleTimeout=DEFAULT_IDLE_TIMEOUT,
+        maxConnections=DEFAULT_MAX_CONNECTIONS,
     ):
         """
         Make a service serving C{handler} on C{listen}; each call's protocol
@@ -169,6 +175,14 @@ class Thrift:
         @param maxPendingPerConnection: how many calls of one connection
             run at once; a connection is not read from while that many wait
             for their reply.
+        @param handshakeTimeout: seconds a connection has to complete its
+            first message, or None for no limit.
+        @param readTimeout: seconds a message has to arrive in full once its
+            first bytes came, however slowly the rest trickles in, or None.
+        @param idleTimeout: seconds a connection with no call outstanding may
+            stay silent, or None.
+        @param maxConnections: the most connections held at once; past it,
+            new connections are closed at once (None: no limit).
         @return: a L{ThriftServerService} (an C{IService}); start it, or
             add it to an application.
         @raise ValueError: for an unknown transport.
@@ -179,9 +193,11 @@ class Thrift:
             from txscales.stats import Stats
 
             serverStats = Stats("server", label or iface.__module__, registry)
+        description = "%s (thrift %s)" % (iface.__module__, transport)
+        timeouts = ServerTimeouts(reactor, handshakeTimeout, readTimeout, idleTimeout, description)
         factory = serverFactory(
-            iface, handler, reactor, transport, maxMessageSize, serverStats, maxPendingPerConnection
+            iface, handler, reactor, transport, maxMessageSize, serverStats, maxPendingPerConnection, timeouts
         )
         return ThriftServerService(
-            factory, serverEndpoint(reactor, listen, tls), reactor, drainTimeout, "%s (thrift %s)" % (iface.__module__, transport)
+            factory, serverEndpoint(reactor, listen, tls), reactor, drainTimeout, description, maxConnections
         )

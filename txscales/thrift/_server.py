@@ -26,6 +26,7 @@ from txscales.thrift._processor import ThriftProcessor
 from txscales.thrift._session import ServerSession
 
 if TYPE_CHECKING:
+    from txscales._timers import ServerTimeouts
     from txscales.stats import Stats
 
 _log = Logger()
@@ -84,12 +85,19 @@ class ThriftServerProtocol(Protocol):
     """
 
     def __init__(
-        self, process, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, maxPending=DEFAULT_MAX_PENDING
+        self,
+        process,
+        transport=FRAMED,
+        maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE,
+        maxPending=DEFAULT_MAX_PENDING,
+        timeouts=None,
     ):
         self._process = process
         self._maxPending = maxPending
         self._throttle = None
         self._session = ServerSession(transport, maxMessageSize)
+        self._timeouts = timeouts
+        self._timers = None
         self._inflight = {}
         self.closed = Deferred()
 
@@ -104,6 +112,8 @@ class ThriftServerProtocol(Protocol):
         noDelay(self.transport)
         self._throttle = ReadThrottle(self.transport)
         self.factory.protocols.add(self)
+        if self._timeouts is not None:
+            self._timers = self._timeouts.watch(self.transport, self._busy)
         if self.factory.draining:
             # Accepted just before the server stopped listening.
             self.drain()
@@ -116,11 +126,16 @@ class ThriftServerProtocol(Protocol):
             self._flush()
             self._throttle.close()
             return
+        if self._timers is not None:
+            self._timers.received(len(data), self._session.bufferedSize())
         for call in calls:
             self._dispatch(call)
         self._flush()
         if self._session.pendingCount >= self._maxPending:
             self._throttle.hold("pending")
+
+    def _busy(self):
+        return self._session.pendingCount > 0 or bool(self._inflight)
 
     def _dispatch(self, call):
         try:
@@ -181,6 +196,8 @@ class ThriftServerProtocol(Protocol):
             self._throttle.close()
 
     def connectionLost(self, reason):
+        if self._timers is not None:
+            self._timers.stop()
         self.factory.protocols.discard(self)
         self._session.connectionLost()
         inflight, self._inflight = self._inflight, {}
@@ -198,10 +215,18 @@ class ThriftServerFactory(DrainingFactory):
     @ivar draining: whether L{drainAll<txscales._draining.DrainingFactory.drainAll>} was called.
     @ivar log: the L{RateLimitedLog} of lines the connections' peers can
         trigger.
+    @ivar timeouts: the L{txscales._timers.ServerTimeouts} of the
+        connections, or None for none.
     """
 
     def __init__(
-        self, process, clock, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, maxPending=DEFAULT_MAX_PENDING
+        self,
+        process,
+        clock,
+        transport=FRAMED,
+        maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE,
+        maxPending=DEFAULT_MAX_PENDING,
+        timeouts=None,
     ):
         ServerSession(transport, maxMessageSize)  # check the transport name
         self._process = process
@@ -210,9 +235,10 @@ class ThriftServerFactory(DrainingFactory):
         self.log = RateLimitedLog(clock, _log)
         self._transport = transport
         self._maxMessageSize = maxMessageSize
+        self.timeouts = timeouts
 
     def buildProtocol(self, addr):
-        p = ThriftServerProtocol(self._process, self._transport, self._maxMessageSize, self.maxPending)
+        p = ThriftServerProtocol(self._process, self._transport, self._maxMessageSize, self.maxPending, self.timeouts)
         p.factory = self
         return p
 
@@ -225,6 +251,7 @@ def serverFactory(
     maxMessageSize: int = DEFAULT_MAX_MESSAGE_SIZE,
     stats: "Optional[Stats]" = None,
     maxPending: int = DEFAULT_MAX_PENDING,
+    timeouts: "Optional[ServerTimeouts]" = None,
 ) -> ThriftServerFactory:
     """
     @param iface: the generated C{Iface} class.
@@ -235,13 +262,15 @@ def serverFactory(
     @param stats: a L{txscales.stats.Stats} for the server, or None.
     @param maxPending: how many calls of one connection run at once;
         reading stops at that many.
+    @param timeouts: the L{txscales._timers.ServerTimeouts} of its
+        connections, or None for none.
     @return: a L{ThriftServerFactory} serving C{handler} for the generated
         service C{iface}.
     """
     process = ThriftProcessor(iface, handler, reactor).process
     if stats is not None:
         process = countedProcess(process, stats, reactor)
-    return ThriftServerFactory(process, reactor, transport, maxMessageSize, maxPending)
+    return ThriftServerFactory(process, reactor, transport, maxMessageSize, maxPending, timeouts)
 
 
 class ThriftServerService(ListeningService):

@@ -6,7 +6,9 @@ ThriftMux: Thrift over Mux, client and server, byte-compatible with Finagle.
     >>> d = client.query("x")          # fires with "xx"
 """
 
+from txscales._listening import DEFAULT_MAX_CONNECTIONS
 from txscales._reactor import defaultReactor
+from txscales._timers import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, ServerTimeouts
 from txscales._tls import opportunisticLevel, serverEndpoint
 from txscales.mux import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_PENDING
 from txscales.stack import ClientBuilder
@@ -42,6 +44,15 @@ class ThriftMuxBuilder(ClientBuilder):
         Set the largest frame (and message) accepted from servers.
         """
         self._options["maxFrameSize"] = size
+        return self
+
+    def handshakeTimeout(self, seconds):
+        """
+        Close a new session whose server has not completed the Mux handshake
+        within C{seconds} (None: wait forever); its calls fail with
+        L{txscales.errors.HandshakeTimeoutError} and may go elsewhere.
+        """
+        self._options["handshakeTimeout"] = seconds
         return self
 
     def opportunisticTls(self, level):
@@ -105,7 +116,8 @@ class ThriftMux:
             C{retryPolicy}, C{maxRequeues}, C{failureAccrual} (a dict of
             options, or False), C{failFast} (C{start}, C{maximum}),
             C{stats}, C{registry}, C{reactor}, C{random},
-            C{connectTimeout}, C{maxFrameSize}, C{pingInterval},
+            C{connectTimeout}, C{handshakeTimeout} (default 10 s),
+            C{maxFrameSize}, C{pingInterval},
             C{pingTimeout}, C{pingThreshold}, C{maxDiscarded},
             C{reconnectBackoff} (C{(start, maximum)}), C{healthyAfter}; TLS: C{tls} (True, or an
             C{IOpenSSLClientConnectionCreator} for every server),
@@ -141,6 +153,10 @@ class ThriftMux:
         tls=None,
         opportunisticTls=None,
         maxPendingPerConnection=DEFAULT_MAX_PENDING,
+        handshakeTimeout=DEFAULT_HANDSHAKE_TIMEOUT,
+        readTimeout=DEFAULT_READ_TIMEOUT,
+        idleTimeout=DEFAULT_IDLE_TIMEOUT,
+        maxConnections=DEFAULT_MAX_CONNECTIONS,
     ):
         """
         Make a service serving C{handler} on C{listen}.
@@ -168,6 +184,14 @@ class ThriftMux:
             connection run at once; a Mux client's requests past it are
             nacked (retryable elsewhere), a downgraded Thrift client is not
             read from until some are answered.
+        @param handshakeTimeout: seconds a connection has to complete its
+            first message, or None for no limit.
+        @param readTimeout: seconds a message has to arrive in full once its
+            first bytes came, however slowly the rest trickles in, or None.
+        @param idleTimeout: seconds a connection with no call outstanding may
+            stay silent, or None.
+        @param maxConnections: the most connections held at once; past it,
+            new connections are closed at once (None: no limit).
         @return: a L{ThriftMuxServerService} (an C{IService}); start it, or
             add it to an application.
         @raise ValueError: for opportunistic TLS without C{tls}.
@@ -184,6 +208,8 @@ class ThriftMux:
             from txscales.stats import Stats
 
             serverStats = Stats("server", label or iface.__module__, registry)
+        description = "%s (thriftmux)" % (iface.__module__,)
+        timeouts = ServerTimeouts(reactor, handshakeTimeout, readTimeout, idleTimeout, description)
         factory = serverFactory(
             iface,
             handler,
@@ -193,5 +219,6 @@ class ThriftMux:
             maxPendingPerConnection,
             opportunisticTls=level,
             tls=tls,
+            timeouts=timeouts,
         )
-        return ThriftMuxServerService(factory, listen, reactor, drainTimeout, "%s (thriftmux)" % (iface.__module__,))
+        return ThriftMuxServerService(factory, listen, reactor, drainTimeout, description, maxConnections)

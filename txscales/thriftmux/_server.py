@@ -12,6 +12,7 @@ from txscales.thriftmux._contexts import RequestContext, currentRequest
 from txscales.thriftmux._vanilla import vanillaFallback
 
 if TYPE_CHECKING:
+    from txscales._timers import ServerTimeouts
     from txscales.stats import Stats
 
 
@@ -52,6 +53,7 @@ def serverFactory(
     maxPending: int = DEFAULT_MAX_PENDING,
     opportunisticTls: bytes = b"off",
     tls: Any = None,
+    timeouts: "Optional[ServerTimeouts]" = None,
 ) -> MuxServerFactory:
     """
     @param iface: the generated C{Iface} class.
@@ -63,6 +65,8 @@ def serverFactory(
     @param opportunisticTls: the Mux opportunistic TLS level, C{b"off"},
         C{b"desired"} or C{b"required"}.
     @param tls: the TLS settings opportunistic TLS starts with.
+    @param timeouts: the L{txscales._timers.ServerTimeouts} of its
+        connections (Mux and downgraded alike), or None for none.
     @return: a L{MuxServerFactory} serving C{handler} for the generated
         service C{iface}, downgrading Thrift clients.
     """
@@ -75,6 +79,7 @@ def serverFactory(
         opportunisticTls=opportunisticTls,
         tls=tls,
         maxPending=maxPending,
+        timeouts=timeouts,
     )
 
 
