@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txscales._draining import DrainingFactory
 from txscales._listening import ConnectionLimit
-from txscales._timers import LogThrottle, ServerTimeouts
+from txscales._timers import ServerTimeouts
 from txscales.demo.gen import TestService
 from txscales.mux._messages import Tdispatch, Tping, encodeMessage
 from txscales.mux.protocol import MuxServerFactory
@@ -236,14 +236,14 @@ class MuxTimeoutsTests(TimeoutsMixin, SynchronousTestCase):
             self.clock.advance(10)
         self.assertFalse(any(t.connected for t in transports))
         self.assertEqual(len(events), 1)
-        self.assertIn("closed 1 connection(s)", formatEvent(events[0]))
+        self.assertIn("closed a connection (handshake timeout)", formatEvent(events[0]))
         later = [self.connect()[1] for _ in range(2)]
         with capturedLogs() as events:
             self.clock.advance(10)
         self.assertFalse(any(t.connected for t in later))
         self.assertEqual(len(events), 1)
-        # 49 held back after the first line, and the first of these two.
-        self.assertIn("closed 50 connection(s)", formatEvent(events[0]))
+        # The 49 held back after the first line are counted.
+        self.assertIn("(49 similar lines suppressed)", formatEvent(events[0]))
 
     def test_noTimeouts(self):
         """
@@ -313,26 +313,6 @@ class BufferedThriftTimeoutsTests(ThriftTimeoutsTests):
 
     def encode(self, message):
         return message
-
-
-class LogThrottleTests(SynchronousTestCase):
-    """
-    L{LogThrottle} logs the first line of a key and then one per interval.
-    """
-
-    def test_throttle(self):
-        """
-        Lines within the interval are counted into the next line logged.
-        """
-        clock = Clock()
-        throttle = LogThrottle(clock, 10.0)
-        lines = []
-        for _ in range(5):
-            throttle("a", lines.append)
-        throttle("b", lines.append)
-        clock.advance(10)
-        throttle("a", lines.append)
-        self.assertEqual(lines, [1, 1, 5])
 
 
 class ConnectionLimitTests(SynchronousTestCase):

@@ -18,7 +18,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txscales._reactor import defaultReactor
-from txscales._timers import LogThrottle
+from txscales._ratelimit import RateLimitedLog
 
 _log = Logger()
 
@@ -213,7 +213,7 @@ class ConnectionLimit:
         self.maxConnections = maxConnections
         self.refused = 0
         self._description = description
-        self._throttle = LogThrottle(clock)
+        self._log = RateLimitedLog(clock, _log, burst=1, interval=10.0)
 
     def doStart(self) -> None:
         self._factory.doStart()
@@ -232,18 +232,13 @@ class ConnectionLimit:
         if len(self._factory.protocols) < self.maxConnections:
             return self._factory.buildProtocol(addr)
         self.refused += 1
-        self._throttle("refused", lambda count: self._logRefused(count, addr))
-        return _Refuse()
-
-    def _logRefused(self, count: int, addr: IAddress) -> None:
-        _log.warn(
-            "txscales: {what}: {max} connections open, the limit: refused {count} new connection(s),"
-            " the last from {host}",
+        self._log.warn(
+            "txscales: {what}: {max} connections open, the limit: refused a new connection from {host}",
             what=self._description,
             max=self.maxConnections,
-            count=count,
             host=getattr(addr, "host", addr),
         )
+        return _Refuse()
 
 
 class _Refuse(Protocol):

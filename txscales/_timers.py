@@ -11,53 +11,21 @@ cannot hold a connection (and the bytes it declared) forever:
 
 Each connection's protocol asks L{ServerTimeouts.watch} for a
 L{ConnectionTimers}, tells it what it received, and stops it when the
-connection is lost.  Closing is logged, rate-limited by L{LogThrottle}.
+connection is lost.  Closing is logged, at most one line of each kind
+every ten seconds (L{txscales._ratelimit.RateLimitedLog}).
 """
 
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Optional
 
 from twisted.logger import Logger
+
+from txscales._ratelimit import RateLimitedLog
 
 _log = Logger()
 
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_IDLE_TIMEOUT = 300.0
-
-
-class LogThrottle:
-    """
-    Rate-limit a log line that peers can trigger at will: the first
-    occurrence of a key is logged; then at most one line per C{interval}
-    seconds, for the first occurrence after it, counting the occurrences
-    held back since the line before.
-    """
-
-    def __init__(self, clock: Any, interval: float = 10.0) -> None:
-        """
-        @param clock: an C{IReactorTime}.
-        @param interval: the least time between two lines of one key.
-        """
-        self._clock = clock
-        self._interval = interval
-        # key -> (when last logged, occurrences not logged since)
-        self._state: Dict[str, Tuple[float, int]] = {}
-
-    def __call__(self, key: str, emit: Callable[[int], None]) -> None:
-        """
-        Note one occurrence of C{key}; log it unless a line of C{key} was
-        logged less than C{interval} seconds ago.
-
-        @param emit: logs the line; called with how many occurrences the
-            line stands for (1, or more when some were held back).
-        """
-        now = self._clock.seconds()
-        last, held = self._state.get(key, (None, 0))
-        if last is not None and now - last < self._interval:
-            self._state[key] = (last, held + 1)
-            return
-        self._state[key] = (now, 0)
-        emit(held + 1)
 
 
 class ServerTimeouts:
@@ -92,7 +60,7 @@ class ServerTimeouts:
         self.description = description
         self.closed = {"handshake": 0, "read": 0, "idle": 0}
         self._clock = clock
-        self._throttle = LogThrottle(clock)
+        self._log = RateLimitedLog(clock, _log, burst=1, interval=10.0)
 
     def watch(self, transport: Any, busy: Callable[[], bool]) -> "ConnectionTimers":
         """
@@ -108,19 +76,13 @@ class ServerTimeouts:
     def _expired(self, kind: str, transport: Any, why: str) -> None:
         self.closed[kind] += 1
         peer = transport.getPeer()
-        host = getattr(peer, "host", peer)
-
-        def emit(count: int) -> None:
-            _log.warn(
-                "txscales: {what}: closed {count} connection(s) ({kind} timeout), the last from {host}: {why}",
-                what=self.description,
-                count=count,
-                kind=kind,
-                host=host,
-                why=why,
-            )
-
-        self._throttle(kind, emit)
+        # One kind of line (one allowance) per kind of timeout.
+        self._log.warn(
+            "txscales: {what}: closed a connection (%s timeout) from {host}: {why}" % (kind,),
+            what=self.description,
+            host=getattr(peer, "host", peer),
+            why=why,
+        )
         transport.abortConnection()
 
 
