@@ -93,7 +93,8 @@ class EndpointNode:
     def _downError(self) -> ConnectError:
         """
         @return: the L{ConnectError} of a request sent while the endpoint is
-            down, saying why its last connection attempt failed.
+            down, saying why its last connection attempt failed, of the
+            same class as the error that marked it down.
         """
         where = str(self.endpoint)
         reason = self.failFast.reason
@@ -104,7 +105,17 @@ class EndpointNode:
             # The endpoints' own connect errors name them already.
             if where not in cause:
                 cause = "%s: %s" % (where, cause)
-        return ConnectError("%s (reconnecting in the background)" % (cause,))
+        message = "%s (reconnecting in the background)" % (cause,)
+        kind = type(reason)
+        if kind is ConnectError or not isinstance(reason, ConnectError):
+            return ConnectError(message)
+        # A subclass (HandshakeTimeoutError, say) keeps its type, so that
+        # callers catching it still do; its own constructor takes other
+        # arguments than a message.
+        error = kind.__new__(kind)
+        ConnectError.__init__(error, message)
+        error.__dict__.update(reason.__dict__)
+        return error
 
     def retire(self) -> None:
         """
