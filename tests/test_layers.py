@@ -27,6 +27,7 @@ LAYERS: List[Set[str]] = [
         "txscales._plugins",
         "txscales._ratelimit",
         "txscales._reactor",
+        "txscales._timers",
         "txscales._tls",
         "txscales._version",
         "txscales.errors",

@@ -13,7 +13,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from txscales.demo.gen import TestService
-from txscales.errors import ConnectError
+from txscales.errors import ConnectError, HandshakeTimeoutError
 from txscales.http import Http
 from txscales.interfaces import OPEN
 from txscales.stack._accrual import FailFast
@@ -113,6 +113,16 @@ class DownNodeTests(SynchronousTestCase):
             self.sendError(),
             "10.0.0.9:9090: connection closed before the Mux session was ready (reconnecting in the background)",
         )
+
+    def test_keepsErrorClass(self):
+        """
+        Marked down by a subclass of L{ConnectError}, the node fails requests with that class.
+        """
+        self.node.failed(Failure(HandshakeTimeoutError(0.2)))
+        error = self.failureResultOf(self.node.send(object()), HandshakeTimeoutError).value
+        self.assertFalse(error.mayHaveReachedServer)
+        self.assertIn("0.2", str(error))
+        self.assertIn("(reconnecting in the background)", str(error))
 
     def test_ownErrorKeepsReason(self):
         """

@@ -272,3 +272,27 @@ class ScriptsTestTests(SynchronousTestCase):
         )
         self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
         self.assertIn("test: FAILED: pytest ran no test (exit status 5)", result.stderr)
+
+
+class SelfContainedTests(SynchronousTestCase):
+    """
+    The repository reads nothing from beside the checkout.
+    """
+
+    def test_noPathOutsideTheCheckout(self):
+        """
+        No source, script, test or document names the folder beside the checkout that once held test data.
+        """
+        outside = ".." + "/shared"
+        skip = {".git", ".venv", ".peers", "build", "dist", "__pycache__", ".hypothesis", "_trial_temp"}
+        found = []
+        for root, dirs, files in os.walk(REPO):
+            dirs[:] = [d for d in dirs if d not in skip and not d.startswith((".venv-", "_trial_temp"))]
+            for name in files:
+                path = os.path.join(root, name)
+                if not os.path.isfile(path):
+                    continue
+                with open(path, "rb") as f:
+                    if outside.encode("ascii") in f.read():
+                        found.append(os.path.relpath(path, REPO))
+        self.assertEqual(found, [])

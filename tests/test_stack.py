@@ -206,7 +206,7 @@ class OneNode:
     def succeeded(self):
         pass
 
-    def failed(self, failure):
+    def failed(self, failure, timedOut=False):
         pass
 
 

@@ -225,6 +225,30 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(service._listen, "tcp:0")
         self.assertEqual(service._drainTimeout, 3.0)
 
+    def test_slowPeerLimits(self):
+        """
+        The timeouts and the connection limit have defaults, take numbers,
+        and 0 or off turns them off, for ThriftMux and plain Thrift.
+        """
+        service = makeService(parse("demo-server", "--listen", "tcp:0"), reactor)
+        timeouts = service.factory.timeouts
+        self.assertEqual((timeouts.handshake, timeouts.read, timeouts.idle), (10.0, 30.0, 300.0))
+        self.assertEqual(service.limit.maxConnections, 10000)
+        for protocol in ("thriftmux", "thrift"):
+            service = makeService(
+                parse(
+                    "demo-server", "--listen", "tcp:0", "--protocol", protocol, "--handshake-timeout", "2.5",
+                    "--read-timeout", "off", "--idle-timeout", "0", "--max-connections", "7",
+                ),
+                reactor,
+            )
+            timeouts = service.factory.timeouts
+            self.assertEqual((timeouts.handshake, timeouts.read, timeouts.idle), (2.5, None, None))
+            self.assertEqual(service.limit.maxConnections, 7)
+        service = makeService(parse("demo-server", "--listen", "tcp:0", "--max-connections", "off"), reactor)
+        self.assertIsNone(service.limit)
+        self.assertRaises(usage.UsageError, parse, "demo-server", "--read-timeout", "-1")
+
 
 class ServeTests(TestCase):
     """

@@ -2,7 +2,7 @@
 Server factories that track their connections and drain them on stop.
 """
 
-from typing import Any, Set
+from typing import Any, Optional, Set
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import Factory
@@ -23,12 +23,12 @@ class DrainingFactory(Factory):
 
     noisy = False
 
-    def __init__(self, clock) -> None:
+    def __init__(self, clock: Any) -> None:
         self._clock = clock
         self.protocols: Set[Any] = set()
         self.draining = False
 
-    def drainAll(self, timeout=10.0):
+    def drainAll(self, timeout: float = 10.0) -> "Deferred[None]":
         """
         Drain every connection; abort the ones still open after C{timeout}
         seconds.
@@ -42,7 +42,7 @@ class DrainingFactory(Factory):
         done: Deferred[None] = Deferred()
         remaining = [len(protocols)]
 
-        def closedOne(_) -> None:
+        def closedOne(_: Optional[object]) -> None:
             remaining[0] -= 1
             if remaining[0] == 0:
                 if timer.active():

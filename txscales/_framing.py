@@ -9,9 +9,9 @@ rest of their frame.
 """
 
 from struct import Struct
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
-from txscales.errors import BadMessageError, FrameTooLargeError
+from txscales.errors import BadMessageError, FrameTooLargeError, ProtocolError
 
 _length = Struct(">I")
 
@@ -80,11 +80,27 @@ class LengthPrefixDecoder:
         @raise FrameTooLargeError: see L{feed}.
         @raise BadMessageError: see L{feed}.
         """
+        buf, ends, error = self.splitUntilError(data)
+        if error is not None:
+            raise error
+        return buf, ends
+
+    def splitUntilError(self, data: bytes) -> Tuple[bytes, List[int], Optional[ProtocolError]]:
+        """
+        What L{split} does, but a bad length does not hide the frames
+        completed before it.
+
+        @return: C{(buf, ends, error)}: C{buf} and C{ends} as L{split}
+            returns them, for the frames before a bad length; C{error} is
+            the L{FrameTooLargeError} or L{BadMessageError} that length
+            makes (the stream cannot be trusted after it: do not feed the
+            decoder again), or None.
+        """
         if self._buffered:
             self._chunks.append(data)
             self._buffered += len(data)
             if self._buffered < (self._need or 4):
-                return b"", []
+                return b"", [], None
             buf = b"".join(self._chunks)
             self._chunks = []
             self._buffered = self._need = 0
@@ -92,13 +108,14 @@ class LengthPrefixDecoder:
             buf = data
         size = len(buf)
         offset = 0
-        ends = []
+        ends: List[int] = []
         maxFrameSize = self.maxFrameSize
         minFrameSize = self.minFrameSize
         while size - offset >= 4:
             length = _length.unpack_from(buf, offset)[0]
             if length > maxFrameSize or length < minFrameSize:
-                self._refuse(length)
+                # Nothing after a bad length is kept.
+                return buf, ends, self._refusal(length)
             end = offset + 4 + length
             if end > size:
                 self._need = length + 4
@@ -108,14 +125,14 @@ class LengthPrefixDecoder:
         if offset < size:
             self._chunks.append(buf[offset:] if offset else buf)
             self._buffered = size - offset
-        return buf, ends
+        return buf, ends, None
 
-    def _refuse(self, length: int) -> None:
+    def _refusal(self, length: int) -> ProtocolError:
         if length > self.maxFrameSize:
-            raise FrameTooLargeError(
+            return FrameTooLargeError(
                 "%s of %d bytes exceeds the limit of %d" % (self.name, length, self.maxFrameSize)
             )
-        raise BadMessageError(
+        return BadMessageError(
             "%s of %d bytes is shorter than the minimum of %d" % (self.name, length, self.minFrameSize)
         )
 

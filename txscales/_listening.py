@@ -1,7 +1,8 @@
 """
 The listening service every txscales server runs under: listen on a Twisted
-server endpoint, log where, and when stopped, stop listening and (for a
-L{txscales._draining.DrainingFactory}) drain every connection.
+server endpoint, log where, refuse connections past a limit, and when
+stopped, stop listening and (for a L{txscales._draining.DrainingFactory})
+drain every connection.
 """
 
 from typing import Any, Callable, List, Optional, Union
@@ -10,14 +11,19 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
+from twisted.internet.interfaces import IAddress, IListeningPort, IProtocolFactory, IStreamServerEndpoint
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txscales._reactor import defaultReactor
+from txscales._ratelimit import RateLimitedLog
 
 _log = Logger()
+
+DEFAULT_MAX_CONNECTIONS = 10000
+"""The most connections a server holds at once unless configured otherwise."""
 
 
 class ListeningService(StreamServerEndpointService):
@@ -40,6 +46,7 @@ class ListeningService(StreamServerEndpointService):
     @ivar port: the listening port once listening, else None.
     @ivar listening: a Deferred firing with the port once listening, or
         failing with the reason listening failed.
+    @ivar limit: the L{ConnectionLimit} in force, or None.
     """
 
     servingFormat = "txscales: serving {what} on {host}:{port}"
@@ -53,6 +60,7 @@ class ListeningService(StreamServerEndpointService):
         reactor: Any = None,
         drainTimeout: Optional[float] = None,
         description: Optional[str] = None,
+        maxConnections: Optional[int] = None,
     ) -> None:
         """
         @param factory: the server factory.
@@ -66,15 +74,23 @@ class ListeningService(StreamServerEndpointService):
             does not drain).
         @param description: what the service serves, for the log (default:
             the class's L{description}).
+        @param maxConnections: how many connections the factory may hold at
+            once (None: no limit); it must track them in a C{protocols}
+            set, as a L{txscales._draining.DrainingFactory} does.  See
+            L{ConnectionLimit}.
         """
+        reactor = defaultReactor(reactor)
         if isinstance(listen, str):
-            endpoint = serverFromString(defaultReactor(reactor), listen)
+            endpoint = serverFromString(reactor, listen)
         else:
             endpoint = listen
-        reporting = _ReportingEndpoint(endpoint, self._listened, self._listenFailed)
-        StreamServerEndpointService.__init__(self, reporting, factory)
         if description is not None:
             self.description = description
+        self.limit: Optional[ConnectionLimit] = None
+        if maxConnections is not None:
+            self.limit = ConnectionLimit(factory, maxConnections, reactor, self.description)
+        reporting = _ReportingEndpoint(endpoint, self._listened, self._listenFailed, self.limit)
+        StreamServerEndpointService.__init__(self, reporting, factory)
         self.port: Optional[IListeningPort] = None
         self.listening: "Deferred[IListeningPort]" = Deferred()
         self._listen = listen
@@ -165,12 +181,80 @@ class _ReportingEndpoint:
         endpoint: IStreamServerEndpoint,
         listened: Callable[[IListeningPort], IListeningPort],
         failed: Callable[[Failure], None],
+        limit: "Optional[ConnectionLimit]" = None,
     ) -> None:
         self.endpoint = endpoint
         self._listened = listened
         self._failed = failed
+        self._limit = limit
 
     # The interface promises a port; after a failure, which _failed reports
     # to the service, this Deferred fires with None instead.
     def listen(self, factory: IProtocolFactory) -> "Deferred[Optional[IListeningPort]]":  # type: ignore[override]
-        return self.endpoint.listen(factory).addCallbacks(self._listened, self._failed)
+        serving: Any = factory if self._limit is None else self._limit
+        return self.endpoint.listen(serving).addCallbacks(self._listened, self._failed)
+
+
+@implementer(IProtocolFactory)
+class ConnectionLimit:
+    """
+    Stand between a listening port and a server factory: past
+    C{maxConnections} open connections, close each new one at once, and
+    log so, rate-limited (one line per ten seconds at most, counting the
+    connections it stands for).
+
+    The connections counted are the factory's C{protocols}, the set a
+    L{txscales._draining.DrainingFactory} keeps: the protocols the factory
+    builds are the connection's own, with nothing in between.
+
+    @ivar maxConnections: the limit.
+    @ivar refused: how many connections were refused.
+    """
+
+    def __init__(self, factory: Any, maxConnections: int, clock: Any, description: str = "txscales") -> None:
+        """
+        @param factory: the server factory, with a C{protocols} set.
+        @param maxConnections: the limit.
+        @param clock: an C{IReactorTime}, for rate-limiting the log.
+        @param description: what the server serves, for the log.
+        """
+        self._factory = factory
+        self.maxConnections = maxConnections
+        self.refused = 0
+        self._description = description
+        self._log = RateLimitedLog(clock, _log, burst=1, interval=10.0)
+
+    def doStart(self) -> None:
+        self._factory.doStart()
+
+    def doStop(self) -> None:
+        self._factory.doStop()
+
+    def logPrefix(self) -> str:
+        return self._factory.logPrefix()
+
+    def buildProtocol(self, addr: IAddress) -> Any:
+        """
+        @return: the factory's protocol, or one that closes the connection
+            at once when C{maxConnections} are open.
+        """
+        if len(self._factory.protocols) < self.maxConnections:
+            return self._factory.buildProtocol(addr)
+        self.refused += 1
+        self._log.warn(
+            "txscales: {what}: {max} connections open, the limit: refused a new connection from {host}",
+            what=self._description,
+            max=self.maxConnections,
+            host=getattr(addr, "host", addr),
+        )
+        return _Refuse()
+
+
+class _Refuse(Protocol):
+    """
+    A connection past the limit: closed as soon as made.
+    """
+
+    def connectionMade(self) -> None:
+        transport: Any = self.transport
+        transport.abortConnection()

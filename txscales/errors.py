@@ -55,6 +55,14 @@ class FrameTooLargeError(ProtocolError):
     """
 
 
+class FragmentLimitError(FrameTooLargeError):
+    """
+    A peer held too much in unfinished fragmented messages on one
+    connection: more bytes than the connection's fragment budget, or more
+    fragmented tags open at once than allowed.
+    """
+
+
 class UnexpectedMessageError(ProtocolError):
     """
     A message arrived that is valid Mux (or Thrift) but not allowed at this
@@ -80,6 +88,14 @@ class DuplicateTagError(ProtocolError):
 class PingTimeoutError(ProtocolError):
     """
     The peer did not answer a Mux ping in time; the session is declared dead.
+    """
+
+
+class DiscardedTagsError(TxScalesError):
+    """
+    The server left too many discarded Mux calls unanswered: their tags stay
+    reserved until it answers, so the session is closed before they run
+    out, and its calls go to another session.
     """
 
 
@@ -202,6 +218,21 @@ class ConnectError(TxScalesError):
 
     mayHaveReachedServer = False
     retryable = True
+
+
+class HandshakeTimeoutError(ConnectError):
+    """
+    The server accepted the connection but did not complete the Mux
+    handshake in time; the connection was closed and the request was not
+    sent.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        """
+        @param timeout: the handshake timeout, in seconds.
+        """
+        ConnectError.__init__(self, "the server did not complete the Mux handshake within %g s" % (timeout,))
+        self.timeout = timeout
 
 
 class SessionDrainingError(TxScalesError):

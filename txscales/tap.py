@@ -12,13 +12,15 @@ The C{twistd txscales} command: C{serve}, C{demo-server} and C{demo-client}::
 import atexit
 import os
 import sys
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 from twisted.application.service import IService, MultiService
 from twisted.python import usage
 from twisted.python.reflect import namedAny
 
+from txscales._listening import DEFAULT_MAX_CONNECTIONS
 from txscales._reactor import defaultReactor
+from txscales._timers import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT
 
 DEFAULT_LISTEN = "tcp:9090:interface=127.0.0.1"
 LOCAL_INTERFACE = "127.0.0.1"
@@ -26,11 +28,65 @@ LOCAL_INTERFACE = "127.0.0.1"
 DESTINATIONS = "tcp://host:port[,host:port...] or zk://zkhost:port[,zkhost:port...]/path[#endpoint]"
 
 
+def _orOff(kind: Callable[[str], float]) -> Callable[[str], Optional[float]]:
+    """
+    @return: an option coercer reading C{kind} (int or float), where 0
+        (or C{off}) turns the limit off (None).
+    """
+
+    def coerce(value: str) -> Optional[float]:
+        if str(value).lower() in ("off", "none"):
+            return None
+        number = kind(value)
+        if number < 0:
+            raise ValueError("must not be negative")
+        return number or None
+
+    coerce.coerceDoc = "0 or off turns it off."  # type: ignore[attr-defined]
+    return coerce
+
+
 class _ServerOptions(usage.Options):
     optParameters = [
         ["listen", "l", DEFAULT_LISTEN, "Twisted server endpoint string to listen on."],
         ["drain-timeout", None, 10.0, "Seconds a graceful stop waits for sessions to drain.", float],
+        [
+            "handshake-timeout",
+            None,
+            DEFAULT_HANDSHAKE_TIMEOUT,
+            "Seconds a connection has to complete its first message (Mux handshake or first call).",
+            _orOff(float),
+        ],
+        [
+            "read-timeout",
+            None,
+            DEFAULT_READ_TIMEOUT,
+            "Seconds a message has to arrive in full once its first bytes came.",
+            _orOff(float),
+        ],
+        [
+            "idle-timeout",
+            None,
+            DEFAULT_IDLE_TIMEOUT,
+            "Seconds a connection with no call outstanding may stay silent.",
+            _orOff(float),
+        ],
+        [
+            "max-connections",
+            None,
+            DEFAULT_MAX_CONNECTIONS,
+            "Most connections held at once; new ones past it are closed at once (thriftmux and thrift).",
+            _orOff(int),
+        ],
         ["max-frame-size", None, 16 * 1024 * 1024, "Largest Mux frame (or plain Thrift message) accepted, in bytes.", int],
+        [
+            "max-pending",
+            None,
+            1000,
+            "Requests of one connection run at once; a Mux client's later ones are nacked, a Thrift client is not"
+            " read from until some are answered.",
+            int,
+        ],
         [
             "metrics",
             None,
@@ -267,6 +323,11 @@ def _thriftMuxServer(options: _ServerOptions, iface: type, handler: object, reac
         label=options["label"],
         tls=options.tls,
         opportunisticTls=options["opportunistic-tls"],
+        maxPendingPerConnection=options["max-pending"],
+        handshakeTimeout=options["handshake-timeout"],
+        readTimeout=options["read-timeout"],
+        idleTimeout=options["idle-timeout"],
+        maxConnections=options["max-connections"],
     )
 
 
@@ -283,6 +344,11 @@ def _thriftServer(options: _ServerOptions, iface: type, handler: object, reactor
         drainTimeout=options["drain-timeout"],
         maxMessageSize=options["max-frame-size"],
         label=options["label"],
+        maxPendingPerConnection=options["max-pending"],
+        handshakeTimeout=options["handshake-timeout"],
+        readTimeout=options["read-timeout"],
+        idleTimeout=options["idle-timeout"],
+        maxConnections=options["max-connections"],
     )
 
 
@@ -292,7 +358,14 @@ def _httpServer(options: _ServerOptions, iface: type, handler: object, reactor: 
     from txscales._tls import serverEndpoint
 
     listen = serverEndpoint(reactor, options["listen"], options.tls)
-    return ThriftHttpServerService(iface, handler, listen, reactor, "%s (thrift over http)" % (iface.__module__,))
+    return ThriftHttpServerService(
+        iface,
+        handler,
+        listen,
+        reactor,
+        "%s (thrift over http)" % (iface.__module__,),
+        idleTimeout=options["idle-timeout"],
+    )
 
 
 PROTOCOLS: Dict[str, Callable[[_ServerOptions, type, object, Any], IService]] = {

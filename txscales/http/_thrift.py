@@ -16,6 +16,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from txscales._listening import ListeningService
 from txscales._reactor import defaultReactor
+from txscales._timers import DEFAULT_IDLE_TIMEOUT
 from txscales.errors import BadMessageError, HttpStatusError, RequestNackedError
 from txscales.thrift import Method, ThriftProcessor, decodeReply, describeService, encodeCall, proxyClass
 
@@ -179,8 +180,19 @@ class ThriftHttpServerService(ListeningService):
     description = "Thrift over HTTP"
 
     def __init__(
-        self, iface: type, handler: object, listen: str, reactor: Any = None, description: Optional[str] = None
+        self,
+        iface: type,
+        handler: object,
+        listen: str,
+        reactor: Any = None,
+        description: Optional[str] = None,
+        idleTimeout: Optional[float] = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
-        site = Site(ThriftResource(iface, handler, defaultReactor(reactor)))
+        """
+        @param idleTimeout: seconds a connection may stay silent before the
+            server closes it (twisted.web's C{timeOut}), or None.
+        """
+        reactor = defaultReactor(reactor)
+        site = Site(ThriftResource(iface, handler, reactor), timeout=idleTimeout, reactor=reactor)
         site.noisy = False
         ListeningService.__init__(self, site, listen, reactor, description=description)

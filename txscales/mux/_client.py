@@ -3,12 +3,15 @@ Mux client plumbing: the request type and the singleton pool, one shared
 multiplexed session per endpoint.
 """
 
-from typing import List, Optional, Union
+from random import Random
+from typing import Any, Callable, List, Optional, Union, cast
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import Factory
+from twisted.internet.task import deferLater
 from zope.interface import implementer
 
+from txscales._backoff import ReconnectBackoff
 from txscales._connection import tcpEndpoint
 from txscales.errors import ConnectError, TxScalesError
 from txscales.interfaces import BUSY, CLOSED, OPEN, IEndpoint
@@ -55,6 +58,11 @@ class MuxEndpoint:
     calls, connected on first use and again after it closes.  Calling it
     with a L{MuxRequest} dispatches the request.
 
+    A session that ends, not drained, before it lived C{healthyAfter}
+    seconds delays the next connection by an exponential jittered backoff
+    (C{reconnectBackoff}: start and maximum seconds); the endpoint is busy
+    meanwhile.  A session living C{healthyAfter} seconds resets it.
+
     @ivar host: the server's host.
     @ivar port: the server's port.
     @ivar protocol: the connected L{MuxClientProtocol}, or None.
@@ -63,13 +71,25 @@ class MuxEndpoint:
     """
 
     def __init__(
-        self, reactor, host, port, protocolOptions=None, connectTimeout=5.0, endpointFactory=None, onConnect=None
-    ) -> None:
+        self,
+        reactor,
+        host,
+        port,
+        protocolOptions=None,
+        connectTimeout=5.0,
+        endpointFactory=None,
+        onConnect=None,
+        random=None,
+        reconnectBackoff=(1.0, 32.0),
+        healthyAfter=5.0,
+    ):
         self._reactor = reactor
-        self._endpointFactory = endpointFactory or tcpEndpoint
+        # (reactor, host, port, timeout) -> an IStreamClientEndpoint.
+        self._endpointFactory: Callable[[Any, str, int, float], Any] = endpointFactory or tcpEndpoint
         self.host = host
         self.port = port
         self._options = protocolOptions or {}
+        self._reconnect = ReconnectBackoff(reactor, random or Random(), reconnectBackoff, healthyAfter)
         self._connectTimeout = connectTimeout
         self._onConnect = onConnect
         self._connecting: Optional[Deferred[MuxClientProtocol]] = None
@@ -96,11 +116,11 @@ class MuxEndpoint:
         if p is not None:
             status = p.status
             return OPEN if status == CLOSED else status
-        return BUSY if self._connecting is not None else OPEN
+        return BUSY if self._connecting is not None or self._reconnect.delay() > 0 else OPEN
 
     def __call__(self, request):
         p = self.protocol
-        if p is not None and p.status == OPEN:
+        if p is not None and (p.status == OPEN or p.acceptsCalls):
             return p.dispatch(request.body, request.contexts, request.dst, request.dtab)
         return self.getProtocol().addCallback(
             lambda p: p.dispatch(request.body, request.contexts, request.dst, request.dtab)
@@ -112,7 +132,7 @@ class MuxEndpoint:
             connecting if needed.  Cancelling it abandons only this wait.
         """
         p = self.protocol
-        if p is not None and p.status == OPEN:
+        if p is not None and p.acceptsCalls:
             return succeed(p)
         waiter: Deferred[MuxClientProtocol] = Deferred(lambda d: self._waiters.remove(d))
         self._waiters.append(waiter)
@@ -121,19 +141,29 @@ class MuxEndpoint:
         return waiter
 
     def _connect(self) -> None:
+        delay = self._reconnect.delay()
+        if delay > 0:
+            # deferLater's Deferred waits for the one _open returns.
+            self._connecting = cast("Deferred[MuxClientProtocol]", deferLater(self._reactor, delay, self._open))
+        else:
+            self._connecting = self._open()
+        self._connecting.addCallbacks(self._connected, self._connectFailed)
+
+    def _open(self) -> "Deferred[MuxClientProtocol]":
         endpoint = self._endpointFactory(self._reactor, self.host, self.port, self._connectTimeout)
         factory = Factory.forProtocol(lambda: MuxClientProtocol(self._reactor, **self._options))
         factory.noisy = False
-        connecting = self._connecting = endpoint.connect(factory)
-        connecting.addCallback(lambda p: p.ready)
-        connecting.addCallbacks(self._connected, self._connectFailed)
+        return endpoint.connect(factory).addCallback(lambda p: p.ready)
 
     def _connected(self, p: MuxClientProtocol) -> None:
         self._connecting = None
         self.connects += 1
         self.protocol = p
         self._drainCounted = False
+        self._reconnect.connected()
         p.statusObservers.append(self._statusChanged)
+        # It may have closed already.
+        self._statusChanged(p)
         if self._onConnect is not None:
             self._onConnect(self)
         waiters, self._waiters = self._waiters, []
@@ -145,6 +175,8 @@ class MuxEndpoint:
             return
         if p.status == CLOSED:
             self.protocol = None
+            if not p.drainRequested:
+                self._reconnect.lost()
         elif p.drainRequested and not self._drainCounted:
             self._drainCounted = True
             self.drains += 1

@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Union
 from txscales.errors import (
     ConnectionLostError,
     HandshakeError,
+    ProtocolError,
     RequestNackedError,
     ServerError,
     SessionDrainingError,
@@ -137,6 +138,11 @@ class ClientSession(Session):
         C{"tls"} (TLS negotiated, starting), C{"open"} or C{"closed"}.
     @ivar draining: whether the server asked us to drain.
     @ivar peerWindow: the largest frame body the server accepts, or None.
+    @ivar quiet: while true, the server's pings and requests get no answer
+        (the protocol sets it while its writes back up, so a server that
+        floods us and reads nothing cannot make us hold answers).
+    @ivar discarded: how many discarded dispatches hold their tags until
+        the server answers for them.
     """
 
     def __init__(
@@ -165,6 +171,8 @@ class ClientSession(Session):
         self.draining = False
         self.peerWindow = None
         self.pingOutstanding = False
+        self.quiet = False
+        self.discarded = 0
 
     def start(self):
         """
@@ -261,6 +269,7 @@ class ClientSession(Session):
             return False
         if state == _WRITTEN:
             self._pending[tag] = _DISCARDED
+            self.discarded += 1
             self._out.append(encodeMessage(Tdiscarded(tag, why)))
             return True
         return False
@@ -291,6 +300,7 @@ class ClientSession(Session):
         lost = [(tag, state == _WRITTEN) for tag, state in self._pending.items() if state != _DISCARDED]
         self._pending.clear()
         self._queued = []
+        self.discarded = 0
         return lost
 
     def receiveData(self, data):
@@ -301,9 +311,32 @@ class ClientSession(Session):
         @raise txscales.errors.ProtocolError: when the server broke the
             protocol; the connection should be closed.
         """
+        events, error = self.receiveDataUntilError(data)
+        if error is not None:
+            raise error
+        return events
+
+    def receiveDataUntilError(self, data):
+        """
+        Handle received bytes, keeping the events of the messages that came
+        before a frame that broke the protocol.
+
+        @return: C{(events, error)}: the events, and the
+            L{txscales.errors.ProtocolError} that closes the session (the
+            connection should be closed), or None.
+        """
         events: List[Any] = []
+        messages, error = self._decoder.feedUntilError(data)
+        if messages:
+            try:
+                self._receive(messages, events)
+            except ProtocolError as e:
+                error = e.with_traceback(None)
+        return events, error
+
+    def _receive(self, messages, events):
         pending = self._pending
-        for message in self._decoder.feed(data):
+        for message in messages:
             if self.state == "open":
                 kind = type(message)
                 if kind is Replied or (kind is Rdispatch and message.status == STATUS_OK):
@@ -315,6 +348,8 @@ class ClientSession(Session):
                     self._tags.release(tag)
                     if state != _DISCARDED:
                         events.append(message if kind is Replied else Replied(tag, message.contexts, message.body))
+                    else:
+                        self.discarded -= 1
                     if self.draining and not pending:
                         events.append(Drained())
                 else:
@@ -336,7 +371,6 @@ class ClientSession(Session):
                     raise HandshakeError("the server refused the session: %s" % (message.why.decode("utf-8", "replace"),))
                 else:
                     raise HandshakeError("expected Rinit, got %r" % (message,))
-        return events
 
     def _receiveOpen(self, message, events):
         kind = type(message)
@@ -348,10 +382,13 @@ class ClientSession(Session):
             self._tags.release(tag)
             if state != _DISCARDED:
                 events.append(self._outcome(message))
+            else:
+                self.discarded -= 1
             if self.draining and not self._pending:
                 events.append(Drained())
         elif kind is Tping:
-            self._out.append(encodeMessage(Rping(message.tag)))
+            if not self.quiet:
+                self._out.append(encodeMessage(Rping(message.tag)))
         elif kind is Rping:
             self.pingOutstanding = False
             events.append(PingReplied())
@@ -366,7 +403,8 @@ class ClientSession(Session):
             if message.unit == 0 and not self.draining:
                 events.append(Leased(message.howMuch))
         elif kind is Tdispatch or kind is Treq:
-            self._out.append(encodeMessage(Rerr(message.tag, b"a Mux client does not serve requests")))
+            if not self.quiet:
+                self._out.append(encodeMessage(Rerr(message.tag, b"a Mux client does not serve requests")))
         elif kind is Tinit:
             raise UnexpectedMessageError("Tinit on an open session")
         # Tdiscarded, Rinit and Rdrain from a server carry nothing for a

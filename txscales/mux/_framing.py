@@ -10,7 +10,7 @@ from struct import Struct
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 from txscales._framing import LengthPrefixDecoder
-from txscales.errors import BadMessageError, FrameTooLargeError
+from txscales.errors import BadMessageError, FragmentLimitError, FrameTooLargeError, ProtocolError
 from txscales.mux._fields import MAX_SHORT
 from txscales.mux._messages import (
     FRAGMENT_BIT,
@@ -35,6 +35,12 @@ _short = Struct(">H")
 _NO_PAIRS = _short.pack(0)
 _dispatchHeader = Struct(">II")
 _DISPATCH_TYPE = T_DISPATCH << 24
+
+FRAGMENT_OVERHEAD = 64
+"""What a fragment costs against its connection's fragment budget, beyond
+its body: what holding it costs us, whatever its size."""
+MAX_FRAGMENTED_TAGS = 256
+"""How many fragmented messages a connection may have unfinished at once."""
 
 KEYS_KEPT = 64
 """How many encoded context keys L{encodeDispatch} keeps in one C{keys}."""
@@ -71,21 +77,37 @@ class FrameDecoder:
     Frames are cut by a L{LengthPrefixDecoder}, which holds the bytes of an
     incomplete frame and refuses an oversized length as soon as its four
     bytes arrive, before any of the frame is buffered.  Reassembled
-    fragments are held to the same limit.
+    fragments are held to the same limit, and all the unfinished fragmented
+    messages of the connection together to a budget: each fragment is
+    charged its body and L{FRAGMENT_OVERHEAD} bytes (so empty fragments
+    count too), and at most C{maxFragmentedTags} tags may be partly received
+    at once.
 
     @param decode: makes a message of a frame, as
         L{txscales.mux._messages.decodeMessage} (the default) does; a
         session may decode its most common message more directly.
+    @param maxFragmentBytes: the fragment budget of the connection, in
+        bytes; the default, L{fragmentBudget}C{(maxFrameSize)}, holds one
+        largest message.
+    @param maxFragmentedTags: how many fragmented messages may be
+        unfinished at once.
     """
 
     def __init__(
-        self, maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE, decode: Callable[[int, int, bytes], Any] = decodeMessage
+        self,
+        maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
+        decode: Callable[[int, int, bytes], Any] = decodeMessage,
+        maxFragmentBytes: Optional[int] = None,
+        maxFragmentedTags: int = MAX_FRAGMENTED_TAGS,
     ) -> None:
         # A frame holds at least its type and tag.
         self._frames = LengthPrefixDecoder(maxFrameSize, 4)
         self._decode = decode
-        # By tag: [type code, size so far, the bodies of the fragments].
+        # By tag: [type, body bytes, body parts, bytes charged].
         self._fragments: Dict[int, List[Any]] = {}
+        self._charged = 0
+        self.maxFragmentBytes = fragmentBudget(maxFrameSize) if maxFragmentBytes is None else maxFragmentBytes
+        self.maxFragmentedTags = maxFragmentedTags
 
     @property
     def maxFrameSize(self) -> int:
@@ -101,25 +123,52 @@ class FrameDecoder:
 
         @return: the list of messages completed by them, in order.
         @raise FrameTooLargeError: for a frame above the limit.
+        @raise FragmentLimitError: when unfinished fragments exceed the
+            connection's budget.
         @raise BadMessageError: for a frame that does not decode; the stream
             cannot be trusted after that and the connection should close.
         """
-        messages = []
-        buf, ends = self._frames.split(data)
-        start = 0
-        for end in ends:
-            typeByte, tagHigh, tagLow = _header.unpack_from(buf, start + 4)
-            typeCode = typeByte - 256 if typeByte > 127 else typeByte
-            tag = (tagHigh << 16) | tagLow
-            body = buf[start + 8 : end]
-            start = end
-            if tag & FRAGMENT_BIT or self._fragments:
-                message = self._reassemble(typeCode, tag, body)
-                if message is not None:
-                    messages.append(message)
-                continue
-            messages.append(self._decode(typeCode, tag, body))
+        messages, error = self.feedUntilError(data)
+        if error is not None:
+            raise error
         return messages
+
+    def feedUntilError(self, data: bytes) -> Tuple[List[Message], Optional[ProtocolError]]:
+        """
+        Add received bytes, keeping the messages completed before a frame
+        that breaks the protocol.
+
+        @return: C{(messages, error)}: the messages completed, in order, up
+            to the first bad frame; and the L{ProtocolError} that frame
+            raised (the stream cannot be trusted after it: do not feed the
+            decoder again), or None.
+        """
+        buf, ends, error = self._frames.splitUntilError(data)
+        if not ends and error is None:
+            # A frame still incomplete: what a peer trickling bytes costs.
+            return [], None
+        messages = []
+        start = 0
+        try:
+            for end in ends:
+                typeByte, tagHigh, tagLow = _header.unpack_from(buf, start + 4)
+                typeCode = typeByte - 256 if typeByte > 127 else typeByte
+                tag = (tagHigh << 16) | tagLow
+                body = buf[start + 8 : end]
+                start = end
+                if tag & FRAGMENT_BIT or self._fragments:
+                    message = self._reassemble(typeCode, tag, body)
+                    if message is not None:
+                        messages.append(message)
+                    continue
+                messages.append(self._decode(typeCode, tag, body))
+        except ProtocolError as e:
+            # Without its traceback, the error holds none of our buffers.
+            error = e.with_traceback(None)
+        if error is not None:
+            self._fragments.clear()
+            self._charged = 0
+        return messages, error
 
     def _reassemble(self, typeCode, tag, body):
         """
@@ -128,12 +177,17 @@ class FrameDecoder:
         @return: a message, or None when the frame was an inner fragment.
         """
         plainTag = tag & ~FRAGMENT_BIT
-        pending = self._fragments.get(plainTag)
+        fragments = self._fragments
+        pending = fragments.get(plainTag)
         if tag & FRAGMENT_BIT:
             if typeCode not in FRAGMENTABLE:
                 raise BadMessageError("message type %d cannot be fragmented" % (typeCode,))
             if pending is None:
-                pending = self._fragments[plainTag] = [typeCode, 0, []]
+                if len(fragments) >= self.maxFragmentedTags:
+                    raise FragmentLimitError(
+                        "more than %d fragmented messages open at once" % (self.maxFragmentedTags,)
+                    )
+                pending = fragments[plainTag] = [typeCode, 0, [], 0]
             elif pending[0] != typeCode:
                 raise BadMessageError("fragments of tag %d change type" % (plainTag,))
             pending[1] += len(body)
@@ -142,10 +196,18 @@ class FrameDecoder:
                     "fragmented message of tag %d exceeds the limit of %d"
                     % (plainTag, self.maxFrameSize)
                 )
+            charge = len(body) + FRAGMENT_OVERHEAD
+            pending[3] += charge
+            self._charged += charge
+            if self._charged > self.maxFragmentBytes:
+                raise FragmentLimitError(
+                    "unfinished fragmented messages exceed the connection's budget of %d bytes"
+                    % (self.maxFragmentBytes,)
+                )
             pending[2].append(body)
             return None
         if pending is not None:
-            del self._fragments[plainTag]
+            self._drop(plainTag)
             if pending[0] == typeCode:
                 pending[2].append(body)
                 body = b"".join(pending[2])
@@ -158,17 +220,41 @@ class FrameDecoder:
             # sequence: its fragments are dropped and the frame stands alone.
         message = self._decode(typeCode, plainTag, body)
         if typeCode in (T_DISCARDED, T_DISCARDED_LEGACY):
-            self._fragments.pop(cast(Tdiscarded, message).which, None)
+            self._drop(cast(Tdiscarded, message).which)
         elif typeCode == R_DISCARDED:
-            self._fragments.pop(plainTag, None)
+            self._drop(plainTag)
         return message
+
+    def _drop(self, tag: int) -> None:
+        pending = self._fragments.pop(tag, None)
+        if pending is not None:
+            self._charged -= pending[3]
 
     def bufferedSize(self) -> int:
         """
         @return: how many received bytes are held waiting for the rest of
             their frame or message.
         """
+        # Asked after every read (the server's read timeout): without
+        # fragments pending, skip the sum.
+        if not self._fragments:
+            return self._frames.bufferedSize()
         return self._frames.bufferedSize() + sum(p[1] for p in self._fragments.values())
+
+    def fragmentBytes(self) -> int:
+        """
+        @return: how much of the fragment budget unfinished messages use.
+        """
+        return self._charged
+
+
+def fragmentBudget(maxFrameSize: int) -> int:
+    """
+    @return: the default fragment budget of a connection whose largest
+        frame is C{maxFrameSize}: one largest message, plus a sixteenth for
+        the overhead charged per fragment (fragments of 1 KiB or more fit).
+    """
+    return maxFrameSize + maxFrameSize // 16
 
 
 def encodeFrames(message: Message, window: Optional[int] = None) -> bytes:

@@ -3,12 +3,14 @@ The server half of a Mux session: plain Python, no Twisted.
 """
 
 from struct import Struct
-from typing import Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
-from txscales.errors import DuplicateTagError, HandshakeError, TlsNegotiationError
+from txscales.errors import DuplicateTagError, HandshakeError, ProtocolError, TlsNegotiationError
 from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encodeFrames
 from txscales.mux._messages import (
     CONTROL_TAG,
+    FLAG_REJECTED,
+    FLAG_RETRYABLE,
     MAX_TAG,
     MIN_TAG,
     R_DISPATCH,
@@ -46,6 +48,13 @@ from txscales.mux._session import (
     peerTls,
     peerWindow as _peerWindow,
 )
+
+DEFAULT_MAX_PENDING = 1000
+"""How many requests a server session runs at once by default; later ones
+are nacked until some are answered."""
+
+# What Finagle's admission control sends: retry elsewhere, not processed.
+_ADMISSION_FLAGS = FLAG_RETRYABLE | FLAG_REJECTED
 
 # An Rdispatch frame header followed by status 0 and no contexts.
 _okHeader = Struct(">IIxxx")
@@ -105,12 +114,22 @@ class ServerSession(Session):
     @ivar negotiated: whether the client did the Tinit handshake.
     @ivar drainAcknowledged: whether the client answered Tdrain.
     @ivar orphanedDiscards: Tdiscarded messages for unknown tags.
+    @ivar maxPending: how many requests may wait for their answer; the
+        requests past it are nacked (retryable, not processed), as
+        Finagle's admission control does.
+    @ivar nacked: how many requests were nacked for C{maxPending}.
     """
 
     def __init__(
-        self, maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE, window: int = DEFAULT_WINDOW, tls: bytes = TLS_OFF
+        self,
+        maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
+        window: int = DEFAULT_WINDOW,
+        maxPending: int = DEFAULT_MAX_PENDING,
+        tls: bytes = TLS_OFF,
     ) -> None:
         """
+        @param maxPending: how many requests run at once; the later ones
+            are nacked.
         @param tls: the opportunistic TLS level sent in Rinit: C{b"off"},
             C{b"desired"} or C{b"required"} (a client that does not
             negotiate is then refused).
@@ -131,6 +150,8 @@ class ServerSession(Session):
         self.peerWindow = None
         self.drainAcknowledged = False
         self.orphanedDiscards = 0
+        self.maxPending = maxPending
+        self.nacked = 0
 
     @property
     def pendingCount(self):
@@ -138,6 +159,13 @@ class ServerSession(Session):
         How many requests wait for their answer.
         """
         return len(self._pending)
+
+    def bufferedSize(self) -> int:
+        """
+        @return: how many received bytes wait for the rest of their frame or
+            message.
+        """
+        return self._decoder.bufferedSize()
 
     def readyToClose(self, graceExpired: bool = False):
         """
@@ -228,13 +256,26 @@ class ServerSession(Session):
         @raise txscales.errors.ProtocolError: when the client broke the
             protocol; after writing L{dataToSend<Session.dataToSend>}, close the connection.
         """
-        events = []
+        messages, error = self._decoder.feedUntilError(data)
+        events: List[Any] = []
+        if messages:
+            try:
+                self._receive(messages, events)
+            except ProtocolError as e:
+                error = e.with_traceback(None)
+        if error is not None:
+            self._refuse(events)
+            raise error
+        return events
+
+    def _receive(self, messages, events):
         pending = self._pending
-        for message in self._decoder.feed(data):
+        maxPending = self.maxPending
+        for message in messages:
             if type(message) is Tdispatch and self.state == "open":
                 # The usual request: a new tag on an open session.
                 tag = message.tag
-                if tag not in pending and MIN_TAG <= tag <= MAX_TAG:
+                if tag not in pending and MIN_TAG <= tag <= MAX_TAG and len(pending) < maxPending:
                     self._nextId += 1
                     pending[tag] = (self._nextId, False)
                     events.append(
@@ -259,7 +300,15 @@ class ServerSession(Session):
             if self.state == "closed":
                 break
             self._receiveOpen(message, events)
-        return events
+
+    def _refuse(self, events):
+        """
+        Nack the requests of C{events}, which will not be dispatched: the
+        connection closes for a protocol error that came in the same bytes.
+        """
+        for event in events:
+            if type(event) is Dispatch:
+                self.replyNack(event.requestId, event.tag, _ADMISSION_FLAGS)
 
     def _refuseCleartext(self, message):
         if self._tls == TLS_REQUIRED:
@@ -305,6 +354,16 @@ class ServerSession(Session):
             if self.state == "draining":
                 self._out.append(
                     encodeMessage(Rreq(tag, STATUS_NACK) if legacy else Rdispatch(tag, STATUS_NACK))
+                )
+                return
+            if len(self._pending) >= self.maxPending:
+                self.nacked += 1
+                self._out.append(
+                    encodeMessage(
+                        Rreq(tag, STATUS_NACK)
+                        if legacy
+                        else Rdispatch(tag, STATUS_NACK, muxFailureContext(_ADMISSION_FLAGS))
+                    )
                 )
                 return
             self._nextId += 1

@@ -24,7 +24,13 @@ class FailureAccrual:
     the last C{window} seconds (with at least C{minRequests} requests) falls
     below C{successRate}.  It stays dead for an equal-jittered backoff
     (5 s doubling to 300 s), then admits one probe request: success revives
-    it, failure marks it dead again for the next backoff.
+    it, failure marks it dead again for the next backoff.  Every outcome of
+    the probe settles it: a timeout or a failed connection is a failure
+    (timeouts count as failures at any time unless C{countTimeouts} is
+    false), an outcome saying nothing about the endpoint (a nack, a
+    cancellation) hands the probe's place to the next request, and an
+    endpoint connected again after it could not be (L{reconnected}) is
+    probed at once.
 
     @param clock: an C{IReactorTime}.
     @ivar state: L{ALIVE}, L{DEAD}, L{PROBE_OPEN} or L{PROBE_CLOSED}.
@@ -41,6 +47,7 @@ class FailureAccrual:
         window=30.0,
         minRequests=5,
         markDeadFor=(5.0, 300.0),
+        countTimeouts=True,
     ) -> None:
         self._clock = clock
         self._random = random
@@ -48,6 +55,7 @@ class FailureAccrual:
         self._successRate = successRate
         self._minRequests = minRequests
         self._markDeadFor = markDeadFor
+        self._countTimeouts = countTimeouts
         self._successes = WindowedAdder(window, 10, clock.seconds)
         self._failures = WindowedAdder(window, 10, clock.seconds)
         self._consecutive = 0
@@ -94,6 +102,42 @@ class FailureAccrual:
         elif self.state == ALIVE and self._shouldDie():
             self._markDead()
 
+    def timedOut(self):
+        """
+        A request timed out: a failure, unless timeouts are not counted.
+        """
+        if self._countTimeouts:
+            self.failure()
+        else:
+            self.ignored()
+
+    def connectFailed(self):
+        """
+        The endpoint could not be connected to; fail-fast keeps it out, and
+        a probe waiting on the connection failed.
+        """
+        if self.state == PROBE_CLOSED:
+            self._failures.add(1)
+            self._markDead()
+
+    def ignored(self):
+        """
+        A request ended without saying anything of the endpoint's health
+        (cancelled, nacked, never sent): a probe's place goes to the next
+        request.
+        """
+        if self.state == PROBE_CLOSED:
+            self.state = PROBE_OPEN
+
+    def reconnected(self):
+        """
+        The endpoint is connected again after connections failed: probe it
+        at once instead of waiting out its backoff.
+        """
+        if self.state in (DEAD, PROBE_CLOSED):
+            self.stop()
+            self._probe()
+
     def _shouldDie(self):
         if self._limit and self._consecutive >= self._limit:
             return True
@@ -131,14 +175,17 @@ class FailFast:
 
     @param connect: a callable returning a Deferred that fires when a
         connection is made, or fails.
+    @param onUp: called without arguments when a background attempt
+        connected, or None.
     @ivar down: whether the endpoint is marked down.
     @ivar reason: while it is down, the exception its last connection
         attempt failed with (None if not known).
     @ivar attempts: background reconnection attempts made.
     """
 
-    def __init__(self, clock, random, connect, start=1.0, maximum=32.0) -> None:
+    def __init__(self, clock, random, connect, start=1.0, maximum=32.0, onUp=None) -> None:
         self._clock = clock
+        self._onUp = onUp
         self._random = random
         self._connect = connect
         self._start = start
@@ -147,7 +194,7 @@ class FailFast:
         self._timer = None
         self._attempt: Optional[Deferred[Any]] = None
         self.down = False
-        self.reason = None
+        self.reason: Optional[BaseException] = None
         self.attempts = 0
 
     def markDown(self, reason=None) -> None:
@@ -179,6 +226,8 @@ class FailFast:
         self.down = False
         self.reason = None
         self._backoff = None
+        if self._onUp is not None:
+            self._onUp()
 
     def _failed(self, failure) -> None:
         self._attempt = None

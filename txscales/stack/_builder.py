@@ -139,7 +139,8 @@ class ClientBuilder:
     def failureAccrual(self: _Builder, enabled: bool = True, **options: Any) -> _Builder:
         """
         Configure failure accrual (C{consecutiveFailures}, C{successRate},
-        C{window}, C{minRequests}, C{markDeadFor}), or turn it off.
+        C{window}, C{minRequests}, C{markDeadFor}, C{countTimeouts}), or
+        turn it off.
         """
         self._options["failureAccrual"] = options if enabled else False
         return self

@@ -43,8 +43,9 @@ class ClientStack:
          balancers read.
       6. L{EndpointNode}, per endpoint: fail-fast (a node that cannot be
          connected to is closed and reconnects in the background) and
-         failure accrual (a node failing requests is marked busy for a
-         backoff, then probed), around the endpoint's session pool.
+         failure accrual (a node failing or timing out requests is marked
+         busy for a backoff, then probed; a node connected again after
+         fail-fast is probed at once), around the endpoint's session pool.
 
     A request has a C{timeout} (seconds or None), a C{decode} (a callable
     making the call's result from the answer, or None) and a
@@ -142,7 +143,8 @@ class ClientStack:
         accrual = None
         if self._accrualOptions is not False:
             accrual = FailureAccrual(self._clock, self._random, **self._accrualOptions)
-        failFast = FailFast(self._clock, self._random, endpoint.getProtocol, **self._failFastOptions)
+        onUp = accrual.reconnected if accrual is not None else None
+        failFast = FailFast(self._clock, self._random, endpoint.getProtocol, onUp=onUp, **self._failFastOptions)
         return EndpointNode(endpoint, accrual, failFast, self._random.random())
 
     def update(self, endpoints: Iterable[IEndpoint]) -> None:

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from txscales.stats import ClientStats
 
 
+_EARLY = 1e-3
+"""How early (seconds) an attempt cancelled before its call's timeout is
+taken as timed out: the timeout layer starts its clock a little later."""
+
+
 def isRequeueable(failure: Failure) -> bool:
     """
     @return: whether C{failure} is safe to send again elsewhere: a txscales
@@ -125,8 +130,12 @@ class Dispatcher:
         return result if decode is None else decode(result)
 
     def _failed(self, failure, node, request, retries, start, sent):
-        node.failed(failure)
-        self._release(node, self._clock.seconds() - sent)
+        now = self._clock.seconds()
+        timeout = request.timeout
+        # The timeout layer expires a call by cancelling its attempt.
+        timedOut = timeout is not None and now - start >= timeout - _EARLY and failure.check(CancelledError) is not None
+        node.failed(failure, timedOut)
+        self._release(node, now - sent)
         if self._requeue(failure, retries):
             return self._attempt(request, retries + 1, start)
         return self._finished(failure, start)

@@ -69,19 +69,32 @@ class EndpointNode:
         if self.accrual is not None:
             self.accrual.success()
 
-    def failed(self, failure: Failure) -> None:
+    def failed(self, failure: Failure, timedOut: bool = False) -> None:
         """
-        A request sent with L{send} failed with C{failure}.
+        A request sent with L{send} failed with C{failure}; every outcome
+        reaches failure accrual, so that a probe is always settled.
+
+        @param timedOut: whether it failed because its timeout expired.
         """
+        accrual = self.accrual
         if failure.check(ConnectError):
             self.failFast.markDown(failure.value)
-        elif self.accrual is not None and not failure.check(CancelledError) and not isRequeueable(failure):
-            self.accrual.failure()
+            if accrual is not None:
+                accrual.connectFailed()
+        elif accrual is None:
+            return
+        elif timedOut:
+            accrual.timedOut()
+        elif failure.check(CancelledError) or isRequeueable(failure):
+            accrual.ignored()
+        else:
+            accrual.failure()
 
     def _downError(self) -> ConnectError:
         """
         @return: the L{ConnectError} of a request sent while the endpoint is
-            down, saying why its last connection attempt failed.
+            down, saying why its last connection attempt failed, of the
+            same class as the error that marked it down.
         """
         where = str(self.endpoint)
         reason = self.failFast.reason
@@ -92,7 +105,17 @@ class EndpointNode:
             # The endpoints' own connect errors name them already.
             if where not in cause:
                 cause = "%s: %s" % (where, cause)
-        return ConnectError("%s (reconnecting in the background)" % (cause,))
+        message = "%s (reconnecting in the background)" % (cause,)
+        if type(reason) is ConnectError or not isinstance(reason, ConnectError):
+            return ConnectError(message)
+        kind = type(reason)
+        # A subclass (HandshakeTimeoutError, say) keeps its type, so that
+        # callers catching it still do; its own constructor takes other
+        # arguments than a message.
+        error = kind.__new__(kind)
+        ConnectError.__init__(error, message)
+        error.__dict__.update(reason.__dict__)
+        return error
 
     def retire(self) -> None:
         """

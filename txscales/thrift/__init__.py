@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from twisted.internet.interfaces import IStreamServerEndpoint
 
+from txscales._listening import DEFAULT_MAX_CONNECTIONS
 from txscales._reactor import defaultReactor
+from txscales._timers import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, ServerTimeouts
 from txscales._tls import serverEndpoint, serverOptions as serverTlsOptions
 from txscales.stack import ClientBuilder
 from txscales.thrift._client import ThriftClient, buildClient
@@ -38,7 +40,7 @@ from txscales.thrift._codec import (
 from txscales.thrift._framing import BUFFERED, DEFAULT_MAX_MESSAGE_SIZE, FRAMED, FramedDecoder, encodeFrame
 from txscales.thrift._processor import ThriftProcessor, missingMethods
 from txscales.thrift._proxy import proxyClass
-from txscales.thrift._server import ThriftServerService, countedProcess, serverFactory
+from txscales.thrift._server import DEFAULT_MAX_PENDING, ThriftServerService, countedProcess, serverFactory
 from txscales.thrift._session import InOrderReplies
 
 if TYPE_CHECKING:
@@ -162,6 +164,11 @@ class Thrift:
         stats: bool = True,
         registry: "Optional[CollectorRegistry]" = None,
         tls: "Optional[CertificateOptions]" = None,
+        maxPendingPerConnection: int = DEFAULT_MAX_PENDING,
+        handshakeTimeout: Optional[float] = DEFAULT_HANDSHAKE_TIMEOUT,
+        readTimeout: Optional[float] = DEFAULT_READ_TIMEOUT,
+        idleTimeout: Optional[float] = DEFAULT_IDLE_TIMEOUT,
+        maxConnections: Optional[int] = DEFAULT_MAX_CONNECTIONS,
     ) -> ThriftServerService:
         """
         Make a service serving C{handler} on C{listen}; each call's protocol
@@ -183,6 +190,17 @@ class Thrift:
             global one).
         @param tls: TLS settings (a C{twisted.internet.ssl.CertificateOptions},
             e.g. from L{serverTlsOptions}): every connection speaks TLS.
+        @param maxPendingPerConnection: how many calls of one connection
+            run at once; a connection is not read from while that many wait
+            for their reply.
+        @param handshakeTimeout: seconds a connection has to complete its
+            first message, or None for no limit.
+        @param readTimeout: seconds a message has to arrive in full once its
+            first bytes came, however slowly the rest trickles in, or None.
+        @param idleTimeout: seconds a connection with no call outstanding may
+            stay silent, or None.
+        @param maxConnections: the most connections held at once; past it,
+            new connections are closed at once (None: no limit).
         @return: a L{ThriftServerService} (an C{IService}); start it, or
             add it to an application.
         @raise ValueError: for an unknown transport.
@@ -193,7 +211,11 @@ class Thrift:
             from txscales.stats import Stats
 
             serverStats = Stats("server", label or iface.__module__, registry)
-        factory = serverFactory(iface, handler, reactor, transport, maxMessageSize, serverStats)
+        description = "%s (thrift %s)" % (iface.__module__, transport)
+        timeouts = ServerTimeouts(reactor, handshakeTimeout, readTimeout, idleTimeout, description)
+        factory = serverFactory(
+            iface, handler, reactor, transport, maxMessageSize, serverStats, maxPendingPerConnection, timeouts
+        )
         return ThriftServerService(
-            factory, serverEndpoint(reactor, listen, tls), reactor, drainTimeout, "%s (thrift %s)" % (iface.__module__, transport)
+            factory, serverEndpoint(reactor, listen, tls), reactor, drainTimeout, description, maxConnections
         )

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 
 from twisted.python.failure import Failure
 
-from txscales._connection import noDelay
+from txscales._connection import ReadThrottle, noDelay
 from txscales._draining import DrainingFactory
 from txscales._listening import ListeningService
 from txscales._ratelimit import RateLimitedLog, detached
@@ -27,9 +27,14 @@ from txscales.thrift._processor import ThriftProcessor
 from txscales.thrift._session import Call, ServerSession
 
 if TYPE_CHECKING:
+    from txscales._timers import ConnectionTimers, ServerTimeouts
     from txscales.stats import Stats
 
 _log = Logger()
+
+DEFAULT_MAX_PENDING = 1000
+"""How many calls a connection runs (or holds unanswered) at once by
+default."""
 
 # What serves one call: its message bytes -> the reply bytes, or a Deferred
 # of them (b"" for a one-way call).
@@ -77,16 +82,30 @@ class ThriftServerProtocol(Protocol):
     """
     One plain Thrift server connection.
 
+    Reading stops while C{maxPending} calls wait for their reply (plain
+    Thrift cannot refuse a call), and while the unsent replies pass the
+    transport's high-water mark (L{txscales._connection.ReadThrottle}).
+
     @ivar closed: fires with None once the connection is gone.
     """
 
     transport: ITCPTransport
+    # Made by connectionMade, with the transport.
+    _throttle: ReadThrottle
 
     def __init__(
-        self, process: _Process, transport: str = FRAMED, maxMessageSize: int = DEFAULT_MAX_MESSAGE_SIZE
+        self,
+        process: _Process,
+        transport: str = FRAMED,
+        maxMessageSize: int = DEFAULT_MAX_MESSAGE_SIZE,
+        maxPending: int = DEFAULT_MAX_PENDING,
+        timeouts: "Optional[ServerTimeouts]" = None,
     ) -> None:
         self._process = process
+        self._maxPending = maxPending
         self._session = ServerSession(transport, maxMessageSize)
+        self._timeouts = timeouts
+        self._timers: "Optional[ConnectionTimers]" = None
         self._inflight: Dict[int, Deferred[Any]] = {}
         self.closed: Deferred[None] = Deferred()
 
@@ -99,7 +118,10 @@ class ThriftServerProtocol(Protocol):
 
     def connectionMade(self) -> None:
         noDelay(self.transport)
+        self._throttle = ReadThrottle(self.transport)
         self.factory.protocols.add(self)
+        if self._timeouts is not None:
+            self._timers = self._timeouts.watch(self.transport, self._busy)
         if self.factory.draining:
             # Accepted just before the server stopped listening.
             self.drain()
@@ -110,18 +132,25 @@ class ThriftServerProtocol(Protocol):
         except ProtocolError as e:
             self.factory.log.warn("closing Thrift connection: {error}", error=detached(e))
             self._flush()
-            self.transport.loseConnection()
+            self._throttle.close()
             return
+        if self._timers is not None:
+            self._timers.received(len(data), self._session.bufferedSize())
         for call in calls:
             self._dispatch(call)
         self._flush()
+        if self._session.pendingCount >= self._maxPending:
+            self._throttle.hold("pending")
+
+    def _busy(self) -> bool:
+        return self._session.pendingCount > 0 or bool(self._inflight)
 
     def _dispatch(self, call: Call) -> None:
         try:
             result = self._process(call.message)
         except ProtocolError as e:
             self.factory.log.warn("closing Thrift connection: {error}", error=detached(e))
-            self.transport.loseConnection()
+            self._throttle.close()
             return
         except Exception:
             # A handler's nack, raised at once, ends here too.
@@ -150,12 +179,14 @@ class ThriftServerProtocol(Protocol):
             self.factory.log.warn("Thrift call refused (nack); closing the connection")
         else:
             self.factory.log.failure("Thrift call failed without a reply; closing the connection", failure)
-        self.transport.loseConnection()
+        self._throttle.close()
 
     def _flush(self) -> None:
         data = self._session.dataToSend()
         if data:
             self.transport.write(data)
+        if self._throttle.paused and self._session.pendingCount < self._maxPending:
+            self._throttle.release("pending")
         self._closeIfDrained()
 
     def drain(self) -> "Deferred[None]":
@@ -171,9 +202,11 @@ class ThriftServerProtocol(Protocol):
     def _closeIfDrained(self) -> None:
         # One-way calls still running hold the connection open too.
         if self._session.readyToClose() and not self._inflight:
-            self.transport.loseConnection()
+            self._throttle.close()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._timers is not None:
+            self._timers.stop()
         self.factory.protocols.discard(self)
         self._session.connectionLost()
         inflight, self._inflight = self._inflight, {}
@@ -191,20 +224,30 @@ class ThriftServerFactory(DrainingFactory):
     @ivar draining: whether L{drainAll<txscales._draining.DrainingFactory.drainAll>} was called.
     @ivar log: the L{RateLimitedLog} of lines the connections' peers can
         trigger.
+    @ivar timeouts: the L{txscales._timers.ServerTimeouts} of the
+        connections, or None for none.
     """
 
     def __init__(
-        self, process: _Process, clock: Any, transport: str = FRAMED, maxMessageSize: int = DEFAULT_MAX_MESSAGE_SIZE
+        self,
+        process: _Process,
+        clock: Any,
+        transport: str = FRAMED,
+        maxMessageSize: int = DEFAULT_MAX_MESSAGE_SIZE,
+        maxPending: int = DEFAULT_MAX_PENDING,
+        timeouts: "Optional[ServerTimeouts]" = None,
     ) -> None:
         ServerSession(transport, maxMessageSize)  # check the transport name
         self._process = process
+        self.maxPending = maxPending
         DrainingFactory.__init__(self, clock)
         self.log = RateLimitedLog(clock, _log)
         self._transport = transport
         self._maxMessageSize = maxMessageSize
+        self.timeouts = timeouts
 
     def buildProtocol(self, addr: Optional[IAddress]) -> ThriftServerProtocol:
-        p = ThriftServerProtocol(self._process, self._transport, self._maxMessageSize)
+        p = ThriftServerProtocol(self._process, self._transport, self._maxMessageSize, self.maxPending, self.timeouts)
         p.factory = self
         return p
 
@@ -216,6 +259,8 @@ def serverFactory(
     transport: str = FRAMED,
     maxMessageSize: int = DEFAULT_MAX_MESSAGE_SIZE,
     stats: "Optional[Stats]" = None,
+    maxPending: int = DEFAULT_MAX_PENDING,
+    timeouts: "Optional[ServerTimeouts]" = None,
 ) -> ThriftServerFactory:
     """
     @param iface: the generated C{Iface} class.
@@ -224,13 +269,17 @@ def serverFactory(
     @param transport: C{"framed"} or C{"buffered"}.
     @param maxMessageSize: the largest call (or frame) accepted.
     @param stats: a L{txscales.stats.Stats} for the server, or None.
+    @param maxPending: how many calls of one connection run at once;
+        reading stops at that many.
+    @param timeouts: the L{txscales._timers.ServerTimeouts} of its
+        connections, or None for none.
     @return: a L{ThriftServerFactory} serving C{handler} for the generated
         service C{iface}.
     """
     process: _Process = ThriftProcessor(iface, handler, reactor).process
     if stats is not None:
         process = countedProcess(process, stats, reactor)
-    return ThriftServerFactory(process, reactor, transport, maxMessageSize)
+    return ThriftServerFactory(process, reactor, transport, maxMessageSize, maxPending, timeouts)
 
 
 class ThriftServerService(ListeningService):

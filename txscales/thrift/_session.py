@@ -278,6 +278,12 @@ class ServerSession(InOrderReplies):
             calls.append(Call(self._received(oneway), message, oneway))
         return calls
 
+    def bufferedSize(self):
+        """
+        @return: how many received bytes wait for the rest of their message.
+        """
+        return self._decoder.pending
+
     def reply(self, requestId, message):
         """
         Answer call C{requestId} with C{message} (unframed; C{b""} writes

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from twisted.internet.interfaces import IStreamServerEndpoint
 
+from txscales._listening import DEFAULT_MAX_CONNECTIONS
 from txscales._reactor import defaultReactor
+from txscales._timers import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, ServerTimeouts
 from txscales._tls import opportunisticLevel, serverEndpoint
-from txscales.mux import DEFAULT_MAX_FRAME_SIZE
+from txscales.mux import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_PENDING
 from txscales.stack import ClientBuilder
 from txscales.thrift import serverTlsOptions
 from txscales.thriftmux._client import ThriftMuxClient, buildClient
@@ -52,6 +54,15 @@ class ThriftMuxBuilder(ClientBuilder):
         self._options["maxFrameSize"] = size
         return self
 
+    def handshakeTimeout(self, seconds: Optional[float]) -> "ThriftMuxBuilder":
+        """
+        Close a new session whose server has not completed the Mux handshake
+        within C{seconds} (None: wait forever); its calls fail with
+        L{txscales.errors.HandshakeTimeoutError} and may go elsewhere.
+        """
+        self._options["handshakeTimeout"] = seconds
+        return self
+
     def opportunisticTls(self, level: str) -> "ThriftMuxBuilder":
         """
         Negotiate TLS in the Mux handshake (C{"desired"} or C{"required"})
@@ -61,13 +72,34 @@ class ThriftMuxBuilder(ClientBuilder):
         self._options["opportunisticTls"] = level
         return self
 
-    def pingInterval(self, seconds: Optional[float], timeout: float = 4.0) -> "ThriftMuxBuilder":
+    def pingInterval(self, seconds: Optional[float], timeout: float = 4.0, threshold: float = 2.0) -> "ThriftMuxBuilder":
         """
-        Ping each session every C{seconds} (None to disable); a session whose
-        ping is not answered within C{timeout} seconds is closed.
+        Ping each session every C{seconds} (None to disable), and at once
+        when a call is discarded; a session whose ping waits more than
+        C{threshold} times its recent round trips is busy, one whose ping is
+        not answered within C{timeout} seconds is closed.
         """
         self._options["pingInterval"] = seconds
         self._options["pingTimeout"] = timeout
+        self._options["pingThreshold"] = threshold
+        return self
+
+    def maxDiscarded(self, count: Optional[int]) -> "ThriftMuxBuilder":
+        """
+        Close a session once more than C{count} of its discarded calls wait
+        for the server's answer (None: no bound).
+        """
+        self._options["maxDiscarded"] = count
+        return self
+
+    def reconnectBackoff(self, start: float = 1.0, maximum: float = 32.0, healthyAfter: float = 5.0) -> "ThriftMuxBuilder":
+        """
+        Wait an exponential jittered backoff from C{start} to C{maximum}
+        seconds before connecting again after a session that ended within
+        C{healthyAfter} seconds of its start.
+        """
+        self._options["reconnectBackoff"] = (start, maximum)
+        self._options["healthyAfter"] = healthyAfter
         return self
 
 
@@ -98,8 +130,10 @@ class ThriftMux:
             C{retryPolicy}, C{maxRequeues}, C{failureAccrual} (a dict of
             options, or False), C{failFast} (C{start}, C{maximum}),
             C{stats}, C{registry}, C{reactor}, C{random},
-            C{connectTimeout}, C{maxFrameSize}, C{pingInterval},
-            C{pingTimeout}; TLS: C{tls} (True, or an
+            C{connectTimeout}, C{handshakeTimeout} (default 10 s),
+            C{maxFrameSize}, C{pingInterval},
+            C{pingTimeout}, C{pingThreshold}, C{maxDiscarded},
+            C{reconnectBackoff} (C{(start, maximum)}), C{healthyAfter}; TLS: C{tls} (True, or an
             C{IOpenSSLClientConnectionCreator} for every server),
             C{tlsCa} (path of the PEM CA to trust; default: the
             platform's), C{tlsClientCert} and C{tlsClientKey} (PEM paths,
@@ -132,6 +166,11 @@ class ThriftMux:
         registry: "Optional[CollectorRegistry]" = None,
         tls: "Optional[CertificateOptions]" = None,
         opportunisticTls: Optional[str] = None,
+        maxPendingPerConnection: int = DEFAULT_MAX_PENDING,
+        handshakeTimeout: Optional[float] = DEFAULT_HANDSHAKE_TIMEOUT,
+        readTimeout: Optional[float] = DEFAULT_READ_TIMEOUT,
+        idleTimeout: Optional[float] = DEFAULT_IDLE_TIMEOUT,
+        maxConnections: Optional[int] = DEFAULT_MAX_CONNECTIONS,
     ) -> ThriftMuxServerService:
         """
         Make a service serving C{handler} on C{listen}.
@@ -155,6 +194,18 @@ class ThriftMux:
             when its client negotiates it in Tinit, as Finagle's
             opportunistic TLS does; with C{"required"}, clients that do not
             are refused.
+        @param maxPendingPerConnection: how many requests of one
+            connection run at once; a Mux client's requests past it are
+            nacked (retryable elsewhere), a downgraded Thrift client is not
+            read from until some are answered.
+        @param handshakeTimeout: seconds a connection has to complete its
+            first message, or None for no limit.
+        @param readTimeout: seconds a message has to arrive in full once its
+            first bytes came, however slowly the rest trickles in, or None.
+        @param idleTimeout: seconds a connection with no call outstanding may
+            stay silent, or None.
+        @param maxConnections: the most connections held at once; past it,
+            new connections are closed at once (None: no limit).
         @return: a L{ThriftMuxServerService} (an C{IService}); start it, or
             add it to an application.
         @raise ValueError: for opportunistic TLS without C{tls}.
@@ -171,5 +222,17 @@ class ThriftMux:
             from txscales.stats import Stats
 
             serverStats = Stats("server", label or iface.__module__, registry)
-        factory = serverFactory(iface, handler, reactor, maxFrameSize, serverStats, level, tls)
-        return ThriftMuxServerService(factory, listen, reactor, drainTimeout, "%s (thriftmux)" % (iface.__module__,))
+        description = "%s (thriftmux)" % (iface.__module__,)
+        timeouts = ServerTimeouts(reactor, handshakeTimeout, readTimeout, idleTimeout, description)
+        factory = serverFactory(
+            iface,
+            handler,
+            reactor,
+            maxFrameSize,
+            serverStats,
+            maxPendingPerConnection,
+            opportunisticTls=level,
+            tls=tls,
+            timeouts=timeouts,
+        )
+        return ThriftMuxServerService(factory, listen, reactor, drainTimeout, description, maxConnections)

@@ -98,6 +98,7 @@ def buildClient(
     if random is None:
         random = _random.Random()
     stackOptions = {k: options.pop(k) for k in STACK_OPTIONS + ("stats", "registry", "discoveryTimeout") if k in options}
+    reconnect = {k: options.pop(k) for k in ("reconnectBackoff", "healthyAfter") if k in options}
     level = opportunisticLevel(options.pop("opportunisticTls", None))
     if level != b"off":
         options.setdefault("tls", True)
@@ -113,7 +114,9 @@ def buildClient(
             # settings clientTls made: opportunistic TLS implies tls).
             assert tlsFor is not None
             protocolOptions = dict(options, opportunisticTls=level, tls=tlsFor(host))
-        return MuxEndpoint(reactor, host, port, protocolOptions, connectTimeout, endpointFactory, onConnect)
+        return MuxEndpoint(
+            reactor, host, port, protocolOptions, connectTimeout, endpointFactory, onConnect, random, **reconnect
+        )
 
     stack = buildStack(dest, makeEndpoint, reactor, label or iface.__module__, random, **stackOptions)
     methods = describeService(iface)

@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from txscales._listening import ListeningService
 from txscales.mux import Dispatch
-from txscales.mux.protocol import DEFAULT_MAX_FRAME_SIZE, MuxServerFactory
+from txscales.mux.protocol import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_PENDING, MuxServerFactory
 from txscales.thrift import ThriftProcessor, countedProcess
 from txscales.thriftmux._contexts import RequestContext, currentRequest
 from txscales.thriftmux._vanilla import vanillaFallback
 
 if TYPE_CHECKING:
+    from txscales._timers import ServerTimeouts
     from txscales.stats import Stats
 
 
@@ -50,8 +51,10 @@ def serverFactory(
     reactor: Any,
     maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
     stats: "Optional[Stats]" = None,
+    maxPending: int = DEFAULT_MAX_PENDING,
     opportunisticTls: bytes = b"off",
     tls: Any = None,
+    timeouts: "Optional[ServerTimeouts]" = None,
 ) -> MuxServerFactory:
     """
     @param iface: the generated C{Iface} class.
@@ -59,15 +62,25 @@ def serverFactory(
     @param reactor: the reactor (its clock times sessions and calls).
     @param maxFrameSize: the largest frame accepted.
     @param stats: a L{txscales.stats.Stats} for the server, or None.
+    @param maxPending: how many requests of one connection run at once.
     @param opportunisticTls: the Mux opportunistic TLS level, C{b"off"},
         C{b"desired"} or C{b"required"}.
     @param tls: the TLS settings opportunistic TLS starts with.
+    @param timeouts: the L{txscales._timers.ServerTimeouts} of its
+        connections (Mux and downgraded alike), or None for none.
     @return: a L{MuxServerFactory} serving C{handler} for the generated
         service C{iface}, downgrading Thrift clients.
     """
     service = thriftMuxService(ThriftProcessor(iface, handler, reactor), stats, reactor)
     return MuxServerFactory(
-        service, reactor, maxFrameSize, fallbacks=[vanillaFallback], opportunisticTls=opportunisticTls, tls=tls
+        service,
+        reactor,
+        maxFrameSize,
+        fallbacks=[vanillaFallback],
+        opportunisticTls=opportunisticTls,
+        tls=tls,
+        maxPending=maxPending,
+        timeouts=timeouts,
     )
 
 

@@ -158,6 +158,12 @@ class VanillaSession(InOrderReplies):
         requestId = self._received(messageType == TMessageType.ONEWAY)
         events.append(Dispatch(requestId, None, contexts, dst, dtab, frame))
 
+    def bufferedSize(self) -> int:
+        """
+        @return: how many received bytes wait for the rest of their frame.
+        """
+        return self._decoder.bufferedSize()
+
     def reply(
         self, requestId: int, tag: Optional[int], body: bytes, contexts: Sequence[Tuple[bytes, bytes]] = ()
     ) -> bool:
