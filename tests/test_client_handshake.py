@@ -168,8 +168,8 @@ class ClientTests(ServerMixin, TestCase):
     @inlineCallbacks
     def test_failsAndReconnects(self):
         """
-        A call fails with a L{ConnectError} naming the handshake timeout
-        (the request did not reach the server), the connection is closed,
+        A call fails with a L{HandshakeTimeoutError} (the request did not
+        reach the server), the connection is closed,
         and the client connects again in the background.
         """
         port = yield self.listen(Silent)
@@ -182,10 +182,29 @@ class ClientTests(ServerMixin, TestCase):
         )
         self.addCleanup(client.close)
         lost = self.factory.lost
-        error = yield self.assertFailure(client.query("x"), ConnectError)
+        error = yield self.assertFailure(client.query("x"), HandshakeTimeoutError)
         self.assertFalse(error.mayHaveReachedServer)
         self.assertIn("handshake", str(error))
         yield lost
         made = self.factory.made
         yield made
         self.assertEqual(self.factory.connections, 2)
+
+    @inlineCallbacks
+    def test_tlsHandshakeTimesOut(self):
+        """
+        A server that accepts but never answers the TLS handshake fails the call with L{HandshakeTimeoutError}.
+        """
+        port = yield self.listen(Silent)
+        client = ThriftMux.newClient(
+            TestService.Iface,
+            "tls://127.0.0.1:%d" % (port,),
+            handshakeTimeout=0.2,
+            failFast={"start": 0.1, "maximum": 0.1},
+            stats=False,
+        )
+        self.addCleanup(client.close)
+        lost = self.factory.lost
+        error = yield self.assertFailure(client.query("x"), HandshakeTimeoutError)
+        self.assertFalse(error.mayHaveReachedServer)
+        yield lost

@@ -86,6 +86,20 @@ class RateLimitedLog:
         suppressed, allowance.suppressed = allowance.suppressed, 0
         return suppressed
 
+    def _admit(self, format: str, kwargs: Dict[str, Any]) -> Optional[str]:
+        """
+        Take a line of kind C{format} from its allowance.
+
+        @return: None when the line is suppressed, else its format, which
+            says how many lines of its kind were suppressed before it (in
+            C{kwargs["suppressed"]}) when some were.
+        """
+        suppressed = self._allow(format)
+        if suppressed:
+            kwargs["suppressed"] = suppressed
+            return format + " ({suppressed} similar lines suppressed)"
+        return None if suppressed is None else format
+
     def emit(self, level: LogLevel, format: str, **kwargs: Any) -> bool:
         """
         Log a line of kind C{format}, unless its allowance is spent.
@@ -95,13 +109,10 @@ class RateLimitedLog:
         @param kwargs: the line's fields.
         @return: whether the line was emitted.
         """
-        suppressed = self._allow(format)
-        if suppressed is None:
+        line = self._admit(format, kwargs)
+        if line is None:
             return False
-        if suppressed:
-            format += " ({suppressed} similar lines suppressed)"
-            kwargs["suppressed"] = suppressed
-        self._log.emit(level, format, **kwargs)
+        self._log.emit(level, line, **kwargs)
         return True
 
     def info(self, format: str, **kwargs: Any) -> bool:
@@ -131,18 +142,15 @@ class RateLimitedLog:
 
         @return: whether the line was emitted.
         """
-        suppressed = self._allow(format)
-        if suppressed is None:
+        line = self._admit(format, kwargs)
+        if line is None:
             return False
-        if suppressed:
-            format += " ({suppressed} similar lines suppressed)"
-            kwargs["suppressed"] = suppressed
         # Through with_traceback(): some exceptions (Thrift's) refuse
         # attribute assignment.
         if failure.value is not None:
             detached(failure.value)
         failure.cleanFailure()
-        self._log.failure(format, failure, **kwargs)
+        self._log.failure(line, failure, **kwargs)
         return True
 
 

@@ -10,6 +10,7 @@ measure that checkout's client:
 """
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -97,3 +98,46 @@ def sleep(reactor, seconds):
     @return: a Deferred firing after C{seconds}.
     """
     return deferLater(reactor, seconds, lambda: None)
+
+
+class ThreeServers:
+    """
+    Three demo servers on free ports and one p2c ThriftMux client over them,
+    under a closed-loop load of C{delayedQuery("x", 20)} calls.
+
+    @ivar ports: the servers' ports.
+    @ivar servers: their C{subprocess.Popen}s (replace one to restart it).
+    @ivar client: the client.
+    @ivar load: the L{Load}.
+    """
+
+    def __init__(self, reactor, timeout, workers, seed):
+        from prometheus_client import CollectorRegistry
+
+        from txscales.demo.gen import TestService
+        from txscales.thriftmux import ThriftMux
+
+        self.ports = [freePort() for _ in range(3)]
+        self.servers = [startServer(port) for port in self.ports]
+        dest = "tcp://" + ",".join("127.0.0.1:%d" % (port,) for port in self.ports)
+        self.client = ThriftMux.newClient(
+            TestService.Iface, dest, timeout=timeout, random=random.Random(seed), registry=CollectorRegistry()
+        )
+        self.load = Load(reactor, lambda: self.client.delayedQuery("x", 20), workers)
+
+    def stopLoad(self):
+        """
+        Stop the load and close the client.
+
+        @return: a Deferred firing once the client is closed.
+        """
+        self.load.running = False
+        return self.client.close()
+
+    def killServers(self):
+        """
+        Kill every server and wait for it.
+        """
+        for server in self.servers:
+            server.kill()
+            server.wait()

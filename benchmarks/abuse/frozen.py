@@ -11,34 +11,24 @@ Prints one JSON line.
 import argparse
 import json
 import os
-import random
 import signal
 import sys
 
-from prometheus_client import CollectorRegistry
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import react
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _recovery import Load, freePort, sleep, startServer  # noqa: E402
-
-from txscales.demo.gen import TestService  # noqa: E402
-from txscales.thriftmux import ThriftMux  # noqa: E402
+from _recovery import ThreeServers, sleep  # noqa: E402
 
 
 @inlineCallbacks
 def main(reactor, args):
-    ports = [freePort() for _ in range(3)]
-    servers = [startServer(port) for port in ports]
+    setup = ThreeServers(reactor, args.timeout, args.workers, args.seed)
+    load = setup.load
     try:
-        dest = "tcp://" + ",".join("127.0.0.1:%d" % (port,) for port in ports)
-        client = ThriftMux.newClient(
-            TestService.Iface, dest, timeout=args.timeout, random=random.Random(args.seed), registry=CollectorRegistry()
-        )
-        load = Load(reactor, lambda: client.delayedQuery("x", 20), args.workers)
         yield sleep(reactor, 3.0)
-        servers[1].send_signal(signal.SIGSTOP)
+        setup.servers[1].send_signal(signal.SIGSTOP)
         perSecond = []
         before = load.failures.get("RequestTimeoutError", 0)
         ok = load.ok
@@ -47,9 +37,8 @@ def main(reactor, args):
             now = load.failures.get("RequestTimeoutError", 0)
             perSecond.append(now - before)
             before = now
-        load.running = False
-        servers[1].send_signal(signal.SIGCONT)
-        yield client.close()
+        setup.servers[1].send_signal(signal.SIGCONT)
+        yield setup.stopLoad()
         print(
             json.dumps(
                 {
@@ -62,9 +51,7 @@ def main(reactor, args):
             )
         )
     finally:
-        for server in servers:
-            server.kill()
-            server.wait()
+        setup.killServers()
 
 
 def parse():

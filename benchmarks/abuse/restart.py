@@ -12,33 +12,22 @@ Prints one JSON line.
 import argparse
 import json
 import os
-import random
 import sys
 
-from prometheus_client import CollectorRegistry
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import react
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _recovery import Load, freePort, sleep, startServer  # noqa: E402
-
-from txscales.demo.gen import TestService  # noqa: E402
-from txscales.thriftmux import ThriftMux  # noqa: E402
+from _recovery import ThreeServers, sleep, startServer  # noqa: E402
 
 
 @inlineCallbacks
 def main(reactor, args):
-    ports = [freePort() for _ in range(3)]
-    servers = [startServer(port) for port in ports]
+    setup = ThreeServers(reactor, args.timeout, args.workers, args.seed)
     try:
-        dest = "tcp://" + ",".join("127.0.0.1:%d" % (port,) for port in ports)
-        client = ThriftMux.newClient(
-            TestService.Iface, dest, timeout=args.timeout, random=random.Random(args.seed), registry=CollectorRegistry()
-        )
-        load = Load(reactor, lambda: client.delayedQuery("x", 20), args.workers)
         yield sleep(reactor, 3.0)
-        node = client.stack.nodes[1]
+        node = setup.client.stack.nodes[1]
         answered = [0]
         succeeded = node.succeeded
 
@@ -47,16 +36,16 @@ def main(reactor, args):
             succeeded()
 
         node.succeeded = counted
-        servers[1].kill()
-        servers[1].wait()
+        setup.servers[1].kill()
+        setup.servers[1].wait()
         yield sleep(reactor, args.down)
-        servers[1] = startServer(ports[1])
+        setup.servers[1] = startServer(setup.ports[1])
         answered[0] = 0
         yield sleep(reactor, 10.0)
         reached = answered[0]
         state = node.accrual.state if node.accrual is not None else None
-        load.running = False
-        yield client.close()
+        yield setup.stopLoad()
+        load = setup.load
         print(
             json.dumps(
                 {
@@ -70,9 +59,7 @@ def main(reactor, args):
             )
         )
     finally:
-        for server in servers:
-            server.kill()
-            server.wait()
+        setup.killServers()
 
 
 def parse():

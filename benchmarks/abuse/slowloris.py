@@ -219,7 +219,7 @@ def slowloris(args):
         if times
         else None,
         "healthyClient": healthy,
-        "serverLogLines": sum(1 for line in output.splitlines() if "timeout), the last from" in line),
+        "serverLogLines": sum(1 for line in output.splitlines() if "timeout) from" in line),
     }
 
 
