@@ -1,7 +1,8 @@
 """
 A private certificate authority and certificates signed by it, made fresh
 for TLS tests: a server certificate for 127.0.0.1 and localhost, a client
-certificate, an expired server certificate and one for another host name.
+certificate, an expired server certificate and one for another host name;
+and a mixin starting TLS servers and clients with them.
 """
 
 import datetime
@@ -13,8 +14,22 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from twisted.internet import reactor
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.interfaces import ISSLTransport
+
+from txscales.demo.gen import TestService
+from txscales.demo.handler import TestServiceHandler
+from txscales.thrift import Thrift, serverTlsOptions
+from txscales.thriftmux import ThriftMux
 
 _DAY = datetime.timedelta(days=1)
+
+LOCAL = "tcp:0:interface=127.0.0.1"
+
+# Failing handshakes are not retried elsewhere: there is one server, and
+# the error must reach the caller as itself.
+ONCE = dict(timeout=10, maxRequeues=0, failureAccrual=False, connectTimeout=10)
 
 
 def _name(common):
@@ -125,3 +140,68 @@ class CertificateAuthority:
         from twisted.internet.ssl import PrivateCertificate
 
         return PrivateCertificate.loadPEM(self.keyPem + self.certPem).options()
+
+
+class Authorities:
+    """
+    One private CA for the whole module, and another one nobody trusts.
+    """
+
+    authority = None
+    stranger = None
+
+    @classmethod
+    def get(cls):
+        if cls.authority is None:
+            cls.authority = CertificateAuthority()
+            cls.stranger = CertificateAuthority("untrusted test CA")
+        return cls.authority, cls.stranger
+
+
+class TlsServers:
+    """
+    Start ThriftMux and plain Thrift servers and clients on 127.0.0.1.
+    """
+
+    protocol = "thriftmux"
+
+    @property
+    def facade(self):
+        return ThriftMux if self.protocol == "thriftmux" else Thrift
+
+    def setUp(self):
+        self.ca, self.stranger = Authorities.get()
+
+    def serverTls(self, cert="server", clientCa=False):
+        return serverTlsOptions(
+            self.ca.path(cert + ".pem"), self.ca.path(cert + ".key"), self.ca.path("ca.pem") if clientCa else None
+        )
+
+    @inlineCallbacks
+    def serve(self, listen=LOCAL, **options):
+        server = self.facade.newServer(
+            TestService.Iface, TestServiceHandler(reactor), listen, reactor=reactor, stats=False, **options
+        )
+        server.startService()
+        self.addCleanup(server.stopService)
+        port = yield server.listening
+        self.server = server
+        return port.getHost().port
+
+    def client(self, dest, **options):
+        client = self.facade.newClient(TestService.Iface, dest, stats=False, **dict(ONCE, **options))
+        self.addCleanup(client.close)
+        return client
+
+    def trusting(self, port, **options):
+        options.setdefault("tlsCa", self.ca.path("ca.pem"))
+        return self.client("tls://127.0.0.1:%d" % (port,), **options)
+
+    def withClientCert(self, authority=None):
+        authority = authority or self.ca
+        return dict(tlsClientCert=authority.path("client.pem"), tlsClientKey=authority.path("client.key"))
+
+    def assertServerSpokeTls(self):
+        protocols = list(self.server.factory.protocols)
+        self.assertTrue(protocols)
+        self.assertTrue(all(ISSLTransport.providedBy(p.transport) for p in protocols))

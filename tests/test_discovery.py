@@ -9,13 +9,16 @@ import sys
 import tempfile
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.application.service import Service
+from twisted.internet.address import UNIXAddress
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from txscales.demo.gen import TestService
 from txscales.demo.handler import TestServiceHandler
-from txscales.discovery import formatMember, parseMember, resolveDestination
+from txscales.discovery import AnnouncedService, formatMember, parseMember, resolveDestination
 from txscales.discovery._serverset import MAX_MEMBER_SIZE, parseZooKeeperUri
 from txscales.discovery._zookeeper import Announcer, ServersetDestination
 from txscales.errors import BadDestinationError, BadMemberError, DiscoveryError, NoEndpointsError, UnknownPluginError
@@ -190,6 +193,30 @@ class SchemeTests(SynchronousTestCase):
         self.addCleanup(sys.modules.pop, "twisted.plugins.txscales_test_memscheme", None)
         destination = resolveDestination("mem://x/77", reactor)
         self.assertEqual(destination.addresses, [("127.0.0.1", 77)])
+
+
+class _UnixPort:
+    def getHost(self):
+        return UNIXAddress("/run/demo.sock")
+
+
+class AnnouncedServiceTests(SynchronousTestCase):
+    """
+    L{AnnouncedService} announces servers that listen on TCP.
+    """
+
+    def test_notTcp(self):
+        """
+        A server listening on a UNIX socket fails its C{listening} with
+        DiscoveryError, before any ZooKeeper session is made.
+        """
+        server = Service()
+        server.listening = succeed(_UnixPort())
+        service = AnnouncedService(server, "zk://127.0.0.1:1/demo", Clock())
+        service.startService()
+        error = self.failureResultOf(server.listening, DiscoveryError).value
+        self.assertIn("not a TCP address", str(error))
+        self.assertIsNone(service.announcer)
 
 
 def memberData(port, status="ALIVE"):

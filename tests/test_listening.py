@@ -7,7 +7,7 @@ import re
 import shutil
 import tempfile
 
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory, Protocol
@@ -27,11 +27,12 @@ class FakePort:
     A listening port that records being stopped.
     """
 
-    def __init__(self, log):
+    def __init__(self, log, address=None):
         self._log = log
+        self._address = address if address is not None else IPv4Address("TCP", "127.0.0.1", 9999)
 
     def getHost(self):
-        return IPv4Address("TCP", "127.0.0.1", 9999)
+        return self._address
 
     def stopListening(self):
         self._log.append("stopListening")
@@ -101,6 +102,18 @@ class ListeningServiceTests(SynchronousTestCase):
         self.assertIs(service.port, port)
         self.assertEqual(endpoint.factories, [factory])
         self.assertEqual(self.messages, ["txscales: serving the demo on 127.0.0.1:9999"])
+
+    def test_listensOnUnixSocket(self):
+        """
+        A service listening on a UNIX socket, whose address has neither host
+        nor port, fires C{listening} and logs the address.
+        """
+        port = FakePort(self.log, UNIXAddress("/run/demo.sock"))
+        service = ListeningService(Factory(), FakeEndpoint(self.log, succeed(port)), description="the demo")
+        service.startService()
+        self.assertIs(self.successResultOf(service.listening), port)
+        self.assertEqual(len(self.messages), 1)
+        self.assertIn("/run/demo.sock", self.messages[0])
 
     def test_endpointString(self):
         """

@@ -2,6 +2,8 @@
 Tests for L{txscales.testing}, the helpers users test with.
 """
 
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import SynchronousTestCase
 
 from txscales.demo.gen import TestService
@@ -73,6 +75,19 @@ class MemoryNetworkTests(SynchronousTestCase):
         other = self.network.thriftMuxClient(TestService.Iface, "tcp://127.0.0.1:1")
         self.failureResultOf(other.query("x"), ConnectError)
         self.successResultOf(other.close())
+
+    def test_factoryRefuses(self):
+        """
+        A connection whose server factory builds no protocol is refused.
+        """
+
+        class Refusing(Factory):
+            def buildProtocol(self, addr):
+                return None
+
+        self.network.listen(Refusing(), 9091)
+        endpoint = self.network.endpoint(None, "127.0.0.1", 9091)
+        self.failureResultOf(endpoint.connect(Factory.forProtocol(Protocol)), ConnectionRefusedError)
 
 
 class PlainThriftMemoryNetworkTests(SynchronousTestCase):

@@ -1,10 +1,10 @@
 """
 Tests for TLS and mutual TLS on ThriftMux and plain Thrift, client and
-server (the library and C{twistd}), for the typed errors of failed
-handshakes, and for Finagle's opportunistic TLS negotiation in Mux.
+server, for the typed errors of failed handshakes, for Finagle's
+opportunistic TLS negotiation in Mux, and for the TLS options of C{twistd}
+(the C{twistd} servers themselves: test_tls_twistd).
 """
 
-from prometheus_client import CollectorRegistry
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.interfaces import ISSLTransport
@@ -24,90 +24,16 @@ from txscales.errors import (
     TlsNegotiationError,
 )
 from txscales.mux._clientsession import ClientSession, Ready
-from txscales.http import ThriftHttp
-from txscales.tap import Options, makeService
+from txscales.tap import Options
 from txscales.mux._serversession import ServerSession
 from txscales.mux._messages import Rinit, Tinit, encodeMessage
 from txscales.mux._session import MARKER_BYTES, StartTls
-from txscales.thrift import Thrift, serverTlsOptions
 from txscales.thriftmux import ThriftMux
 
-from tests._tls import CertificateAuthority
-from tests._twistd import runPeer, startDemoServer, twistdCommand
-
-LOCAL = "tcp:0:interface=127.0.0.1"
-
-# Failing handshakes are not retried elsewhere: there is one server, and
-# the error must reach the caller as itself.
-ONCE = dict(timeout=10, maxRequeues=0, failureAccrual=False, connectTimeout=10)
+from tests._tls import LOCAL, Authorities, TlsServers
 
 
-class _Authorities:
-    """
-    One private CA for the whole module, and another one nobody trusts.
-    """
-
-    authority = None
-    stranger = None
-
-    @classmethod
-    def get(cls):
-        if cls.authority is None:
-            cls.authority = CertificateAuthority()
-            cls.stranger = CertificateAuthority("untrusted test CA")
-        return cls.authority, cls.stranger
-
-
-class _Servers:
-    """
-    Start ThriftMux and plain Thrift servers and clients on 127.0.0.1.
-    """
-
-    protocol = "thriftmux"
-
-    @property
-    def facade(self):
-        return ThriftMux if self.protocol == "thriftmux" else Thrift
-
-    def setUp(self):
-        self.ca, self.stranger = _Authorities.get()
-
-    def serverTls(self, cert="server", clientCa=False):
-        return serverTlsOptions(
-            self.ca.path(cert + ".pem"), self.ca.path(cert + ".key"), self.ca.path("ca.pem") if clientCa else None
-        )
-
-    @inlineCallbacks
-    def serve(self, listen=LOCAL, **options):
-        server = self.facade.newServer(
-            TestService.Iface, TestServiceHandler(reactor), listen, reactor=reactor, stats=False, **options
-        )
-        server.startService()
-        self.addCleanup(server.stopService)
-        port = yield server.listening
-        self.server = server
-        return port.getHost().port
-
-    def client(self, dest, **options):
-        client = self.facade.newClient(TestService.Iface, dest, stats=False, **dict(ONCE, **options))
-        self.addCleanup(client.close)
-        return client
-
-    def trusting(self, port, **options):
-        options.setdefault("tlsCa", self.ca.path("ca.pem"))
-        return self.client("tls://127.0.0.1:%d" % (port,), **options)
-
-    def withClientCert(self, authority=None):
-        authority = authority or self.ca
-        return dict(tlsClientCert=authority.path("client.pem"), tlsClientKey=authority.path("client.key"))
-
-    def assertServerSpokeTls(self):
-        protocols = list(self.server.factory.protocols)
-        self.assertTrue(protocols)
-        self.assertTrue(all(ISSLTransport.providedBy(p.transport) for p in protocols))
-
-
-class TlsTestsMixin(_Servers):
+class TlsTestsMixin(TlsServers):
     """
     TLS from the first byte, and each reason a handshake fails.
     """
@@ -240,82 +166,7 @@ class ThriftTlsTests(TlsTestsMixin, TestCase):
     protocol = "thrift"
 
 
-class TwistdTlsTests(_Servers, TestCase):
-    """
-    twistd serves TLS with --tls-cert, --tls-key and --tls-ca.
-    """
-
-    def twistd(self, *options):
-        return startDemoServer(
-            "--tls-cert", self.ca.path("server.pem"), "--tls-key", self.ca.path("server.key"), *options,
-            addCleanup=self.addCleanup,
-        )
-
-    @inlineCallbacks
-    def test_thriftMux(self):
-        """
-        demo-server --tls-cert serves ThriftMux over TLS.
-        """
-        server = yield self.twistd()
-        self.assertEqual((yield self.trusting(server.port).query("t")), "tt")
-        result = yield runPeer(
-            twistdCommand()
-            + ["-n", "--pidfile=", "txscales", "demo-client", "--dest", "tls://127.0.0.1:%d" % (server.port,)]
-            + ["--count", "5", "--tls-ca", self.ca.path("ca.pem")],
-            addCleanup=self.addCleanup,
-        )
-        self.assertIn("5 calls", result.output, result.describe())
-        self.assertIn("0 failed", result.output, result.describe())
-
-    @inlineCallbacks
-    def test_thriftMutual(self):
-        """
-        demo-server --protocol thrift --tls-ca requires client certificates.
-        """
-        self.protocol = "thrift"
-        server = yield self.twistd("--protocol", "thrift", "--tls-ca", self.ca.path("ca.pem"))
-        self.assertEqual((yield self.trusting(server.port, **self.withClientCert()).query("u")), "uu")
-        yield self.assertFailure(self.trusting(server.port).query("v"), TlsClientCertificateError)
-
-    @inlineCallbacks
-    def test_opportunistic(self):
-        """
-        demo-server --opportunistic-tls required upgrades ThriftMux sessions in place.
-        """
-        server = yield self.twistd("--opportunistic-tls", "required")
-        client = self.client(
-            "tcp://127.0.0.1:%d" % (server.port,), opportunisticTls="desired", tlsCa=self.ca.path("ca.pem")
-        )
-        self.assertEqual((yield client.query("o")), "oo")
-        yield self.assertFailure(self.client("tcp://127.0.0.1:%d" % (server.port,)).query("p"), TlsNegotiationError)
-
-    @inlineCallbacks
-    def test_https(self):
-        """
-        demo-server --protocol http --tls-cert answers HTTPS clients.
-        """
-        options = Options()
-        options.parseOptions(
-            ["demo-server", "--listen", LOCAL, "--protocol", "http"]
-            + ["--tls-cert", self.ca.path("server.pem"), "--tls-key", self.ca.path("server.key")]
-        )
-        service = makeService(options, reactor)
-        service.startService()
-        self.addCleanup(service.stopService)
-        port = yield service.listening
-        client = ThriftHttp.newClient(
-            TestService.Iface,
-            "tcp://127.0.0.1:%d" % (port.getHost().port,),
-            timeout=10,
-            tls=True,
-            trustRoot=self.ca.trustRoot(),
-            registry=CollectorRegistry(),
-        )
-        self.addCleanup(client.close)
-        self.assertEqual((yield client.query("h")), "hh")
-
-
-class OpportunisticTests(_Servers, TestCase):
+class OpportunisticTests(TlsServers, TestCase):
     """
     Finagle's opportunistic TLS between a txscales client and server: the
     session starts in cleartext and switches to TLS in place after Rinit.
@@ -569,7 +420,7 @@ class TwistdOptionsTests(SynchronousTestCase):
     """
 
     def setUp(self):
-        self.ca = _Authorities.get()[0]
+        self.ca = Authorities.get()[0]
 
     def parse(self, *argv):
         options = Options()
@@ -608,7 +459,6 @@ class TwistdOptionsTests(SynchronousTestCase):
         """
         sub = self.parse("demo-client", "--dest", "tls://127.0.0.1:1", "--tls-ca", "ca.pem", "--tls-cert", "c.pem")
         self.assertEqual((sub["dest"], sub["tls-ca"], sub["tls-cert"]), ("tls://127.0.0.1:1", "ca.pem", "c.pem"))
-
 
 
 class VerifyCallbackTests(SynchronousTestCase):

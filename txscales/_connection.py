@@ -2,11 +2,13 @@
 What the protocols' connections share.
 """
 
+from typing import Any, Callable, Set
+
 from twisted.internet.defer import CancelledError
 from twisted.internet.endpoints import HostnameEndpoint
 
 
-def noDelay(transport):
+def noDelay(transport: Any) -> None:
     """
     Turn off Nagle's algorithm: RPC protocols write small messages and wait
     for their answers, and Nagle with delayed ACKs would hold them ~40 ms.
@@ -27,12 +29,12 @@ class DiscardedCall(CancelledError):
         may have reached the server).
     """
 
-    def __init__(self, written):
+    def __init__(self, written: bool) -> None:
         CancelledError.__init__(self, "call discarded")
         self.written = written
 
 
-def tcpEndpoint(reactor, host, port, timeout):
+def tcpEndpoint(reactor: Any, host: str, port: int, timeout: float) -> HostnameEndpoint:
     """
     The protocol clients' default endpoint factory.
 
@@ -50,7 +52,7 @@ class _TransportProducer:
     are all sent (L{backedUp}C{(False)}).
     """
 
-    def __init__(self, transport):
+    def __init__(self, transport: Any) -> None:
         """
         @param transport: an C{ITransport} that is also an C{IConsumer}
             (TCP, TLS, and C{StringTransport} in tests).
@@ -59,7 +61,7 @@ class _TransportProducer:
         self._registered = True
         transport.registerProducer(self, True)
 
-    def close(self):
+    def close(self) -> None:
         """
         Close the connection once what was written is sent.  The producer
         is unregistered first: a transport with a producer (TLS's) waits
@@ -70,18 +72,18 @@ class _TransportProducer:
             self._transport.unregisterProducer()
         self._transport.loseConnection()
 
-    def backedUp(self, backedUp):
+    def backedUp(self, backedUp: bool) -> None:
         """
         The unsent bytes passed the high-water mark, or were all sent.
         """
 
-    def pauseProducing(self):
+    def pauseProducing(self) -> None:
         """
         The transport's unsent bytes passed its high-water mark.
         """
         self.backedUp(True)
 
-    def resumeProducing(self):
+    def resumeProducing(self) -> None:
         """
         The transport sent what it had.
         """
@@ -91,7 +93,7 @@ class _TransportProducer:
             self._transport.unregisterProducer()
         self.backedUp(False)
 
-    def stopProducing(self):
+    def stopProducing(self) -> None:
         """
         The connection is gone.
         """
@@ -104,14 +106,17 @@ class WriteWatch(_TransportProducer):
     transport's high-water mark, and when they are all sent.
     """
 
-    def __init__(self, transport, onChange):
+    def __init__(self, transport: Any, onChange: Callable[[bool], object]) -> None:
         """
         @param transport: an C{ITransport} that is also an C{IConsumer}.
         @param onChange: called with C{True} when the unsent bytes pass the
             high-water mark, C{False} once they are sent.
         """
         _TransportProducer.__init__(self, transport)
-        self.backedUp = onChange
+        self._onChange = onChange
+
+    def backedUp(self, backedUp: bool) -> None:
+        self._onChange(backedUp)
 
 
 class ReadThrottle(_TransportProducer):
@@ -132,22 +137,22 @@ class ReadThrottle(_TransportProducer):
 
     WRITING = "writing"
 
-    def __init__(self, transport):
+    def __init__(self, transport: Any) -> None:
         """
         @param transport: a transport as for L{WriteWatch}; it must also be
             an C{IPushProducer}.
         """
-        self._reasons = set()
+        self._reasons: Set[str] = set()
         _TransportProducer.__init__(self, transport)
 
     @property
-    def paused(self):
+    def paused(self) -> bool:
         """
         Whether reading is held.
         """
         return bool(self._reasons)
 
-    def hold(self, reason):
+    def hold(self, reason: str) -> None:
         """
         Stop reading for C{reason} (if not already held for it).
         """
@@ -155,7 +160,7 @@ class ReadThrottle(_TransportProducer):
             self._transport.pauseProducing()
         self._reasons.add(reason)
 
-    def release(self, reason):
+    def release(self, reason: str) -> None:
         """
         Drop C{reason}; read again when no reason is left.
         """
@@ -164,13 +169,13 @@ class ReadThrottle(_TransportProducer):
             if not self._reasons and not getattr(self._transport, "disconnecting", False):
                 self._transport.resumeProducing()
 
-    def backedUp(self, backedUp):
+    def backedUp(self, backedUp: bool) -> None:
         if backedUp:
             self.hold(self.WRITING)
         else:
             self.release(self.WRITING)
 
-    def stopProducing(self):
+    def stopProducing(self) -> None:
         """
         The connection is gone.
         """

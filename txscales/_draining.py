@@ -2,6 +2,8 @@
 Server factories that track their connections and drain them on stop.
 """
 
+from typing import Any, Optional, Set
+
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -21,12 +23,12 @@ class DrainingFactory(Factory):
 
     noisy = False
 
-    def __init__(self, clock):
+    def __init__(self, clock: Any) -> None:
         self._clock = clock
-        self.protocols = set()
+        self.protocols: Set[Any] = set()
         self.draining = False
 
-    def drainAll(self, timeout=10.0):
+    def drainAll(self, timeout: float = 10.0) -> "Deferred[None]":
         """
         Drain every connection; abort the ones still open after C{timeout}
         seconds.
@@ -37,17 +39,17 @@ class DrainingFactory(Factory):
         protocols = list(self.protocols)
         if not protocols:
             return succeed(None)
-        done = Deferred()
+        done: Deferred[None] = Deferred()
         remaining = [len(protocols)]
 
-        def closedOne(_):
+        def closedOne(_: Optional[object]) -> None:
             remaining[0] -= 1
             if remaining[0] == 0:
                 if timer.active():
                     timer.cancel()
                 done.callback(None)
 
-        def expire():
+        def expire() -> None:
             for p in list(self.protocols):
                 _log.warn("drain deadline passed; aborting a connection")
                 p.transport.abortConnection()

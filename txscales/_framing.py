@@ -108,7 +108,7 @@ class LengthPrefixDecoder:
             buf = data
         size = len(buf)
         offset = 0
-        ends = []
+        ends: List[int] = []
         maxFrameSize = self.maxFrameSize
         minFrameSize = self.minFrameSize
         while size - offset >= 4:

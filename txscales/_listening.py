@@ -122,7 +122,14 @@ class ListeningService(StreamServerEndpointService):
     def _listened(self, port: IListeningPort) -> IListeningPort:
         self.port = port
         address = port.getHost()
-        _log.info(self.servingFormat, what=self.description, host=address.host, port=address.port)
+        # A TCP or SSL port's address has a host and a port; a UNIX socket's
+        # has neither.
+        _log.info(
+            self.servingFormat,
+            what=self.description,
+            host=getattr(address, "host", address),
+            port=getattr(address, "port", None),
+        )
         self.listening.callback(port)
         return port
 
@@ -181,7 +188,9 @@ class _ReportingEndpoint:
         self._failed = failed
         self._limit = limit
 
-    def listen(self, factory: IProtocolFactory) -> "Deferred[Optional[IListeningPort]]":
+    # The interface promises a port; after a failure, which _failed reports
+    # to the service, this Deferred fires with None instead.
+    def listen(self, factory: IProtocolFactory) -> "Deferred[Optional[IListeningPort]]":  # type: ignore[override]
         serving: Any = factory if self._limit is None else self._limit
         return self.endpoint.listen(serving).addCallbacks(self._listened, self._failed)
 

@@ -22,13 +22,13 @@ class WindowedAdder:
         self._now = now
         self._moveTo(int(now() / self._slice))
 
-    def _moveTo(self, current):
+    def _moveTo(self, current) -> None:
         self._current = current
         self._index = current % len(self._buckets)
         # Until then, now() is in the current slice: no need to divide.
         self._until = (current + 1) * self._slice
 
-    def _expire(self):
+    def _expire(self) -> None:
         now = self._now()
         if now < self._until:
             return

@@ -2,16 +2,15 @@
 Find txscales plugins by name.
 """
 
-from typing import Any
+from typing import Any, Type
 
 from twisted.plugin import getPlugins
-from zope.interface.interface import InterfaceClass
 
 from txscales.errors import DuplicatePluginError, UnknownPluginError
 from txscales.interfaces import IBalancerFactory
 
 
-def findPlugin(interface: InterfaceClass, name: str, what: str, key: str = "name") -> Any:
+def findPlugin(interface: Type[Any], name: str, what: str, key: str = "name") -> Any:
     """
     Find the one plugin providing C{interface} whose C{name} (or other
     attribute C{key}) is C{name}.

@@ -8,7 +8,7 @@ line let through reports.  L{detached} makes an error safe to keep in a log
 event: nothing it refers to holds what the failing code was looking at.
 """
 
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional, Set, TypeVar
 
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
@@ -109,10 +109,10 @@ class RateLimitedLog:
         @param kwargs: the line's fields.
         @return: whether the line was emitted.
         """
-        format = self._admit(format, kwargs)
-        if format is None:
+        line = self._admit(format, kwargs)
+        if line is None:
             return False
-        self._log.emit(level, format, **kwargs)
+        self._log.emit(level, line, **kwargs)
         return True
 
     def info(self, format: str, **kwargs: Any) -> bool:
@@ -142,18 +142,22 @@ class RateLimitedLog:
 
         @return: whether the line was emitted.
         """
-        format = self._admit(format, kwargs)
-        if format is None:
+        line = self._admit(format, kwargs)
+        if line is None:
             return False
         # Through with_traceback(): some exceptions (Thrift's) refuse
         # attribute assignment.
-        detached(failure.value)
+        if failure.value is not None:
+            detached(failure.value)
         failure.cleanFailure()
-        self._log.failure(format, failure, **kwargs)
+        self._log.failure(line, failure, **kwargs)
         return True
 
 
-def detached(error: BaseException) -> BaseException:
+_E = TypeVar("_E", bound=BaseException)
+
+
+def detached(error: _E) -> _E:
     """
     Drop the tracebacks of C{error} and of the errors it was raised from or
     while handling, so that keeping it (in a log event, in another error)

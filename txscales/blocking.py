@@ -47,7 +47,7 @@ class BlockingClient:
         self._timeout = timeout
         self._client = self._wait(crochet.run_in_reactor(makeClient)())
 
-    def _wait(self, result):
+    def _wait(self, result: crochet.EventualResult) -> Any:
         try:
             return result.wait(self._timeout)
         except crochet.TimeoutError:
@@ -64,7 +64,7 @@ class BlockingClient:
             return attribute
         call = crochet.run_in_reactor(attribute)
 
-        def blocking(*args, **kwargs):
+        def blocking(*args: Any, **kwargs: Any) -> Any:
             return self._wait(call(*args, **kwargs))
 
         blocking.__name__ = name

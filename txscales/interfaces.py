@@ -5,7 +5,17 @@ Plugins providing them live in C{twisted/plugins/} and are found by name
 (see L{txscales._plugins}).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, List, Sequence, Tuple
+
 from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from random import Random
+
+    from twisted.internet.defer import Deferred
+    from twisted.internet.interfaces import IReactorTime
 
 OPEN = "open"
 """A node's status: ready for requests."""
@@ -29,20 +39,28 @@ class INode(Interface):
     pending = Attribute("Requests sent to this node and not yet answered.")
     token = Attribute("A random float in [0, 1), fixed for the node's life.")
 
+    def send(request: Any) -> Deferred[Any]:
+        """
+        Send C{request} to the node's endpoint: what the client stack does
+        with the node a balancer picked (a balancer itself never sends).
+
+        @return: a Deferred of the reply.
+        """
+
 
 class IBalancer(Interface):
     """
     Chooses the node for each request, and keeps the load accounting.
     """
 
-    def update(nodes):
+    def update(nodes: Sequence[INode]) -> None:
         """
         Replace the set of nodes; in-flight requests on removed nodes finish.
 
         @param nodes: a list of L{INode}.
         """
 
-    def pick():
+    def pick() -> INode:
         """
         Choose a node for one request and count it as pending there.
 
@@ -50,7 +68,7 @@ class IBalancer(Interface):
         @raise txscales.errors.NoEndpointsError: when there are no nodes.
         """
 
-    def release(node, latency):
+    def release(node: INode, latency: float) -> None:
         """
         The request sent to C{node} by L{pick} finished.
 
@@ -67,7 +85,7 @@ class IBalancerFactory(Interface):
     name = Attribute("The balancer's name, e.g. C{'p2c'}.")
     description = Attribute("One line about the algorithm.")
 
-    def build(clock, random, **options):
+    def build(clock: IReactorTime, random: Random, **options: Any) -> IBalancer:
         """
         @param clock: an L{twisted.internet.interfaces.IReactorTime} (its
             C{seconds()} is the time).
@@ -89,7 +107,7 @@ class IEndpoint(Interface):
     port = Attribute("The server's port.")
     status = Attribute("L{OPEN}, L{BUSY} (connecting, draining) or L{CLOSED}.")
 
-    def __call__(request):
+    def __call__(request: Any) -> Deferred[Any]:
         """
         Send C{request}.
 
@@ -98,7 +116,7 @@ class IEndpoint(Interface):
             L{txscales.errors.ConnectError}.
         """
 
-    def getProtocol():
+    def getProtocol() -> Deferred[Any]:
         """
         Make sure a connection can be made.
 
@@ -107,7 +125,7 @@ class IEndpoint(Interface):
             probe a server marked down.
         """
 
-    def close():
+    def close() -> Deferred[Any]:
         """
         Close the endpoint's connections.
 
@@ -126,7 +144,7 @@ class IDestination(Interface):
         " L{txscales.errors.DiscoveryError} when discovery cannot start in time."
     )
 
-    def watch(callback):
+    def watch(callback: Callable[[List[Tuple[str, int]]], object]) -> Callable[[], None]:
         """
         Call C{callback(addresses)} on every change of the set (and now, if
         it is known).
@@ -135,7 +153,7 @@ class IDestination(Interface):
         @return: a callable that stops watching.
         """
 
-    def close():
+    def close() -> Deferred[Any]:
         """
         Stop watching the source.
 
@@ -152,7 +170,7 @@ class IDiscoveryScheme(Interface):
     scheme = Attribute("The URI scheme, e.g. C{'zk'}.")
     description = Attribute("One line about the scheme.")
 
-    def resolve(uri, reactor, **options):
+    def resolve(uri: str, reactor: Any, **options: Any) -> IDestination:
         """
         @param uri: a destination URI of this scheme.
         @param reactor: the client's reactor.

@@ -11,16 +11,21 @@ page exports them.
 import time
 import weakref
 from bisect import bisect_left
-from typing import Any, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from txscales._listening import ListeningService
+
+_T = TypeVar("_T")
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -34,7 +39,11 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 # id(registry) or weakly.  Weakly, because an id is reused once its object
 # is collected: a later registry would get a collected one's collectors, and
 # none registered in itself.
-_families = weakref.WeakKeyDictionary()
+_families: "weakref.WeakKeyDictionary[CollectorRegistry, Dict[str, Dict[str, Any]]]" = weakref.WeakKeyDictionary()
+
+_Families = Tuple[
+    CounterMetricFamily, CounterMetricFamily, CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+]
 
 
 class _Series:
@@ -45,12 +54,12 @@ class _Series:
 
     __slots__ = ("requests", "finished", "success", "failures", "buckets", "sum", "created", "failuresCreated")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.requests = 0
         self.finished = 0
         self.success = 0
-        self.failures = {}
-        self.failuresCreated = {}
+        self.failures: Dict[str, int] = {}
+        self.failuresCreated: Dict[str, float] = {}
         self.buckets = [0] * (len(_LATENCY_BUCKETS) + 1)
         self.sum = 0.0
         self.created = time.time()
@@ -68,18 +77,18 @@ class _RequestMetrics:
     the names, types and labels the prometheus_client metrics would have.
     """
 
-    def __init__(self, side):
+    def __init__(self, side: str) -> None:
         self._side = side
         self._prefix = "txscales_%s_" % (side,)
-        self.series = {}
+        self.series: Dict[str, _Series] = {}
 
-    def seriesFor(self, label):
+    def seriesFor(self, label: str) -> _Series:
         series = self.series.get(label)
         if series is None:
             series = self.series[label] = _Series()
         return series
 
-    def _families(self):
+    def _families(self) -> _Families:
         prefix, side = self._prefix, self._side
         return (
             CounterMetricFamily(prefix + "requests", "Requests started.", labels=[side]),
@@ -89,10 +98,10 @@ class _RequestMetrics:
             HistogramMetricFamily(prefix + "request_latency_seconds", "Request latency.", labels=[side]),
         )
 
-    def describe(self):
+    def describe(self) -> _Families:
         return self._families()
 
-    def collect(self):
+    def collect(self) -> _Families:
         requests, success, failures, pending, latency = families = self._families()
         bounds = [floatToGoString(b) for b in _LATENCY_BUCKETS] + ["+Inf"]
         for label, s in list(self.series.items()):
@@ -101,7 +110,8 @@ class _RequestMetrics:
             for error, count in list(s.failures.items()):
                 failures.add_metric([label, error], count, created=s.failuresCreated[error])
             pending.add_metric([label], s.requests - s.finished)
-            cumulative, total = [], 0
+            cumulative: List[Tuple[str, float]] = []
+            total = 0
             for bound, count in zip(bounds, list(s.buckets)):
                 total += count
                 cumulative.append((bound, total))
@@ -110,7 +120,7 @@ class _RequestMetrics:
         return families
 
 
-def _metrics(registry, side):
+def _metrics(registry: CollectorRegistry, side: str) -> Dict[str, Any]:
     families = _families.get(registry)
     if families is None:
         families = _families[registry] = {}
@@ -148,18 +158,18 @@ class Stats:
     @param registry: the prometheus C{CollectorRegistry}.
     """
 
-    def __init__(self, side, label, registry=None):
+    def __init__(self, side: str, label: str, registry: Optional[CollectorRegistry] = None) -> None:
         self.label = label
         self._family = family = _metrics(registry if registry is not None else REGISTRY, side)
         self._series = family["requests"].seriesFor(label)
 
-    def started(self):
+    def started(self) -> None:
         """
         A request started.
         """
         self._series.requests += 1
 
-    def succeeded(self, latency):
+    def succeeded(self, latency: float) -> None:
         """
         A request succeeded after C{latency} seconds.
         """
@@ -169,24 +179,25 @@ class Stats:
         s.buckets[bisect_left(_LATENCY_BUCKETS, latency)] += 1
         s.sum += latency
 
-    def settled(self, d, seconds, start):
+    def settled(self, d: "Deferred[_T]", seconds: Callable[[], float], start: float) -> "Deferred[_T]":
         """
         Count the outcome of a request whose answer is the Deferred C{d},
         started at C{start} by the clock C{seconds}.
 
         @return: C{d}.
         """
-        return d.addCallbacks(self._succeededSince, self._failedSince, (seconds, start), None, (seconds, start))
+        args = (seconds, start)
+        return d.addCallbacks(self._succeededSince, self._failedSince, args, errbackArgs=args)
 
-    def _succeededSince(self, result, seconds, start):
+    def _succeededSince(self, result: _T, seconds: Callable[[], float], start: float) -> _T:
         self.succeeded(seconds() - start)
         return result
 
-    def _failedSince(self, failure, seconds, start):
+    def _failedSince(self, failure: Failure, seconds: Callable[[], float], start: float) -> Failure:
         self.failed(failure.value, seconds() - start)
         return failure
 
-    def failed(self, error, latency):
+    def failed(self, error: object, latency: float) -> None:
         """
         A request failed with C{error} after C{latency} seconds.
         """
@@ -206,38 +217,38 @@ class ClientStats(Stats):
     A client's metrics: requests, retries and budget, balancer and connects.
     """
 
-    def __init__(self, label, registry=None):
+    def __init__(self, label: str, registry: Optional[CollectorRegistry] = None) -> None:
         Stats.__init__(self, "client", label, registry)
         family = self._family
         self._requeues = family["requeues"].labels(label)
         self._budgetExhausted = family["budgetExhausted"].labels(label)
         self._connects = family["connects"].labels(label)
 
-    def requeued(self):
+    def requeued(self) -> None:
         """
         A request was sent again.
         """
         self._requeues.inc()
 
-    def budgetExhausted(self):
+    def budgetExhausted(self) -> None:
         """
         The retry budget refused a requeue.
         """
         self._budgetExhausted.inc()
 
-    def connected(self, endpoint=None):
+    def connected(self, endpoint: object = None) -> None:
         """
         A connection was made.
         """
         self._connects.inc()
 
-    def watch(self, stack):
+    def watch(self, stack: Any) -> None:
         """
         Export C{stack}'s balancer and budget as gauges read when scraped.
         """
         family, label = self._family, self.label
 
-        def count(status):
+        def count(status: str) -> Callable[[], int]:
             return lambda: sum(1 for node in stack.nodes if node.status == status)
 
         family["size"].labels(label).set_function(lambda: len(stack.nodes))
@@ -256,11 +267,11 @@ class MetricsPage(Resource):
 
     isLeaf = True
 
-    def __init__(self, registry=None):
+    def __init__(self, registry: Optional[CollectorRegistry] = None) -> None:
         Resource.__init__(self)
         self._registry = registry if registry is not None else REGISTRY
 
-    def render_GET(self, request):
+    def render_GET(self, request: IRequest) -> bytes:
         request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
         return generate_latest(self._registry)
 

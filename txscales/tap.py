@@ -12,8 +12,9 @@ The C{twistd txscales} command: C{serve}, C{demo-server} and C{demo-client}::
 import atexit
 import os
 import sys
+from typing import Any, Callable, Dict, Optional
 
-from twisted.application.service import MultiService
+from twisted.application.service import IService, MultiService
 from twisted.python import usage
 from twisted.python.reflect import namedAny
 
@@ -27,13 +28,13 @@ LOCAL_INTERFACE = "127.0.0.1"
 DESTINATIONS = "tcp://host:port[,host:port...] or zk://zkhost:port[,zkhost:port...]/path[#endpoint]"
 
 
-def _orOff(kind):
+def _orOff(kind: Callable[[str], float]) -> Callable[[str], Optional[float]]:
     """
     @return: an option coercer reading C{kind} (int or float), where 0
         (or C{off}) turns the limit off (None).
     """
 
-    def coerce(value):
+    def coerce(value: str) -> Optional[float]:
         if str(value).lower() in ("off", "none"):
             return None
         number = kind(value)
@@ -41,7 +42,7 @@ def _orOff(kind):
             raise ValueError("must not be negative")
         return number or None
 
-    coerce.coerceDoc = "0 or off turns it off."
+    coerce.coerceDoc = "0 or off turns it off."  # type: ignore[attr-defined]
     return coerce
 
 
@@ -117,7 +118,7 @@ class _ServerOptions(usage.Options):
 
     tls = None
 
-    def postOptions(self):
+    def postOptions(self) -> None:
         if self["protocol"] not in PROTOCOLS:
             raise usage.UsageError(
                 "unsupported --protocol %r (supported: %s)" % (self["protocol"], ", ".join(sorted(PROTOCOLS)))
@@ -139,7 +140,7 @@ class _ServerOptions(usage.Options):
                 raise usage.UsageError("--announce: %s" % (e,))
 
 
-    def _postTls(self):
+    def _postTls(self) -> None:
         if self["tls-cert"] is None:
             if self["tls-key"] or self["tls-ca"] or self["opportunistic-tls"]:
                 raise usage.UsageError("--tls-key, --tls-ca and --opportunistic-tls need --tls-cert")
@@ -179,7 +180,7 @@ class ServeOptions(_ServerOptions):
     iface = None
     handler = None
 
-    def postOptions(self):
+    def postOptions(self) -> None:
         _ServerOptions.postOptions(self)
         if not self["iface"] or not self["handler"]:
             raise usage.UsageError("--iface and --handler are required")
@@ -203,14 +204,14 @@ class ServeOptions(_ServerOptions):
         self.handler = handler
 
 
-def _load(load, option, name):
+def _load(load: Callable[[str], Any], option: str, name: str) -> Any:
     try:
         return load(name)
     except Exception as e:
         raise usage.UsageError("%s %s: cannot load it: %s" % (option, name, _describe(e)))
 
 
-def _describe(error):
+def _describe(error: BaseException) -> str:
     return "%s: %s" % (type(error).__name__, error)
 
 
@@ -238,7 +239,7 @@ class DemoClientOptions(usage.Options):
         ["tls-key", None, None, "The PEM key of --tls-cert (default: in the same file)."],
     ]
 
-    def postOptions(self):
+    def postOptions(self) -> None:
         # Checked here: the run would otherwise fail only once started.
         _checkDestination(self["dest"])
 
@@ -255,12 +256,12 @@ class Options(usage.Options):
         ["demo-client", None, DemoClientOptions, "Call the demo service and print a latency summary."],
     ]
 
-    def postOptions(self):
+    def postOptions(self) -> None:
         if self.subCommand is None:
             raise usage.UsageError("a subcommand is required: serve, demo-server or demo-client")
 
 
-def localEndpoint(option, value):
+def localEndpoint(option: str, value: str) -> str:
     """
     Read a listening option that takes a bare port for one of this machine
     only.
@@ -277,7 +278,7 @@ def localEndpoint(option, value):
     return "tcp:%d:interface=%s" % (int(value), LOCAL_INTERFACE)
 
 
-def loadCallable(name):
+def loadCallable(name: str) -> Any:
     """
     Load C{module:attribute} or C{dotted.name}.
     """
@@ -287,7 +288,7 @@ def loadCallable(name):
     return namedAny(name)
 
 
-def _checkDestination(dest):
+def _checkDestination(dest: str) -> None:
     """
     Check the form of a C{tcp://} or C{zk://} destination URI, without
     resolving it.  Other schemes are left to their discovery plugins.
@@ -309,7 +310,7 @@ def _checkDestination(dest):
         raise usage.UsageError("--dest: %s (expected %s)" % (e, DESTINATIONS))
 
 
-def _thriftMuxServer(options, iface, handler, reactor):
+def _thriftMuxServer(options: _ServerOptions, iface: type, handler: object, reactor: Any) -> IService:
     from txscales.thriftmux import ThriftMux
 
     return ThriftMux.newServer(
@@ -330,7 +331,7 @@ def _thriftMuxServer(options, iface, handler, reactor):
     )
 
 
-def _thriftServer(options, iface, handler, reactor):
+def _thriftServer(options: _ServerOptions, iface: type, handler: object, reactor: Any) -> IService:
     from txscales.thrift import Thrift
 
     return Thrift.newServer(
@@ -351,7 +352,7 @@ def _thriftServer(options, iface, handler, reactor):
     )
 
 
-def _httpServer(options, iface, handler, reactor):
+def _httpServer(options: _ServerOptions, iface: type, handler: object, reactor: Any) -> IService:
     from txscales.http import ThriftHttpServerService
 
     from txscales._tls import serverEndpoint
@@ -367,11 +368,15 @@ def _httpServer(options, iface, handler, reactor):
     )
 
 
-PROTOCOLS = {"thriftmux": _thriftMuxServer, "thrift": _thriftServer, "http": _httpServer}
+PROTOCOLS: Dict[str, Callable[[_ServerOptions, type, object, Any], IService]] = {
+    "thriftmux": _thriftMuxServer,
+    "thrift": _thriftServer,
+    "http": _httpServer,
+}
 """Server builders by --protocol: C{(options, iface, handler, reactor) -> service}."""
 
 
-def _serverService(options, iface, handler, reactor):
+def _serverService(options: _ServerOptions, iface: type, handler: object, reactor: Any) -> IService:
     server = PROTOCOLS[options["protocol"]](options, iface, handler, reactor)
     if options["announce"]:
         from txscales.discovery import AnnouncedService
@@ -387,7 +392,7 @@ def _serverService(options, iface, handler, reactor):
     return service
 
 
-def makeService(options, reactor=None):
+def makeService(options: usage.Options, reactor: Any = None) -> IService:
     """
     Build the service for the chosen subcommand.
     """
@@ -407,7 +412,7 @@ def makeService(options, reactor=None):
     return service
 
 
-def _exitAtInterpreterExit(status):
+def _exitAtInterpreterExit(status: int) -> None:
     """
     Make this process exit with C{status} once twistd is done.
 
@@ -424,7 +429,7 @@ def _exitAtInterpreterExit(status):
         atexit.register(_exit, status)
 
 
-def _exit(status):
+def _exit(status: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)

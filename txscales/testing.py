@@ -19,14 +19,14 @@ plain Thrift) protocol runs, as over TCP::
             self.successResultOf(client.close())
 """
 
-from typing import Any, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from zope.interface import implementer
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import fail, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
-from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint, ITransport
+from twisted.internet.interfaces import IAddress, IProtocol, IProtocolFactory, IStreamClientEndpoint, ITransport
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
@@ -46,8 +46,8 @@ class MemoryNetwork:
         @param clock: the clock to use; a new L{Clock} when C{None}.
         """
         self.clock = clock if clock is not None else Clock()
-        self._servers = {}
-        self._queue = []
+        self._servers: Dict[Tuple[str, int], IProtocolFactory] = {}
+        self._queue: List[Callable[[], object]] = []
         self._pumping = False
         self.connections = 0
 
@@ -137,7 +137,7 @@ class MemoryNetwork:
         """
         return _MemoryEndpoint(self, host, port)
 
-    def _connect(self, clientFactory, host, port):
+    def _connect(self, clientFactory: IProtocolFactory, host: str, port: int) -> "Deferred[IProtocol]":
         serverFactory = self._servers.get((host, port))
         if serverFactory is None:
             return fail(ConnectionRefusedError("nothing listens on %s:%d" % (host, port)))
@@ -146,6 +146,8 @@ class MemoryNetwork:
         serverAddress = IPv4Address("TCP", host, port)
         server = serverFactory.buildProtocol(clientAddress)
         client = clientFactory.buildProtocol(serverAddress)
+        if server is None or client is None:
+            return fail(ConnectionRefusedError("the factory refused the connection to %s:%d" % (host, port)))
         serverTransport = _MemoryTransport(self, server, serverAddress, clientAddress)
         clientTransport = _MemoryTransport(self, client, clientAddress, serverAddress)
         serverTransport.peer, clientTransport.peer = clientTransport, serverTransport
@@ -154,11 +156,11 @@ class MemoryNetwork:
         self._pump()
         return succeed(client)
 
-    def _deliver(self, action):
+    def _deliver(self, action: Callable[[], object]) -> None:
         self._queue.append(action)
         self._pump()
 
-    def _pump(self):
+    def _pump(self) -> None:
         if self._pumping:
             return
         self._pumping = True
@@ -171,12 +173,12 @@ class MemoryNetwork:
 
 @implementer(IStreamClientEndpoint)
 class _MemoryEndpoint:
-    def __init__(self, network, host, port):
+    def __init__(self, network: MemoryNetwork, host: str, port: int) -> None:
         self._network = network
         self._host = host
         self._port = port
 
-    def connect(self, factory):
+    def connect(self, factory: IProtocolFactory) -> "Deferred[IProtocol]":
         return self._network._connect(factory, self._host, self._port)
 
 
@@ -188,50 +190,51 @@ class _MemoryTransport:
 
     disconnecting = False
 
-    def __init__(self, network, protocol, host, peerAddress):
+    peer: "_MemoryTransport"
+
+    def __init__(self, network: MemoryNetwork, protocol: IProtocol, host: IAddress, peerAddress: IAddress) -> None:
         self._network = network
         self._protocol = protocol
         self._host = host
         self._peerAddress = peerAddress
-        self.peer = None
         self.connected = True
 
-    def write(self, data):
+    def write(self, data: bytes) -> None:
         if self.connected and not self.disconnecting and data:
             peer = self.peer
             self._network._deliver(lambda: peer._received(data))
 
-    def writeSequence(self, data):
+    def writeSequence(self, data: Iterable[bytes]) -> None:
         self.write(b"".join(data))
 
-    def _received(self, data):
+    def _received(self, data: bytes) -> None:
         if self.connected:
             self._protocol.dataReceived(data)
 
-    def loseConnection(self):
+    def loseConnection(self) -> None:
         if self.connected and not self.disconnecting:
             self.disconnecting = True
             self._network._deliver(self._close)
 
     abortConnection = loseConnection
 
-    def _close(self):
+    def _close(self) -> None:
         for side in (self, self.peer):
             if side.connected:
                 side.connected = False
                 side._protocol.connectionLost(Failure(ConnectionDone("in-memory connection closed")))
 
-    def getPeer(self):
+    def getPeer(self) -> IAddress:
         return self._peerAddress
 
-    def getHost(self):
+    def getHost(self) -> IAddress:
         return self._host
 
-    def setTcpNoDelay(self, enabled):
+    def setTcpNoDelay(self, enabled: bool) -> None:
         pass
 
-    def registerProducer(self, producer, streaming):
+    def registerProducer(self, producer: object, streaming: bool) -> None:
         pass
 
-    def unregisterProducer(self):
+    def unregisterProducer(self) -> None:
         pass

@@ -3,6 +3,8 @@ Random aperture, as Finagle: P2C within a subset of the nodes whose size
 follows the load.
 """
 
+from typing import Any, List
+
 from zope.interface import implementer
 
 from txscales._moving import Ema
@@ -34,8 +36,8 @@ class ApertureBalancer(P2CBalancer):
         lowLoad=0.875,
         highLoad=1.125,
         smoothWindow=15.0,
-        scales=False,
-    ):
+        scales: bool = False,
+    ) -> None:
         P2CBalancer.__init__(self, clock, random, maxEffort)
         if scales:
             lowLoad, highLoad, smoothWindow = 0.5, 2.0, 5.0
@@ -46,17 +48,17 @@ class ApertureBalancer(P2CBalancer):
         self._highLoad = highLoad
         self._ema = Ema(smoothWindow, clock.seconds)
         self._outstanding = 0
-        self._window = []
-        self._down = []
+        self._window: List[Any] = []
+        self._down: List[Any] = []
         self.aperture = self._minAperture
 
-    def update(self, nodes):
+    def update(self, nodes) -> None:
         self.nodes = sorted(nodes, key=lambda node: node.token)
         self.aperture = max(self._minAperture, min(self.aperture, len(self.nodes)))
         self._window = []
         self._down = []
 
-    def _adjust(self):
+    def _adjust(self) -> None:
         average = self._ema.update(self._outstanding)
         n = len(self.nodes)
         load = average / self.aperture
@@ -95,7 +97,7 @@ class ApertureBalancer(P2CBalancer):
             self._outstanding -= 1
             raise
 
-    def release(self, node, latency):
+    def release(self, node, latency) -> None:
         P2CBalancer.release(self, node, latency)
         self._outstanding -= 1
         self._adjust()

@@ -2,6 +2,8 @@
 The heap balancer: least outstanding requests.
 """
 
+from typing import Any, Dict, List, Set
+
 from zope.interface import implementer
 
 from txscales.errors import NoEndpointsError
@@ -19,14 +21,14 @@ class HeapBalancer:
     back when it is open again.
     """
 
-    def __init__(self, clock, random):
+    def __init__(self, clock, random) -> None:
         self._random = random
-        self._heap = []
-        self._index = {}
-        self._penalised = set()
-        self.nodes = []
+        self._heap: List[Any] = []
+        self._index: Dict[Any, int] = {}
+        self._penalised: Set[Any] = set()
+        self.nodes: List[Any] = []
 
-    def update(self, nodes):
+    def update(self, nodes) -> None:
         self.nodes = list(nodes)
         self._random.shuffle(self.nodes)
         self._heap = list(self.nodes)
@@ -39,13 +41,13 @@ class HeapBalancer:
     def _key(self, node):
         return node.pending + (_PENALTY if node in self._penalised else 0)
 
-    def _swap(self, i, j):
+    def _swap(self, i, j) -> None:
         heap = self._heap
         heap[i], heap[j] = heap[j], heap[i]
         self._index[heap[i]] = i
         self._index[heap[j]] = j
 
-    def _up(self, i):
+    def _up(self, i) -> None:
         key = self._key
         while i > 0:
             parent = (i - 1) // 2
@@ -54,7 +56,7 @@ class HeapBalancer:
             self._swap(i, parent)
             i = parent
 
-    def _down(self, i):
+    def _down(self, i) -> None:
         heap, key = self._heap, self._key
         n = len(heap)
         while True:
@@ -68,7 +70,7 @@ class HeapBalancer:
             self._swap(i, child)
             i = child
 
-    def _fix(self, node):
+    def _fix(self, node) -> None:
         i = self._index.get(node)
         if i is not None:
             self._up(i)
@@ -91,6 +93,6 @@ class HeapBalancer:
         self._down(0)
         return top
 
-    def release(self, node, latency):
+    def release(self, node, latency) -> None:
         node.pending -= 1
         self._fix(node)

@@ -3,6 +3,7 @@ Power of two choices, as Finagle: least loaded and peak EWMA.
 """
 
 from math import exp
+from typing import Any, Dict, List
 
 from zope.interface import implementer
 
@@ -37,14 +38,14 @@ class P2CBalancer:
     @ivar panicked: how many picks found no open node.
     """
 
-    def __init__(self, clock, random, maxEffort=DEFAULT_MAX_EFFORT):
+    def __init__(self, clock, random, maxEffort=DEFAULT_MAX_EFFORT) -> None:
         self._clock = clock
         self._random = random
         self._maxEffort = maxEffort
-        self.nodes = []
+        self.nodes: List[Any] = []
         self.panicked = 0
 
-    def update(self, nodes):
+    def update(self, nodes) -> None:
         self.nodes = list(nodes)
 
     def load(self, node):
@@ -82,14 +83,14 @@ class P2CBalancer:
         node.pending += 1
         return node
 
-    def release(self, node, latency):
+    def release(self, node, latency) -> None:
         node.pending -= 1
 
 
 class _Cost:
     __slots__ = ("cost", "stamp")
 
-    def __init__(self, stamp):
+    def __init__(self, stamp) -> None:
         self.cost = 0.0
         self.stamp = stamp
 
@@ -105,14 +106,15 @@ class P2CPeakEwmaBalancer(P2CBalancer):
 
     PENALTY = float(2**63 >> 16)
 
-    def __init__(self, clock, random, maxEffort=DEFAULT_MAX_EFFORT, decayTime=10.0):
+    def __init__(self, clock, random, maxEffort=DEFAULT_MAX_EFFORT, decayTime=10.0) -> None:
         P2CBalancer.__init__(self, clock, random, maxEffort)
         self._decayTime = decayTime
-        self._costs = {}
+        self._costs: Dict[Any, _Cost] = {}
 
-    def update(self, nodes):
+    def update(self, nodes) -> None:
         P2CBalancer.update(self, nodes)
-        self._costs = {n: self._costs.get(n) for n in self.nodes if self._costs.get(n) is not None}
+        costs = self._costs
+        self._costs = {n: costs[n] for n in self.nodes if n in costs}
 
     def _observe(self, node, rtt):
         now = self._clock.seconds()
@@ -138,6 +140,6 @@ class P2CPeakEwmaBalancer(P2CBalancer):
             return self.PENALTY + node.pending
         return cost * (node.pending + 1)
 
-    def release(self, node, latency):
+    def release(self, node, latency) -> None:
         P2CBalancer.release(self, node, latency)
         self._observe(node, latency)

@@ -4,6 +4,7 @@ The demo client behind C{twistd txscales demo-client}.
 
 import time
 from collections import Counter
+from typing import List
 
 from twisted.application.service import Service
 from twisted.internet.defer import DeferredList, inlineCallbacks
@@ -34,16 +35,16 @@ class DemoRun:
     @ivar failures: failures by error class name.
     """
 
-    def __init__(self, client, count, concurrency, clock=time.perf_counter, out=None):
+    def __init__(self, client, count, concurrency, clock=time.perf_counter, out=None) -> None:
         self._client = client
         self._count = count
         self._concurrency = max(1, concurrency)
         self._clock = clock
         self._out = out
         self._next = 0
-        self.latencies = []
+        self.latencies: List[float] = []
         self.wrong = 0
-        self.failures = Counter()
+        self.failures: Counter[str] = Counter()
         self.elapsed = 0.0
 
     def run(self):
@@ -80,7 +81,7 @@ class DemoRun:
             if self._out is not None and done % step == 0:
                 self._out.write("progress: %d/%d calls\n" % (done, self._count))
 
-    def summary(self):
+    def summary(self) -> str:
         """
         @return: a few lines describing the run.
         """
@@ -118,7 +119,7 @@ class DemoClientService(Service):
 
     status = None
 
-    def __init__(self, options, reactor, out, setExitStatus=None):
+    def __init__(self, options, reactor, out, setExitStatus=None) -> None:
         """
         @param options: C{dest}, C{count}, C{concurrency} and C{timeout}.
         @param out: where to print (a text file).
@@ -130,7 +131,7 @@ class DemoClientService(Service):
         self._out = out
         self._setExitStatus = setExitStatus
 
-    def startService(self):
+    def startService(self) -> None:
         Service.startService(self)
         self._reactor.callWhenRunning(self._go)
 

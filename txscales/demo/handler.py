@@ -2,6 +2,8 @@
 The demo C{TestService} handler.
 """
 
+from typing import List
+
 from twisted.internet.task import deferLater
 
 from txscales._reactor import defaultReactor
@@ -17,9 +19,9 @@ class TestServiceHandler:
 
     __test__ = False  # not a test case, whatever its name
 
-    def __init__(self, clock=None):
+    def __init__(self, clock=None) -> None:
         self._clock = defaultReactor(clock)
-        self.messages = []
+        self.messages: List[str] = []
 
     def query(self, x):
         """
@@ -40,7 +42,7 @@ class TestServiceHandler:
         """
         raise InvalidQueryException(errorCode=errorCode)
 
-    def log(self, message):
+    def log(self, message) -> None:
         """
         Record C{message}.
         """

@@ -8,13 +8,15 @@ come from L{txscales.interfaces.IDiscoveryScheme} plugins in
 C{twisted/plugins/}.
 """
 
+from typing import Any
+
 from txscales.discovery._resolve import parseStatic, resolveDestination
 from txscales.discovery._serverset import Member, formatMember, parseMember, parseZooKeeperUri
 
 __all__ = ["AnnouncedService", "Member", "formatMember", "parseMember", "parseStatic", "parseZooKeeperUri", "resolveDestination"]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     # Imported on first use: kazoo costs every client its import time.
     if name == "AnnouncedService":
         from txscales.discovery._zookeeper import AnnouncedService

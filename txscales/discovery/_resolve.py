@@ -2,7 +2,9 @@
 Destinations: the static one, and resolution of URIs by scheme.
 """
 
-from twisted.internet.defer import succeed
+from typing import Any, Callable, Iterable, List, Tuple
+
+from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
 from txscales._plugins import findPlugin
@@ -16,19 +18,19 @@ class StaticDestination:
     A fixed list of servers.
     """
 
-    def __init__(self, addresses):
+    def __init__(self, addresses: Iterable[Tuple[str, int]]) -> None:
         self.addresses = list(addresses)
         self.ready = succeed(self.addresses)
 
-    def watch(self, callback):
+    def watch(self, callback: Callable[[List[Tuple[str, int]]], object]) -> Callable[[], None]:
         callback(self.addresses)
         return lambda: None
 
-    def close(self):
+    def close(self) -> "Deferred[None]":
         return succeed(None)
 
 
-def parseStatic(uri):
+def parseStatic(uri: str) -> List[Tuple[str, int]]:
     """
     Parse C{tcp://host:port[,host:port...]}.
 
@@ -48,7 +50,7 @@ def parseStatic(uri):
     return hosts
 
 
-def resolveDestination(uri, reactor, **options):
+def resolveDestination(uri: str, reactor: Any, **options: Any) -> IDestination:
     """
     Resolve C{uri} with the discovery plugin of its scheme.
 

@@ -12,6 +12,7 @@ C{ServiceInstance}::
 import ipaddress
 import json
 import re
+from typing import Any, Dict, Optional, Tuple
 
 from txscales.errors import BadMemberError
 
@@ -42,7 +43,15 @@ class Member:
         service endpoint is under the name None.
     """
 
-    def __init__(self, host, port, status="ALIVE", shard=None, metadata=None, endpoints=None):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        status: str = "ALIVE",
+        shard: Optional[int] = None,
+        metadata: Optional[Dict[str, str]] = None,
+        endpoints: Optional[Dict[Optional[str], Tuple[str, int]]] = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.status = status
@@ -51,13 +60,13 @@ class Member:
         self.endpoints = endpoints if endpoints is not None else {None: (host, port)}
 
     @property
-    def alive(self):
+    def alive(self) -> bool:
         """
         Whether the member takes traffic (status C{ALIVE}).
         """
         return self.status == "ALIVE"
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Member) and (self.host, self.port, self.status, self.shard, self.metadata) == (
             other.host,
             other.port,
@@ -66,11 +75,11 @@ class Member:
             other.metadata,
         )
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Member(%s:%d, %s)" % (self.host, self.port, self.status)
 
 
-def _checkDepth(data):
+def _checkDepth(data: bytes) -> None:
     """
     Refuse JSON nested deeper than L{MAX_DEPTH}, before parsing it (the
     parser recurses once per level).
@@ -102,7 +111,7 @@ def _checkDepth(data):
             depth -= 1
 
 
-def _validHost(host):
+def _validHost(host: str) -> bool:
     """
     @return: whether C{host} is a DNS name or an IP address.
     """
@@ -117,7 +126,7 @@ def _validHost(host):
     return _HOSTNAME.match(host) is not None
 
 
-def _endpoint(value, what):
+def _endpoint(value: Any, what: str) -> Tuple[str, int]:
     if not isinstance(value, dict):
         raise BadMemberError("%s is not an object" % (what,))
     host, port = value.get("host"), value.get("port")
@@ -128,7 +137,7 @@ def _endpoint(value, what):
     return host, port
 
 
-def parseMember(data, endpointName=None):
+def parseMember(data: bytes, endpointName: Optional[str] = None) -> Optional[Member]:
     """
     Parse a member znode's data.
 
@@ -152,7 +161,9 @@ def parseMember(data, endpointName=None):
         raise BadMemberError("member data is not JSON: %s" % (str(e)[:200],))
     if not isinstance(document, dict):
         raise BadMemberError("member data is not a JSON object")
-    endpoints = {None: _endpoint(document.get("serviceEndpoint"), "serviceEndpoint")}
+    endpoints: Dict[Optional[str], Tuple[str, int]] = {
+        None: _endpoint(document.get("serviceEndpoint"), "serviceEndpoint")
+    }
     additional = document.get("additionalEndpoints") or {}
     if not isinstance(additional, dict):
         raise BadMemberError("additionalEndpoints is not an object")
@@ -173,11 +184,18 @@ def parseMember(data, endpointName=None):
     return Member(host, port, status, shard, metadata, endpoints)
 
 
-def formatMember(host, port, status="ALIVE", shard=None, metadata=None, additionalEndpoints=None):
+def formatMember(
+    host: str,
+    port: int,
+    status: str = "ALIVE",
+    shard: Optional[int] = None,
+    metadata: Optional[Dict[str, str]] = None,
+    additionalEndpoints: Optional[Dict[str, Tuple[str, int]]] = None,
+) -> bytes:
     """
     @return: the JSON bytes of a member, in Finagle's layout.
     """
-    document = {
+    document: Dict[str, Any] = {
         "serviceEndpoint": {"host": host, "port": port},
         "additionalEndpoints": {
             name: {"host": h, "port": p} for name, (h, p) in (additionalEndpoints or {}).items()
@@ -191,7 +209,7 @@ def formatMember(host, port, status="ALIVE", shard=None, metadata=None, addition
     return json.dumps(document, sort_keys=True).encode("utf-8")
 
 
-def parseZooKeeperUri(uri):
+def parseZooKeeperUri(uri: str) -> Tuple[str, str, Optional[str]]:
     """
     Parse C{zk://host:port[,host:port...]/path[#endpointName]}.
 

@@ -8,12 +8,16 @@ the rest of this module runs in the reactor thread only.
 """
 
 import socket
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError, NoNodeError
 from kazoo.protocol.states import EventType, KazooState
 from twisted.application.service import MultiService, Service
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IListeningPort
+from twisted.python.failure import Failure
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -21,9 +25,12 @@ from zope.interface import implementer
 from txscales._ratelimit import RateLimitedLog
 from txscales.errors import BadMemberError, DiscoveryError
 from txscales.interfaces import IDestination
-from txscales.discovery._serverset import MEMBER_PREFIX, formatMember, parseMember, parseZooKeeperUri
+from txscales.discovery._serverset import MEMBER_PREFIX, Member, formatMember, parseMember, parseZooKeeperUri
 
 _log = Logger()
+
+# Serverset members by znode name; None for one that does not parse.
+_Members = Dict[str, Optional[Member]]
 
 
 class KazooBridge:
@@ -34,7 +41,7 @@ class KazooBridge:
     @ivar client: the C{KazooClient}.
     """
 
-    def __init__(self, reactor, hosts, sessionTimeout=10.0):
+    def __init__(self, reactor: Any, hosts: str, sessionTimeout: float = 10.0) -> None:
         self._reactor = reactor
         self.client = KazooClient(
             hosts=hosts,
@@ -42,34 +49,34 @@ class KazooBridge:
             connection_retry={"max_tries": -1, "delay": 0.1, "max_delay": 2.0},
             command_retry={"max_tries": 3, "delay": 0.1, "max_delay": 1.0},
         )
-        self._listeners = []
+        self._listeners: List[Callable[[Any], object]] = []
         self.client.add_listener(self._stateChanged)
 
-    def _stateChanged(self, state):
+    def _stateChanged(self, state: str) -> None:
         # In a kazoo thread: never block here.
         self._reactor.callFromThread(self._deliverState, state)
 
-    def _deliverState(self, state):
+    def _deliverState(self, state: str) -> None:
         for listener in list(self._listeners):
             listener(state)
 
-    def onState(self, listener):
+    def onState(self, listener: Callable[[str], object]) -> None:
         """
         Call C{listener(state)} in the reactor thread on every session state
         change (C{KazooState.CONNECTED}, C{SUSPENDED}, C{LOST}).
         """
         self._listeners.append(listener)
 
-    def call(self, method, *args, **kwargs):
+    def call(self, method: str, *args: Any, **kwargs: Any) -> "Deferred[Any]":
         """
         Run C{client.<method>_async(*args, **kwargs)}.
 
         @return: a Deferred of its result.
         """
-        d = Deferred()
+        d: Deferred[Any] = Deferred()
         result = getattr(self.client, method + "_async")(*args, **kwargs)
 
-        def done(ar):
+        def done(ar: Any) -> None:
             if ar.successful():
                 self._reactor.callFromThread(d.callback, ar.value)
             else:
@@ -78,27 +85,27 @@ class KazooBridge:
         result.rawlink(done)
         return d
 
-    def watcher(self, function, *args):
+    def watcher(self, function: Callable[..., object], *args: Any) -> Callable[[Any], None]:
         """
         @return: a kazoo watch function that calls C{function(event,
             *args)} in the reactor thread.
         """
         return lambda event: self._reactor.callFromThread(function, event, *args)
 
-    def start(self):
+    def start(self) -> None:
         """
         Start connecting (and keep retrying until L{stop}).
         """
         self.client.start_async()
 
-    def stop(self):
+    def stop(self) -> "Deferred[None]":
         """
         Close the session.
 
         @return: a Deferred firing when closed.
         """
 
-        def stopAndClose():
+        def stopAndClose() -> None:
             self.client.stop()
             self.client.close()
 
@@ -121,35 +128,43 @@ class ServersetDestination:
     @ivar members: child name -> L{Member} (or None for a bad member).
     """
 
-    def __init__(self, reactor, hosts, path, endpointName=None, connectTimeout=10.0, sessionTimeout=10.0):
+    def __init__(
+        self,
+        reactor: Any,
+        hosts: str,
+        path: str,
+        endpointName: Optional[str] = None,
+        connectTimeout: float = 10.0,
+        sessionTimeout: float = 10.0,
+    ) -> None:
         self._reactor = reactor
         self._path = path
         self._endpointName = endpointName
         self._zk = KazooBridge(reactor, hosts, sessionTimeout)
         self._log = RateLimitedLog(reactor, _log)
-        self._watchers = []
+        self._watchers: List[Callable[[List[Tuple[str, int]]], object]] = []
         self._closed = False
         self._listing = False
         self._relist = False
-        self.members = {}
-        self.addresses = None
-        self.ready = Deferred()
+        self.members: Dict[str, Optional[Member]] = {}
+        self.addresses: Optional[List[Tuple[str, int]]] = None
+        self.ready: Deferred[List[Tuple[str, int]]] = Deferred()
         self._timer = reactor.callLater(connectTimeout, self._timedOut, hosts, connectTimeout)
         self._zk.onState(self._stateChanged)
         self._zk.start()
 
-    def _timedOut(self, hosts, timeout):
+    def _timedOut(self, hosts: str, timeout: float) -> None:
         self._timer = None
         if not self.ready.called:
             self.ready.errback(DiscoveryError("ZooKeeper at %s gave no serverset within %g s" % (hosts, timeout)))
 
-    def _stateChanged(self, state):
+    def _stateChanged(self, state: str) -> None:
         if state == KazooState.CONNECTED and not self._closed:
             # A new or resumed session: read the set again (watches may
             # have been lost with an expired session).
             self._list()
 
-    def _list(self):
+    def _list(self) -> None:
         if self._listing:
             self._relist = True
             return
@@ -159,11 +174,11 @@ class ServersetDestination:
         d = self._zk.call("get_children", self._path, watch=watch)
         d.addCallbacks(self._gotChildren, self._listFailed)
 
-    def _childrenEvent(self, event):
+    def _childrenEvent(self, event: Any) -> None:
         if not self._closed:
             self._list()
 
-    def _listFailed(self, failure):
+    def _listFailed(self, failure: Failure) -> None:
         self._listing = False
         if failure.check(NoNodeError):
             # No serverset yet: empty, and wait for the path to appear.
@@ -174,7 +189,7 @@ class ServersetDestination:
         if self._relist:
             self._list()
 
-    def _gotChildren(self, children):
+    def _gotChildren(self, children: List[str]) -> None:
         self._listing = False
         names = {c for c in children if c.startswith(MEMBER_PREFIX)}
         members = {name: member for name, member in self.members.items() if name in names}
@@ -187,11 +202,11 @@ class ServersetDestination:
         if self._relist:
             self._list()
 
-    def _fetch(self, name):
+    def _fetch(self, name: str) -> "Deferred[Any]":
         watch = self._zk.watcher(self._dataEvent, name)
         return self._zk.call("get", self._path + "/" + name, watch=watch)
 
-    def _fetched(self, result, name, members, pending):
+    def _fetched(self, result: object, name: str, members: _Members, pending: List[int]) -> None:
         try:
             if isinstance(result, tuple):
                 members[name] = self._parse(name, result[0])
@@ -200,7 +215,7 @@ class ServersetDestination:
         if pending[0] == 0:
             self._setMembers(members)
 
-    def _parse(self, name, data):
+    def _parse(self, name: str, data: bytes) -> Optional[Member]:
         try:
             return parseMember(data, self._endpointName)
         except BadMemberError as e:
@@ -209,7 +224,7 @@ class ServersetDestination:
             )
             return None
 
-    def _dataEvent(self, event, name):
+    def _dataEvent(self, event: Any, name: str) -> None:
         if self._closed or name not in self.members:
             return
         if event.type == EventType.DELETED:
@@ -219,13 +234,13 @@ class ServersetDestination:
         elif event.type == EventType.CHANGED:
             self._fetch(name).addCallbacks(self._changed, lambda f: None, (name,))
 
-    def _changed(self, result, name):
+    def _changed(self, result: Tuple[bytes, Any], name: str) -> None:
         if name in self.members:
             members = dict(self.members)
             members[name] = self._parse(name, result[0])
             self._setMembers(members)
 
-    def _setMembers(self, members):
+    def _setMembers(self, members: _Members) -> None:
         self.members = members
         addresses = sorted({(m.host, m.port) for m in members.values() if m is not None and m.alive})
         changed = addresses != self.addresses
@@ -239,13 +254,13 @@ class ServersetDestination:
             for callback in list(self._watchers):
                 callback(addresses)
 
-    def watch(self, callback):
+    def watch(self, callback: Callable[[List[Tuple[str, int]]], object]) -> Callable[[], None]:
         self._watchers.append(callback)
         if self.addresses is not None:
             callback(self.addresses)
         return lambda: self._watchers.remove(callback) if callback in self._watchers else None
 
-    def close(self):
+    def close(self) -> "Deferred[None]":
         self._closed = True
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
@@ -264,7 +279,9 @@ class ZooKeeperScheme:
     scheme = "zk"
     description = "ZooKeeper serversets (Finagle and Aurora JSON members)."
 
-    def resolve(self, uri, reactor, connectTimeout=10.0, sessionTimeout=10.0, **options):
+    def resolve(
+        self, uri: str, reactor: Any, connectTimeout: float = 10.0, sessionTimeout: float = 10.0, **options: Any
+    ) -> ServersetDestination:
         hosts, path, endpointName = parseZooKeeperUri(uri)
         return ServersetDestination(reactor, hosts, path, endpointName, connectTimeout, sessionTimeout)
 
@@ -278,16 +295,25 @@ class Announcer:
     @ivar node: the znode path, once created.
     """
 
-    def __init__(self, reactor, uri, host, port, shard=None, metadata=None, sessionTimeout=10.0):
+    def __init__(
+        self,
+        reactor: Any,
+        uri: str,
+        host: str,
+        port: int,
+        shard: Optional[int] = None,
+        metadata: Optional[Dict[str, str]] = None,
+        sessionTimeout: float = 10.0,
+    ) -> None:
         hosts, self._path, _ = parseZooKeeperUri(uri)
         self._data = formatMember(host, port, shard=shard, metadata=metadata)
         self._zk = KazooBridge(reactor, hosts, sessionTimeout)
         self._stopped = False
-        self._creating = None
-        self.node = None
-        self.announced = Deferred()
+        self._creating: Optional[Deferred[Any]] = None
+        self.node: Optional[str] = None
+        self.announced: Deferred[str] = Deferred()
 
-    def start(self):
+    def start(self) -> "Deferred[str]":
         """
         Connect and announce.
 
@@ -297,13 +323,13 @@ class Announcer:
         self._zk.start()
         return self.announced
 
-    def _stateChanged(self, state):
+    def _stateChanged(self, state: str) -> None:
         if state == KazooState.LOST:
             self.node = None
         elif state == KazooState.CONNECTED and self.node is None and not self._stopped:
             self._create()
 
-    def _create(self):
+    def _create(self) -> None:
         if self._creating is not None:
             return
         d = self._zk.call("ensure_path", self._path)
@@ -313,19 +339,19 @@ class Announcer:
         d.addCallbacks(self._created, self._createFailed)
         self._creating = d
 
-    def _created(self, node):
+    def _created(self, node: str) -> None:
         self._creating = None
         self.node = node
         _log.info("txscales: announced as {node}", node=node)
         if not self.announced.called:
             self.announced.callback(node)
 
-    def _createFailed(self, failure):
+    def _createFailed(self, failure: Failure) -> None:
         self._creating = None
         if not failure.check(NodeExistsError):
             _log.warn("announcing in {path} failed: {error}", path=self._path, error=failure.value)
 
-    def stop(self):
+    def stop(self) -> "Deferred[None]":
         """
         Remove the member znode, then close the session.
 
@@ -341,7 +367,7 @@ class Announcer:
         return d
 
 
-def announceHost(address):
+def announceHost(address: Union[IPv4Address, IPv6Address]) -> str:
     """
     @return: the host to announce for a listening address: its own, or this
         machine's address when it listens on every interface.
@@ -362,25 +388,27 @@ class AnnouncedService(MultiService):
     @param uri: C{zk://hosts/path}.
     """
 
-    def __init__(self, server, uri, reactor):
+    def __init__(self, server: Any, uri: str, reactor: Any) -> None:
         MultiService.__init__(self)
         self._server = server
         self._uri = uri
         self._reactor = reactor
-        self.announcer = None
+        self.announcer: Optional[Announcer] = None
         server.setServiceParent(self)
 
-    def startService(self):
+    def startService(self) -> None:
         MultiService.startService(self)
         self._server.listening.addCallback(self._announce)
 
-    def _announce(self, port):
+    def _announce(self, port: IListeningPort) -> IListeningPort:
         address = port.getHost()
-        self.announcer = Announcer(self._reactor, self._uri, announceHost(address), address.port)
-        self.announcer.start()
+        if not isinstance(address, (IPv4Address, IPv6Address)):
+            raise DiscoveryError("cannot announce %r in a serverset: not a TCP address" % (address,))
+        announcer = self.announcer = Announcer(self._reactor, self._uri, announceHost(address), address.port)
+        announcer.start()
         return port
 
-    def stopService(self):
+    def stopService(self) -> "Deferred[None]":
         Service.stopService(self)
         d = self.announcer.stop() if self.announcer is not None else succeed(None)
         d.addCallback(lambda _: self._server.stopService())

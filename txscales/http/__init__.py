@@ -6,6 +6,8 @@ HTTP clients on the client stack, and Thrift over HTTP.
     >>> d = client.get("/status")             # a treq response
 """
 
+from typing import Any, Optional
+
 from txscales.http._client import HttpClient, buildHttpClient
 from txscales.http._thrift import ThriftHttpClient, ThriftHttpServerService, ThriftResource, buildThriftHttpClient
 
@@ -18,7 +20,7 @@ class Http:
     """
 
     @staticmethod
-    def newClient(dest, timeout=None, **options):
+    def newClient(dest: str, timeout: Optional[float] = None, **options: Any) -> HttpClient:
         """
         Make an HTTP client of the servers of C{dest}.
 
@@ -44,7 +46,7 @@ class ThriftHttp:
     """
 
     @staticmethod
-    def newClient(iface, dest, path="/", timeout=None, **options):
+    def newClient(iface: type, dest: str, path: str = "/", timeout: Optional[float] = None, **options: Any) -> Any:
         """
         Make a client of a generated Thrift service served over HTTP at
         C{path} (POST, C{application/x-thrift}, binary protocol).
@@ -60,7 +62,7 @@ class ThriftHttp:
         return buildThriftHttpClient(iface, dest, path, timeout=timeout, **options)
 
     @staticmethod
-    def newResource(iface, handler):
+    def newResource(iface: type, handler: object) -> ThriftResource:
         """
         @return: a twisted.web resource serving C{handler} for C{iface} to
             POSTed Thrift calls; mount it in any site.

@@ -3,12 +3,15 @@ The HTTP client: treq over twisted.web's Agent with a shared connection
 pool, one endpoint per server of the destination, on the client stack.
 """
 
+from typing import Any, Dict, Optional, Union
+
 from OpenSSL.SSL import Error as SSLError
 from twisted.internet import error as netError
-from twisted.internet.defer import CancelledError, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.ssl import optionsForClientTLS
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.python.failure import Failure
 
 # RequestNotSent has no public name: twisted.web.client imports it but leaves
@@ -23,7 +26,7 @@ from twisted.web.client import (
     ResponseFailed,
     ResponseNeverReceived,
 )
-from twisted.web.iweb import IPolicyForHTTPS
+from twisted.web.iweb import IPolicyForHTTPS, IResponse
 from zope.interface import implementer
 
 import treq
@@ -58,13 +61,13 @@ class HttpRequest:
     __slots__ = ("method", "path", "kwargs", "timeout")
     decode = None
 
-    def __init__(self, method, path, kwargs, timeout):
+    def __init__(self, method: str, path: str, kwargs: Dict[str, Any], timeout: Optional[float]) -> None:
         self.method = method
         self.path = path
         self.kwargs = kwargs
         self.timeout = timeout
 
-    def retried(self, retries):
+    def retried(self, retries: int) -> "HttpRequest":
         """
         @return: the request to send again (HTTP carries no retry count).
         """
@@ -78,10 +81,10 @@ class _TrustRootPolicy:
     the client connects to.
     """
 
-    def __init__(self, trustRoot):
+    def __init__(self, trustRoot: Certificate) -> None:
         self._trustRoot = trustRoot
 
-    def creatorForNetloc(self, hostname, port):
+    def creatorForNetloc(self, hostname: bytes, port: int) -> IOpenSSLClientConnectionCreator:
         return optionsForClientTLS(hostname.decode("ascii"), trustRoot=self._trustRoot)
 
 
@@ -92,7 +95,9 @@ class HttpEndpoint:
     connection pool.
     """
 
-    def __init__(self, reactor, http, host, port, scheme, connectTimeout):
+    def __init__(
+        self, reactor: Any, http: HTTPClient, host: str, port: int, scheme: str, connectTimeout: float
+    ) -> None:
         self._reactor = reactor
         self._http = http
         self.host = host
@@ -101,18 +106,18 @@ class HttpEndpoint:
         self._connectTimeout = connectTimeout
         self._closed = False
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return self._base
 
     @property
-    def status(self):
+    def status(self) -> str:
         return CLOSED if self._closed else OPEN
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> "Deferred[Any]":
         d = self._http.request(request.method, self._base + request.path, **request.kwargs)
         return d.addErrback(self._translate)
 
-    def _translate(self, failure):
+    def _translate(self, failure: Failure) -> Failure:
         if failure.check(CancelledError):
             return failure
         if failure.check(*_CONNECT_ERRORS):
@@ -128,22 +133,24 @@ class HttpEndpoint:
             raise ConnectionLostError(failure, mayHaveReachedServer=True)
         return failure
 
-    def getProtocol(self):
+    def getProtocol(self) -> "Deferred[None]":
         """
         Check that a TCP connection can be made (fail-fast probes this).
         """
         endpoint = HostnameEndpoint(self._reactor, self.host, self.port, timeout=self._connectTimeout)
         d = endpoint.connect(Factory.forProtocol(Protocol))
 
-        def connected(protocol):
+        def connected(protocol: Protocol) -> None:
+            # Connected: the protocol has its transport.
+            assert protocol.transport is not None
             protocol.transport.loseConnection()
 
-        def failed(failure):
+        def failed(failure: Failure) -> None:
             raise ConnectError("cannot connect to %s: %s" % (self._base, failure.value))
 
         return d.addCallbacks(connected, failed)
 
-    def close(self):
+    def close(self) -> "Deferred[None]":
         self._closed = True
         return succeed(None)
 
@@ -160,13 +167,15 @@ class HttpClient:
     @ivar stack: the client stack requests go through.
     """
 
-    def __init__(self, stack, pool, timeout, raiseForStatus):
+    def __init__(self, stack: Any, pool: HTTPConnectionPool, timeout: Optional[float], raiseForStatus: bool) -> None:
         self.stack = stack
         self._pool = pool
         self._timeout = timeout
         self._raiseForStatus = raiseForStatus
 
-    def request(self, method, path, timeout=None, **kwargs):
+    def request(
+        self, method: Union[str, bytes], path: str, timeout: Optional[float] = None, **kwargs: Any
+    ) -> "Deferred[IResponse]":
         """
         Send a request to one of the servers.
 
@@ -189,43 +198,43 @@ class HttpClient:
             d.addCallback(_checkStatus)
         return d
 
-    def get(self, path, **kwargs):
+    def get(self, path: str, **kwargs: Any) -> "Deferred[IResponse]":
         """
         GET C{path}; see L{request}.
         """
         return self.request("GET", path, **kwargs)
 
-    def head(self, path, **kwargs):
+    def head(self, path: str, **kwargs: Any) -> "Deferred[IResponse]":
         """
         HEAD C{path}; see L{request}.
         """
         return self.request("HEAD", path, **kwargs)
 
-    def post(self, path, **kwargs):
+    def post(self, path: str, **kwargs: Any) -> "Deferred[IResponse]":
         """
         POST to C{path}; see L{request}.
         """
         return self.request("POST", path, **kwargs)
 
-    def put(self, path, **kwargs):
+    def put(self, path: str, **kwargs: Any) -> "Deferred[IResponse]":
         """
         PUT to C{path}; see L{request}.
         """
         return self.request("PUT", path, **kwargs)
 
-    def patch(self, path, **kwargs):
+    def patch(self, path: str, **kwargs: Any) -> "Deferred[IResponse]":
         """
         PATCH C{path}; see L{request}.
         """
         return self.request("PATCH", path, **kwargs)
 
-    def delete(self, path, **kwargs):
+    def delete(self, path: str, **kwargs: Any) -> "Deferred[IResponse]":
         """
         DELETE C{path}; see L{request}.
         """
         return self.request("DELETE", path, **kwargs)
 
-    def close(self):
+    def close(self) -> "Deferred[None]":
         """
         Close the client and its pooled connections.
 
@@ -236,30 +245,30 @@ class HttpClient:
         return d
 
 
-def _checkStatus(response):
+def _checkStatus(response: IResponse) -> "Union[IResponse, Deferred[IResponse]]":
     if response.code < 400:
         return response
     # Read the body, so that the connection goes back to the pool.
     return treq.content(response).addCallback(_statusError, response)
 
 
-def _statusError(body, response):
+def _statusError(body: bytes, response: IResponse) -> IResponse:
     raise HttpStatusError(response, body)
 
 
 def buildHttpClient(
-    dest,
-    reactor=None,
-    timeout=None,
-    tls=False,
-    trustRoot=None,
-    raiseForStatus=False,
-    persistent=True,
-    maxPersistentPerHost=10,
-    connectTimeout=5.0,
-    label=None,
-    **stackOptions
-):
+    dest: str,
+    reactor: Any = None,
+    timeout: Optional[float] = None,
+    tls: bool = False,
+    trustRoot: Optional[Certificate] = None,
+    raiseForStatus: bool = False,
+    persistent: bool = True,
+    maxPersistentPerHost: int = 10,
+    connectTimeout: float = 5.0,
+    label: Optional[str] = None,
+    **stackOptions: Any
+) -> HttpClient:
     """
     Build an HTTP client; see L{txscales.http.Http.newClient}.
     """
@@ -271,7 +280,7 @@ def buildHttpClient(
     http = HTTPClient(agent)
     scheme = "https" if tls else "http"
 
-    def makeEndpoint(host, port, stats):
+    def makeEndpoint(host: str, port: int, stats: Any) -> HttpEndpoint:
         return HttpEndpoint(reactor, http, host, port, scheme, connectTimeout)
 
     stack = buildStack(dest, makeEndpoint, reactor, label or "http", **stackOptions)

@@ -5,18 +5,23 @@ C{THttpServer}: each call is a POST whose body is one Thrift message
 response body.
 """
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Dict, NoReturn, Optional, Tuple, Union
 
 import treq
 from twisted.internet.defer import Deferred, fail
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Site
+from twisted.python.failure import Failure
+from twisted.web.iweb import IResponse
+from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from txscales._listening import ListeningService
 from txscales._reactor import defaultReactor
 from txscales._timers import DEFAULT_IDLE_TIMEOUT
 from txscales.errors import BadMessageError, HttpStatusError, RequestNackedError
-from txscales.thrift import ThriftProcessor, decodeReply, describeService, encodeCall, proxyClass
+from txscales.thrift import Method, ThriftProcessor, decodeReply, describeService, encodeCall, proxyClass
+
+if TYPE_CHECKING:
+    from txscales.http._client import HttpClient
 
 CONTENT_TYPE = b"application/x-thrift"
 
@@ -30,11 +35,11 @@ class ThriftHttpClient:
     @ivar http: the L{txscales.http.HttpClient} the calls go through.
     """
 
-    def __init__(self, http, path):
+    def __init__(self, http: "HttpClient", path: str) -> None:
         self.http = http
         self._path = path
 
-    def _call(self, method, args, kwargs):
+    def _call(self, method: Method, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> "Deferred[Any]":
         try:
             body = encodeCall(method, args, kwargs)
         except Exception as e:
@@ -43,20 +48,20 @@ class ThriftHttpClient:
         d.addCallback(self._response, method)
         return d
 
-    def _response(self, response, method):
+    def _response(self, response: IResponse, method: Method) -> "Deferred[Any]":
         if response.code != 200:
             return treq.content(response).addCallback(lambda body: _raise(HttpStatusError(response, body)))
         return treq.content(response).addCallback(self._decode, method)
 
     @staticmethod
-    def _decode(body, method):
+    def _decode(body: bytes, method: Method) -> Any:
         if method.oneway:
             return None
         if not body:
             raise BadMessageError("empty Thrift reply to %s" % (method.name,))
         return decodeReply(method, body)
 
-    def close(self):
+    def close(self) -> "Deferred[None]":
         """
         Close the client.
 
@@ -65,11 +70,11 @@ class ThriftHttpClient:
         return self.http.close()
 
 
-def _raise(error):
+def _raise(error: BaseException) -> NoReturn:
     raise error
 
 
-def buildThriftHttpClient(iface, dest, path="/", **options):
+def buildThriftHttpClient(iface: type, dest: str, path: str = "/", **options: Any) -> ThriftHttpClient:
     """
     Build a Thrift-over-HTTP client; see L{txscales.http.ThriftHttp}.
     """
@@ -93,11 +98,13 @@ class ThriftResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, iface, handler, clock=None):
+    def __init__(self, iface: type, handler: object, clock: Any = None) -> None:
         Resource.__init__(self)
         self._processor = ThriftProcessor(iface, handler, clock)
 
-    def render_POST(self, request):
+    def render_POST(self, request: Request) -> Union[bytes, int]:
+        # twisted.web has read the body into content by now.
+        assert request.content is not None
         body = request.content.read()
         try:
             result = self._processor.process(body)
@@ -118,7 +125,7 @@ class ThriftResource(Resource):
         result.addCallbacks(reply.write, reply.failed)
         return NOT_DONE_YET
 
-    def render_GET(self, request):
+    def render_GET(self, request: Request) -> bytes:
         request.setResponseCode(405)
         request.setHeader(b"Allow", b"POST")
         return b"POST Thrift calls here\n"
@@ -131,21 +138,21 @@ class _Reply:
     request can no longer be written to or finished).
     """
 
-    def __init__(self, request):
+    def __init__(self, request: Request) -> None:
         self._request = request
         self._gone = False
 
-    def lost(self, reason, call):
+    def lost(self, reason: Failure, call: "Deferred[bytes]") -> None:
         """
         The client went away: cancel its C{call}.
         """
         self._gone = True
         call.cancel()
 
-    def _open(self):
+    def _open(self) -> bool:
         return not self._gone and not self._request.finished
 
-    def write(self, body):
+    def write(self, body: bytes) -> None:
         """
         Answer with the reply C{body}.
         """
@@ -153,7 +160,7 @@ class _Reply:
             self._request.write(body)
             self._request.finish()
 
-    def failed(self, failure):
+    def failed(self, failure: Failure) -> None:
         """
         The call failed without a reply: answer 503.
         """

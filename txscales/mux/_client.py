@@ -4,6 +4,7 @@ multiplexed session per endpoint.
 """
 
 from random import Random
+from typing import Any, Callable, List, Optional, Union, cast
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import Factory
@@ -32,7 +33,7 @@ class MuxRequest:
 
     __slots__ = ("body", "contexts", "dst", "dtab", "timeout", "decode")
 
-    def __init__(self, body, contexts=(), dst=b"", dtab=(), timeout=None, decode=None):
+    def __init__(self, body, contexts=(), dst: Union[bytes, str] = b"", dtab=(), timeout=None, decode=None) -> None:
         self.body = body
         self.contexts = contexts
         self.dst = dst
@@ -83,22 +84,23 @@ class MuxEndpoint:
         healthyAfter=5.0,
     ):
         self._reactor = reactor
-        self._endpointFactory = endpointFactory or tcpEndpoint
+        # (reactor, host, port, timeout) -> an IStreamClientEndpoint.
+        self._endpointFactory: Callable[[Any, str, int, float], Any] = endpointFactory or tcpEndpoint
         self.host = host
         self.port = port
         self._options = protocolOptions or {}
         self._reconnect = ReconnectBackoff(reactor, random or Random(), reconnectBackoff, healthyAfter)
         self._connectTimeout = connectTimeout
         self._onConnect = onConnect
-        self._connecting = None
-        self._waiters = []
+        self._connecting: Optional[Deferred[MuxClientProtocol]] = None
+        self._waiters: List[Deferred[MuxClientProtocol]] = []
         self._closed = False
         self._drainCounted = False
-        self.protocol = None
+        self.protocol: Optional[MuxClientProtocol] = None
         self.connects = 0
         self.drains = 0
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "%s:%d" % (self.host, self.port)
 
     @property
@@ -132,27 +134,28 @@ class MuxEndpoint:
         p = self.protocol
         if p is not None and p.acceptsCalls:
             return succeed(p)
-        waiter = Deferred(lambda d: self._waiters.remove(d))
+        waiter: Deferred[MuxClientProtocol] = Deferred(lambda d: self._waiters.remove(d))
         self._waiters.append(waiter)
         if self._connecting is None and (p is None or p.status == CLOSED or p.drainRequested):
             self._connect()
         return waiter
 
-    def _connect(self):
+    def _connect(self) -> None:
         delay = self._reconnect.delay()
         if delay > 0:
-            self._connecting = deferLater(self._reactor, delay, self._open)
+            # deferLater's Deferred waits for the one _open returns.
+            self._connecting = cast("Deferred[MuxClientProtocol]", deferLater(self._reactor, delay, self._open))
         else:
             self._connecting = self._open()
         self._connecting.addCallbacks(self._connected, self._connectFailed)
 
-    def _open(self):
+    def _open(self) -> "Deferred[MuxClientProtocol]":
         endpoint = self._endpointFactory(self._reactor, self.host, self.port, self._connectTimeout)
         factory = Factory.forProtocol(lambda: MuxClientProtocol(self._reactor, **self._options))
         factory.noisy = False
         return endpoint.connect(factory).addCallback(lambda p: p.ready)
 
-    def _connected(self, p):
+    def _connected(self, p: MuxClientProtocol) -> None:
         self._connecting = None
         self.connects += 1
         self.protocol = p
@@ -167,7 +170,7 @@ class MuxEndpoint:
         for waiter in waiters:
             waiter.callback(p)
 
-    def _statusChanged(self, p):
+    def _statusChanged(self, p: MuxClientProtocol) -> None:
         if p is not self.protocol:
             return
         if p.status == CLOSED:
@@ -178,7 +181,7 @@ class MuxEndpoint:
             self._drainCounted = True
             self.drains += 1
 
-    def _connectFailed(self, failure):
+    def _connectFailed(self, failure) -> None:
         self._connecting = None
         error = failure.value
         if not isinstance(error, TxScalesError):

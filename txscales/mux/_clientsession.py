@@ -2,6 +2,8 @@
 The client half of a Mux session: plain Python, no Twisted.
 """
 
+from typing import Any, Dict, List, Union
+
 from txscales.errors import (
     ConnectionLostError,
     HandshakeError,
@@ -63,7 +65,7 @@ class Ready:
         handshake.
     """
 
-    def __init__(self, headers):
+    def __init__(self, headers) -> None:
         self.headers = headers
 
 
@@ -72,7 +74,7 @@ class Replied:
     The answer to dispatch C{tag} arrived.
     """
 
-    def __init__(self, tag, contexts, body):
+    def __init__(self, tag, contexts, body) -> None:
         self.tag = tag
         self.contexts = contexts
         self.body = body
@@ -83,7 +85,7 @@ class Failed:
     Dispatch C{tag} failed with C{error} (a L{txscales.errors} instance).
     """
 
-    def __init__(self, tag, error):
+    def __init__(self, tag, error) -> None:
         self.tag = tag
         self.error = error
 
@@ -111,7 +113,7 @@ class Leased:
     The server granted a lease of C{milliseconds}.
     """
 
-    def __init__(self, milliseconds):
+    def __init__(self, milliseconds) -> None:
         self.milliseconds = milliseconds
 
 
@@ -143,7 +145,13 @@ class ClientSession(Session):
         the server answers for them.
     """
 
-    def __init__(self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, window=DEFAULT_WINDOW, handshake=True, tls=TLS_OFF):
+    def __init__(
+        self,
+        maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
+        window: int = DEFAULT_WINDOW,
+        handshake: bool = True,
+        tls: bytes = TLS_OFF,
+    ) -> None:
         """
         @param tls: the opportunistic TLS level sent in Tinit: C{b"off"},
             C{b"desired"} or C{b"required"}.
@@ -155,10 +163,10 @@ class ClientSession(Session):
         self._window = window
         self._handshake = handshake
         self._tags = TagSet()
-        self._pending = {}
-        self._queued = []
+        self._pending: Dict[int, int] = {}
+        self._queued: List[Tdispatch] = []
         # Context keys in their wire form (see encodeDispatch).
-        self._encodedKeys = {}
+        self._encodedKeys: Dict[bytes, bytes] = {}
         self.state = "new"
         self.draining = False
         self.peerWindow = None
@@ -218,7 +226,7 @@ class ClientSession(Session):
         """
         return len(self._pending)
 
-    def dispatch(self, body, contexts=(), dst=b"", dtab=()):
+    def dispatch(self, body, contexts=(), dst: Union[bytes, str] = b"", dtab=()):
         """
         Send a request.
 
@@ -245,7 +253,7 @@ class ClientSession(Session):
             self._pending[tag] = _QUEUED
         return tag
 
-    def discard(self, tag, why=b"discarded"):
+    def discard(self, tag, why: Union[bytes, str] = b"discarded") -> bool:
         """
         Give up on dispatch C{tag}.  A request still queued behind the
         handshake is dropped and its tag freed; a written one gets a
@@ -266,7 +274,7 @@ class ClientSession(Session):
             return True
         return False
 
-    def ping(self):
+    def ping(self) -> bool:
         """
         Send a Tping unless one is outstanding or the session is not open.
 
@@ -317,7 +325,7 @@ class ClientSession(Session):
             L{txscales.errors.ProtocolError} that closes the session (the
             connection should be closed), or None.
         """
-        events = []
+        events: List[Any] = []
         messages, error = self._decoder.feedUntilError(data)
         if messages:
             try:

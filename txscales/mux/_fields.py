@@ -7,6 +7,7 @@ L{BadMessageError} and written with checks that raise L{EncodeError}.
 """
 
 from struct import Struct, error as StructError
+from typing import List, Tuple
 
 from txscales.errors import BadMessageError, EncodeError
 
@@ -58,7 +59,7 @@ def _readPairs(data, offset, what):
             n = _short.unpack_from(data, offset)[0]
             if n <= MAX_SHORT:
                 size = len(data)
-                pairs = []
+                pairs: List[Tuple[bytes, bytes]] = []
                 append = pairs.append
                 unpack = _short.unpack_from
                 pos = offset + 2

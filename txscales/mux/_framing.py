@@ -7,7 +7,7 @@ to write, fragmenting its body to the peer's window.
 """
 
 from struct import Struct
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 from txscales._framing import LengthPrefixDecoder
 from txscales.errors import BadMessageError, FragmentLimitError, FrameTooLargeError, ProtocolError
@@ -22,6 +22,7 @@ from txscales.mux._messages import (
     R_DISCARDED,
     T_DISCARDED,
     T_DISCARDED_LEGACY,
+    Tdiscarded,
     decodeMessage,
     encodeMessage,
     frameHeader,
@@ -56,6 +57,7 @@ class EncodedContexts(list):
     """
 
     __slots__ = ("encoded",)
+    encoded: bytes
 
     @classmethod
     def of(cls, pairs: Sequence[Tuple[bytes, bytes]], encoded: bytes) -> "EncodedContexts":
@@ -94,7 +96,7 @@ class FrameDecoder:
     def __init__(
         self,
         maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
-        decode: Callable[[int, int, bytes], Message] = decodeMessage,
+        decode: Callable[[int, int, bytes], Any] = decodeMessage,
         maxFragmentBytes: Optional[int] = None,
         maxFragmentedTags: int = MAX_FRAGMENTED_TAGS,
     ) -> None:
@@ -102,7 +104,7 @@ class FrameDecoder:
         self._frames = LengthPrefixDecoder(maxFrameSize, 4)
         self._decode = decode
         # By tag: [type, body bytes, body parts, bytes charged].
-        self._fragments = {}
+        self._fragments: Dict[int, List[Any]] = {}
         self._charged = 0
         self.maxFragmentBytes = fragmentBudget(maxFrameSize) if maxFragmentBytes is None else maxFragmentBytes
         self.maxFragmentedTags = maxFragmentedTags
@@ -115,7 +117,7 @@ class FrameDecoder:
         """
         return self._frames.maxFrameSize
 
-    def feed(self, data: bytes) -> List[Message]:
+    def feed(self, data: bytes) -> List[Any]:
         """
         Add received bytes.
 
@@ -218,12 +220,12 @@ class FrameDecoder:
             # sequence: its fragments are dropped and the frame stands alone.
         message = self._decode(typeCode, plainTag, body)
         if typeCode in (T_DISCARDED, T_DISCARDED_LEGACY):
-            self._drop(message.which)
+            self._drop(cast(Tdiscarded, message).which)
         elif typeCode == R_DISCARDED:
             self._drop(plainTag)
         return message
 
-    def _drop(self, tag):
+    def _drop(self, tag: int) -> None:
         pending = self._fragments.pop(tag, None)
         if pending is not None:
             self._charged -= pending[3]
@@ -288,7 +290,7 @@ def encodeFrames(message: Message, window: Optional[int] = None) -> bytes:
 def encodeDispatch(
     tag: int,
     contexts: Sequence[Tuple[bytes, bytes]],
-    dst: bytes,
+    dst: Union[bytes, str],
     dtab: Sequence[Tuple[bytes, bytes]],
     body: bytes,
     window: Optional[int] = None,
@@ -316,7 +318,8 @@ def encodeDispatch(
         if window is None or size <= window:
             header = _dispatchHeader.pack(size + 4, _DISPATCH_TYPE | tag)
             return b"".join((header, encoded, pack(len(dst)), dst, _NO_PAIRS, body))
-    parts = [None, pack(len(contexts))]
+    # The first part, the frame header, is known last.
+    parts = [b"", pack(len(contexts))]
     size = 6 + len(dst) + len(body)
     if keys is None:
         keys = {}

@@ -14,7 +14,7 @@ canonical codes.
 """
 
 from struct import Struct
-from typing import Callable, Optional
+from typing import Callable, List, Optional, Union
 
 from txscales.errors import BadMessageError, EncodeError, UnknownMessageTypeError
 from txscales.mux._fields import (
@@ -78,14 +78,21 @@ class Message:
     """
 
     __slots__ = ("tag",)
-    type = None
-    fields = ()
+    type: int
+    fields: "tuple[str, ...]" = ()
+    tag: int
 
-    def encodeBody(self):
+    def encodeBody(self) -> bytes:
         """
         @return: the body bytes (everything after the tag).
         """
         return b""
+
+    def bodyParts(self) -> List[bytes]:
+        """
+        @return: the list of byte strings whose concatenation is the body.
+        """
+        return [self.encodeBody()]
 
     def wireType(self):
         """
@@ -101,7 +108,7 @@ class Message:
     def __hash__(self):
         return hash((type(self),) + tuple(repr(getattr(self, f)) for f in ("tag",) + self.fields))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         parts = ["tag=%r" % (self.tag,)] + [
             "%s=%r" % (f, getattr(self, f)) for f in self.fields
         ]
@@ -111,7 +118,7 @@ class Message:
 class _Empty(Message):
     __slots__ = ()
 
-    def __init__(self, tag=CONTROL_TAG):
+    def __init__(self, tag=CONTROL_TAG) -> None:
         self.tag = tag
 
     @classmethod
@@ -181,7 +188,7 @@ class Tdispatch(Message):
     type = T_DISPATCH
     fields = ("contexts", "dst", "dtab", "body")
 
-    def __init__(self, tag, contexts=(), dst=b"", dtab=(), body=b""):
+    def __init__(self, tag, contexts=(), dst: Union[bytes, str] = b"", dtab=(), body: bytes = b"") -> None:
         self.tag = tag
         self.contexts = list(contexts)
         self.dst = dst if type(dst) is bytes else _text(dst)
@@ -195,7 +202,7 @@ class Tdispatch(Message):
         """
         @return: the list of byte strings whose concatenation is the body.
         """
-        parts = []
+        parts: List[bytes] = []
         _writePairs(parts, self.contexts, "context")
         _writeShortBytes(parts, self.dst, "dst")
         _writePairs(parts, self.dtab, "dtab")
@@ -239,7 +246,7 @@ class Rdispatch(Message):
     type = R_DISPATCH
     fields = ("status", "contexts", "body")
 
-    def __init__(self, tag, status=STATUS_OK, contexts=(), body=b""):
+    def __init__(self, tag, status=STATUS_OK, contexts=(), body: bytes = b"") -> None:
         self.tag = tag
         self.status = status
         self.contexts = list(contexts)
@@ -289,7 +296,7 @@ class Treq(Message):
     type = T_REQ
     fields = ("keys", "body")
 
-    def __init__(self, tag, keys=(), body=b""):
+    def __init__(self, tag, keys=(), body: bytes = b"") -> None:
         self.tag = tag
         self.keys = list(keys)
         self.body = body
@@ -333,7 +340,7 @@ class Rreq(Message):
     type = R_REQ
     fields = ("status", "body")
 
-    def __init__(self, tag, status=STATUS_OK, body=b""):
+    def __init__(self, tag, status=STATUS_OK, body: bytes = b"") -> None:
         self.tag = tag
         self.status = status
         self.body = body
@@ -363,7 +370,7 @@ class Rerr(Message):
     type = R_ERR
     fields = ("why",)
 
-    def __init__(self, tag, why=b"", legacy=False):
+    def __init__(self, tag, why: Union[bytes, str] = b"", legacy: bool = False) -> None:
         self.tag = tag
         self.why = _text(why)
         self.legacy = legacy
@@ -375,7 +382,7 @@ class Rerr(Message):
         return self.why
 
     @classmethod
-    def decodeBody(cls, tag, body, legacy=False):
+    def decodeBody(cls, tag, body, legacy: bool = False):
         return cls(tag, bytes(body), legacy)
 
 
@@ -393,7 +400,7 @@ class Tdiscarded(Message):
     type = T_DISCARDED
     fields = ("which", "why")
 
-    def __init__(self, which, why=b"", legacy=False, tag=MARKER_TAG):
+    def __init__(self, which, why: Union[bytes, str] = b"", legacy: bool = False, tag=MARKER_TAG) -> None:
         self.tag = tag
         self.which = which
         self.why = _text(why)
@@ -408,7 +415,7 @@ class Tdiscarded(Message):
         return _tagWhich.pack(self.which)[1:] + self.why
 
     @classmethod
-    def decodeBody(cls, tag, body, legacy=False):
+    def decodeBody(cls, tag, body, legacy: bool = False):
         if len(body) < 3:
             raise BadMessageError("Tdiscarded shorter than its 3-byte tag")
         which = (body[0] << 16) | (body[1] << 8) | body[2]
@@ -425,7 +432,7 @@ class Tlease(Message):
     type = T_LEASE
     fields = ("unit", "howMuch")
 
-    def __init__(self, unit, howMuch, tag=MARKER_TAG):
+    def __init__(self, unit, howMuch, tag=MARKER_TAG) -> None:
         self.tag = tag
         self.unit = unit
         self.howMuch = howMuch
@@ -451,7 +458,7 @@ class Tinit(Message):
     type = T_INIT
     fields = ("version", "headers")
 
-    def __init__(self, tag=CONTROL_TAG, version=1, headers=()):
+    def __init__(self, tag=CONTROL_TAG, version=1, headers=()) -> None:
         self.tag = tag
         self.version = version
         self.headers = [(_text(k), v) for k, v in headers]

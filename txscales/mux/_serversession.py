@@ -3,6 +3,7 @@ The server half of a Mux session: plain Python, no Twisted.
 """
 
 from struct import Struct
+from typing import Any, Dict, List, Tuple
 
 from txscales.errors import DuplicateTagError, HandshakeError, ProtocolError, TlsNegotiationError
 from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encodeFrames
@@ -77,7 +78,7 @@ class Dispatch:
 
     __slots__ = ("requestId", "tag", "contexts", "dst", "dtab", "body", "legacy")
 
-    def __init__(self, requestId, tag, contexts, dst, dtab, body, legacy=False):
+    def __init__(self, requestId, tag, contexts, dst, dtab, body, legacy: bool = False) -> None:
         self.requestId = requestId
         self.tag = tag
         self.contexts = contexts
@@ -93,7 +94,7 @@ class Discarded:
     wanted (and will not be sent).
     """
 
-    def __init__(self, requestId, why):
+    def __init__(self, requestId, why) -> None:
         self.requestId = requestId
         self.why = why
 
@@ -120,8 +121,12 @@ class ServerSession(Session):
     """
 
     def __init__(
-        self, maxFrameSize=DEFAULT_MAX_FRAME_SIZE, window=DEFAULT_WINDOW, maxPending=DEFAULT_MAX_PENDING, tls=TLS_OFF
-    ):
+        self,
+        maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
+        window: int = DEFAULT_WINDOW,
+        maxPending: int = DEFAULT_MAX_PENDING,
+        tls: bytes = TLS_OFF,
+    ) -> None:
         """
         @param maxPending: how many requests run at once; the later ones
             are nacked.
@@ -138,7 +143,7 @@ class ServerSession(Session):
         self._shapes = Shapes()
         self._decoder = FrameDecoder(maxFrameSize, requestDecoder(self._shapes))
         self._window = window
-        self._pending = {}
+        self._pending: Dict[int, Tuple[int, bool]] = {}
         self._nextId = 0
         self.state = "new"
         self.negotiated = False
@@ -155,14 +160,14 @@ class ServerSession(Session):
         """
         return len(self._pending)
 
-    def bufferedSize(self):
+    def bufferedSize(self) -> int:
         """
         @return: how many received bytes wait for the rest of their frame or
             message.
         """
         return self._decoder.bufferedSize()
 
-    def readyToClose(self, graceExpired=False):
+    def readyToClose(self, graceExpired: bool = False):
         """
         @param graceExpired: whether a session without the handshake has
             waited long enough for an Rdrain that may never come (Scales'
@@ -176,7 +181,7 @@ class ServerSession(Session):
             and (self.drainAcknowledged or (graceExpired and not self.negotiated))
         )
 
-    def drain(self):
+    def drain(self) -> None:
         """
         Ask the client to stop sending requests; later ones are nacked.
         """
@@ -232,7 +237,7 @@ class ServerSession(Session):
         """
         return self._answer(requestId, tag, STATUS_NACK, b"", muxFailureContext(flags))
 
-    def _answer(self, requestId, tag, status, body, contexts):
+    def _answer(self, requestId, tag, status, body, contexts) -> bool:
         entry = self._pending.get(tag)
         if entry is None or entry[0] != requestId:
             return False
@@ -252,7 +257,7 @@ class ServerSession(Session):
             protocol; after writing L{dataToSend<Session.dataToSend>}, close the connection.
         """
         messages, error = self._decoder.feedUntilError(data)
-        events = []
+        events: List[Any] = []
         if messages:
             try:
                 self._receive(messages, events)

@@ -8,6 +8,8 @@ Timers, Deferreds and transports belong to the protocols that drive them
 halves are L{txscales.mux._clientsession} and L{txscales.mux._serversession}.
 """
 
+from typing import List
+
 from txscales.errors import HandshakeError, TlsNegotiationError
 from txscales.mux._messages import CONTROL_TAG, Rerr, encodeMessage
 
@@ -101,8 +103,8 @@ class Session:
     What both session halves share: the queue of bytes to write.
     """
 
-    def __init__(self):
-        self._out = []
+    def __init__(self) -> None:
+        self._out: List[bytes] = []
 
     def dataToSend(self):
         """

@@ -9,6 +9,7 @@ Shapes are learnt from headers decoded field by field; a few are kept.
 """
 
 from struct import Struct
+from typing import List
 
 MAX_SHAPES = 4
 MAX_PAIRS = 8
@@ -26,7 +27,7 @@ class Shape:
 
     __slots__ = ("_check", "_expected", "_values", "_keys", "size")
 
-    def __init__(self, contexts):
+    def __init__(self, contexts) -> None:
         check = [">H"]
         expected = [len(contexts)]
         values = [">2x"]
@@ -37,12 +38,12 @@ class Shape:
         # The dst length and the dtab count.
         check.append("HH")
         expected += (0, 0)
-        check = Struct("".join(check))
-        self._check = check.unpack_from
+        checkStruct = Struct("".join(check))
+        self._check = checkStruct.unpack_from
         self._expected = tuple(expected)
         self._values = Struct("".join(values)).unpack_from
         self._keys = tuple(key for key, _ in contexts)
-        self.size = check.size
+        self.size = checkStruct.size
 
     def read(self, body):
         """
@@ -66,8 +67,8 @@ class Shapes:
     steady shapes tries one shape per request and rarely learns.
     """
 
-    def __init__(self):
-        self.shapes = []
+    def __init__(self) -> None:
+        self.shapes: List[Shape] = []
         self._every = 1
         self._misses = 0
         self._hits = 0
@@ -86,7 +87,7 @@ class Shapes:
                 return list(zip(shape._keys, shape._values(body))), shape.size
         return None
 
-    def missed(self, contexts):
+    def missed(self, contexts) -> None:
         """
         A header without dst or dtab was decoded field by field: maybe learn
         its shape.

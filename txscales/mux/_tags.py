@@ -4,6 +4,7 @@ Plain Python, no Twisted.
 """
 
 from heapq import heappop, heappush
+from typing import List
 
 from txscales.errors import TagsExhaustedError
 from txscales.mux._messages import MAX_TAG, MIN_TAG
@@ -16,10 +17,10 @@ class TagSet:
     @ivar inUse: how many tags are allocated.
     """
 
-    def __init__(self, minTag=MIN_TAG, maxTag=MAX_TAG):
+    def __init__(self, minTag=MIN_TAG, maxTag=MAX_TAG) -> None:
         self._next = minTag
         self._max = maxTag
-        self._freed = []
+        self._freed: List[int] = []
         self.inUse = 0
 
     def allocate(self):
@@ -37,7 +38,7 @@ class TagSet:
         self.inUse += 1
         return tag
 
-    def release(self, tag):
+    def release(self, tag) -> None:
         """
         Return C{tag} to the set; it must have come from L{allocate}.
         """

@@ -3,8 +3,10 @@ The watermark pool.
 """
 
 from collections import deque
+from typing import Any, Callable, Deque
 
 from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.python.failure import Failure
 
 from txscales.errors import ClientClosedError, PoolExhaustedError
 
@@ -23,30 +25,32 @@ class WatermarkPool:
     @ivar idle: how many connections wait unused.
     """
 
-    def __init__(self, connect, low=1, high=2**31, maxWaiters=2**31):
+    def __init__(
+        self, connect: Callable[[], "Deferred[Any]"], low: int = 1, high: int = 2**31, maxWaiters: int = 2**31
+    ) -> None:
         if not 0 <= low <= high or high < 1:
             raise ValueError("need 0 <= low <= high and high >= 1")
         self._connect = connect
         self._low = low
         self._high = high
         self._maxWaiters = maxWaiters
-        self._idle = deque()
-        self._waiters = deque()
+        self._idle: Deque[Any] = deque()
+        self._waiters: Deque[Deferred[Any]] = deque()
         self._closed = False
         self.size = 0
 
     @property
-    def idle(self):
+    def idle(self) -> int:
         return len(self._idle)
 
     @property
-    def waiting(self):
+    def waiting(self) -> int:
         """
         How many callers wait for a connection.
         """
         return len(self._waiters)
 
-    def acquire(self):
+    def acquire(self) -> "Deferred[Any]":
         """
         @return: a Deferred firing with a connection for one request (give
             it back with L{release}); cancelling it leaves the queue.
@@ -62,42 +66,43 @@ class WatermarkPool:
             return d
         if len(self._waiters) >= self._maxWaiters:
             return fail(PoolExhaustedError("%d connections busy and %d callers waiting" % (self.size, len(self._waiters))))
-        waiter = Deferred(self._cancelWaiter)
+        waiter: Deferred[Any] = Deferred(self._cancelWaiter)
         self._waiters.append(waiter)
         return waiter
 
-    def _cancelWaiter(self, waiter):
+    def _cancelWaiter(self, waiter: "Deferred[Any]") -> None:
         # A waiter still queued leaves the queue; one for which a
         # connection is being opened gives it back to the pool when ready.
         if waiter in self._waiters:
             self._waiters.remove(waiter)
 
-    def _connectFailed(self, failure):
+    def _connectFailed(self, failure: Failure) -> Failure:
         self.size -= 1
         self._openForWaiter()
         return failure
 
-    def _openForWaiter(self):
+    def _openForWaiter(self) -> None:
         # A place freed up: open a connection for the first waiter.
         if self._waiters and self.size < self._high and not self._closed:
             waiter = self._waiters.popleft()
             self.size += 1
             d = self._connect()
             d.addErrback(self._connectFailed)
-            d.addCallbacks(self._openedForWaiter, self._openFailedForWaiter, (waiter,), None, (waiter,))
+            args = (waiter,)
+            d.addCallbacks(self._openedForWaiter, self._openFailedForWaiter, args, errbackArgs=args)
 
-    def _openedForWaiter(self, connection, waiter):
+    def _openedForWaiter(self, connection: Any, waiter: "Deferred[Any]") -> None:
         if waiter.called:
             # The waiter was cancelled meanwhile: the pool keeps it.
             self.release(connection)
         else:
             waiter.callback(connection)
 
-    def _openFailedForWaiter(self, failure, waiter):
+    def _openFailedForWaiter(self, failure: Failure, waiter: "Deferred[Any]") -> None:
         if not waiter.called:
             waiter.errback(failure)
 
-    def release(self, connection, reusable=True):
+    def release(self, connection: Any, reusable: bool = True) -> "Deferred[Any]":
         """
         Give back a connection.
 
@@ -118,7 +123,7 @@ class WatermarkPool:
         self._openForWaiter()
         return d
 
-    def close(self):
+    def close(self) -> "Deferred[Any]":
         """
         Close the idle connections and fail the waiters; connections in use
         are closed when released.

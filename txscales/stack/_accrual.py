@@ -3,6 +3,10 @@ Failure accrual and fail-fast, per endpoint (MUX.md 3.3).  Plain Python;
 time and randomness are parameters.
 """
 
+from typing import Any, Iterator, Optional
+
+from twisted.internet.defer import Deferred
+
 from txscales._backoff import equalJittered, exponentialJittered
 from txscales._moving import WindowedAdder
 from txscales.interfaces import BUSY, OPEN
@@ -44,7 +48,7 @@ class FailureAccrual:
         minRequests=5,
         markDeadFor=(5.0, 300.0),
         countTimeouts=True,
-    ):
+    ) -> None:
         self._clock = clock
         self._random = random
         self._limit = consecutiveFailures
@@ -55,7 +59,7 @@ class FailureAccrual:
         self._successes = WindowedAdder(window, 10, clock.seconds)
         self._failures = WindowedAdder(window, 10, clock.seconds)
         self._consecutive = 0
-        self._backoff = None
+        self._backoff: Optional[Iterator[float]] = None
         self._timer = None
         self.state = ALIVE
         self.removals = 0
@@ -68,7 +72,7 @@ class FailureAccrual:
         """
         return OPEN if self.state in (ALIVE, PROBE_OPEN) else BUSY
 
-    def admit(self):
+    def admit(self) -> None:
         """
         A request is about to go to the endpoint; a probe takes the one
         place a revived endpoint offers.
@@ -76,7 +80,7 @@ class FailureAccrual:
         if self.state == PROBE_OPEN:
             self.state = PROBE_CLOSED
 
-    def success(self):
+    def success(self) -> None:
         """
         A request succeeded.
         """
@@ -87,7 +91,7 @@ class FailureAccrual:
             self.revivals += 1
             self._backoff = None
 
-    def failure(self):
+    def failure(self) -> None:
         """
         A request failed after it may have reached the endpoint.
         """
@@ -141,19 +145,20 @@ class FailureAccrual:
         requests = successes + self._failures.sum()
         return requests >= self._minRequests and successes < self._successRate * requests
 
-    def _markDead(self):
-        if self._backoff is None:
-            self._backoff = equalJittered(self._markDeadFor[0], self._markDeadFor[1], self._random)
+    def _markDead(self) -> None:
+        backoff = self._backoff
+        if backoff is None:
+            backoff = self._backoff = equalJittered(self._markDeadFor[0], self._markDeadFor[1], self._random)
         self.state = DEAD
         self.removals += 1
-        self._timer = self._clock.callLater(next(self._backoff), self._probe)
+        self._timer = self._clock.callLater(next(backoff), self._probe)
 
-    def _probe(self):
+    def _probe(self) -> None:
         self._timer = None
         self.state = PROBE_OPEN
         self._consecutive = 0
 
-    def stop(self):
+    def stop(self) -> None:
         """
         Cancel the pending revival timer.
         """
@@ -178,21 +183,21 @@ class FailFast:
     @ivar attempts: background reconnection attempts made.
     """
 
-    def __init__(self, clock, random, connect, start=1.0, maximum=32.0, onUp=None):
+    def __init__(self, clock, random, connect, start=1.0, maximum=32.0, onUp=None) -> None:
         self._clock = clock
         self._onUp = onUp
         self._random = random
         self._connect = connect
         self._start = start
         self._maximum = maximum
-        self._backoff = None
+        self._backoff: Optional[Iterator[float]] = None
         self._timer = None
-        self._attempt = None
+        self._attempt: Optional[Deferred[Any]] = None
         self.down = False
-        self.reason = None
+        self.reason: Optional[BaseException] = None
         self.attempts = 0
 
-    def markDown(self, reason=None):
+    def markDown(self, reason=None) -> None:
         """
         A connection attempt failed: mark the endpoint down and schedule a
         reconnection.
@@ -206,16 +211,17 @@ class FailFast:
         self._backoff = exponentialJittered(self._start, self._maximum, self._random)
         self._schedule()
 
-    def _schedule(self):
+    def _schedule(self) -> None:
+        assert self._backoff is not None, "scheduled while up"
         self._timer = self._clock.callLater(next(self._backoff), self._retry)
 
-    def _retry(self):
+    def _retry(self) -> None:
         self._timer = None
         self.attempts += 1
-        self._attempt = self._connect()
-        self._attempt.addCallbacks(self._up, self._failed)
+        attempt = self._attempt = self._connect()
+        attempt.addCallbacks(self._up, self._failed)
 
-    def _up(self, _):
+    def _up(self, _) -> None:
         self._attempt = None
         self.down = False
         self.reason = None
@@ -223,13 +229,13 @@ class FailFast:
         if self._onUp is not None:
             self._onUp()
 
-    def _failed(self, failure):
+    def _failed(self, failure) -> None:
         self._attempt = None
         if self.down:
             self.reason = failure.value
             self._schedule()
 
-    def stop(self):
+    def stop(self) -> None:
         """
         Stop trying.
         """

@@ -3,7 +3,21 @@ The builder every protocol's client shares; each protocol adds its own
 setters.
 """
 
+from __future__ import annotations
+
+from random import Random
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar, Union
+
+from twisted.python.failure import Failure
+
 from txscales.errors import BadDestinationError
+from txscales.stack._retrybudget import NoRetryBudget, RetryBudget
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+
+_Builder = TypeVar("_Builder", bound="ClientBuilder")
 
 
 class ClientBuilder:
@@ -15,14 +29,14 @@ class ClientBuilder:
         protocol.
     """
 
-    buildClient = None
+    buildClient: Callable[..., Any]
 
-    def __init__(self, iface):
+    def __init__(self, iface: type) -> None:
         self._iface = iface
-        self._dest = None
-        self._options = {}
+        self._dest: Optional[str] = None
+        self._options: Dict[str, Any] = {}
 
-    def dest(self, dest):
+    def dest(self: _Builder, dest: str) -> _Builder:
         """
         Set the destination URI (C{tcp://host:port[,host:port...]},
         C{tls://host:port[,host:port...]}, C{zk://...}, or another
@@ -31,28 +45,35 @@ class ClientBuilder:
         self._dest = dest
         return self
 
-    def timeout(self, seconds):
+    def timeout(self: _Builder, seconds: Optional[float]) -> _Builder:
         """
         Set the default per-call timeout (None for none).
         """
         self._options["timeout"] = seconds
         return self
 
-    def reactor(self, reactor):
+    def reactor(self: _Builder, reactor: Any) -> _Builder:
         """
         Use C{reactor} (and its clock) instead of the global reactor.
         """
         self._options["reactor"] = reactor
         return self
 
-    def random(self, random):
+    def random(self: _Builder, random: Random) -> _Builder:
         """
         Use C{random} (a C{random.Random}) for balancing and trace ids.
         """
         self._options["random"] = random
         return self
 
-    def tls(self, tls=True, ca=None, clientCert=None, clientKey=None, hostname=None):
+    def tls(
+        self: _Builder,
+        tls: Union[bool, IOpenSSLClientConnectionCreator] = True,
+        ca: Optional[str] = None,
+        clientCert: Optional[str] = None,
+        clientKey: Optional[str] = None,
+        hostname: Optional[str] = None,
+    ) -> _Builder:
         """
         Reach the servers over TLS (as a C{tls://} destination does).
 
@@ -73,21 +94,21 @@ class ClientBuilder:
                 self._options[name] = value
         return self
 
-    def connectTimeout(self, seconds):
+    def connectTimeout(self: _Builder, seconds: float) -> _Builder:
         """
         Set how long a connection attempt may take.
         """
         self._options["connectTimeout"] = seconds
         return self
 
-    def label(self, label):
+    def label(self: _Builder, label: str) -> _Builder:
         """
         Name the client in metrics (default: the service's module).
         """
         self._options["label"] = label
         return self
 
-    def balancer(self, name, **options):
+    def balancer(self: _Builder, name: str, **options: Any) -> _Builder:
         """
         Use the balancer plugin C{name} (C{p2c}, the default; C{p2c-peak-ewma},
         C{aperture}, C{aperture-scales}, C{heap}, C{round-robin}, or an
@@ -97,7 +118,7 @@ class ClientBuilder:
         self._options["balancerOptions"] = options
         return self
 
-    def retryBudget(self, budget):
+    def retryBudget(self: _Builder, budget: Union[RetryBudget, NoRetryBudget]) -> _Builder:
         """
         Bound requeues and policy retries by C{budget} (a
         L{txscales.stack.RetryBudget}; default: 20% of calls plus 10 per
@@ -106,7 +127,7 @@ class ClientBuilder:
         self._options["retryBudget"] = budget
         return self
 
-    def retryPolicy(self, policy, maxRetries=25):
+    def retryPolicy(self: _Builder, policy: Callable[[Failure, int], bool], maxRetries: int = 25) -> _Builder:
         """
         Also retry failures that may have reached the server when
         C{policy(failure, attempt)} says so, within the retry budget.
@@ -115,7 +136,7 @@ class ClientBuilder:
         self._options["maxRequeues"] = maxRetries
         return self
 
-    def failureAccrual(self, enabled=True, **options):
+    def failureAccrual(self: _Builder, enabled: bool = True, **options: Any) -> _Builder:
         """
         Configure failure accrual (C{consecutiveFailures}, C{successRate},
         C{window}, C{minRequests}, C{markDeadFor}, C{countTimeouts}), or
@@ -124,14 +145,14 @@ class ClientBuilder:
         self._options["failureAccrual"] = options if enabled else False
         return self
 
-    def failFast(self, start=1.0, maximum=32.0):
+    def failFast(self: _Builder, start: float = 1.0, maximum: float = 32.0) -> _Builder:
         """
         Set the reconnection backoff of servers that refuse connections.
         """
         self._options["failFast"] = {"start": start, "maximum": maximum}
         return self
 
-    def stats(self, enabled=True, registry=None):
+    def stats(self: _Builder, enabled: bool = True, registry: Optional[CollectorRegistry] = None) -> _Builder:
         """
         Count requests in prometheus metrics (on by default), in C{registry}
         (default: the global one).
@@ -140,7 +161,7 @@ class ClientBuilder:
         self._options["registry"] = registry
         return self
 
-    def build(self):
+    def build(self) -> Any:
         """
         @return: the client proxy.
         @raise BadDestinationError: without a valid destination.

@@ -3,7 +3,7 @@ The client stack: from a request to one endpoint's session, in one place.
 """
 
 from random import Random
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Literal, Optional, Tuple, Union
 
 from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -77,7 +77,7 @@ class ClientStack:
         retryBudget: Union[RetryBudget, NoRetryBudget, None] = None,
         maxRequeues: int = 25,
         retryPolicy: Optional[Callable[[Failure, int], bool]] = None,
-        failureAccrual: Union[Dict[str, Any], bool, None] = None,
+        failureAccrual: Union[Dict[str, Any], Literal[False], None] = None,
         failFast: Optional[Dict[str, float]] = None,
         stats: "Optional[ClientStats]" = None,
     ) -> None:
@@ -88,7 +88,7 @@ class ClientStack:
         self._closed = False
         self._makeEndpoint = makeEndpoint
         self._resolved = False
-        self._discoveryFailure = None
+        self._discoveryFailure: Optional[BaseException] = None
         self._waiters: List[Deferred] = []
         self.balancer = balancerFactory(balancer).build(clock, random, **(balancerOptions or {}))
         self.budget = retryBudget if retryBudget is not None else RetryBudget(clock.seconds)
@@ -101,7 +101,7 @@ class ClientStack:
         destination.ready.addErrback(self._discoveryFailed)
         self._unwatch = destination.watch(self._addressesChanged)
 
-    def _addressesChanged(self, addresses):
+    def _addressesChanged(self, addresses: List[Tuple[str, int]]) -> None:
         current = {(n.endpoint.host, n.endpoint.port): n.endpoint for n in self.nodes}
         self.update([current.get(a) or self._makeEndpoint(*a) for a in addresses])
         self._resolved = True
@@ -110,19 +110,19 @@ class ClientStack:
         for waiter in waiters:
             waiter.callback(None)
 
-    def _discoveryFailed(self, failure):
+    def _discoveryFailed(self, failure: Failure) -> None:
         if not self._resolved:
             self._discoveryFailure = failure.value
             waiters, self._waiters = self._waiters, []
             for waiter in waiters:
                 waiter.errback(failure.value)
 
-    def _gate(self, request):
+    def _gate(self, request: Any) -> "Deferred[Any]":
         if self._resolved:
             return self.dispatcher(request)
         if self._discoveryFailure is not None:
             return self.dispatcher.after(fail(self._discoveryFailure), request)
-        waiter = Deferred(lambda d: self._waiters.remove(d))
+        waiter: Deferred[None] = Deferred(lambda d: self._waiters.remove(d))
         self._waiters.append(waiter)
         return self.dispatcher.after(waiter, request)
 
@@ -135,11 +135,11 @@ class ClientStack:
             return succeed(self)
         if self._discoveryFailure is not None:
             return fail(self._discoveryFailure)
-        waiter = Deferred(lambda d: self._waiters.remove(d))
+        waiter: Deferred[None] = Deferred(lambda d: self._waiters.remove(d))
         self._waiters.append(waiter)
         return waiter.addCallback(lambda _: self)
 
-    def _node(self, endpoint):
+    def _node(self, endpoint: IEndpoint) -> EndpointNode:
         accrual = None
         if self._accrualOptions is not False:
             accrual = FailureAccrual(self._clock, self._random, **self._accrualOptions)
@@ -190,5 +190,5 @@ class ClientStack:
         return DeferredList(closing, consumeErrors=True)
 
 
-def _closedFailure():
+def _closedFailure() -> Failure:
     return Failure(DiscoveryError("the client was closed before discovery finished"))

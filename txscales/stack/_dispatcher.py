@@ -145,12 +145,12 @@ class Dispatcher:
             self._stats.failed(failure.value, self._clock.seconds() - start)
         return failure
 
-    def _release(self, node, latency):
+    def _release(self, node, latency) -> None:
         self.balancer.release(node, latency)
         if node.retiring and not node.pending:
             node.close()
 
-    def _requeue(self, failure, retries):
+    def _requeue(self, failure, retries) -> bool:
         """
         @return: whether to send a failed attempt (number C{retries}) again.
         """

@@ -106,9 +106,9 @@ class EndpointNode:
             if where not in cause:
                 cause = "%s: %s" % (where, cause)
         message = "%s (reconnecting in the background)" % (cause,)
-        kind = type(reason)
-        if kind is ConnectError or not isinstance(reason, ConnectError):
+        if type(reason) is ConnectError or not isinstance(reason, ConnectError):
             return ConnectError(message)
+        kind = type(reason)
         # A subclass (HandshakeTimeoutError, say) keeps its type, so that
         # callers catching it still do; its own constructor takes other
         # arguments than a message.

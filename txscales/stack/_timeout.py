@@ -3,6 +3,7 @@ The client stack's timeouts: each call bounded by its request's C{timeout}.
 """
 
 from collections import deque
+from typing import Any, Deque, Dict, Tuple
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
@@ -36,10 +37,10 @@ class TimeoutFilter:
     stepped back so that its deadline comes before the queue's last.
     """
 
-    def __init__(self, service, clock):
+    def __init__(self, service, clock) -> None:
         self._service = service
         self._clock = clock
-        self._queues = {}
+        self._queues: Dict[float, _Expiry] = {}
 
     def __call__(self, request):
         timeout = request.timeout
@@ -88,12 +89,12 @@ class _Expiry:
     (a dict by timeout) once no call is left.
     """
 
-    def __init__(self, clock, timeout, owner):
+    def __init__(self, clock, timeout, owner) -> None:
         self._clock = clock
         self._timeout = timeout
         self._owner = owner
-        self._order = deque()
-        self._calls = {}
+        self._order: Deque[Tuple[float, int]] = deque()
+        self._calls: Dict[int, Deferred[Any]] = {}
         self._next = 0
         self._timer = None
         self._expiring = False
@@ -134,7 +135,7 @@ class _Expiry:
             self._stop()
         return result
 
-    def _expire(self):
+    def _expire(self) -> None:
         self._timer = None
         now = self._clock.seconds() + _EARLY
         order, calls = self._order, self._calls
@@ -158,7 +159,7 @@ class _Expiry:
                     order.popleft()
                 self._timer = self._clock.callLater(max(0.0, order[0][0] - self._clock.seconds()), self._expire)
 
-    def _stop(self):
+    def _stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

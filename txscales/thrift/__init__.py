@@ -17,6 +17,10 @@ times out or is cancelled closes its connection, so that its late answer
 can never be read by another call.
 """
 
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from twisted.internet.interfaces import IStreamServerEndpoint
+
 from txscales._listening import DEFAULT_MAX_CONNECTIONS
 from txscales._reactor import defaultReactor
 from txscales._timers import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, ServerTimeouts
@@ -26,6 +30,7 @@ from txscales.thrift._client import ThriftClient, buildClient
 from txscales.thrift._codec import (
     BINARY,
     COMPACT,
+    Method,
     decodeReply,
     describeService,
     encodeCall,
@@ -38,11 +43,15 @@ from txscales.thrift._proxy import proxyClass
 from txscales.thrift._server import DEFAULT_MAX_PENDING, ThriftServerService, countedProcess, serverFactory
 from txscales.thrift._session import InOrderReplies
 
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from twisted.internet.ssl import CertificateOptions
+
 __all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FRAMED", "BUFFERED", "BINARY", "COMPACT", "missingMethods", "serverTlsOptions"]
 
 # Also here, for txscales' other protocol packages (ThriftMux, Thrift over
 # HTTP) and txscales.testing, not for users: the call codec
-# (describeService, encodeCall, decodeReply), proxyClass, ThriftProcessor,
+# (describeService, encodeCall, decodeReply, Method), proxyClass, ThriftProcessor,
 # countedProcess and serverFactory; and for ThriftMux's downgraded sessions,
 # the message header codec (encodeMessageHeader, readMessageBegin), the
 # framed transport (FramedDecoder, encodeFrame) and InOrderReplies.
@@ -60,21 +69,23 @@ class ThriftBuilder(ClientBuilder):
 
     buildClient = staticmethod(buildClient)
 
-    def transport(self, transport):
+    def transport(self, transport: str) -> "ThriftBuilder":
         """
         Use the C{"framed"} (default) or C{"buffered"} transport.
         """
         self._options["transport"] = transport
         return self
 
-    def protocol(self, protocol):
+    def protocol(self, protocol: str) -> "ThriftBuilder":
         """
         Use the C{"binary"} (default) or C{"compact"} protocol.
         """
         self._options["protocol"] = protocol
         return self
 
-    def pool(self, low=None, high=None, maxWaiters=None):
+    def pool(
+        self, low: Optional[int] = None, high: Optional[int] = None, maxWaiters: Optional[int] = None
+    ) -> "ThriftBuilder":
         """
         Size each server's connection pool: keep up to C{low} idle
         connections, open at most C{high}, let at most C{maxWaiters} calls
@@ -86,7 +97,7 @@ class ThriftBuilder(ClientBuilder):
                 self._options[name] = value
         return self
 
-    def maxMessageSize(self, size):
+    def maxMessageSize(self, size: int) -> "ThriftBuilder":
         """
         Set the largest reply (or frame) accepted from servers.
         """
@@ -100,7 +111,14 @@ class Thrift:
     """
 
     @staticmethod
-    def newClient(iface, dest, transport=FRAMED, protocol=BINARY, timeout=None, **options):
+    def newClient(
+        iface: type,
+        dest: str,
+        transport: str = FRAMED,
+        protocol: str = BINARY,
+        timeout: Optional[float] = None,
+        **options: Any
+    ) -> Any:
         """
         Make a client of a generated Thrift service.
 
@@ -127,7 +145,7 @@ class Thrift:
         return buildClient(iface, dest, transport=transport, protocol=protocol, timeout=timeout, **options)
 
     @staticmethod
-    def newBuilder(iface):
+    def newBuilder(iface: type) -> ThriftBuilder:
         """
         @return: a L{ThriftBuilder} for C{iface}.
         """
@@ -135,23 +153,23 @@ class Thrift:
 
     @staticmethod
     def newServer(
-        iface,
-        handler,
-        listen,
-        transport=FRAMED,
-        reactor=None,
-        drainTimeout=10.0,
-        maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE,
-        label=None,
-        stats=True,
-        registry=None,
-        tls=None,
-        maxPendingPerConnection=DEFAULT_MAX_PENDING,
-        handshakeTimeout=DEFAULT_HANDSHAKE_TIMEOUT,
-        readTimeout=DEFAULT_READ_TIMEOUT,
-        idleTimeout=DEFAULT_IDLE_TIMEOUT,
-        maxConnections=DEFAULT_MAX_CONNECTIONS,
-    ):
+        iface: type,
+        handler: object,
+        listen: Union[str, IStreamServerEndpoint],
+        transport: str = FRAMED,
+        reactor: Any = None,
+        drainTimeout: Optional[float] = 10.0,
+        maxMessageSize: int = DEFAULT_MAX_MESSAGE_SIZE,
+        label: Optional[str] = None,
+        stats: bool = True,
+        registry: "Optional[CollectorRegistry]" = None,
+        tls: "Optional[CertificateOptions]" = None,
+        maxPendingPerConnection: int = DEFAULT_MAX_PENDING,
+        handshakeTimeout: Optional[float] = DEFAULT_HANDSHAKE_TIMEOUT,
+        readTimeout: Optional[float] = DEFAULT_READ_TIMEOUT,
+        idleTimeout: Optional[float] = DEFAULT_IDLE_TIMEOUT,
+        maxConnections: Optional[int] = DEFAULT_MAX_CONNECTIONS,
+    ) -> ThriftServerService:
         """
         Make a service serving C{handler} on C{listen}; each call's protocol
         (binary or compact) is recognised from its first byte and answered

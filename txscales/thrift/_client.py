@@ -4,18 +4,21 @@ a time per connection (L{txscales.thrift._endpoint}), through the client
 stack.
 """
 
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 
-from twisted.internet.defer import fail
+from twisted.internet.defer import Deferred, fail
 
 from txscales._reactor import defaultReactor
 from txscales._tls import clientTls, tlsEndpointFactory
 from txscales.stack import STACK_OPTIONS, StackClient, buildStack
-from txscales.thrift._codec import BINARY, describeService, encodeArgs
+from txscales.thrift._codec import BINARY, Method, describeService, encodeArgs
 from txscales.thrift._endpoint import DEFAULT_HIGH, DEFAULT_LOW, ThriftEndpoint, ThriftRequest
 from txscales.thrift._framing import DEFAULT_MAX_MESSAGE_SIZE, FRAMED
 from txscales.thrift._proxy import proxyClass
-from txscales.thrift._session import checkOptions
+from txscales.thrift._session import Reply, checkOptions
+
+if TYPE_CHECKING:
+    from txscales.stats import ClientStats
 
 
 class ThriftClient(StackClient):
@@ -35,7 +38,7 @@ class ThriftClient(StackClient):
         self._protocol = protocol
         self._timeout = timeout
 
-    def _call(self, method, args, kwargs):
+    def _call(self, method: Method, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> "Deferred[Any]":
         try:
             body = encodeArgs(method, args, kwargs, self._protocol)
         except Exception as e:
@@ -43,7 +46,7 @@ class ThriftClient(StackClient):
         return self.stack(ThriftRequest(method, body, self._timeout)).addCallback(_result)
 
 
-def _result(reply):
+def _result(reply: Optional[Reply]) -> Any:
     return None if reply is None else reply.result()
 
 
@@ -80,7 +83,7 @@ def buildClient(
     if options:
         raise TypeError("unknown Thrift client option(s): %s" % (", ".join(sorted(options)),))
 
-    def makeEndpoint(host, port, stats):
+    def makeEndpoint(host: str, port: int, stats: "Optional[ClientStats]") -> ThriftEndpoint:
         onConnect = stats.connected if stats is not None else None
         return ThriftEndpoint(
             reactor,

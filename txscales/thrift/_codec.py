@@ -49,7 +49,7 @@ class _Reader:
     string_length_limit = 0x7FFFFFFF
     container_length_limit = 0x7FFFFFFF
 
-    def __init__(self, data, offset=0):
+    def __init__(self, data, offset=0) -> None:
         self.cstringio_buf = BytesIO(data)
         if offset:
             self.cstringio_buf.seek(offset)
@@ -80,6 +80,7 @@ class _Success:
     """
 
     __slots__ = ("success",)
+    success: Any
 
 
 class Method:
@@ -100,7 +101,7 @@ class Method:
     @ivar callType: the C{TMessageType} of its calls, C{CALL} or C{ONEWAY}.
     """
 
-    def __init__(self, name, argsClass, resultClass):
+    def __init__(self, name, argsClass, resultClass) -> None:
         self.name = name
         self.nameBytes = name.encode("utf-8")
         self.argsClass = argsClass
@@ -141,7 +142,7 @@ class Method:
         # four, made once per method.  Saves ~0.24 us per plain Thrift call
         # and binary exception reply (timeit); hotpath.py's ThriftMux calls
         # and replies use callHeaderZero and replyHeader instead.
-        self._binaryPrefixes = {}
+        self._binaryPrefixes: Dict[int, bytes] = {}
         self.replyHeader = self._binaryPrefix(TMessageType.REPLY)
         self.callHeaderZero = self.callHeader(0)
 

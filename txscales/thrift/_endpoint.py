@@ -9,7 +9,7 @@ the reply was malformed or mismatched) closes that connection, so no later
 call can read that answer as its own.
 """
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Set
 
 from twisted.internet.defer import CancelledError, Deferred, DeferredList
 from twisted.internet.error import ConnectingCancelledError
@@ -98,7 +98,7 @@ class ThriftEndpoint:
         self._maxMessageSize = maxMessageSize
         self._connectTimeout = connectTimeout
         self._onConnect = onConnect
-        self._connections = set()
+        self._connections: Set[ThriftClientProtocol] = set()
         self._closed = False
         self.host = host
         self.port = port
@@ -127,7 +127,7 @@ class ThriftEndpoint:
         attempt = endpoint.connect(factory)
         abandoned = []
 
-        def cancel(result):
+        def cancel(result) -> None:
             # The call gave up (timed out) while connecting.  Whatever the
             # attempt fails with then (HostnameEndpoint may say
             # DNSLookupError), it is not the server's fault: fail-fast must
@@ -135,15 +135,15 @@ class ThriftEndpoint:
             abandoned.append(True)
             attempt.cancel()
 
-        result = Deferred(cancel)
+        result: Deferred[ThriftClientProtocol] = Deferred(cancel)
 
-        def connected(connection):
+        def connected(connection) -> None:
             if result.called:
                 connection.close()
             else:
                 result.callback(self._connected(connection))
 
-        def failed(failure):
+        def failed(failure) -> None:
             if result.called:
                 return
             if abandoned or failure.check(CancelledError, ConnectingCancelledError):
@@ -206,23 +206,23 @@ class _PooledCall:
     whenever the caller cancels.
     """
 
-    def __init__(self, endpoint, request):
+    def __init__(self, endpoint, request) -> None:
         self._endpoint = endpoint
         self._request = request
-        self._acquiring = None
-        self._connection = None
-        self._sent = None
-        self.result = Deferred(self._cancel)
+        self._acquiring: Optional[Deferred[ThriftClientProtocol]] = None
+        self._connection: Optional[ThriftClientProtocol] = None
+        self._sent: Optional[Deferred[Optional[Reply]]] = None
+        self.result: Deferred[Optional[Reply]] = Deferred(self._cancel)
 
     def start(self):
         self._acquire()
         return self.result
 
-    def _acquire(self):
-        self._acquiring = self._endpoint.pool.acquire()
-        self._acquiring.addCallbacks(self._acquired, self._acquireFailed)
+    def _acquire(self) -> None:
+        acquiring = self._acquiring = self._endpoint.pool.acquire()
+        acquiring.addCallbacks(self._acquired, self._acquireFailed)
 
-    def _acquired(self, connection):
+    def _acquired(self, connection: ThriftClientProtocol) -> None:
         self._acquiring = None
         pool = self._endpoint.pool
         if self.result.called:
@@ -234,23 +234,24 @@ class _PooledCall:
             self._acquire()
             return
         self._connection = connection
-        self._sent = connection.call(self._request.method, self._request.args)
-        self._sent.addCallbacks(self._replied, self._failed)
+        sent = self._sent = connection.call(self._request.method, self._request.args)
+        sent.addCallbacks(self._replied, self._failed)
 
-    def _acquireFailed(self, failure):
+    def _acquireFailed(self, failure) -> None:
         self._acquiring = None
         if not self.result.called:
             if failure.check(CancelledError):
                 failure = DiscardedCall(False)
             self.result.errback(failure)
 
-    def _replied(self, reply):
+    def _replied(self, reply: Optional[Reply]) -> None:
         connection, self._connection = self._connection, None
+        assert connection is not None
         self._sent = None
         self._endpoint.pool.release(connection, connection.reusable)
         self.result.callback(reply)
 
-    def _failed(self, failure):
+    def _failed(self, failure) -> None:
         connection, self._connection = self._connection, None
         self._sent = None
         self._endpoint.discards += 1
@@ -258,7 +259,7 @@ class _PooledCall:
         if not self.result.called:
             self.result.errback(failure)
 
-    def _cancel(self, result):
+    def _cancel(self, result) -> None:
         if self._acquiring is not None:
             self._acquiring.cancel()
         elif self._sent is not None:

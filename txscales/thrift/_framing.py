@@ -22,6 +22,7 @@ again (the connection is closed).
 """
 
 from struct import Struct
+from typing import Any, List, Optional
 
 from thrift.Thrift import TMessageType, TType
 
@@ -94,7 +95,7 @@ class FramedDecoder(LengthPrefixDecoder):
     L{LengthPrefixDecoder} that refuses empty frames.
     """
 
-    def __init__(self, maxFrameSize=DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(self, maxFrameSize=DEFAULT_MAX_MESSAGE_SIZE) -> None:
         LengthPrefixDecoder.__init__(self, maxFrameSize, 1, "Thrift frame")
 
     @property
@@ -112,7 +113,7 @@ class _NeedMore(Exception):
     @ivar need: how long the buffer must be before the walk can go on.
     """
 
-    def __init__(self, need):
+    def __init__(self, need) -> None:
         self.need = need
 
 
@@ -158,14 +159,14 @@ class BufferedDecoder:
     @ivar maxMessageSize: the largest message accepted.
     """
 
-    def __init__(self, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(self, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE) -> None:
         self.maxMessageSize = maxMessageSize
         self._buffer = bytearray()
         self._reset()
 
-    def _reset(self):
+    def _reset(self) -> None:
         self._pos = 0
-        self._stack = None
+        self._stack: Optional[List[List[Any]]] = None
         self._binary = True
         self._needed = 1
 
@@ -340,11 +341,11 @@ class BufferedDecoder:
                 pos += 6
             else:
                 count, pos = _varint(buf, pos, end)
-                types = None
-                if count:
-                    _need(end, pos + 1)
-                    types = (self._elementType(buf[pos] >> 4), self._elementType(buf[pos] & 0x0F))
-                    pos += 1
+                if count == 0:
+                    return pos, None
+                _need(end, pos + 1)
+                types = (self._elementType(buf[pos] >> 4), self._elementType(buf[pos] & 0x0F))
+                pos += 1
             if count == 0:
                 return pos, None
             return self._container(pos, count, self._checkType(types[0]), self._checkType(types[1]))

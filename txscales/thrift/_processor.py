@@ -9,6 +9,7 @@ A handler refuses a call by raising (or failing with) L{RequestNackedError}.
 
 from struct import Struct
 from types import CoroutineType
+from typing import Any, Callable, Dict, List, Sequence, Tuple, Union
 
 from thrift.Thrift import TApplicationException, TMessageType
 from twisted.internet.defer import CancelledError, Deferred
@@ -24,6 +25,7 @@ from txscales.thrift._codec import (
     describeService,
     encodeApplicationException,
     encodeResult,
+    Method,
     readMessageBegin,
 )
 
@@ -35,7 +37,7 @@ _uint = Struct(">I")
 _int = Struct(">i")
 
 
-def missingMethods(iface, handler):
+def missingMethods(iface: type, handler: object) -> List[str]:
     """
     @param iface: a generated C{Iface} class.
     @param handler: a handler for it.
@@ -45,13 +47,14 @@ def missingMethods(iface, handler):
     return sorted(name for name in describeService(iface) if not callable(getattr(handler, name, None)))
 
 
-def _logCleaned(format, failure, **kwargs):
+def _logCleaned(format: str, failure: Failure, **kwargs: Any) -> None:
     """
     Log C{failure} with its frames turned into text, so that a log event
     keeping it (when logging has not started, say) keeps none of the call's
     data.
     """
-    detached(failure.value)
+    if failure.value is not None:
+        detached(failure.value)
     failure.cleanFailure()
     _log.failure(format, failure, **kwargs)
 
@@ -63,7 +66,7 @@ class ThriftProcessor:
     @ivar methods: the service's methods, by name.
     """
 
-    def __init__(self, iface, handler, clock=None):
+    def __init__(self, iface: type, handler: object, clock: Any = None) -> None:
         """
         @param iface: a generated C{Iface} class.
         @param handler: a handler for it.
@@ -73,15 +76,15 @@ class ThriftProcessor:
         """
         self._logFailure = RateLimitedLog(clock, _log).failure if clock is not None else _logCleaned
         self.methods = describeService(iface)
-        self._bound = {}
-        self._calls = {}
+        self._bound: Dict[str, Callable[..., Any]] = {}
+        self._calls: Dict[bytes, Tuple[Method, Callable[..., Any]]] = {}
         for name, method in self.methods.items():
             fn = getattr(handler, name, None)
             if callable(fn):
                 self._bound[name] = fn
                 self._calls[method.nameBytes] = (method, fn)
 
-    def process(self, data):
+    def process(self, data: bytes) -> "Union[bytes, Deferred[bytes]]":
         """
         Process one Thrift call.
 
@@ -126,7 +129,9 @@ class ThriftProcessor:
             return encodeApplicationException(name, seqid, protocol, str(e), TApplicationException.PROTOCOL_ERROR)
         return self._call(fn, args, method, seqid, protocol)
 
-    def _call(self, fn, args, method, seqid, protocol):
+    def _call(
+        self, fn: Callable[..., Any], args: Sequence[Any], method: Method, seqid: int, protocol: str
+    ) -> "Union[bytes, Deferred[bytes]]":
         try:
             result = fn(*args)
             kind = type(result)
@@ -151,17 +156,17 @@ class ThriftProcessor:
         return b"" if method.oneway else encodeResult(method, seqid, protocol, result)
 
     @staticmethod
-    def _succeeded(value, method, seqid, protocol):
+    def _succeeded(value: object, method: Method, seqid: int, protocol: str) -> bytes:
         if method.oneway:
             return b""
         return encodeResult(method, seqid, protocol, value)
 
-    def _failed(self, failure, method, seqid, protocol):
+    def _failed(self, failure: Failure, method: Method, seqid: int, protocol: str) -> Union[bytes, Failure]:
         if failure.check(CancelledError, RequestNackedError):
             return failure
         return self._encodeFailure(failure, method, seqid, protocol)
 
-    def _encodeFailure(self, failure, method, seqid, protocol):
+    def _encodeFailure(self, failure: Failure, method: Method, seqid: int, protocol: str) -> bytes:
         """
         @return: the reply bytes for a handler's C{failure}: its declared
             exception, or a C{TApplicationException} (C{b""} for a one-way
@@ -178,6 +183,6 @@ class ThriftProcessor:
             method.name,
             seqid,
             protocol,
-            "Internal error processing %s: '%s: %s'" % (method.name, failure.type.__name__, failure.value),
+            "Internal error processing %s: '%s: %s'" % (method.name, type(failure.value).__name__, failure.value),
             TApplicationException.INTERNAL_ERROR,
         )

@@ -6,8 +6,8 @@ L{txscales.thrift._session.ClientSession}, one call at a time.
 from typing import Optional
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IHandshakeListener
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import IHandshakeListener, ITCPTransport
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -27,11 +27,13 @@ class ThriftClientProtocol(Protocol):
     @ivar closed: fires with None once the connection is gone.
     """
 
+    transport: ITCPTransport
+
     def __init__(
         self, transport: str = FRAMED, protocol: str = BINARY, maxMessageSize: int = DEFAULT_MAX_MESSAGE_SIZE
     ) -> None:
         self._session = ClientSession(transport, protocol, maxMessageSize)
-        self._waiting = None
+        self._waiting: Optional[Deferred[Optional[Reply]]] = None
         self._lost = False
         self._handshakeDone = False
         self.closed: "Deferred[None]" = Deferred()
@@ -71,7 +73,7 @@ class ThriftClientProtocol(Protocol):
         self.transport.write(data)
         return d
 
-    def _discard(self, d):
+    def _discard(self, d) -> None:
         self._waiting = None
         self.close()
         d.errback(DiscardedCall(True))
@@ -85,14 +87,16 @@ class ThriftClientProtocol(Protocol):
             return
         for reply in replies:
             d, self._waiting = self._waiting, None
+            # The session lets through only the reply to the call in flight.
+            assert d is not None
             d.callback(reply)
 
-    def _fail(self, error):
+    def _fail(self, error) -> None:
         d, self._waiting = self._waiting, None
         if d is not None:
             d.errback(error)
 
-    def connectionLost(self, reason: Failure) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._lost = True
         self._session.connectionLost()
         self._fail(tlsError(reason, self.transport, self._handshakeDone) or ConnectionLostError(reason, mayHaveReachedServer=True))

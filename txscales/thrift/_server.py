@@ -8,10 +8,11 @@ Stopping the service stops listening, lets every connection finish the calls
 it received, and closes it.
 """
 
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Union
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import IAddress, ITCPTransport
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 
 from twisted.python.failure import Failure
@@ -23,10 +24,10 @@ from txscales._ratelimit import RateLimitedLog, detached
 from txscales.errors import ProtocolError, RequestNackedError
 from txscales.thrift._framing import DEFAULT_MAX_MESSAGE_SIZE, FRAMED
 from txscales.thrift._processor import ThriftProcessor
-from txscales.thrift._session import ServerSession
+from txscales.thrift._session import Call, ServerSession
 
 if TYPE_CHECKING:
-    from txscales._timers import ServerTimeouts
+    from txscales._timers import ConnectionTimers, ServerTimeouts
     from txscales.stats import Stats
 
 _log = Logger()
@@ -34,6 +35,10 @@ _log = Logger()
 DEFAULT_MAX_PENDING = 1000
 """How many calls a connection runs (or holds unanswered) at once by
 default."""
+
+# What serves one call: its message bytes -> the reply bytes, or a Deferred
+# of them (b"" for a one-way call).
+_Process = Callable[[bytes], Any]
 
 
 def countedProcess(process: Callable[[Any], Any], stats: "Stats", clock: Any) -> Callable[[Any], Any]:
@@ -53,7 +58,7 @@ def countedProcess(process: Callable[[Any], Any], stats: "Stats", clock: Any) ->
     succeeded = stats.succeeded
     seconds = clock.seconds
 
-    def counted(call):
+    def counted(call: Any) -> Any:
         started()
         start = seconds()
         try:
@@ -84,31 +89,34 @@ class ThriftServerProtocol(Protocol):
     @ivar closed: fires with None once the connection is gone.
     """
 
+    transport: ITCPTransport
+    # Made by connectionMade, with the transport.
+    _throttle: ReadThrottle
+
     def __init__(
         self,
-        process,
-        transport=FRAMED,
-        maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE,
-        maxPending=DEFAULT_MAX_PENDING,
-        timeouts=None,
-    ):
+        process: _Process,
+        transport: str = FRAMED,
+        maxMessageSize: int = DEFAULT_MAX_MESSAGE_SIZE,
+        maxPending: int = DEFAULT_MAX_PENDING,
+        timeouts: "Optional[ServerTimeouts]" = None,
+    ) -> None:
         self._process = process
         self._maxPending = maxPending
-        self._throttle = None
         self._session = ServerSession(transport, maxMessageSize)
         self._timeouts = timeouts
-        self._timers = None
-        self._inflight = {}
-        self.closed = Deferred()
+        self._timers: "Optional[ConnectionTimers]" = None
+        self._inflight: Dict[int, Deferred[Any]] = {}
+        self.closed: Deferred[None] = Deferred()
 
     @property
-    def session(self):
+    def session(self) -> ServerSession:
         """
         The connection's L{txscales.thrift._session.ServerSession}.
         """
         return self._session
 
-    def connectionMade(self):
+    def connectionMade(self) -> None:
         noDelay(self.transport)
         self._throttle = ReadThrottle(self.transport)
         self.factory.protocols.add(self)
@@ -118,7 +126,7 @@ class ThriftServerProtocol(Protocol):
             # Accepted just before the server stopped listening.
             self.drain()
 
-    def dataReceived(self, data):
+    def dataReceived(self, data: bytes) -> None:
         try:
             calls = self._session.receiveData(data)
         except ProtocolError as e:
@@ -134,10 +142,10 @@ class ThriftServerProtocol(Protocol):
         if self._session.pendingCount >= self._maxPending:
             self._throttle.hold("pending")
 
-    def _busy(self):
+    def _busy(self) -> bool:
         return self._session.pendingCount > 0 or bool(self._inflight)
 
-    def _dispatch(self, call):
+    def _dispatch(self, call: Call) -> None:
         try:
             result = self._process(call.message)
         except ProtocolError as e:
@@ -152,15 +160,16 @@ class ThriftServerProtocol(Protocol):
             self._session.reply(call.requestId, result)
             return
         self._inflight[call.requestId] = result
-        result.addCallbacks(self._replied, self._failed, (call.requestId,), None, (call.requestId,))
+        args = (call.requestId,)
+        result.addCallbacks(self._replied, self._failed, args, errbackArgs=args)
 
-    def _replied(self, message, requestId):
+    def _replied(self, message: bytes, requestId: int) -> None:
         self._inflight.pop(requestId, None)
         if self._session.reply(requestId, message):
             self._flush()
         self._closeIfDrained()
 
-    def _failed(self, failure, requestId):
+    def _failed(self, failure: Failure, requestId: int) -> None:
         self._inflight.pop(requestId, None)
         if failure.check(CancelledError):
             return
@@ -172,7 +181,7 @@ class ThriftServerProtocol(Protocol):
             self.factory.log.failure("Thrift call failed without a reply; closing the connection", failure)
         self._throttle.close()
 
-    def _flush(self):
+    def _flush(self) -> None:
         data = self._session.dataToSend()
         if data:
             self.transport.write(data)
@@ -180,7 +189,7 @@ class ThriftServerProtocol(Protocol):
             self._throttle.release("pending")
         self._closeIfDrained()
 
-    def drain(self):
+    def drain(self) -> "Deferred[None]":
         """
         Answer the calls received, then close.
 
@@ -190,12 +199,12 @@ class ThriftServerProtocol(Protocol):
         self._closeIfDrained()
         return self.closed
 
-    def _closeIfDrained(self):
+    def _closeIfDrained(self) -> None:
         # One-way calls still running hold the connection open too.
         if self._session.readyToClose() and not self._inflight:
             self._throttle.close()
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._timers is not None:
             self._timers.stop()
         self.factory.protocols.discard(self)
@@ -221,13 +230,13 @@ class ThriftServerFactory(DrainingFactory):
 
     def __init__(
         self,
-        process,
-        clock,
-        transport=FRAMED,
-        maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE,
-        maxPending=DEFAULT_MAX_PENDING,
-        timeouts=None,
-    ):
+        process: _Process,
+        clock: Any,
+        transport: str = FRAMED,
+        maxMessageSize: int = DEFAULT_MAX_MESSAGE_SIZE,
+        maxPending: int = DEFAULT_MAX_PENDING,
+        timeouts: "Optional[ServerTimeouts]" = None,
+    ) -> None:
         ServerSession(transport, maxMessageSize)  # check the transport name
         self._process = process
         self.maxPending = maxPending
@@ -237,7 +246,7 @@ class ThriftServerFactory(DrainingFactory):
         self._maxMessageSize = maxMessageSize
         self.timeouts = timeouts
 
-    def buildProtocol(self, addr):
+    def buildProtocol(self, addr: Optional[IAddress]) -> ThriftServerProtocol:
         p = ThriftServerProtocol(self._process, self._transport, self._maxMessageSize, self.maxPending, self.timeouts)
         p.factory = self
         return p
@@ -267,7 +276,7 @@ def serverFactory(
     @return: a L{ThriftServerFactory} serving C{handler} for the generated
         service C{iface}.
     """
-    process = ThriftProcessor(iface, handler, reactor).process
+    process: _Process = ThriftProcessor(iface, handler, reactor).process
     if stats is not None:
         process = countedProcess(process, stats, reactor)
     return ThriftServerFactory(process, reactor, transport, maxMessageSize, maxPending, timeouts)

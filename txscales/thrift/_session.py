@@ -10,6 +10,7 @@ order).  Plain Python, no Twisted::
 """
 
 from collections import deque
+from typing import Deque, Dict, List
 
 from thrift.Thrift import TMessageType
 
@@ -47,7 +48,7 @@ class Reply:
 
     __slots__ = ("method", "value", "error")
 
-    def __init__(self, method, value=None, error=None):
+    def __init__(self, method, value=None, error=None) -> None:
         self.method = method
         self.value = value
         self.error = error
@@ -61,7 +62,7 @@ class Reply:
             raise self.error
         return self.value
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<Reply %s value=%r error=%r>" % (self.method.name, self.value, self.error)
 
 
@@ -79,7 +80,7 @@ class ClientSession:
     @ivar waiting: the method whose reply is awaited, or None.
     """
 
-    def __init__(self, transport=FRAMED, protocol=BINARY, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(self, transport=FRAMED, protocol=BINARY, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE) -> None:
         checkOptions(transport, protocol)
         self._decoder = makeDecoder(transport, maxMessageSize)
         self._framed = transport == FRAMED
@@ -142,7 +143,7 @@ class ClientSession:
             # is still in step.
             return Reply(method, error=e)
 
-    def connectionLost(self):
+    def connectionLost(self) -> None:
         """
         The connection is gone.
         """
@@ -160,12 +161,12 @@ class Call:
 
     __slots__ = ("requestId", "message", "oneway")
 
-    def __init__(self, requestId, message, oneway):
+    def __init__(self, requestId, message, oneway) -> None:
         self.requestId = requestId
         self.message = message
         self.oneway = oneway
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<Call %d oneway=%r %r>" % (self.requestId, self.oneway, self.message[:32])
 
 
@@ -180,10 +181,10 @@ class InOrderReplies:
         written) or C{"closed"}.
     """
 
-    def __init__(self):
-        self._queue = deque()
-        self._answers = {}
-        self._out = []
+    def __init__(self) -> None:
+        self._queue: Deque[int] = deque()
+        self._answers: Dict[int, bytes] = {}
+        self._out: List[bytes] = []
         self._nextId = 0
         self.state = "open"
 
@@ -224,7 +225,7 @@ class InOrderReplies:
                 ready = True
         return ready
 
-    def drain(self):
+    def drain(self) -> None:
         """
         Close once the calls received are answered; plain Thrift has no way
         to ask the client to stop sending.
@@ -239,7 +240,7 @@ class InOrderReplies:
         out, self._out = self._out, []
         return b"".join(out)
 
-    def connectionLost(self):
+    def connectionLost(self) -> None:
         """
         The connection is gone.
         """
@@ -255,7 +256,7 @@ class ServerSession(InOrderReplies):
     call order (L{InOrderReplies}).
     """
 
-    def __init__(self, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(self, transport=FRAMED, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE) -> None:
         InOrderReplies.__init__(self)
         self._decoder = makeDecoder(transport, maxMessageSize)
         self._framed = transport == FRAMED

@@ -6,6 +6,10 @@ ThriftMux: Thrift over Mux, client and server, byte-compatible with Finagle.
     >>> d = client.query("x")          # fires with "xx"
 """
 
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from twisted.internet.interfaces import IStreamServerEndpoint
+
 from txscales._listening import DEFAULT_MAX_CONNECTIONS
 from txscales._reactor import defaultReactor
 from txscales._timers import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, ServerTimeouts
@@ -16,6 +20,10 @@ from txscales.thrift import serverTlsOptions
 from txscales.thriftmux._client import ThriftMuxClient, buildClient
 from txscales.thriftmux._contexts import RequestContext, TraceId, currentRequest
 from txscales.thriftmux._server import ThriftMuxServerService, serverFactory
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from twisted.internet.ssl import CertificateOptions
 
 __all__ = ["ThriftMux", "ThriftMuxBuilder", "ThriftMuxClient", "RequestContext", "TraceId", "currentRequest", "serverTlsOptions"]
 
@@ -32,21 +40,21 @@ class ThriftMuxBuilder(ClientBuilder):
 
     buildClient = staticmethod(buildClient)
 
-    def clientId(self, clientId):
+    def clientId(self, clientId: Union[str, bytes]) -> "ThriftMuxBuilder":
         """
         Set the client id sent in Finagle's ClientIdContext.
         """
         self._options["clientId"] = clientId
         return self
 
-    def maxFrameSize(self, size):
+    def maxFrameSize(self, size: int) -> "ThriftMuxBuilder":
         """
         Set the largest frame (and message) accepted from servers.
         """
         self._options["maxFrameSize"] = size
         return self
 
-    def handshakeTimeout(self, seconds):
+    def handshakeTimeout(self, seconds: Optional[float]) -> "ThriftMuxBuilder":
         """
         Close a new session whose server has not completed the Mux handshake
         within C{seconds} (None: wait forever); its calls fail with
@@ -55,7 +63,7 @@ class ThriftMuxBuilder(ClientBuilder):
         self._options["handshakeTimeout"] = seconds
         return self
 
-    def opportunisticTls(self, level):
+    def opportunisticTls(self, level: str) -> "ThriftMuxBuilder":
         """
         Negotiate TLS in the Mux handshake (C{"desired"} or C{"required"})
         and switch each session to TLS in place when the server agrees, as
@@ -64,7 +72,7 @@ class ThriftMuxBuilder(ClientBuilder):
         self._options["opportunisticTls"] = level
         return self
 
-    def pingInterval(self, seconds, timeout=4.0, threshold=2.0):
+    def pingInterval(self, seconds: Optional[float], timeout: float = 4.0, threshold: float = 2.0) -> "ThriftMuxBuilder":
         """
         Ping each session every C{seconds} (None to disable), and at once
         when a call is discarded; a session whose ping waits more than
@@ -76,7 +84,7 @@ class ThriftMuxBuilder(ClientBuilder):
         self._options["pingThreshold"] = threshold
         return self
 
-    def maxDiscarded(self, count):
+    def maxDiscarded(self, count: Optional[int]) -> "ThriftMuxBuilder":
         """
         Close a session once more than C{count} of its discarded calls wait
         for the server's answer (None: no bound).
@@ -84,7 +92,7 @@ class ThriftMuxBuilder(ClientBuilder):
         self._options["maxDiscarded"] = count
         return self
 
-    def reconnectBackoff(self, start=1.0, maximum=32.0, healthyAfter=5.0):
+    def reconnectBackoff(self, start: float = 1.0, maximum: float = 32.0, healthyAfter: float = 5.0) -> "ThriftMuxBuilder":
         """
         Wait an exponential jittered backoff from C{start} to C{maximum}
         seconds before connecting again after a session that ended within
@@ -101,7 +109,13 @@ class ThriftMux:
     """
 
     @staticmethod
-    def newClient(iface, dest, timeout=None, clientId=None, **options):
+    def newClient(
+        iface: type,
+        dest: str,
+        timeout: Optional[float] = None,
+        clientId: Union[str, bytes, None] = None,
+        **options: Any
+    ) -> Any:
         """
         Make a client of a generated Thrift service.
 
@@ -133,7 +147,7 @@ class ThriftMux:
         return buildClient(iface, dest, timeout=timeout, clientId=clientId, **options)
 
     @staticmethod
-    def newBuilder(iface):
+    def newBuilder(iface: type) -> ThriftMuxBuilder:
         """
         @return: a L{ThriftMuxBuilder} for C{iface}.
         """
@@ -141,23 +155,23 @@ class ThriftMux:
 
     @staticmethod
     def newServer(
-        iface,
-        handler,
-        listen,
-        reactor=None,
-        drainTimeout=10.0,
-        maxFrameSize=DEFAULT_MAX_FRAME_SIZE,
-        label=None,
-        stats=True,
-        registry=None,
-        tls=None,
-        opportunisticTls=None,
-        maxPendingPerConnection=DEFAULT_MAX_PENDING,
-        handshakeTimeout=DEFAULT_HANDSHAKE_TIMEOUT,
-        readTimeout=DEFAULT_READ_TIMEOUT,
-        idleTimeout=DEFAULT_IDLE_TIMEOUT,
-        maxConnections=DEFAULT_MAX_CONNECTIONS,
-    ):
+        iface: type,
+        handler: object,
+        listen: Union[str, IStreamServerEndpoint],
+        reactor: Any = None,
+        drainTimeout: Optional[float] = 10.0,
+        maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
+        label: Optional[str] = None,
+        stats: bool = True,
+        registry: "Optional[CollectorRegistry]" = None,
+        tls: "Optional[CertificateOptions]" = None,
+        opportunisticTls: Optional[str] = None,
+        maxPendingPerConnection: int = DEFAULT_MAX_PENDING,
+        handshakeTimeout: Optional[float] = DEFAULT_HANDSHAKE_TIMEOUT,
+        readTimeout: Optional[float] = DEFAULT_READ_TIMEOUT,
+        idleTimeout: Optional[float] = DEFAULT_IDLE_TIMEOUT,
+        maxConnections: Optional[int] = DEFAULT_MAX_CONNECTIONS,
+    ) -> ThriftMuxServerService:
         """
         Make a service serving C{handler} on C{listen}.
 

@@ -4,16 +4,20 @@ client stack.
 """
 
 import random as _random
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Union
 
-from twisted.internet.defer import fail
+from twisted.internet.defer import Deferred, fail
 
 from txscales._reactor import defaultReactor
 from txscales._tls import clientTls, opportunisticLevel, tlsEndpointFactory
 from txscales.errors import RequestTimeoutError, UnsupportedError
 from txscales.mux import MuxEndpoint, MuxRequest
 from txscales.stack import STACK_OPTIONS, StackClient, buildStack
-from txscales.thrift import decodeReply, describeService, encodeCall, proxyClass
+from txscales.thrift import Method, decodeReply, describeService, encodeCall, proxyClass
 from txscales.thriftmux._contexts import currentRequest, encodeClientIdPair, outgoingContexts
+
+if TYPE_CHECKING:
+    from txscales.stats import ClientStats
 
 
 class ThriftMuxClient(StackClient):
@@ -25,7 +29,15 @@ class ThriftMuxClient(StackClient):
     @ivar stack: the L{txscales.stack.ClientStack} calls go through.
     """
 
-    def __init__(self, methods, stack, reactor, timeout, clientId, random):
+    def __init__(
+        self,
+        methods: Dict[str, Method],
+        stack: Any,
+        reactor: Any,
+        timeout: Optional[float],
+        clientId: Union[str, bytes, None],
+        random: _random.Random,
+    ) -> None:
         self.stack = stack
         self._reactor = reactor
         self._timeout = timeout
@@ -37,7 +49,7 @@ class ThriftMuxClient(StackClient):
         self._random = random
         self._decoders = {name: _decoder(method) for name, method in methods.items()}
 
-    def _call(self, method, args, kwargs):
+    def _call(self, method: Method, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> "Deferred[Any]":
         if method.oneway:
             return fail(UnsupportedError("ThriftMux does not support one-way methods (%s)" % (method.name,)))
         try:
@@ -60,25 +72,25 @@ class ThriftMuxClient(StackClient):
         return self.stack(MuxRequest(body, contexts, b"", (), timeout, self._decoders[method.name]))
 
 
-def _decoder(method):
-    def decode(reply):
+def _decoder(method: Method) -> Callable[[Any], Any]:
+    def decode(reply: Any) -> Any:
         return decodeReply(method, reply.body)
 
     return decode
 
 
 def buildClient(
-    iface,
-    dest,
-    reactor=None,
-    timeout=None,
-    clientId=None,
-    random=None,
-    label=None,
-    connectTimeout=5.0,
-    endpointFactory=None,
-    **options
-):
+    iface: type,
+    dest: str,
+    reactor: Any = None,
+    timeout: Optional[float] = None,
+    clientId: Union[str, bytes, None] = None,
+    random: Optional[_random.Random] = None,
+    label: Optional[str] = None,
+    connectTimeout: float = 5.0,
+    endpointFactory: Optional[Callable[[Any, str, int, float], Any]] = None,
+    **options: Any
+) -> ThriftMuxClient:
     """
     Build a ThriftMux client; see L{txscales.thriftmux.ThriftMux.newClient}.
     """
@@ -94,11 +106,13 @@ def buildClient(
     if tlsFor is not None and level == b"off":
         endpointFactory = tlsEndpointFactory(tlsFor, endpointFactory)
 
-    def makeEndpoint(host, port, stats):
+    def makeEndpoint(host: str, port: int, stats: "Optional[ClientStats]") -> MuxEndpoint:
         onConnect = stats.connected if stats is not None else None
         protocolOptions = options
         if level != b"off":
-            # TLS starts in place once the session negotiated it.
+            # TLS starts in place once the session negotiated it (with the
+            # settings clientTls made: opportunistic TLS implies tls).
+            assert tlsFor is not None
             protocolOptions = dict(options, opportunisticTls=level, tls=tlsFor(host))
         return MuxEndpoint(
             reactor, host, port, protocolOptions, connectTimeout, endpointFactory, onConnect, random, **reconnect

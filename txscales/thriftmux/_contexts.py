@@ -5,7 +5,7 @@ handler runs in.  Plain Python, no Twisted.
 
 from contextvars import ContextVar
 from struct import Struct
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from txscales.mux import RETRIES_KEY, EncodedContexts
 
@@ -22,7 +22,7 @@ _deadline = Struct(">QQ")
 _short = Struct(">H")
 
 
-def _pairPrefix(key, valueLength):
+def _pairPrefix(key: bytes, valueLength: int) -> bytes:
     return _short.pack(len(key)) + key + _short.pack(valueLength)
 
 
@@ -34,7 +34,7 @@ _ROOT_HEAD = _pairPrefix(TRACE_KEY, _trace.size)
 _ROOT_MIDDLE = _pairPrefix(RETRIES_KEY, 4) + b"\x00\x00\x00\x00" + _pairPrefix(DEADLINE_KEY, _deadline.size)
 _COUNT = [_short.pack(n) for n in (3, 4)]
 
-currentRequest = ContextVar("txscales.currentRequest", default=None)
+currentRequest: "ContextVar[Optional[RequestContext]]" = ContextVar("txscales.currentRequest", default=None)
 
 
 class TraceId:
@@ -50,20 +50,22 @@ class TraceId:
 
     __slots__ = ("spanId", "parentId", "traceId", "flags", "traceIdHigh")
 
-    def __init__(self, spanId, parentId, traceId, flags=0, traceIdHigh=None):
+    def __init__(
+        self, spanId: int, parentId: int, traceId: int, flags: int = 0, traceIdHigh: Optional[int] = None
+    ) -> None:
         self.spanId = spanId
         self.parentId = parentId
         self.traceId = traceId
         self.flags = flags
         self.traceIdHigh = traceIdHigh
 
-    def child(self, spanId):
+    def child(self, spanId: int) -> "TraceId":
         """
         @return: the id of a new span, child of this one.
         """
         return TraceId(spanId, self.spanId, self.traceId, self.flags, self.traceIdHigh)
 
-    def encode(self):
+    def encode(self) -> bytes:
         """
         @return: the 32-byte (40 with C{traceIdHigh}) context value.
         """
@@ -72,7 +74,7 @@ class TraceId:
         return _traceHigh.pack(self.spanId, self.parentId, self.traceId, self.flags, self.traceIdHigh)
 
     @classmethod
-    def decode(cls, value):
+    def decode(cls, value: bytes) -> "Optional[TraceId]":
         """
         @return: a L{TraceId}, or None when C{value} has the wrong size.
         """
@@ -82,12 +84,12 @@ class TraceId:
             return cls(*_traceHigh.unpack(value))
         return None
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, TraceId) and all(
             getattr(self, f) == getattr(other, f) for f in self.__slots__
         )
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "TraceId(span=%016x, parent=%016x, trace=%016x, flags=%d)" % (
             self.spanId,
             self.parentId,
@@ -96,7 +98,7 @@ class TraceId:
         )
 
 
-def decodeDeadline(value):
+def decodeDeadline(value: bytes) -> Optional[Tuple[int, int]]:
     """
     @return: (timestamp ns, deadline ns), or None for a malformed value.
     """
@@ -117,7 +119,7 @@ class RequestContext:
     @ivar clientId: the caller's client id, or None.
     """
 
-    def __init__(self, contexts):
+    def __init__(self, contexts: Sequence[Tuple[bytes, bytes]]) -> None:
         self.contexts = contexts
         self._parsed = False
 
@@ -125,28 +127,28 @@ class RequestContext:
     # look at them.
 
     @property
-    def trace(self):
+    def trace(self) -> Optional[TraceId]:
         if not self._parsed:
             self._parse()
         return self._trace
 
     @property
-    def deadline(self):
+    def deadline(self) -> Optional[float]:
         if not self._parsed:
             self._parse()
         return self._deadline
 
     @property
-    def clientId(self):
+    def clientId(self) -> Optional[str]:
         if not self._parsed:
             self._parse()
         return self._clientId
 
-    def _parse(self):
+    def _parse(self) -> None:
         self._parsed = True
-        self._trace = None
-        self._deadline = None
-        self._clientId = None
+        self._trace: Optional[TraceId] = None
+        self._deadline: Optional[float] = None
+        self._clientId: Optional[str] = None
         for key, value in self.contexts:
             # Keys are compared case-insensitively; they nearly always come
             # spelled as Finagle spells them, which one lookup recognises.
@@ -164,7 +166,7 @@ class RequestContext:
             elif kind == _CLIENT_ID:
                 self._clientId = value.decode("utf-8", "replace") or None
 
-    def passedOn(self):
+    def passedOn(self) -> List[Tuple[bytes, bytes]]:
         """
         @return: the contexts a downstream call carries unchanged: all but
             the ones each hop sets itself.
@@ -237,7 +239,9 @@ def outgoingContexts(
     return contexts
 
 
-def _rootContexts(nowNs, deadlineNs, clientId, spanId, clientIdPair):
+def _rootContexts(
+    nowNs: int, deadlineNs: int, clientId: Optional[bytes], spanId: int, clientIdPair: Optional[bytes]
+) -> List[Tuple[bytes, bytes]]:
     """
     The contexts of a call made outside any request (a new root trace),
     with their wire form made from pieces encoded once.

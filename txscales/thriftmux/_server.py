@@ -6,6 +6,7 @@ serves framed Thrift and TTwitter clients on the same port.
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from txscales._listening import ListeningService
+from txscales.mux import Dispatch
 from txscales.mux.protocol import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_PENDING, MuxServerFactory
 from txscales.thrift import ThriftProcessor, countedProcess
 from txscales.thriftmux._contexts import RequestContext, currentRequest
@@ -32,7 +33,7 @@ def thriftMuxService(
     setRequest = currentRequest.set
     resetRequest = currentRequest.reset
 
-    def service(request):
+    def service(request: Dispatch) -> Any:
         token = setRequest(RequestContext(request.contexts))
         try:
             return process(request.body)

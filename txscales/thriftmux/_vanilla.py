@@ -58,9 +58,9 @@ def _readRequestHeader(data):
     buffer = TMemoryBuffer(data)
     proto = TBinaryProtocol(buffer)
     fields = {}
-    contexts = []
+    contexts: List[Tuple[bytes, bytes]] = []
     dst = b""
-    dtab = []
+    dtab: List[Tuple[bytes, bytes]] = []
     try:
         proto.readStructBegin()
         while True:
@@ -94,7 +94,7 @@ def _readRequestHeader(data):
                         else:
                             proto.skip(t)
                     proto.readStructEnd()
-                    (contexts if fid == 8 else dtab).append(tuple(pair))
+                    (contexts if fid == 8 else dtab).append((pair[0], pair[1]))
             elif fid == 9 and ftype == TType.STRING:
                 dst = proto.readBinary()
             else:
@@ -135,12 +135,12 @@ class VanillaSession(InOrderReplies):
         @raise txscales.errors.ProtocolError: for an oversized or
             undecodable frame.
         """
-        events = []
+        events: List[Dispatch] = []
         for frame in self._decoder.feed(data):
             self._frame(frame, events)
         return events
 
-    def _frame(self, frame, events):
+    def _frame(self, frame, events) -> None:
         contexts, dst, dtab = [], b"", []
         if self.ttwitter:
             contexts, dst, dtab, start = _readRequestHeader(frame)
