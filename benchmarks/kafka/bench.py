@@ -1,7 +1,8 @@
 """
 Kafka producers' throughput against Tansu, in one run: records per second
-of every producer of L{producers.PRODUCERS}, for each value size, the
-median of several rounds whose producer order alternates.
+(and the producer process's CPU per record) of every producer of
+L{producers.PRODUCERS}, for each value size, the median of several rounds
+whose producer order alternates.
 
 Run by C{benchmarks/kafka/run} (which installs Tansu and the benchmark's
 venv) as C{.peers/kafka-bench/bin/python benchmarks/kafka/bench.py}. Each
@@ -102,10 +103,13 @@ def runOnce(name, count, size, timeout):
 
 
 def markdown(results, names, sizes):
-    head = "| producer | " + " | ".join("%d B records/s" % (s,) for s in sizes) + " |"
-    rows = [head, "|---" * (len(sizes) + 1) + "|"]
+    head = "| producer | " + " | ".join("%d B records/s | %d B CPU us/record" % (s, s) for s in sizes) + " |"
+    rows = [head, "|---" * (2 * len(sizes) + 1) + "|"]
     for name in names:
-        cells = ["{:,.0f}".format(results[name][str(s)]["median"]) for s in sizes]
+        cells = []
+        for s in sizes:
+            figures = results[name][str(s)]
+            cells += ["{:,.0f}".format(figures["median"]), "%.1f" % (figures["cpuMicrosecondsPerRecord"],)]
         rows.append("| %s | %s |" % (name, " | ".join(cells)))
     return "\n".join(rows) + "\n"
 
@@ -130,14 +134,21 @@ def main():
     for size in sizes:
         count = args.count or (100000 if size <= 256 else 50000)
         runs = {name: [] for name in names}
+        cpu = {name: [] for name in names}
         for r in range(args.rounds):
             for name in names if r % 2 == 0 else names[::-1]:
                 result = runOnce(name, count, size, args.timeout)
                 runs[name].append(result["recordsPerSecond"])
+                cpu[name].append(result["cpuMicrosecondsPerRecord"])
                 print("kafka-bench: %d B, round %d, %s: %.0f records/s" % (size, r + 1, name, runs[name][-1]),
                       flush=True)
         for name in names:
-            results[name][str(size)] = {"count": count, "runs": runs[name], "median": statistics.median(runs[name])}
+            results[name][str(size)] = {
+                "count": count,
+                "runs": runs[name],
+                "median": statistics.median(runs[name]),
+                "cpuMicrosecondsPerRecord": statistics.median(cpu[name]),
+            }
 
     table = markdown(results, names, sizes)
     print(table, end="")

@@ -5,7 +5,8 @@ One Kafka producer's throughput, measured in a process of its own:
 
 sends C{COUNT} records of C{SIZE} random-looking bytes (no key) to
 C{TOPIC}, waits until every one is acknowledged, and prints one JSON line:
-C{{"producer", "count", "size", "acked", "seconds", "recordsPerSecond"}}.
+C{{"producer", "count", "size", "acked", "seconds", "recordsPerSecond",
+"cpuMicrosecondsPerRecord"}} (the producer process's CPU, all threads).
 A warm-up of L{WARMUP} records (connection, metadata, first batches)
 through the same producer comes first and is not timed.
 
@@ -17,10 +18,11 @@ defaults for everything else.
 L{PRODUCERS} is the table of producers: a name, the virtualenv whose
 Python runs it (C{"bench"}: the benchmark's own venv with the third-party
 clients, C{"txscales"}: the project's C{.venv}), and a function
-C{(bootstrap, topic, warmup, records) -> (acked, seconds)}: it makes its
-producer, sends the C{warmup} values and then the C{records} values, each
-time until all are settled, and returns how many of C{records} were
-acknowledged and how long they took (L{timed} does the timing). A producer
+C{(bootstrap, topic, warmup, records) -> (acked, seconds, cpuSeconds)}: it
+makes its producer, sends the C{warmup} values and then the C{records}
+values, each time until all are settled, and returns how many of
+C{records} were acknowledged, how long they took and the CPU they used
+(L{timed} measures). A producer
 is added by writing its function and adding a row.
 """
 
@@ -144,12 +146,13 @@ def timed(send, warmup, records):
 
     @param send: sends a list of values and returns how many were
         acknowledged once all are settled.
-    @return: C{(acknowledged records, seconds)} of the timed part.
+    @return: C{(acknowledged records, seconds, CPU seconds)} of the timed
+        part; the CPU is the whole process's, every thread included.
     """
     checkWarmup(send(warmup), warmup)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     acked = send(records)
-    return acked, time.perf_counter() - start
+    return acked, time.perf_counter() - start, time.process_time() - cpu
 
 
 async def timedAsync(send, warmup, records):
@@ -157,9 +160,9 @@ async def timedAsync(send, warmup, records):
     L{timed} for a coroutine function C{send}.
     """
     checkWarmup(await send(warmup), warmup)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     acked = await send(records)
-    return acked, time.perf_counter() - start
+    return acked, time.perf_counter() - start, time.process_time() - cpu
 
 
 def checkWarmup(acked, warmup):
@@ -183,7 +186,7 @@ def measure(name, bootstrap, topic, count, size):
     @return: the result dictionary this module prints.
     """
     run = PRODUCERS[name][1]
-    acked, seconds = run(bootstrap, topic, values(WARMUP, size), values(count, size))
+    acked, seconds, cpuSeconds = run(bootstrap, topic, values(WARMUP, size), values(count, size))
     return {
         "producer": name,
         "count": count,
@@ -191,6 +194,7 @@ def measure(name, bootstrap, topic, count, size):
         "acked": acked,
         "seconds": seconds,
         "recordsPerSecond": acked / seconds,
+        "cpuMicrosecondsPerRecord": cpuSeconds / max(acked, 1) * 1e6,
     }
 
 
