@@ -141,7 +141,7 @@ class TansuBroker:
         process = Subprocess(argv, name="tansu")
         self._runs.append(process)
         self.process = process
-        ready = process.waitForLine(READY, "Tansu's 'ready in' line")
+        ready = process.waitForLine(READY, "Tansu's 'ready in' line, within %g s" % (self._startTimeout,))
         spawn(process, self._reactor, addCleanup=self._addCleanup)
         timer = self._reactor.callLater(self._startTimeout, process.kill)
 
