@@ -127,9 +127,10 @@ class TansuBroker:
             try:
                 yield self._startOnce()
             except ProcessExitedEarly:
-                if attempt == attempts - 1:
+                # Only when another process took the port between freePort()
+                # and Tansu's bind.
+                if attempt == attempts - 1 or "AddrInUse" not in self.process.output:
                     raise
-                # Another process took the port between freePort() and bind.
                 self._setPort(freePort())
             else:
                 return self
@@ -142,7 +143,7 @@ class TansuBroker:
         self._runs.append(process)
         self.process = process
         ready = process.waitForLine(READY, "Tansu's 'ready in' line, within %g s" % (self._startTimeout,))
-        spawn(process, self._reactor, addCleanup=self._addCleanup)
+        spawn(process, self._reactor, env={"NO_COLOR": "1"}, addCleanup=self._addCleanup)
         timer = self._reactor.callLater(self._startTimeout, process.kill)
 
         def started(result):

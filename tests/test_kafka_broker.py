@@ -137,8 +137,10 @@ class TansuBrokerTests(TestCase):
     @inlineCallbacks
     def test_portTaken(self):
         """
-        A broker on a port already in use fails to start, with its output.
+        A broker on a port already in use fails to start, at once and with its output.
         """
         other = TansuBroker(reactor, self.addCleanup, port=self.broker.port)
         error = yield self.assertFailure(other.start(), ProcessExitedEarly)
+        self.assertIn("AddrInUse", str(error))
         self.assertIn(self.broker.bootstrap, str(error))
+        self.assertEqual(1, other.log.count("---- tansu run"))
