@@ -75,6 +75,14 @@ class ServersMarkerTests(SynchronousTestCase):
         self.assertTrue(needsServers("from tests import _pcap, _zookeeper\n"))
         self.assertTrue(needsServers("    from ._zookeeper import freePort\n"))
 
+    def test_kafkaHelpers(self):
+        """
+        A module importing tests._kafka, in any spelling, needs servers.
+        """
+        self.assertTrue(needsServers("from tests._kafka import TansuBroker, consumeAll\n"))
+        self.assertTrue(needsServers("from tests import _kafka\n"))
+        self.assertTrue(needsServers("def f():\n    import tests._kafka\n"))
+
     def test_unitModules(self):
         """
         A module using other helpers, or naming the server helpers outside an import, needs none.
@@ -82,6 +90,7 @@ class ServersMarkerTests(SynchronousTestCase):
         self.assertFalse(needsServers("from tests._pcap import splitFrames\nfrom tests._tls import X\n"))
         self.assertFalse(needsServers('"""Unlike tests._twistd, these run in process."""\nimport os\n'))
         self.assertFalse(needsServers("import os  # not tests._zookeeper\n"))
+        self.assertFalse(needsServers('"""Checked against tests._kafka\'s broker elsewhere."""\n'))
 
 
 class CheckDistTests(SynchronousTestCase):

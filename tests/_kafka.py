@@ -1,0 +1,291 @@
+"""
+Run a real Kafka-protocol broker for tests: Tansu 0.6 (installed by
+C{scripts/setup-kafka-broker} into C{.peers/tansu}), memory storage, on a
+free port of 127.0.0.1; and read back what was written with kafka-python,
+an independent client (a C{test} extra).
+
+    broker = TansuBroker(reactor, self.addCleanup)
+    yield broker.start()                       # once it logged "ready"
+    yield createTopic(reactor, broker.bootstrap, "t", partitions=3)
+    records = yield consumeAll(reactor, broker.bootstrap, "t")
+    yield broker.kill()                        # SIGKILL: every record is lost
+    yield broker.start()                       # the same port again
+
+Readiness is Tansu's C{ready in} log line, not a sleep or a poll. The
+kafka-python helpers block, so they run in the reactor's thread pool, each
+bounded by its own timeout; their errors carry the broker's log, and so
+does L{TansuBroker.log} for a test's own failure messages.
+
+Tansu's ListOffsets answers a wrong "latest" offset (the last batch's base
+offset plus one), so L{consumeAll} reads up to the high watermark of its
+Fetch responses, which is right.
+"""
+
+import collections
+import os
+import re
+import time
+
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.threads import deferToThreadPool
+
+from tests._twistd import ProcessExitedEarly, Subprocess, requirePeer, spawn
+from tests._zookeeper import freePort
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TANSU = os.path.join(REPO, ".peers", "tansu", "bin", "tansu")
+READY = re.compile(r"^ready in ")
+
+ConsumedRecord = collections.namedtuple(
+    "ConsumedRecord", "topic partition offset timestamp timestampType key value headers"
+)
+ConsumedRecord.__doc__ = """
+A record read back by L{consumeAll}: C{headers} is a tuple of C{(str,
+bytes)} pairs, C{timestampType} 0 for the producer's time, 1 for the
+broker's.
+"""
+
+
+class KafkaHelperError(Exception):
+    """
+    A kafka-python helper failed or ran out of time; the message carries
+    what it saw and the broker's log.
+    """
+
+
+def requireKafkaBroker():
+    """
+    Fail (under CI) or skip (elsewhere) when Tansu or kafka-python is
+    missing.
+    """
+    requirePeer(
+        os.access(TANSU, os.X_OK),
+        "Tansu is not installed: run scripts/setup-kafka-broker (it installs %s)" % (TANSU,),
+    )
+    try:
+        import kafka  # noqa: F401
+    except ImportError:
+        requirePeer(False, "kafka-python is not installed: pip install -e '.[test]'")
+
+
+class TansuBroker:
+    """
+    A Tansu broker process with memory storage: a restart starts empty.
+
+    @ivar port: its port, kept across restarts.
+    @ivar bootstrap: C{127.0.0.1:port}, for kafka-python.
+    @ivar dest: C{tcp://127.0.0.1:port}, for txscales.
+    @ivar process: the L{Subprocess} of the current (or last) run.
+    """
+
+    def __init__(self, reactor, addCleanup, port=None, startTimeout=15.0):
+        """
+        @param reactor: the reactor that runs the process.
+        @param addCleanup: a test's C{addCleanup}: every run is killed and
+            reaped at cleanup.
+        @param port: the port (default: a free one, chosen again if another
+            process takes it first).
+        @param startTimeout: seconds a start may take before the process is
+            killed and the start fails.
+        """
+        requireKafkaBroker()
+        self._reactor = reactor
+        self._addCleanup = addCleanup
+        self._fixedPort = port is not None
+        self._startTimeout = startTimeout
+        self._runs = []
+        self.process = None
+        self._setPort(port if port is not None else freePort())
+
+    def _setPort(self, port):
+        self.port = port
+        self.bootstrap = "127.0.0.1:%d" % (port,)
+        self.dest = "tcp://" + self.bootstrap
+
+    @property
+    def log(self):
+        """
+        What every run of the broker wrote so far, for failure messages.
+        """
+        return "".join(
+            "---- tansu run %d (pid %s) ----\n%s" % (i + 1, p.pid or "ended", p.output)
+            for i, p in enumerate(self._runs)
+        )
+
+    @inlineCallbacks
+    def start(self):
+        """
+        Start the broker, or start it again on the same port once it ended.
+
+        @return: a Deferred firing with this object once it listens, or
+            failing with L{ProcessExitedEarly} (its output in the message).
+        """
+        if self.process is not None and self.process.running:
+            raise RuntimeError("the broker still runs (pid %s)" % (self.process.pid,))
+        attempts = 1 if self._fixedPort or self._runs else 3
+        for attempt in range(attempts):
+            try:
+                yield self._startOnce()
+            except ProcessExitedEarly:
+                # Only when another process took the port between freePort()
+                # and Tansu's bind.
+                if attempt == attempts - 1 or "AddrInUse" not in self.process.output:
+                    raise
+                self._setPort(freePort())
+            else:
+                return self
+
+    def _startOnce(self):
+        listen = "tcp://" + self.bootstrap
+        argv = [TANSU, "broker", "--listener-url", listen, "--advertised-listener-url", listen,
+                "--storage-engine", "memory://tansu/"]
+        process = Subprocess(argv, name="tansu")
+        self._runs.append(process)
+        self.process = process
+        ready = process.waitForLine(READY, "Tansu's 'ready in' line, within %g s" % (self._startTimeout,))
+        spawn(process, self._reactor, env={"NO_COLOR": "1"}, addCleanup=self._addCleanup)
+        timer = self._reactor.callLater(self._startTimeout, process.kill)
+
+        def started(result):
+            if timer.active():
+                timer.cancel()
+            return result
+
+        return ready.addBoth(started)
+
+    def kill(self):
+        """
+        Kill the broker (SIGKILL).
+
+        @return: a Deferred firing with its L{ProcessResult} once reaped.
+        """
+        return self.process.kill()
+
+    def stop(self):
+        """
+        Stop the broker (SIGTERM).
+
+        @return: a Deferred firing with its L{ProcessResult} once reaped.
+        """
+        return self.process.terminate()
+
+
+def _inThread(reactor, f, *args, **kwargs):
+    return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args, **kwargs)
+
+
+def _describe(broker):
+    return "" if broker is None else "\n" + broker.log
+
+
+def createTopic(reactor, bootstrap, topic, partitions=1, timeout=10.0, broker=None):
+    """
+    Create C{topic} with kafka-python's admin client.
+
+    @param bootstrap: C{host:port} of the broker.
+    @param partitions: how many partitions.
+    @param timeout: seconds before it fails.
+    @param broker: the L{TansuBroker}, whose log goes into an error.
+    @return: a Deferred firing with None, or failing with
+        L{KafkaHelperError}.
+    """
+    return _inThread(reactor, createTopicBlocking, bootstrap, topic, partitions, timeout, broker)
+
+
+def createTopicBlocking(bootstrap, topic, partitions=1, timeout=10.0, broker=None):
+    """
+    L{createTopic}, blocking (for benchmarks and threads).
+    """
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    ms = int(timeout * 1000)
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=ms)
+    except Exception as e:
+        raise KafkaHelperError("cannot connect to %s: %r%s" % (bootstrap, e, _describe(broker)))
+    try:
+        answer = admin.create_topics([NewTopic(topic, partitions, 1)], timeout_ms=ms)
+    except Exception as e:
+        raise KafkaHelperError("creating topic %r failed: %r%s" % (topic, e, _describe(broker)))
+    finally:
+        admin.close()
+    errors = [t for t in answer["topics"] if t["error_code"] != 0]
+    if errors:
+        raise KafkaHelperError("creating topic %r failed: %r%s" % (topic, errors, _describe(broker)))
+
+
+def consumeAll(reactor, bootstrap, topic, timeout=30.0, broker=None):
+    """
+    Read every record of every partition of C{topic} with kafka-python
+    (C{group_id=None}: no group, partitions assigned directly), from the
+    beginning up to each partition's high watermark in the first Fetch
+    response that gives it: at least everything acknowledged before the
+    call.
+
+    @param bootstrap: C{host:port} of the broker.
+    @param timeout: seconds before it fails.
+    @param broker: the L{TansuBroker}, whose log goes into an error.
+    @return: a Deferred firing with a list of L{ConsumedRecord}, sorted by
+        partition and offset, or failing with L{KafkaHelperError}.
+    """
+    return _inThread(reactor, consumeAllBlocking, bootstrap, topic, timeout, broker)
+
+
+def consumeAllBlocking(bootstrap, topic, timeout=30.0, broker=None):
+    """
+    L{consumeAll}, blocking (for benchmarks and threads).
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    deadline = time.monotonic() + timeout
+    ms = int(timeout * 1000)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=100,
+        request_timeout_ms=ms + 1000,
+    )
+    records = []
+    try:
+        ids = None
+        while ids is None and time.monotonic() < deadline:
+            ids = consumer.partitions_for_topic(topic)
+            if ids is None:
+                consumer.poll(timeout_ms=100)
+        if not ids:
+            raise KafkaHelperError("topic %r not found on %s%s" % (topic, bootstrap, _describe(broker)))
+        tps = [TopicPartition(topic, p) for p in sorted(ids)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        highwater = {}
+
+        def pending():
+            for tp in tps:
+                if tp not in highwater:
+                    hw = consumer.highwater(tp)
+                    if hw is None:
+                        return True
+                    highwater[tp] = hw
+                if consumer.position(tp) < highwater[tp]:
+                    return True
+            return False
+
+        while pending():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise KafkaHelperError(
+                    "consuming %r timed out after %g s with %d records; positions %r, high watermarks %r%s"
+                    % (topic, timeout, len(records), {tp.partition: consumer.position(tp) for tp in tps},
+                       {tp.partition: hw for tp, hw in highwater.items()}, _describe(broker))
+                )
+            for tp, batch in consumer.poll(timeout_ms=int(min(left, 0.2) * 1000)).items():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    records.sort(key=lambda r: (r.partition, r.offset))
+    return [
+        ConsumedRecord(r.topic, r.partition, r.offset, r.timestamp, r.timestamp_type, r.key, r.value,
+                       tuple((k, v) for k, v in (r.headers or ())))
+        for r in records
+    ]
