@@ -6,6 +6,9 @@ against an independent encoder: kafka-python's C{DefaultRecordBatchBuilder}.
 import gzip
 import struct
 
+from google_crc32c import value as crc32c
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -245,9 +248,7 @@ class DecoderBoundsTests(SynchronousTestCase):
         builder.append(BASE, None, b"x")
         batch = bytearray(builder.build())
         struct.pack_into(">i", batch, HEADER_SIZE - 4, 0x7FFFFFFF)
-        from google_crc32c import value
-
-        struct.pack_into(">I", batch, 17, value(bytes(batch[21:])))
+        struct.pack_into(">I", batch, 17, crc32c(bytes(batch[21:])))
         error = self.assertRaises(KafkaProtocolError, decodeRecordBatch, bytes(batch))
         self.assertIn("records in", str(error))
 
@@ -340,3 +341,37 @@ class CodecTests(SynchronousTestCase):
         self.assertEqual(lz4[:6], bytes.fromhex("04224d18") + bytes([0x60, 0x40]))
         for codec in (1, 2, 3, 4):
             self.assertEqual(decompress(codec, compress(codec, data), len(data)), data)
+
+
+class FuzzTests(SynchronousTestCase):
+    """
+    Any bytes decode as batches or raise L{KafkaProtocolError}.
+    """
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.sampled_from(sorted(CODECS)), st.integers(0, 3000), st.integers(0, 255), st.booleans())
+    def test_mutatedBatches(self, codec, position, value, fixCrc):
+        """
+        A batch with one byte changed, its CRC made right again or not,
+        decodes or raises L{KafkaProtocolError}, whatever its codec.
+        """
+        data = bytearray(ours(codec, records(8)))
+        data[position % len(data)] = value
+        if fixCrc:
+            struct.pack_into(">I", data, 17, crc32c(bytes(data[21:])))
+        try:
+            decodeRecordBatches(bytes(data))
+        except KafkaProtocolError:
+            pass
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.sampled_from([1, 2, 3, 4]), st.binary(max_size=200))
+    def test_randomCompressed(self, codec, data):
+        """
+        Random bytes under any codec decompress or raise
+        L{KafkaProtocolError}.
+        """
+        try:
+            decompress(codec, data, 1 << 16)
+        except KafkaProtocolError:
+            pass

@@ -5,6 +5,8 @@ schemas of Apache Kafka's C{common/message/*.json}; kafka-python's encoder,
 generated from the same schemas, checks every version besides.
 """
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kafka.protocol.metadata import ApiVersionsRequest as KApiVersionsRequest
 from kafka.protocol.metadata import ApiVersionsResponse as KApiVersionsResponse
 from kafka.protocol.metadata import MetadataRequest as KMetadataRequest
@@ -487,3 +489,36 @@ class ErrorCodeTests(SynchronousTestCase):
         self.assertEqual((unknown.code, unknown.name), (4242, "UNKNOWN_CODE_4242"))
         self.assertEqual((unknown.retryable, unknown.mayHaveBeenWritten), (False, True))
         self.assertIn("UNKNOWN_CODE_4242 (4242)", str(unknown))
+
+
+class FuzzTests(SynchronousTestCase):
+    """
+    Any bytes decode or raise L{KafkaProtocolError}, never anything else.
+    """
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.sampled_from(sorted(DECODERS)), st.integers(0, 12), st.binary(max_size=120))
+    def test_randomBodies(self, apiKey, version, body):
+        """
+        Random bytes after a correlation id decode or raise
+        L{KafkaProtocolError}.
+        """
+        try:
+            DECODERS[apiKey](b"\x00\x00\x00\x01" + body, version)
+        except KafkaProtocolError:
+            pass
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.sampled_from(range(len(RESPONSES))), st.integers(4, 400), st.integers(0, 255))
+    def test_mutatedVectors(self, index, position, value):
+        """
+        A response of the table with one byte changed decodes or raises
+        L{KafkaProtocolError}.
+        """
+        _, apiKey, version, frame, _ = RESPONSES[index]
+        data = bytearray(frame[4:])
+        data[position % len(data)] = value
+        try:
+            DECODERS[apiKey](bytes(data), version)
+        except KafkaProtocolError:
+            pass
