@@ -100,6 +100,17 @@ class ByteExactTests(SynchronousTestCase):
         items = records(400, 300)
         self.assertEqual(ours("snappy", items).hex(), theirs("snappy", items).hex())
 
+    def test_varintBoundaries(self):
+        """
+        Timestamp deltas and lengths at every varint width boundary, negative
+        ones included, encode as kafka-python encodes them.
+        """
+        deltas = [0, -1, 63, -64, 64, -65, 8191, -8192, 8192, -8193, 10**9, -BASE, 2**40]
+        sizes = [0, 63, 64, 8191, 8192, 70000]
+        items = [(BASE + delta, None, bytes(sizes[i % len(sizes)]), []) for i, delta in enumerate(deltas)]
+        self.assertEqual(ours("none", items).hex(), theirs("none", items).hex())
+        self.assertEqual([r[1:4] for r in ourReadBack(ours("none", items))], [i[:3] for i in items])
+
     def test_oneRecord(self):
         """
         A batch of one record, no key and no headers, equals kafka-python's.

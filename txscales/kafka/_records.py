@@ -19,7 +19,7 @@ from google_crc32c import value as crc32c
 
 from txscales.kafka._codecs import checkCodec, compress, decompress
 from txscales.kafka._errors import KafkaEncodeError, KafkaProtocolError
-from txscales.kafka._primitives import Reader, varint, varlong
+from txscales.kafka._primitives import Reader, varlong
 
 # baseOffset, batchLength, partitionLeaderEpoch, magic, crc
 _PREFIX = Struct(">qiibI")
@@ -98,10 +98,29 @@ class RecordBatch:
         return bool(self.attributes & CONTROL_MASK)
 
 
+# The zigzag varints of 0..63, which most deltas and counts are.
+_ONE_BYTE = [bytes((n << 1,)) for n in range(64)]
+
+
+def _varint(value: int) -> bytes:
+    """
+    L{varint} without its range check, quick for small values: the
+    record encoder's hot path.
+    """
+    if 0 <= value < 64:
+        return _ONE_BYTE[value]
+    zigzag = (value << 1) ^ (value >> 63)
+    if zigzag < 0x80:
+        return bytes((zigzag,))
+    if zigzag < 0x4000:
+        return bytes(((zigzag & 0x7F) | 0x80, zigzag >> 7))
+    return varlong(value)
+
+
 def _sizedBytes(value: Optional[bytes]) -> bytes:
     if value is None:
         return b"\x01"  # varint -1
-    return varint(len(value)) + value
+    return _varint(len(value)) + value
 
 
 def encodeRecord(offsetDelta: int, timestampDelta: int, key: Optional[bytes], value: Optional[bytes],
@@ -109,15 +128,17 @@ def encodeRecord(offsetDelta: int, timestampDelta: int, key: Optional[bytes], va
     """
     @return: one record as it appears in a batch, its varint length first.
     """
-    parts = [b"\x00", varlong(timestampDelta), varint(offsetDelta), _sizedBytes(key), _sizedBytes(value),
-             varint(len(headers))]
+    if not (-(1 << 63) <= timestampDelta < 1 << 63 and 0 <= offsetDelta < 1 << 31):
+        raise KafkaEncodeError("timestamp delta %r or offset delta %r out of range" % (timestampDelta, offsetDelta))
+    parts = [b"\x00", _varint(timestampDelta), _varint(offsetDelta), _sizedBytes(key), _sizedBytes(value),
+             _varint(len(headers))]
     for headerKey, headerValue in headers:
         if isinstance(headerKey, str):
             headerKey = headerKey.encode("utf-8")
         parts.append(_sizedBytes(headerKey))
         parts.append(_sizedBytes(headerValue))
     body = b"".join(parts)
-    return varint(len(body)) + body
+    return _varint(len(body)) + body
 
 
 class RecordBatchBuilder:
