@@ -19,7 +19,6 @@ T = TypeVar("T")
 _int8 = Struct(">b")
 _int16 = Struct(">h")
 _int32 = Struct(">i")
-_uint32 = Struct(">I")
 _int64 = Struct(">q")
 
 # The largest string, bytes or array a reader accepts unless told otherwise:
@@ -46,13 +45,6 @@ def int32(value: int) -> bytes:
     @return: C{value} as a big-endian signed 32-bit integer.
     """
     return _pack(_int32, value)
-
-
-def uint32(value: int) -> bytes:
-    """
-    @return: C{value} as a big-endian unsigned 32-bit integer.
-    """
-    return _pack(_uint32, value)
 
 
 def int64(value: int) -> bytes:
@@ -184,13 +176,6 @@ def taggedFields(fields: Optional[Dict[int, bytes]] = None) -> bytes:
     return b"".join(out)
 
 
-def uuid(value: _uuid.UUID) -> bytes:
-    """
-    @return: C{value}'s 16 bytes.
-    """
-    return value.bytes
-
-
 class Reader:
     """
     Decode Kafka primitives from a buffer, bounded.
@@ -199,6 +184,7 @@ class Reader:
     against what remains and against C{maxLength} before anything of that
     size is built.  A failed check raises L{KafkaProtocolError}.
 
+    @ivar data: the buffer.
     @ivar offset: where the next read starts.
     @ivar end: where the readable part of the buffer ends.
     @ivar maxLength: the largest string, bytes or array count accepted.
@@ -265,12 +251,6 @@ class Reader:
         @return: a big-endian signed 32-bit integer.
         """
         return self._fixed(_int32)
-
-    def uint32(self) -> int:
-        """
-        @return: a big-endian unsigned 32-bit integer.
-        """
-        return self._fixed(_uint32)
 
     def int64(self) -> int:
         """
