@@ -386,3 +386,32 @@ class FuzzTests(SynchronousTestCase):
             decompress(codec, data, 1 << 16)
         except KafkaProtocolError:
             pass
+
+
+recordStrategy = st.tuples(
+    st.integers(0, 2**45),
+    st.none() | st.binary(max_size=80),
+    st.none() | st.binary(max_size=300),
+    st.lists(st.tuples(st.text(max_size=10), st.none() | st.binary(max_size=20)), max_size=3),
+)
+"""A record: timestamp, key, value, headers."""
+
+
+class PropertyTests(SynchronousTestCase):
+    """
+    Any records encode as kafka-python encodes them, and read back.
+    """
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(recordStrategy, min_size=1, max_size=20), st.integers(-1, 2**40), st.integers(-1, 32767),
+           st.integers(-1, 2**31 - 1))
+    def test_byteExact(self, items, producerId, epoch, sequence):
+        """
+        Any records and producer state give kafka-python's bytes, and
+        decode back to themselves.
+        """
+        producer = (producerId, epoch, sequence)
+        batch = ours("none", items, producer)
+        self.assertEqual(batch.hex(), theirs("none", items, producer).hex())
+        expected = [(i, t, k, v, h) for i, (t, k, v, h) in enumerate(items)]
+        self.assertEqual(ourReadBack(batch), expected)

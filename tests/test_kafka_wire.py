@@ -522,3 +522,30 @@ class FuzzTests(SynchronousTestCase):
             DECODERS[apiKey](bytes(data), version)
         except KafkaProtocolError:
             pass
+
+
+class RoundTripTests(SynchronousTestCase):
+    """
+    What the primitive encoders write, L{p.Reader} reads back.
+    """
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.none() | st.text(max_size=50), st.none() | st.binary(max_size=50), st.booleans(),
+           st.integers(-(2**63), 2**63 - 1), st.integers(-(2**31), 2**31 - 1),
+           st.dictionaries(st.integers(0, 1000), st.binary(max_size=20), max_size=4))
+    def test_primitives(self, text, data, compact, long, integer, tagged):
+        """
+        Strings, bytes, integers, varints and tagged fields round-trip, and
+        use every byte they wrote.
+        """
+        encoded = (p.nullableString(text, compact) + p.bytesField(data, compact) + p.int64(long)
+                   + p.int32(integer) + p.varint(integer) + p.varlong(long) + p.taggedFields(tagged)
+                   + p.array([integer, integer], p.int32, compact))
+        reader = p.Reader(encoded)
+        self.assertEqual(reader.nullableString(compact), text)
+        self.assertEqual(reader.nullableBytes(compact), data)
+        self.assertEqual((reader.int64(), reader.int32(), reader.varint(), reader.varlong()),
+                         (long, integer, integer, long))
+        self.assertEqual(reader.taggedFields(), tagged)
+        self.assertEqual(reader.int32Array(compact), [integer, integer])
+        reader.expectEnd()
