@@ -88,7 +88,7 @@ REQUESTS = [
      "00000032 0000 0003 00000006 0003 747873  ffff 0001 000003e8 00000001 0001 74 00000002"
      " 00000001 00000002 4142  00000002 00000000"),
     ("InitProducerId v4", encodeRequest(22, 4, 7, "txs", encodeInitProducerIdRequest(4)),
-     "0000001e 0016 0004 00000007 0003 747873 00  00 ffffffff ffffffffffffffff ffff 00"),
+     "0000001e 0016 0004 00000007 0003 747873 00  00 7fffffff ffffffffffffffff ffff 00"),
     ("InitProducerId v0", encodeRequest(22, 0, 8, "txs", encodeInitProducerIdRequest(0, None, 60000)),
      "00000013 0016 0000 00000008 0003 747873  ffff 0000ea60"),
 ]
@@ -196,7 +196,7 @@ class RequestTests(SynchronousTestCase):
             checked += self._compare(theirs, PRODUCE, version, ours)
         for version in range(*_range(INIT_PRODUCER_ID)):
             theirs = KInitProducerIdRequest[version](
-                transactional_id=None, transaction_timeout_ms=-1, producer_id=-1, producer_epoch=-1
+                transactional_id=None, transaction_timeout_ms=0x7FFFFFFF, producer_id=-1, producer_epoch=-1
             )
             checked += self._compare(theirs, INIT_PRODUCER_ID, version, encodeInitProducerIdRequest(version))
         self.assertEqual(checked, 4 + 12 + 9 + 5)

@@ -438,11 +438,13 @@ class InitProducerIdResponse:
 def encodeInitProducerIdRequest(
     version: int,
     transactionalId: Optional[str] = None,
-    transactionTimeoutMs: int = -1,
+    transactionTimeoutMs: int = 0x7FFFFFFF,
     producerId: int = -1,
     producerEpoch: int = -1,
 ) -> bytes:
     """
+    @param transactionTimeoutMs: for a transactional id only; the Java
+        client's idempotent producer sends the largest int32, the default.
     @param producerId: from version 3, the id held so far (-1 for none), to
         bump its epoch.
     @return: the body of an InitProducerId request.
