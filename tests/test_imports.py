@@ -8,7 +8,7 @@ import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
-PACKAGES = ["txscales.mux", "txscales.thrift", "txscales.thriftmux", "txscales.http", "txscales.thriftmux._vanilla"]
+PACKAGES = ["txscales.mux", "txscales.thrift", "txscales.thriftmux", "txscales.http", "txscales.thriftmux._vanilla", "txscales.kafka"]
 
 
 class ImportOrderTests(SynchronousTestCase):

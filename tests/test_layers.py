@@ -34,7 +34,7 @@ LAYERS: List[Set[str]] = [
         "txscales.interfaces",
     },
     {"txscales.stats"},
-    {"txscales.balancer", "txscales.discovery", "txscales.pool", "txscales.mux"},
+    {"txscales.balancer", "txscales.discovery", "txscales.pool", "txscales.mux", "txscales.kafka"},
     {"txscales.stack"},
     {"txscales.thrift"},
     {"txscales.thriftmux", "txscales.http"},

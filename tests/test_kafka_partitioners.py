@@ -1,0 +1,141 @@
+"""
+Tests for Kafka's partitioners: murmur2 as the Java client computes it, and
+the sticky and round-robin choices.
+"""
+
+import random
+
+from kafka.partitioner.default import murmur2 as theirMurmur2
+from twisted.trial.unittest import SynchronousTestCase
+
+from txscales.kafka._partitioners import (
+    RoundRobinPartitioner,
+    StickyPartitioner,
+    murmur2,
+    murmur2Partition,
+    toPositive,
+)
+
+# Apache Kafka's UtilsTest.testMurmur2: key -> Utils.murmur2 (a Java int).
+JAVA_VECTORS = {
+    b"21": -973932308,
+    b"foobar": -790332482,
+    b"a-little-bit-long-string": -985981536,
+    b"a-little-bit-longer-string": -1486304829,
+    b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+    b"abc": 479470107,
+}
+
+
+class Murmur2Tests(SynchronousTestCase):
+    """
+    L{murmur2} is the Java client's C{Utils.murmur2}.
+    """
+
+    def test_javaVectors(self):
+        """
+        The Java client's published vectors hash to its values.
+        """
+        self.assertEqual({key: murmur2(key) for key in JAVA_VECTORS}, JAVA_VECTORS)
+
+    def test_kafkaPython(self):
+        """
+        Random keys of every length remainder hash as kafka-python's murmur2
+        (which returns the unsigned value), and land on its partition.
+        """
+        source = random.Random(12)
+        for _ in range(3000):
+            key = bytes(source.randrange(256) for _ in range(source.randrange(70)))
+            self.assertEqual(murmur2(key) & 0xFFFFFFFF, theirMurmur2(key), key)
+            for count in (1, 3, 12, 100):
+                self.assertEqual(murmur2Partition(key, count), (theirMurmur2(key) & 0x7FFFFFFF) % count)
+
+    def test_empty(self):
+        """
+        The empty key hashes as Java hashes it: through the final mix only.
+        """
+        self.assertEqual(murmur2(b"") & 0xFFFFFFFF, theirMurmur2(b""))
+
+    def test_toPositive(self):
+        """
+        L{toPositive} clears the sign bit, as C{Utils.toPositive}.
+        """
+        self.assertEqual(toPositive(-1), 0x7FFFFFFF)
+        self.assertEqual(toPositive(-(1 << 31)), 0)
+        self.assertEqual(toPositive(5), 5)
+        self.assertEqual(murmur2Partition(b"21", 7), toPositive(-973932308) % 7)
+
+
+class RoundRobinTests(SynchronousTestCase):
+    """
+    L{RoundRobinPartitioner} cycles through a topic's partitions.
+    """
+
+    def test_cycles(self):
+        """
+        Each topic starts where its random source says, then takes the next
+        partition each time.
+        """
+        partitioner = RoundRobinPartitioner(random.Random(1))
+        start = random.Random(1).randrange(4)
+        picks = [partitioner.partition("t", None, [0, 1, 2, 3]) for _ in range(6)]
+        self.assertEqual(picks, [(start + i) % 4 for i in range(6)])
+
+    def test_availableSubset(self):
+        """
+        The cycle runs over the partitions given, available ones only.
+        """
+        partitioner = RoundRobinPartitioner(random.Random(1))
+        picks = {partitioner.partition("t", b"k", [2, 5]) for _ in range(4)}
+        self.assertEqual(picks, {2, 5})
+
+
+class StickyTests(SynchronousTestCase):
+    """
+    L{StickyPartitioner} keeps records without a key on one partition until
+    its batch is full.
+    """
+
+    def test_sticks(self):
+        """
+        Records go to one partition until L{StickyPartitioner.onNewBatch},
+        then to another one.
+        """
+        partitioner = StickyPartitioner(random.Random(3))
+        partitions = [0, 1, 2, 3]
+        first = {partitioner.partition("t", None, partitions) for _ in range(10)}
+        self.assertEqual(len(first), 1)
+        (current,) = first
+        partitioner.onNewBatch("t", current, partitions)
+        second = {partitioner.partition("t", None, partitions) for _ in range(10)}
+        self.assertEqual(len(second), 1)
+        self.assertNotEqual(second, first)
+
+    def test_staleNewBatch(self):
+        """
+        A full batch of a partition the topic no longer sticks to changes
+        nothing.
+        """
+        partitioner = StickyPartitioner(random.Random(3))
+        current = partitioner.partition("t", None, [0, 1, 2])
+        partitioner.onNewBatch("t", (current + 1) % 3, [0, 1, 2])
+        self.assertEqual(partitioner.partition("t", None, [0, 1, 2]), current)
+
+    def test_partitionGone(self):
+        """
+        When its partition is no longer available the topic sticks to
+        another one.
+        """
+        partitioner = StickyPartitioner(random.Random(3))
+        current = partitioner.partition("t", None, [0, 1, 2])
+        others = [p for p in (0, 1, 2) if p != current]
+        self.assertIn(partitioner.partition("t", None, others), others)
+
+    def test_singlePartition(self):
+        """
+        A topic of one partition stays on it.
+        """
+        partitioner = StickyPartitioner(random.Random(3))
+        self.assertEqual(partitioner.partition("t", None, [4]), 4)
+        partitioner.onNewBatch("t", 4, [4])
+        self.assertEqual(partitioner.partition("t", None, [4]), 4)
