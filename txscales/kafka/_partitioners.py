@@ -65,7 +65,7 @@ def murmur2Partition(key: bytes, partitionCount: int) -> int:
 
 class RandomSource(Protocol):
     """
-    What a partitioner needs of a random source: a L{random.Random}.
+    What a partitioner needs of a random source: a C{random.Random}.
     """
 
     def randrange(self, stop: int) -> int:
