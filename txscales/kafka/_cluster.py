@@ -70,6 +70,7 @@ class Cluster:
         self._refreshing: Optional["Deferred[None]"] = None
         self._refreshWaiters: List["Deferred[None]"] = []
         self._connections: Dict[Address, "Deferred[KafkaConnection]"] = {}
+        self._attempts: Dict[Address, "Deferred[Any]"] = {}
         self._closed = False
 
     def _tcpConnect(self, address: Address, protocol: KafkaConnection) -> "Deferred[Any]":
@@ -104,6 +105,7 @@ class Cluster:
         protocol.connectionLost = connectionLost  # type: ignore[method-assign]
 
         def failed(failure: Failure) -> Failure:
+            self._attempts.pop(address, None)
             if self._connections.get(address) is ready:
                 del self._connections[address]
             if not isinstance(failure.value, TxScalesError):
@@ -111,7 +113,13 @@ class Cluster:
             return failure
 
         d = self._connect(address, protocol)
-        d.addCallback(lambda _: protocol.ready)
+        self._attempts[address] = d
+
+        def connected(_: Any) -> "Deferred[KafkaConnection]":
+            self._attempts.pop(address, None)
+            return protocol.ready
+
+        d.addCallback(connected)
         d.addErrback(failed)
 
         def done(result: Any) -> None:
@@ -236,6 +244,8 @@ class Cluster:
         Close every connection.
         """
         self._closed = True
+        for attempt in list(self._attempts.values()):
+            attempt.cancel()
         connections, self._connections = self._connections, {}
         for d in connections.values():
             if d.called and isinstance(d.result, KafkaConnection):

@@ -432,6 +432,7 @@ class KafkaProducer:
             if response.errorCode:
                 raise errorForCode(response.errorCode)
             self._producerId, self._producerEpoch = response.producerId, response.producerEpoch
+            self._idempotence = True
 
         def done(result: Any) -> None:
             self._initializing = None
