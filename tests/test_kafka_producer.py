@@ -11,7 +11,9 @@ from tests._kafka import ConsumedRecord, TansuBroker, consumeAll, createTopic
 from tests._proxy import ObservingProxy
 from tests._zookeeper import freePort
 from txscales._framing import LengthPrefixDecoder
+from txscales.errors import ClientClosedError
 from txscales.kafka import (
+    BufferExhaustedError,
     DeliveryTimeoutError,
     Kafka,
     MessageTooLargeError,
@@ -190,6 +192,32 @@ class NoBrokerTests(TestCase):
         self.assertGreaterEqual(reactor.seconds() - start, 0.5)
         self.assertFalse(error.mayHaveReachedServer)
         yield producer.close()
+
+    @inlineCallbacks
+    def test_bufferMemoryBounded(self):
+        """
+        A record that does not fit in bufferMemory waits maxBlock, then
+        fails with L{BufferExhaustedError}, not sent; one that fits waits
+        for its delivery timeout.
+        """
+        producer = Kafka.newProducer("tcp://127.0.0.1:%d" % (freePort(),), reactor=reactor,
+                                     bufferMemory=100, maxBlock=0.2, deliveryTimeout=1.0, retryBackoff=0.05)
+        first = producer.send("t", b"x" * 60)
+        start = reactor.seconds()
+        error = yield self.assertFailure(producer.send("t", b"y" * 60), BufferExhaustedError)
+        self.assertGreaterEqual(reactor.seconds() - start, 0.2)
+        self.assertFalse(error.mayHaveReachedServer)
+        self.assertNoResult(first)
+        yield self.assertFailure(first, DeliveryTimeoutError)
+        yield producer.close()
+
+    def test_sendAfterClose(self):
+        """
+        A record sent after close fails with L{ClientClosedError}.
+        """
+        producer = Kafka.newProducer("tcp://127.0.0.1:%d" % (freePort(),), reactor=reactor)
+        self.successResultOf(producer.close())
+        self.failureResultOf(producer.send("t", b"v"), ClientClosedError)
 
 
 class BrokenConnectionTests(TestCase):
