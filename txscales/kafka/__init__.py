@@ -94,7 +94,6 @@ class Kafka:
 
 __all__ = [
     "BufferExhaustedError",
-    "Cluster",
     "DeliveryTimeoutError",
     "Kafka",
     "KafkaProducer",
