@@ -76,6 +76,9 @@ class TansuBroker:
     @ivar bootstrap: C{127.0.0.1:port}, for kafka-python.
     @ivar dest: C{tcp://127.0.0.1:port}, for txscales.
     @ivar process: the L{Subprocess} of the current (or last) run.
+    @ivar advertisedPort: the port of 127.0.0.1 the broker tells clients
+        to connect to (a proxy's, in front of it), or None for its own;
+        set it before L{start}.
     """
 
     def __init__(self, reactor, addCleanup, port=None, startTimeout=15.0):
@@ -95,6 +98,7 @@ class TansuBroker:
         self._startTimeout = startTimeout
         self._runs = []
         self.process = None
+        self.advertisedPort = None
         self._setPort(port if port is not None else freePort())
 
     def _setPort(self, port):
@@ -137,7 +141,8 @@ class TansuBroker:
 
     def _startOnce(self):
         listen = "tcp://" + self.bootstrap
-        argv = [TANSU, "broker", "--listener-url", listen, "--advertised-listener-url", listen,
+        advertised = listen if self.advertisedPort is None else "tcp://127.0.0.1:%d" % (self.advertisedPort,)
+        argv = [TANSU, "broker", "--listener-url", listen, "--advertised-listener-url", advertised,
                 "--storage-engine", "memory://tansu/"]
         process = Subprocess(argv, name="tansu")
         self._runs.append(process)

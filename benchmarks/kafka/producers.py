@@ -140,6 +140,50 @@ def confluentKafka(bootstrap, topic, warmup, records):
     return timed(send, warmup, records)
 
 
+def txscalesProducer(bootstrap, topic, warmup, records):
+    """
+    txscales' producer on Twisted's reactor: send every record, then
+    flush.
+    """
+    from twisted.internet import reactor
+    from twisted.internet.defer import DeferredList, ensureDeferred
+
+    from txscales.kafka import Kafka
+
+    producer = Kafka.newProducer(
+        "tcp://" + bootstrap,
+        reactor=reactor,
+        acks="all",
+        lingerMs=SETTINGS["lingerMs"],
+        compression="none",
+        idempotence=SETTINGS["idempotence"],
+    )
+
+    async def send(batch):
+        results = DeferredList([producer.send(topic, v) for v in batch], consumeErrors=True)
+        await producer.flush()
+        return sum(1 for ok, _ in await results if ok)
+
+    async def run():
+        try:
+            return await timedAsync(send, warmup, records)
+        finally:
+            await producer.close()
+
+    outcome = []
+
+    def main():
+        d = ensureDeferred(run())
+        d.addBoth(outcome.append)
+        d.addBoth(lambda _: reactor.stop())
+
+    reactor.callWhenRunning(main)
+    reactor.run()
+    if not isinstance(outcome[0], tuple):
+        outcome[0].raiseException()
+    return outcome[0]
+
+
 def timed(send, warmup, records):
     """
     Send C{warmup}, then time sending C{records}.
@@ -175,6 +219,7 @@ PRODUCERS = {
     "kafka-python": ("bench", kafkaPython),
     "aiokafka": ("bench", aiokafka),
     "confluent-kafka": ("bench", confluentKafka),
+    "txscales": ("txscales", txscalesProducer),
 }
 
 

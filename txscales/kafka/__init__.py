@@ -1,8 +1,14 @@
 """
-Kafka: the sans-IO wire code a producer is built on (the protocol's
-primitives, messages and RecordBatch v2, partitioners), and the errors a
-broker answers with.
+Kafka: a producer (L{Kafka.newProducer}), the sans-IO wire code it is
+built on (the protocol's primitives, messages and RecordBatch v2,
+partitioners), and the errors a broker answers with.
 """
+
+from typing import Any, Optional, Union
+
+from txscales._reactor import defaultReactor
+from txscales.kafka._cluster import Cluster, parseBootstrap
+from txscales.kafka._connection import DEFAULT_MAX_FRAME_SIZE, TooManyPendingRequestsError
 
 from txscales.kafka._errors import (
     BrokerRequestTimedOutError,
@@ -25,8 +31,74 @@ from txscales.kafka._errors import (
     UnsupportedCodecError,
     UnsupportedVersionError,
 )
+from txscales.kafka._producer import BufferExhaustedError, DeliveryTimeoutError, KafkaProducer, RecordMetadata
+
+
+class Kafka:
+    """
+    Make Kafka clients.
+    """
+
+    @staticmethod
+    def newProducer(dest: str, acks: Union[int, str] = "all", lingerMs: float = 5, batchSize: int = 16384,
+                    maxRequestSize: int = 1048576, bufferMemory: int = 32 * 1024 * 1024, maxBlock: float = 60.0,
+                    compression: str = "none", requestTimeout: float = 30.0, deliveryTimeout: float = 120.0,
+                    retryBackoff: float = 0.1, maxInFlight: int = 5, idempotence: Optional[bool] = None,
+                    clientId: Optional[str] = "txscales", connectTimeout: float = 10.0,
+                    metadataMaxAge: float = 300.0, maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
+                    reactor: Any = None, random: Any = None) -> KafkaProducer:
+        """
+        A producer writing to the cluster at C{dest}.
+
+        @param dest: C{tcp://host:port[,host:port...]}, the bootstrap
+            brokers.
+        @param acks: 0 (no answer), 1 (the leader wrote it) or C{"all"}
+            (every in-sync replica did).
+        @param lingerMs: milliseconds a batch waits for more records.
+        @param batchSize: bytes a partition's batch may hold.
+        @param maxRequestSize: the largest Produce request, in bytes; a
+            larger record fails before any byte is sent.
+        @param bufferMemory: bytes of records the producer holds at most.
+        @param maxBlock: seconds a record waits for room in
+            C{bufferMemory} before it fails with L{BufferExhaustedError}.
+        @param compression: C{"none"}, C{"gzip"}, C{"snappy"}, C{"lz4"} or
+            C{"zstd"}, checked now.
+        @param requestTimeout: seconds a request waits for its response.
+        @param deliveryTimeout: seconds a record may take, retries
+            included, before it fails with L{DeliveryTimeoutError}.
+        @param retryBackoff: seconds between retries.
+        @param maxInFlight: Produce requests in flight per broker (a
+            partition has one batch in flight at a time, so its order is
+            kept).
+        @param idempotence: None (the default) for idempotence when the
+            broker speaks InitProducerId v3+, True to require it, False
+            for none.  It needs C{acks="all"}.
+        @param clientId: the client id of every request.
+        @param connectTimeout: seconds to connect to a broker.
+        @param metadataMaxAge: seconds before the metadata is refreshed.
+        @param maxFrameSize: the largest response accepted, in bytes.
+        @param reactor: the reactor (default: Twisted's global one).
+        @param random: a C{random.Random} for the sticky partitioner.
+        @raise BadDestinationError: for a bad C{dest}.
+        @raise UnsupportedCodecError: for a codec that cannot be used.
+        """
+        reactor = defaultReactor(reactor)
+        cluster = Cluster(reactor, parseBootstrap(dest), clientId, requestTimeout, connectTimeout,
+                          metadataMaxAge, maxFrameSize)
+        return KafkaProducer(cluster, reactor, acks=acks, lingerMs=lingerMs, batchSize=batchSize,
+                             maxRequestSize=maxRequestSize, bufferMemory=bufferMemory, maxBlock=maxBlock,
+                             compression=compression, requestTimeout=requestTimeout,
+                             deliveryTimeout=deliveryTimeout, retryBackoff=retryBackoff,
+                             maxInFlight=maxInFlight, idempotence=idempotence, random=random)
+
 
 __all__ = [
+    "BufferExhaustedError",
+    "DeliveryTimeoutError",
+    "Kafka",
+    "KafkaProducer",
+    "RecordMetadata",
+    "TooManyPendingRequestsError",
     "BrokerRequestTimedOutError",
     "CorruptMessageError",
     "DuplicateSequenceError",
