@@ -5,7 +5,7 @@ a frame that breaks the protocol get a typed answer.  Fake transports, fake
 clock.
 """
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.trial.unittest import SynchronousTestCase
@@ -160,6 +160,22 @@ class PendingCapTests(SynchronousTestCase):
         self.assertEqual(transport.producerState, "paused")
         handler.waiting[0].callback("aa")
         self.assertEqual(transport.producerState, "producing")
+
+    def test_plainThriftHandlerCancelled(self):
+        """
+        A plain Thrift call whose handler fails with CancelledError while the
+        connection is up closes the connection, as another failure does,
+        rather than leaving the connection's later replies waiting forever.
+        """
+        handler = _Waiting()
+        from txscales.thrift._processor import ThriftProcessor
+
+        factory = ThriftServerFactory(ThriftProcessor(TestService.Iface, handler).process, Clock(), maxPending=2)
+        protocol, transport = connect(factory)
+        protocol.dataReceived(framedCall("a"))
+        handler.waiting[0].cancel()
+        self.flushLoggedErrors(CancelledError)
+        self.assertFalse(transport.connected)
 
 
 class _Waiting:

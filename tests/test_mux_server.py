@@ -2,7 +2,7 @@
 Tests for the Mux server protocol, over fake transports and a fake clock.
 """
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.trial.unittest import SynchronousTestCase
@@ -234,6 +234,21 @@ class DispatchTests(ServerTestsMixin, SynchronousTestCase):
         self.assertEqual(c.written(), [Rdiscarded(2)])
         self.assertEqual(self.service.cancelled, [b"a"])
         self.assertEqual(c.written(), [])
+
+    def test_serviceCancelledIsAnswered(self):
+        """
+        A handler whose Deferred fails with CancelledError without a
+        Tdiscarded (the service cancelled its own work) still gets an error
+        reply, so the tag does not stay pending.
+        """
+        c = self.connect()
+        c.send(Tdispatch(2, body=b"a"))
+        _, d = self.service.requests[0]
+        d.cancel()
+        (error,) = c.written()
+        self.assertEqual((error.tag, error.status), (2, STATUS_ERROR))
+        self.assertEqual(c.protocol.session.pendingCount, 0)
+        self.flushLoggedErrors(CancelledError)
 
     def test_reusedTagAfterDiscardGetsOwnAnswer(self):
         """

@@ -123,6 +123,7 @@ class MuxServerProtocol(Protocol):
         self._session: Any = None
         self._first = b""
         self._inflight: Dict[int, Deferred[Any]] = {}
+        self._cancelling = False
         self._holding = False
         self.badRequests = 0
         self.closed: Deferred[None] = Deferred()
@@ -195,7 +196,11 @@ class MuxServerProtocol(Protocol):
                 elif kind is Discarded:
                     d = self._inflight.pop(event.requestId, None)
                     if d is not None:
-                        d.cancel()
+                        self._cancelling = True
+                        try:
+                            d.cancel()
+                        finally:
+                            self._cancelling = False
                 elif kind is DrainAcknowledged:
                     self._closeIfDrained()
                 elif kind is StartTls:
@@ -231,7 +236,9 @@ class MuxServerProtocol(Protocol):
     def _failed(self, failure: Failure, requestId: int, tag: int) -> None:
         self._inflight.pop(requestId, None)
         value = failure.value
-        if isinstance(value, CancelledError):
+        if isinstance(value, CancelledError) and self._cancelling:
+            # Cancelled for the peer's Tdiscarded (which the session
+            # answered) or for the lost connection: nothing to answer.
             sent = False
         elif isinstance(value, RequestNackedError):
             sent = self._session.replyNack(requestId, tag, value.flags)
@@ -300,6 +307,7 @@ class MuxServerProtocol(Protocol):
         if self._session is not None:
             self._session.connectionLost()
         inflight, self._inflight = self._inflight, {}
+        self._cancelling = True
         for d in inflight.values():
             d.cancel()
         self.closed.callback(None)

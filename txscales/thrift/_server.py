@@ -107,6 +107,7 @@ class ThriftServerProtocol(Protocol):
         self._timeouts = timeouts
         self._timers: "Optional[ConnectionTimers]" = None
         self._inflight: Dict[int, Deferred[Any]] = {}
+        self._lost = False
         self.closed: Deferred[None] = Deferred()
 
     @property
@@ -171,7 +172,8 @@ class ThriftServerProtocol(Protocol):
 
     def _failed(self, failure: Failure, requestId: int) -> None:
         self._inflight.pop(requestId, None)
-        if failure.check(CancelledError):
+        if failure.check(CancelledError) and self._lost:
+            # Cancelled because the connection is gone.
             return
         # Plain Thrift has no error or nack reply: the client learns that
         # its call failed from the connection closing.
@@ -209,6 +211,7 @@ class ThriftServerProtocol(Protocol):
             self._timers.stop()
         self.factory.protocols.discard(self)
         self._session.connectionLost()
+        self._lost = True
         inflight, self._inflight = self._inflight, {}
         for d in inflight.values():
             d.cancel()
