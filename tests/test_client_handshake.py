@@ -166,16 +166,18 @@ class ClientTests(ServerMixin, TestCase):
     """
 
     @inlineCallbacks
-    def test_failsAndReconnects(self):
+    def failAgainstSilent(self, scheme):
         """
-        A call fails with a L{HandshakeTimeoutError} (the request did not
-        reach the server), the connection is closed,
-        and the client connects again in the background.
+        Call a silent server through a client with a 0.2 s handshake
+        timeout, on a C{scheme} destination; check that the call fails with
+        L{HandshakeTimeoutError}, not sent, and that the connection closes.
+
+        @return: a Deferred firing with the error.
         """
         port = yield self.listen(Silent)
         client = ThriftMux.newClient(
             TestService.Iface,
-            "tcp://127.0.0.1:%d" % (port,),
+            "%s://127.0.0.1:%d" % (scheme, port),
             handshakeTimeout=0.2,
             failFast={"start": 0.1, "maximum": 0.1},
             stats=False,
@@ -184,8 +186,18 @@ class ClientTests(ServerMixin, TestCase):
         lost = self.factory.lost
         error = yield self.assertFailure(client.query("x"), HandshakeTimeoutError)
         self.assertFalse(error.mayHaveReachedServer)
-        self.assertIn("handshake", str(error))
         yield lost
+        return error
+
+    @inlineCallbacks
+    def test_failsAndReconnects(self):
+        """
+        A call fails with a L{HandshakeTimeoutError} (the request did not
+        reach the server), the connection is closed,
+        and the client connects again in the background.
+        """
+        error = yield self.failAgainstSilent("tcp")
+        self.assertIn("handshake", str(error))
         made = self.factory.made
         yield made
         self.assertEqual(self.factory.connections, 2)
@@ -195,16 +207,4 @@ class ClientTests(ServerMixin, TestCase):
         """
         A server that accepts but never answers the TLS handshake fails the call with L{HandshakeTimeoutError}.
         """
-        port = yield self.listen(Silent)
-        client = ThriftMux.newClient(
-            TestService.Iface,
-            "tls://127.0.0.1:%d" % (port,),
-            handshakeTimeout=0.2,
-            failFast={"start": 0.1, "maximum": 0.1},
-            stats=False,
-        )
-        self.addCleanup(client.close)
-        lost = self.factory.lost
-        error = yield self.assertFailure(client.query("x"), HandshakeTimeoutError)
-        self.assertFalse(error.mayHaveReachedServer)
-        yield lost
+        yield self.failAgainstSilent("tls")

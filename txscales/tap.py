@@ -323,6 +323,16 @@ def _thriftMuxServer(options: _ServerOptions, iface: type, handler: object, reac
         label=options["label"],
         tls=options.tls,
         opportunisticTls=options["opportunistic-tls"],
+        **_limits(options),
+    )
+
+
+def _limits(options: _ServerOptions) -> Dict[str, Any]:
+    """
+    @return: the keywords that bound what peers can hold, as
+        C{ThriftMux.newServer} and C{Thrift.newServer} both take them.
+    """
+    return dict(
         maxPendingPerConnection=options["max-pending"],
         handshakeTimeout=options["handshake-timeout"],
         readTimeout=options["read-timeout"],
@@ -344,11 +354,7 @@ def _thriftServer(options: _ServerOptions, iface: type, handler: object, reactor
         drainTimeout=options["drain-timeout"],
         maxMessageSize=options["max-frame-size"],
         label=options["label"],
-        maxPendingPerConnection=options["max-pending"],
-        handshakeTimeout=options["handshake-timeout"],
-        readTimeout=options["read-timeout"],
-        idleTimeout=options["idle-timeout"],
-        maxConnections=options["max-connections"],
+        **_limits(options),
     )
 
 
