@@ -1,7 +1,7 @@
 """
-What the recovery abuse scripts share: real C{twistd txscales demo-server}
-processes on chosen ports, and a closed-loop load whose outcomes are
-counted per second.
+What the abuse scripts share (L{freePort}), and what the recovery ones
+use: real C{twistd txscales demo-server} processes on chosen ports, and a
+closed-loop load whose outcomes are counted per second.
 
 Run the scripts from a checkout, with its tree first on the path, to
 measure that checkout's client:

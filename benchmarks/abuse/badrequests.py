@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 
+from _recovery import freePort  # this folder, first on the path of a script
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 MARKER = bytes.fromhex("0000000f7f00000174696e697420636865636b")
 TINIT = bytes.fromhex("0000002a4400000100010000000a6d75782d6672616d6572000000047fffffff00000003746c73000000036f6666")
@@ -60,14 +62,6 @@ def readFrames(sock, count):
 def _lines(path):
     with open(path, "rb") as f:
         return f.read().count(b"\n")
-
-
-def freePort():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def main(requests, connections, tree):

@@ -43,6 +43,8 @@ import sys
 import threading
 import time
 
+from _recovery import freePort  # this folder, first on the path of a script
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TREE = os.path.dirname(os.path.dirname(HERE))
 
@@ -94,14 +96,6 @@ def recvExactly(sock, n):
         parts.append(data)
         n -= len(data)
     return b"".join(parts)
-
-
-def freePort():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def rssMB(pid):
