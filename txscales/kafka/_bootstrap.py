@@ -42,8 +42,9 @@ class DiscoveredCluster(Cluster):
     """
 
     def __init__(self, destination: IDestination, reactor: Any, clientId: Optional[str], requestTimeout: float,
-                 connectTimeout: float, metadataMaxAge: float, maxFrameSize: int) -> None:
-        Cluster.__init__(self, reactor, [], clientId, requestTimeout, connectTimeout, metadataMaxAge, maxFrameSize)
+                 connectTimeout: float, metadataMaxAge: float, maxFrameSize: int, connect: Any = None) -> None:
+        Cluster.__init__(self, reactor, [], clientId, requestTimeout, connectTimeout, metadataMaxAge, maxFrameSize,
+                         connect)
         self._destination = destination
         self._discoveryFailure: Optional[Failure] = None
         self._discoveryWaiters: List["Deferred[None]"] = []
@@ -53,7 +54,9 @@ class DiscoveredCluster(Cluster):
     def _membersChanged(self, addresses: Sequence[Address]) -> None:
         self.setBootstrap(addresses)
 
-    def _discovered(self, addresses: Any) -> None:
+    def _discovered(self, addresses: Sequence[Address]) -> None:
+        # Before the watchers hear of them: the waiters ask them now.
+        self.setBootstrap(addresses)
         waiters, self._discoveryWaiters = self._discoveryWaiters, []
         for waiter in waiters:
             waiter.callback(None)
