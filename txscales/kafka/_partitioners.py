@@ -170,4 +170,8 @@ class Murmur2Partitioner(StickyPartitioner):
         """
         if key is not None:
             return partitions[toPositive(murmur2(key)) % len(partitions)]
-        return StickyPartitioner.partition(self, topic, None, partitions)
+        # StickyPartitioner.partition's common case, without its call.
+        current = self._sticky.get(topic)
+        if current is None or current not in partitions:
+            return StickyPartitioner.partition(self, topic, None, partitions)
+        return current
