@@ -240,8 +240,10 @@ class DiscoveredClusterTests(SynchronousTestCase):
 
     def test_close(self):
         """
-        Closing the cluster stops watching and closes the destination.
+        Closing the cluster stops watching and closes the destination;
+        closing it again does nothing more.
         """
         self.successResultOf(self.cluster.close())
         self.assertTrue(self.destination.closed)
         self.assertEqual(self.destination.watchers, [])
+        self.successResultOf(self.cluster.close())

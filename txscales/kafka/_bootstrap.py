@@ -11,7 +11,7 @@ from twisted.python.failure import Failure
 
 from txscales.discovery import resolveDestination
 from txscales.interfaces import IDestination
-from txscales.kafka._cluster import Address, Cluster, parseBootstrap
+from txscales.kafka._cluster import Address, Cluster, _chain, parseBootstrap
 
 
 def clusterFor(dest: str, reactor: Any, clientId: Optional[str], requestTimeout: float, connectTimeout: float,
@@ -48,11 +48,9 @@ class DiscoveredCluster(Cluster):
         self._destination = destination
         self._discoveryFailure: Optional[Failure] = None
         self._discoveryWaiters: List["Deferred[None]"] = []
+        self._closing: Optional["Deferred[None]"] = None
         destination.ready.addCallbacks(self._discovered, self._notDiscovered)
-        self._stopWatching = destination.watch(self._membersChanged)
-
-    def _membersChanged(self, addresses: Sequence[Address]) -> None:
-        self.setBootstrap(addresses)
+        self._stopWatching = destination.watch(self.setBootstrap)
 
     def _discovered(self, addresses: Sequence[Address]) -> None:
         # Before the watchers hear of them: the waiters ask them now.
@@ -90,5 +88,7 @@ class DiscoveredCluster(Cluster):
         @return: a Deferred firing once both are done.
         """
         Cluster.close(self)
-        self._stopWatching()
-        return self._destination.close().addCallback(lambda _: None)
+        if self._closing is None:
+            self._stopWatching()
+            self._closing = self._destination.close().addCallback(lambda _: None)
+        return _chain(self._closing)
