@@ -15,7 +15,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
 from tests._kafka import TansuBroker, consumeAll, createTopic
-from tests._zookeeper import ZooKeeperServer
+from tests._zookeeper import ZooKeeperServer, freePort
 from txscales.discovery import formatMember
 from txscales.kafka import Kafka, RecordMetadata
 from txscales.kafka._partitioners import murmur2Partition
@@ -87,19 +87,67 @@ class ZooKeeperDestTests(TestCase):
     @inlineCallbacks
     def test_sendsToMembers(self):
         """
-        A record sent while the serverset is empty is written once the
-        broker joins it, and reads back.
+        A record sent while the serverset names only a dead broker is
+        written once the live broker replaces it, and reads back.
         """
         yield createTopic(reactor, self.broker.bootstrap, "zk")
+        dead = yield self.writer.call("create", "/kafka/member_", formatMember("127.0.0.1", freePort()),
+                                      sequence=True)
         producer = Kafka.newProducer(self.zk.uri("/kafka"), reactor=reactor, deliveryTimeout=30, retryBackoff=0.05)
         self.addCleanup(producer.close)
         sent = producer.send("zk", b"found", key=b"k", timestamp=T0)
         yield self.writer.call("create", "/kafka/member_", formatMember("127.0.0.1", self.broker.port),
                                sequence=True)
+        yield self.writer.call("delete", dead)
         metadata = yield sent
         self.assertEqual(metadata, RecordMetadata("zk", 0, 0, T0))
         records = yield consumeAll(reactor, self.broker.bootstrap, "zk")
         self.assertEqual([(r.key, r.value, r.timestamp) for r in records], [(b"k", b"found", T0)])
+
+
+class PluginSchemeTests(TestCase):
+    """
+    A discovery scheme from a plugin file names the bootstrap brokers.
+    """
+
+    timeout = 120
+
+    @inlineCallbacks
+    def test_pluginScheme(self):
+        """
+        A producer whose C{dest} is a dropped-in plugin's scheme sends to
+        the broker it names.
+        """
+        import twisted.plugins
+
+        pluginDir = os.path.join(self.mktemp(), "twisted", "plugins")
+        os.makedirs(pluginDir)
+        with open(os.path.join(pluginDir, "txscales_test_kafkascheme.py"), "w") as f:
+            f.write(
+                "from zope.interface import implementer\n"
+                "from twisted.plugin import IPlugin\n"
+                "from txscales.interfaces import IDiscoveryScheme\n"
+                "@implementer(IPlugin, IDiscoveryScheme)\n"
+                "class Brokers:\n"
+                "    scheme = 'testbrokers'\n"
+                "    description = 'test'\n"
+                "    def resolve(self, uri, reactor, **options):\n"
+                "        from txscales.discovery._resolve import StaticDestination\n"
+                "        return StaticDestination([('127.0.0.1', int(uri.rpartition('/')[2]))])\n"
+                "brokers = Brokers()\n"
+            )
+        twisted.plugins.__path__.append(pluginDir)
+        self.addCleanup(twisted.plugins.__path__.remove, pluginDir)
+        self.addCleanup(sys.modules.pop, "twisted.plugins.txscales_test_kafkascheme", None)
+        broker = TansuBroker(reactor, self.addCleanup)
+        yield broker.start()
+        yield createTopic(reactor, broker.bootstrap, "plugin")
+        producer = Kafka.newProducer("testbrokers://x/%d" % (broker.port,), reactor=reactor)
+        self.addCleanup(producer.close)
+        metadata = yield producer.send("plugin", b"by plugin", timestamp=T0)
+        self.assertEqual(metadata, RecordMetadata("plugin", 0, 0, T0))
+        records = yield consumeAll(reactor, broker.bootstrap, "plugin")
+        self.assertEqual([r.value for r in records], [b"by plugin"])
 
 
 class BlockingTests(TestCase):

@@ -4,7 +4,9 @@ sticky and round-robin choices, and their plugins.
 """
 
 import collections
+import os
 import random
+import sys
 
 from kafka.partitioner.default import murmur2 as theirMurmur2
 from twisted.internet.task import Clock
@@ -221,6 +223,40 @@ class PluginTests(SynchronousTestCase):
                                   partitioner="hashed", reactor=Clock())
         for name in ["hashed"] + list(NAMES):
             self.assertIn(name, str(error))
+
+    def test_thirdParty(self):
+        """
+        A plugin file dropped on the plugin path adds a partitioner that a
+        producer uses by name.
+        """
+        import twisted.plugins
+
+        pluginDir = os.path.join(self.mktemp(), "twisted", "plugins")
+        os.makedirs(pluginDir)
+        with open(os.path.join(pluginDir, "txscales_test_partitioner.py"), "w") as f:
+            f.write(
+                "from zope.interface import implementer\n"
+                "from twisted.plugin import IPlugin\n"
+                "from txscales.interfaces import IPartitioner, IPartitionerFactory\n"
+                "@implementer(IPartitioner)\n"
+                "class Last:\n"
+                "    def partition(self, topic, key, partitions):\n"
+                "        return partitions[-1]\n"
+                "    def onNewBatch(self, topic, previous, partitions):\n"
+                "        pass\n"
+                "@implementer(IPlugin, IPartitionerFactory)\n"
+                "class LastFactory:\n"
+                "    name = 'test-last'\n"
+                "    description = 'test'\n"
+                "    def build(self, random):\n"
+                "        return Last()\n"
+                "last = LastFactory()\n"
+            )
+        twisted.plugins.__path__.append(pluginDir)
+        self.addCleanup(twisted.plugins.__path__.remove, pluginDir)
+        self.addCleanup(sys.modules.pop, "twisted.plugins.txscales_test_partitioner", None)
+        producer = Kafka.newProducer("tcp://127.0.0.1:9", partitioner="test-last", reactor=Clock())
+        self.assertEqual(producer._partitioner.partition("t", b"k", [0, 1, 2]), 2)
 
     def test_roundRobinSpread(self):
         """
