@@ -7,7 +7,9 @@ serverset as the destination, and the blocking API.
 import collections
 import json
 import os
+import shutil
 import sys
+import tempfile
 
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults, inlineCallbacks
@@ -120,7 +122,9 @@ class PluginSchemeTests(TestCase):
         """
         import twisted.plugins
 
-        pluginDir = os.path.join(self.mktemp(), "twisted", "plugins")
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        pluginDir = os.path.join(directory, "twisted", "plugins")
         os.makedirs(pluginDir)
         with open(os.path.join(pluginDir, "txscales_test_kafkascheme.py"), "w") as f:
             f.write(

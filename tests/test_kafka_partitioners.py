@@ -6,7 +6,9 @@ sticky and round-robin choices, and their plugins.
 import collections
 import os
 import random
+import shutil
 import sys
+import tempfile
 
 from kafka.partitioner.default import murmur2 as theirMurmur2
 from twisted.internet.task import Clock
@@ -231,7 +233,9 @@ class PluginTests(SynchronousTestCase):
         """
         import twisted.plugins
 
-        pluginDir = os.path.join(self.mktemp(), "twisted", "plugins")
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        pluginDir = os.path.join(directory, "twisted", "plugins")
         os.makedirs(pluginDir)
         with open(os.path.join(pluginDir, "txscales_test_partitioner.py"), "w") as f:
             f.write(
