@@ -46,7 +46,7 @@ _WORDS = struct.Struct("<4I")
 
 
 def _f32(value: float) -> float:
-    return _FLOAT32.unpack(_FLOAT32.pack(value))[0]  # type: ignore[no-any-return]
+    return float(_FLOAT32.unpack(_FLOAT32.pack(value))[0])
 
 
 def ketamaName(host: str, port: int) -> str:

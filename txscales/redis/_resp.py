@@ -80,9 +80,9 @@ class ReplyDecodeError(RedisError):
 def _argument(argument: Any) -> bytes:
     kind = type(argument)
     if kind is bytes:
-        return argument  # type: ignore[no-any-return]
+        return argument
     if kind is str:
-        return argument.encode("utf-8")  # type: ignore[no-any-return]
+        return argument.encode("utf-8")
     if kind is int:
         return b"%d" % (argument,)
     if kind is float:
@@ -123,7 +123,14 @@ def encodeCommand(args: Sequence[CommandArgument]) -> bytes:
     parts = [b"*%d\r\n" % (len(args),)]
     append = parts.append
     for argument in args:
-        data = _argument(argument)
+        # The common types first, without a call.
+        kind = type(argument)
+        if kind is bytes:
+            data = argument
+        elif kind is str:
+            data = argument.encode("utf-8")
+        else:
+            data = _argument(argument)
         append(b"$%d\r\n" % (len(data),))
         append(data)
         append(b"\r\n")
