@@ -251,7 +251,9 @@ class ReaderTests(SynchronousTestCase):
             reader = ReplyReader()
             e = self.assertRaises(errors.RedisProtocolError, reader.feed, data)
             self.assertIsInstance(e, ProtocolError)
+            self.assertEqual(e.replies, [1] if data.startswith(b":1") else [])
             self.assertIs(self.assertRaises(errors.RedisProtocolError, reader.feed, b"+OK\r\n"), e)
+            self.assertEqual(e.replies, [])
 
     def test_maxReplyBytes(self):
         """

@@ -14,7 +14,7 @@ C{LOADING}, C{READONLY}, ...) has C{mayHaveReachedServer = False}, although
 the bytes did reach a server: the command did nothing there.
 """
 
-from typing import Dict, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 from txscales.errors import EncodeError, FrameTooLargeError, ProtocolError, TxScalesError
 
@@ -29,7 +29,12 @@ class RedisProtocolError(RedisError, ProtocolError):
     """
     The bytes a Redis server sent are not RESP; the connection is closed, and
     every command waiting on it fails.
+
+    @ivar replies: the complete replies parsed before the bad bytes, in the
+        same call of the reader (they answer their commands).
     """
+
+    replies: List[Any] = []
 
 
 class ReplyTooLargeError(RedisProtocolError, FrameTooLargeError):
@@ -334,3 +339,21 @@ def errorFromReply(message: str) -> RedisReplyError:
     """
     cls = ERROR_CLASSES.get(message.split(" ", 1)[0], RedisReplyError)
     return cls(message)
+
+
+class TooManyPendingCommandsError(RedisError):
+    """
+    The connection already waits for as many replies as it may (those of
+    commands that timed out or were cancelled included); the command was
+    not sent.
+    """
+
+    mayHaveReachedServer = False
+    retryable = True
+
+
+class UnexpectedReplyError(RedisProtocolError):
+    """
+    The server sent a reply while no command waited for one; the connection
+    is closed, as its replies can no longer be matched to commands.
+    """

@@ -193,11 +193,13 @@ class ReplyReader:
             push), L{RedisReplyError} instances for error replies,
             L{ReplyDecodeError} instances for replies that do not decode.
         @raise RedisProtocolError: when the bytes are not RESP, and on every
-            call after that.
+            call after that.  Its C{replies} are the complete replies that
+            came before the bad bytes in this call (none in later calls).
         @raise ReplyTooLargeError: when more than C{maxReplyBytes} were fed
             without a reply completing, and on every call after that.
         """
         if self._failure is not None:
+            self._failure.replies = []
             raise self._failure
         reader = self._reader
         reader.feed(data)
@@ -212,9 +214,11 @@ class ReplyReader:
                     break
                 replies.append(reply)
         except RedisProtocolError as e:
-            raise self._fail(e)
+            raise self._fail(e, replies)
         except MemoryError:
-            raise self._fail(ReplyTooLargeError("a reply's aggregate header asks for more memory than there is"))
+            raise self._fail(
+                ReplyTooLargeError("a reply's aggregate header asks for more memory than there is"), replies
+            )
         if replies:
             self._pending = 0
         else:
@@ -224,11 +228,13 @@ class ReplyReader:
                     ReplyTooLargeError(
                         "%d bytes received without a complete reply (maxReplyBytes %d)"
                         % (self._pending, self.maxReplyBytes)
-                    )
+                    ),
+                    replies,
                 )
         return replies
 
-    def _fail(self, error: RedisProtocolError) -> RedisProtocolError:
+    def _fail(self, error: RedisProtocolError, replies: List[Any]) -> RedisProtocolError:
+        error.replies = replies
         self._failure = error
         # Let go of what hiredis buffered.
         self._reader = hiredis.Reader()
