@@ -5,12 +5,14 @@ what a real server sends and computes.
 """
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.trial.unittest import TestCase
 
+from txscales.errors import RequestTimeoutError
 from txscales.redis import _errors as errors
+from txscales.redis._connection import RedisConnection
 from txscales.redis._resp import ReplyReader, encodeCommand, encodeCommands
 from txscales.redis._slots import keySlot
 
@@ -191,6 +193,50 @@ class RedisServerTests(TestCase):
         yield lost
         self.assertIsInstance(client.error, errors.ReplyTooLargeError)
         self.assertLessEqual(sum(received), 1024 * 1024 + max(received))
+
+
+class TimeoutStormTests(TestCase):
+    """
+    Tests for L{RedisConnection} against a real server.
+    """
+
+    timeout = 60
+
+    @inlineCallbacks
+    def test_timeoutStorm(self):
+        """
+        Commands with 1 ms timeouts, pipelined behind C{DEBUG SLEEP}s that
+        make most of them time out, among commands without a timeout: no
+        command ever gets another's reply, and every late reply is
+        dropped.
+        """
+        server = RedisServer(reactor, self.addCleanup, args=("--enable-debug-command", "yes"))
+        yield server.start()
+        connection = yield connectProtocol(
+            TCP4ClientEndpoint(reactor, "127.0.0.1", server.port, timeout=5), RedisConnection(reactor)
+        )
+        self.addCleanup(connection.close)
+        right = wrong = timedOut = 0
+        for round in range(20):
+            sent = [(b"OK", connection.execute(b"DEBUG", b"SLEEP", b"0.003", timeout=0.001))]
+            for i in range(50):
+                value = b"%d-%d" % (round, i)
+                sent.append((value, connection.execute(b"ECHO", value, timeout=0.001 if i % 5 else None)))
+            results = yield DeferredList([d for _, d in sent], consumeErrors=True)
+            for (expected, _), (ok, result) in zip(sent, results):
+                if not ok:
+                    result.trap(RequestTimeoutError)
+                    timedOut += 1
+                elif result == expected:
+                    right += 1
+                else:
+                    wrong += 1
+        self.assertEqual((yield connection.execute(b"ECHO", b"last")), b"last")
+        self.assertEqual(wrong, 0)
+        self.assertGreater(timedOut, 500)
+        self.assertGreaterEqual(right, 200)
+        self.assertEqual(connection.droppedReplies, timedOut)
+        self.assertEqual(connection.pendingCount, 0)
 
 
 class RedisClusterTests(TestCase):
