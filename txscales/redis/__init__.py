@@ -2,9 +2,10 @@
 Redis (in progress): the foundations of a Redis client, not the client yet.
 
 So far: the errors a server answers with, as typed exceptions (every one a
-L{RedisError}).  The sans-IO wire code beneath them is private for now:
+L{RedisError}).  The code beneath them is private for now: the sans-IO
 RESP commands and replies (C{_resp}), ketama consistent hashing for
-sharded servers (C{_hashing}) and Redis Cluster's key slots (C{_slots}).
+sharded servers (C{_hashing}) and Redis Cluster's key slots (C{_slots}),
+and a pipelined connection (C{_connection}).
 """
 
 from txscales.redis._errors import (
@@ -34,7 +35,9 @@ from txscales.redis._errors import (
     RedisReplyError,
     RefusedCommandError,
     ReplyTooLargeError,
+    TooManyPendingCommandsError,
     TryAgainError,
+    UnexpectedReplyError,
     UnavailableError,
     WrongPassError,
     WrongTypeError,
@@ -68,7 +71,9 @@ __all__ = [
     "RedisReplyError",
     "RefusedCommandError",
     "ReplyTooLargeError",
+    "TooManyPendingCommandsError",
     "TryAgainError",
+    "UnexpectedReplyError",
     "UnavailableError",
     "WrongPassError",
     "WrongTypeError",

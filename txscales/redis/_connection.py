@@ -204,7 +204,7 @@ class RedisConnection(Protocol):
         deferreds = []
         for _ in commands:
             entry = _Pending()
-            d: "Deferred[Any]" = Deferred(lambda d, entry=entry: self._abandon(entry))
+            d: "Deferred[Any]" = Deferred(self._canceller(entry))
             entry.deferred = d
             if timeout is not None:
                 entry.timer = self._clock.callLater(timeout, self._timedOut, entry, timeout)
@@ -226,6 +226,12 @@ class RedisConnection(Protocol):
             self._transport.loseConnection()
 
     # Internals
+
+    def _canceller(self, entry: _Pending) -> Callable[["Deferred[Any]"], None]:
+        def cancel(d: "Deferred[Any]") -> None:
+            self._abandon(entry)
+
+        return cancel
 
     def _abandon(self, entry: _Pending) -> None:
         entry.deferred = None

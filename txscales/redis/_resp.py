@@ -4,7 +4,7 @@ Twisted.
 
 A command is a RESP array of bulk strings (L{encodeCommand}); Redis speaks
 it in both RESP2 and RESP3.  Replies are parsed by hiredis' C reader
-(L{ReplyReader}), which knows both versions:
+(L{ReplyReader}), which knows both versions::
 
     reader = ReplyReader(maxReplyBytes=512 * 1024 * 1024)
     for reply in reader.feed(data):   # complete replies, in order
@@ -125,10 +125,11 @@ def encodeCommand(args: Sequence[CommandArgument]) -> bytes:
     for argument in args:
         # The common types first, without a call.
         kind = type(argument)
+        data: bytes
         if kind is bytes:
-            data = argument
+            data = argument  # type: ignore[assignment]
         elif kind is str:
-            data = argument.encode("utf-8")
+            data = argument.encode("utf-8")  # type: ignore[union-attr]
         else:
             data = _argument(argument)
         append(b"$%d\r\n" % (len(data),))

@@ -6,10 +6,11 @@ As the Redis Cluster specification defines it: C{CRC16(key) mod 16384},
 with the CRC16 of XMODEM (polynomial 0x1021, initial value 0, no
 reflection: C{CRC16("123456789") == 0x31C3}), which is the standard
 library's C{binascii.crc_hqx} with an initial value of 0.  A hash tag
-narrows what is hashed: when the key has a C{{} and, after it, a C{}} with
-at least one byte between them, only the bytes between the first C{{} and
-the first C{}} after it are hashed, so that C{{user1000}.following} and
-C{{user1000}.followers} share a slot.
+narrows what is hashed: when the key has a C{E{lb}} and, after it, a
+C{E{rb}} with at least one byte between them, only the bytes between the
+first C{E{lb}} and the first C{E{rb}} after it are hashed, so that
+C{E{lb}user1000E{rb}.following} and C{E{lb}user1000E{rb}.followers} share
+a slot.
 """
 
 from binascii import crc_hqx
