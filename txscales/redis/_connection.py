@@ -125,7 +125,8 @@ class RedisConnection(Protocol):
                 self.onPush(reply)
                 continue
             if not pending:
-                self._abort(UnexpectedReplyError("a reply arrived while no command waited: %r" % (reply,)))
+                kind = type(reply).__name__
+                self._abort(UnexpectedReplyError("a reply (%s) arrived while no command waited" % (kind,)))
                 return False
             entry = pending.popleft()
             d = entry.deferred
