@@ -6,9 +6,10 @@ programs, including the peers installed under C{.peers/}),
 C{tests._zookeeper} (a real ZooKeeper server), C{tests._kafka} (a real
 Kafka-protocol broker) or C{tests._redis} (real Redis servers), at its top
 or inside a function, needs more than txscales and its Python dependencies:
-every test in it gets the C{servers} marker. C{pytest -m "not servers"} runs the others, the unit tests, which is
-what C{scripts/test} runs on each further supported Python. Twisted's trial
-does not read this file; it runs every test.
+every test in it gets the C{servers} marker. C{pytest -m "not servers"}
+runs the others, the unit tests, which is what C{scripts/test} runs on each
+further supported Python. Twisted's trial does not read this file; it runs
+every test.
 """
 
 import re
