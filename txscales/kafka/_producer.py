@@ -333,6 +333,7 @@ class KafkaProducer:
             if not batch.full:
                 batch.full = True
                 self._sticky.onNewBatch(tp[0], tp[1], self._partitionsOf(tp[0]))
+                self._scheduleDrain(0)
             batch = None
         if batch is None:
             batch = _Batch(tp, RecordBatchBuilder(self._compression), deadline)
@@ -513,7 +514,7 @@ class KafkaProducer:
                 else:
                     error = errorForCode(parts[0].errorCode, parts[0].errorMessage)
                     if error.refreshMetadata:
-                        self._cluster.invalidate()
+                        self._refreshThenDrain()
                     if error.retryable:
                         self._retry(batch, error)
                     else:
@@ -523,7 +524,7 @@ class KafkaProducer:
 
         def failed(failure: Failure) -> None:
             self._inFlight[node] -= 1
-            self._cluster.invalidate()
+            self._refreshThenDrain()
             for batch in chosen:
                 batch.inFlight = False
                 self._retry(batch, failure.value or Exception("request failed"))
