@@ -12,6 +12,7 @@ broker writes a batch it already has only once.
 import random as _random
 from collections import deque
 from dataclasses import dataclass
+from struct import Struct
 from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 from twisted.internet.defer import Deferred, succeed
@@ -23,8 +24,11 @@ from txscales.kafka._cluster import Cluster
 from txscales.kafka._connection import KafkaConnection
 from txscales.kafka._errors import (
     DuplicateSequenceError,
+    InvalidProducerEpochError,
     KafkaError,
     MessageTooLargeError,
+    OutOfOrderSequenceError,
+    UnknownProducerIdError,
     errorForCode,
 )
 from txscales.kafka._messages import (
@@ -41,6 +45,12 @@ from txscales.kafka._partitioners import RandomSource, StickyPartitioner, murmur
 from txscales.kafka._records import HEADER_SIZE, RecordBatchBuilder, encodeRecord
 
 TopicPartition = Tuple[str, int]
+
+# Answers to an idempotent batch after which the producer bumps its epoch.
+_RESET_CODES = frozenset([OutOfOrderSequenceError.code, InvalidProducerEpochError.code, UnknownProducerIdError.code])
+# Where a RecordBatch v2 holds its producer id and epoch.
+_PRODUCER_STATE = Struct(">qh")
+_PRODUCER_STATE_OFFSET = 43
 Header = Tuple[str, Optional[bytes]]
 
 
@@ -150,6 +160,9 @@ class KafkaProducer:
         self._idempotence = idempotence if self.acks == -1 else False
         self._producerId = -1
         self._producerEpoch = -1
+        # The id and epoch to bump, once the broker lost this producer's
+        # state or refused its epoch (see _resetProducer).
+        self._previousProducer = (-1, -1)
         self._initializing: Optional["Deferred[None]"] = None
         self._sequences: Dict[TopicPartition, int] = {}
         self._sticky = StickyPartitioner(cast(RandomSource, random if random is not None else _random.Random()))
@@ -423,17 +436,27 @@ class KafkaProducer:
                     raise errorForCode(35, "the broker speaks InitProducerId v%d, not v3+" % (version,))
                 self._idempotence = False
                 return None
-            body = encodeInitProducerIdRequest(version)
-            return connection.request(INIT_PRODUCER_ID, version, body).addCallback(
-                lambda frame: decodeInitProducerIdResponse(frame, version))
+            return ask(connection, version)
 
-        def answered(response: Any) -> None:
-            if response is None:
-                return
+        def ask(connection: KafkaConnection, version: int) -> Any:
+            body = encodeInitProducerIdRequest(version, producerId=self._previousProducer[0],
+                                               producerEpoch=self._previousProducer[1])
+            return connection.request(INIT_PRODUCER_ID, version, body).addCallback(
+                lambda frame: answered(decodeInitProducerIdResponse(frame, version), connection, version))
+
+        def answered(response: Any, connection: KafkaConnection, version: int) -> Any:
             if response.errorCode:
-                raise errorForCode(response.errorCode)
+                error = errorForCode(response.errorCode)
+                if self._previousProducer != (-1, -1) and not error.retryable:
+                    # A broker that cannot bump this id's epoch (Tansu
+                    # answers UNKNOWN_SERVER_ERROR) may give a new id.
+                    self._previousProducer = (-1, -1)
+                    return ask(connection, version)
+                raise error
             self._producerId, self._producerEpoch = response.producerId, response.producerEpoch
+            self._previousProducer = (-1, -1)
             self._idempotence = True
+            return None
 
         def done(result: Any) -> None:
             self._initializing = None
@@ -442,7 +465,7 @@ class KafkaProducer:
             self._scheduleDrain(0 if not isinstance(result, Failure) else self._retryBackoff)
 
         d = self._cluster.refresh().addCallback(lambda _: self._anyConnection())
-        self._initializing = d.addCallback(initialize).addCallback(answered).addBoth(done)
+        self._initializing = d.addCallback(initialize).addBoth(done)
 
     def _anyConnection(self) -> "Deferred[KafkaConnection]":
         nodes = sorted(self._cluster.brokers)
@@ -461,7 +484,7 @@ class KafkaProducer:
         for queue in list(self._batches.values()):
             for batch in list(queue):
                 batch.lastError = failure.value
-                if not retry:
+                if not retry and not batch.inFlight:
                     self._removeBatch(batch)
                     self._failBatch(batch, failure)
         return retry and bool(self._batches)
@@ -513,6 +536,9 @@ class KafkaProducer:
                     self._complete(batch, parts[0])
                 else:
                     error = errorForCode(parts[0].errorCode, parts[0].errorMessage)
+                    if self._idempotence and error.code in _RESET_CODES:
+                        self._resetProducer(batch, error)
+                        continue
                     if error.refreshMetadata:
                         self._refreshThenDrain()
                     if error.retryable:
@@ -539,6 +565,31 @@ class KafkaProducer:
             # Its deadline passed while it was in flight.
             self._removeBatch(batch)
             self._failBatch(batch, Failure(DeliveryTimeoutError(self._deliveryTimeout, batch.written, error)))
+
+    def _resetProducer(self, batch: _Batch, error: KafkaError) -> None:
+        """
+        The broker refused an idempotent batch because it lost this
+        producer's state for the partition (L{UnknownProducerIdError}), misses
+        the partition's earlier sequence numbers (L{OutOfOrderSequenceError})
+        or refuses the epoch (L{InvalidProducerEpochError}): the batch was not
+        written.  As the Java client does (KIP-360), bump the epoch and start
+        every partition's sequence numbers again at 0; the batch is retried
+        with them.  The bump asks InitProducerId with the current id and
+        epoch, and the broker answers with the next epoch or a new id.  Only
+        the first batch refused under the current epoch starts a bump; the
+        others are only retried under the new one.  Batches of other
+        partitions already in flight keep their old id, epoch and sequence
+        numbers until answered, retries included, as they are the
+        partition's only batch in flight.
+        """
+        producerId, epoch = _PRODUCER_STATE.unpack_from(batch.encoded or b"", _PRODUCER_STATE_OFFSET)
+        if (producerId, epoch) == (self._producerId, self._producerEpoch):
+            self._previousProducer = (producerId, epoch)
+            self._producerId = -1
+            self._sequences.clear()
+        batch.encoded = None
+        batch.baseSequence = -1
+        self._retry(batch, error)
 
     def _complete(self, batch: _Batch, response: Optional[PartitionProduceResponse]) -> None:
         self._removeBatch(batch)
