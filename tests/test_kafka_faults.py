@@ -71,14 +71,17 @@ class KillAndRestartTests(TestCase):
         result = yield broker.kill()
         self.assertEqual(9, result.signal)
         atKill = len(tally.acknowledged)
+        producerAtKill = (producer._producerId, producer._producerEpoch)
         yield broker.start()
         yield DeferredList(sent)
         records = yield consumeAll(reactor, broker.bootstrap, topic, broker=broker)
         values = [int(r.value) for r in records]
         duplicates = len(values) - len(set(values))
-        counts = ("sent %d, acknowledged %d (%d before the kill), failed %d %r, consumed %d, duplicates %d"
+        counts = ("sent %d, acknowledged %d (%d before the kill), failed %d %r, consumed %d, duplicates %d;"
+                  " producer id and epoch %r at the kill, %r at the end"
                   % (N, len(tally.acknowledged), atKill, len(tally.failed),
-                     sorted({repr(e) for e in tally.failed.values()})[:3], len(values), duplicates))
+                     sorted({repr(e) for e in tally.failed.values()})[:3], len(values), duplicates,
+                     producerAtKill, (producer._producerId, producer._producerEpoch)))
         print(counts)
         return tally, values, counts
 

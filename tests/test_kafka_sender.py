@@ -11,9 +11,13 @@ from txscales.errors import ClientClosedError, ConnectionLostError
 from txscales.kafka import (
     BufferExhaustedError,
     DeliveryTimeoutError,
+    Kafka,
+    MessageTooLargeError,
     NotEnoughReplicasError,
     RecordMetadata,
+    UnsupportedCodecError,
 )
+from txscales.kafka import _codecs
 from txscales.kafka._producer import KafkaProducer
 
 T0 = 1700000000000
@@ -362,4 +366,39 @@ class FlushCloseTests(SenderTestsMixin, SynchronousTestCase):
         self.successResultOf(d)
         self.successResultOf(closed)
         self.assertTrue(self.cluster.closed)
+        self.assertNoDelayedCalls()
+
+
+class TypedErrorTests(SenderTestsMixin, SynchronousTestCase):
+    """
+    The typed errors a send or a build fails with before anything is sent.
+    """
+
+    def test_recordTooLarge(self):
+        """
+        A record over C{maxRequestSize} fails at once with
+        L{MessageTooLargeError}, before any request or timer.
+        """
+        producer = self.producer(maxRequestSize=1000)
+        error = self.failureResultOf(self.send(producer, b"x" * 1000), MessageTooLargeError).value
+        self.assertFalse(error.mayHaveReachedServer)
+        self.assertEqual((self.cluster.requests, self.cluster.refreshes), ([], 0))
+        self.assertNoDelayedCalls()
+        self.successResultOf(producer.flush())
+
+    def test_codecMissingAtBuild(self):
+        """
+        Asking for a codec whose library is missing fails when the producer
+        is built, with L{UnsupportedCodecError}.
+        """
+
+        def missing(name):
+            raise ImportError(name)
+
+        self.patch(_codecs, "import_module", missing)
+        for codec in ("snappy", "lz4", "zstd"):
+            error = self.assertRaises(UnsupportedCodecError, Kafka.newProducer, "tcp://127.0.0.1:9092",
+                                      compression=codec, reactor=self.clock)
+            self.assertEqual(error.codec, codec)
+            self.assertRaises(UnsupportedCodecError, self.producer, compression=codec)
         self.assertNoDelayedCalls()

@@ -199,9 +199,10 @@ class KafkaProducer:
             timestamp = int(self._clock.seconds() * 1000)
         size = len(encodeRecord(0, 0, key, value, headerList))
         if size + HEADER_SIZE > self._maxRequestSize or size > self._bufferMemory:
-            return _failed(MessageTooLargeError(
-                "the record is %d bytes, over maxRequestSize %d or bufferMemory %d"
-                % (size + HEADER_SIZE, self._maxRequestSize, self._bufferMemory)))
+            tooLarge = MessageTooLargeError("the record is %d bytes, over maxRequestSize %d or bufferMemory %d"
+                                            % (size + HEADER_SIZE, self._maxRequestSize, self._bufferMemory))
+            tooLarge.mayHaveReachedServer = False  # nothing was sent
+            return _failed(tooLarge)
         number = self._count
         self._count += 1
         self._outstanding[number] = None
