@@ -4,7 +4,7 @@ built on (the protocol's primitives, messages and RecordBatch v2,
 partitioners), and the errors a broker answers with.
 """
 
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from txscales._reactor import defaultReactor
 from txscales.kafka._cluster import Cluster, parseBootstrap
@@ -32,6 +32,10 @@ from txscales.kafka._errors import (
     UnsupportedVersionError,
 )
 from txscales.kafka._producer import BufferExhaustedError, DeliveryTimeoutError, KafkaProducer, RecordMetadata
+from txscales.kafka._stats import ProducerStats
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 
 class Kafka:
@@ -46,7 +50,8 @@ class Kafka:
                     retryBackoff: float = 0.1, maxInFlight: int = 5, idempotence: Optional[bool] = None,
                     clientId: Optional[str] = "txscales", connectTimeout: float = 10.0,
                     metadataMaxAge: float = 300.0, maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
-                    reactor: Any = None, random: Any = None) -> KafkaProducer:
+                    stats: bool = True, registry: "Optional[CollectorRegistry]" = None,
+                    label: Optional[str] = None, reactor: Any = None, random: Any = None) -> KafkaProducer:
         """
         A producer writing to the cluster at C{dest}.
 
@@ -77,6 +82,12 @@ class Kafka:
         @param connectTimeout: seconds to connect to a broker.
         @param metadataMaxAge: seconds before the metadata is refreshed.
         @param maxFrameSize: the largest response accepted, in bytes.
+        @param stats: whether to count records, batches, requests and
+            errors in prometheus metrics (C{txscales_kafka_producer_*}).
+        @param registry: the prometheus C{CollectorRegistry} (default: the
+            global one).
+        @param label: the producer's name in metrics (default: C{clientId},
+            else C{"kafka"}).
         @param reactor: the reactor (default: Twisted's global one).
         @param random: a C{random.Random} for the sticky partitioner.
         @raise BadDestinationError: for a bad C{dest}.
@@ -89,7 +100,8 @@ class Kafka:
                              maxRequestSize=maxRequestSize, bufferMemory=bufferMemory, maxBlock=maxBlock,
                              compression=compression, requestTimeout=requestTimeout,
                              deliveryTimeout=deliveryTimeout, retryBackoff=retryBackoff,
-                             maxInFlight=maxInFlight, idempotence=idempotence, random=random)
+                             maxInFlight=maxInFlight, idempotence=idempotence, random=random,
+                             stats=ProducerStats(label or clientId or "kafka", reactor, registry) if stats else None)
 
 
 __all__ = [
