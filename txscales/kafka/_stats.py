@@ -137,9 +137,9 @@ class _ProducerMetrics:
             requests.add_metric([label], s.requests)
             pending.add_metric([label], s.requests - s.answered)
             latency.add_metric([label], s.latency.cumulative(), s.latency.sum)
-            for (code, name), count in sorted(s.retries.items()):
+            for (code, name), count in sorted(list(s.retries.items())):
                 retries.add_metric([label, code, name], count)
-            for (code, name), count in sorted(s.errors.items()):
+            for (code, name), count in sorted(list(s.errors.items())):
                 errors.add_metric([label, code, name], count)
             buffer.add_metric([label], sum(p.bufferAvailable() for p in list(s.producers)))
         return families
