@@ -5,6 +5,7 @@ a real broker (Tansu), read back with kafka-python.
 """
 
 import io
+import signal
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, fail, gatherResults, inlineCallbacks
@@ -13,7 +14,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests._kafka import TansuBroker, consumeAll, createTopic
-from tests._twistd import runPeer, twistdCommand
+from tests._twistd import Subprocess, runPeer, spawn, twistdCommand
 from txscales.errors import ConnectionLostError
 from txscales.kafka import DeliveryTimeoutError, MessageTooLargeError, RecordMetadata
 from txscales.kafka._errors import errorForCode
@@ -183,6 +184,26 @@ class ProduceRunTests(SynchronousTestCase):
         producer.sent[0][3].errback(ConnectionLostError())
         self.assertEqual(dict(self.successResultOf(d).failures), {"ConnectionLostError": 1})
 
+    def test_interrupt(self):
+        """
+        An interrupted run ends at once with what was settled, sends no
+        more, and says how many records were still pending.
+        """
+        producer = FakeProducer()
+        run = ProduceRun(producer, "t", 100, 10, self.clock, self.out, outstanding=3)
+        d = run.run()
+        self.clock.advance(0.25)
+        producer.acknowledge(1)
+        run.interrupt()
+        self.assertIs(self.successResultOf(d), run)
+        self.assertTrue(run.interrupted)
+        self.assertEqual(run.elapsed, 0.25)
+        self.assertIn("records=100 acknowledged=1 failed=0 pending=3 (interrupted) elapsed=0.250s\n", run.summary())
+        producer.acknowledge(3)
+        self.assertEqual((len(producer.sent), run.acknowledged), (4, 4))
+        run.interrupt()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_percentile(self):
         """
         Percentiles pick from sorted values; empty gives 0.
@@ -267,3 +288,22 @@ class CommandLineTests(TestCase):
         self.assertEqual((bad.exitCode, bad.signal), (1, None), bad.describe())
         self.assertIn("--acks must be 0, 1 or all, not '2'", lastLine(bad), bad.describe())
         self.assertNotIn("Traceback", bad.output, bad.describe())
+
+    @inlineCallbacks
+    def test_interrupted(self):
+        """
+        SIGINT in the middle of a run prints the summary of the records
+        settled so far and RESULT: INTERRUPTED, without a traceback.
+        """
+        yield createTopic(reactor, self.broker.bootstrap, "i", partitions=1, broker=self.broker)
+        argv = twistdCommand() + ["--pidfile=", "-n", "txscales", "kafka-produce", "--dest", self.broker.dest,
+                                  "--topic", "i", "--count", "100000000", "--outstanding", "200"]
+        process = Subprocess(argv, name="kafka-produce")
+        progress = process.waitForLine(r"^progress: [1-9]\d*/100000000 ", "a progress line with records")
+        spawn(process, reactor, addCleanup=self.addCleanup)
+        yield progress
+        result = yield process.signal("INT")
+        self.assertEqual(result.signal, signal.SIGINT, result.describe())
+        self.assertRegex(result.stdout, r"records=100000000 acknowledged=[1-9]\d* failed=0 pending=\d+ \(interrupted\)")
+        self.assertIn("RESULT: INTERRUPTED\n", result.stdout, result.describe())
+        self.assertNotIn("Traceback", result.output, result.describe())

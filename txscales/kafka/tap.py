@@ -112,6 +112,7 @@ class ProduceRun:
     @ivar latencies: seconds from send to acknowledgement, per record
         acknowledged.
     @ivar elapsed: seconds from the first send to the last outcome.
+    @ivar interrupted: whether L{interrupt} ended the run early.
     """
 
     def __init__(self, producer: KafkaProducer, topic: str, count: int, size: int, clock: Any, out: TextIO,
@@ -145,6 +146,7 @@ class ProduceRun:
         self.failures: "Counter[str]" = Counter()
         self.latencies = array("d")
         self.elapsed = 0.0
+        self.interrupted = False
 
     @property
     def failed(self) -> int:
@@ -204,6 +206,15 @@ class ProduceRun:
         self._pending -= 1
         self._fill()
 
+    def interrupt(self) -> None:
+        """
+        End the run now, with the records settled so far: send no more.
+        """
+        if not self._done.called:
+            self.interrupted = True
+            self._next = self._count
+            self._finish()
+
     def _finish(self) -> None:
         self.elapsed = self._clock.seconds() - self._start
         self._progress.stop()
@@ -228,12 +239,13 @@ class ProduceRun:
         ms: Callable[[float], float] = lambda fraction: percentile(latencies, fraction) * 1000.0
         rate = self.elapsed and self.acknowledged / self.elapsed
         return (
-            "records=%d acknowledged=%d failed=%d elapsed=%.3fs\n"
+            "records=%d acknowledged=%d failed=%d%s elapsed=%.3fs\n"
             "throughput: %.0f records/s, %.2f MB/s\n"
             "latency ms: p50=%.2f p99=%.2f max=%.2f\n"
             "errors: %s\n"
             % (
-                self._count, self.acknowledged, self.failed, self.elapsed,
+                self._count, self.acknowledged, self.failed,
+                " pending=%d (interrupted)" % (self._pending,) if self.interrupted else "", self.elapsed,
                 rate, self.elapsed and self.bytes / self.elapsed / 1e6,
                 ms(0.5), ms(0.99), ms(1.0),
                 ", ".join("%s=%d" % item for item in sorted(self.failures.items())) or "none",
@@ -244,13 +256,18 @@ class ProduceRun:
 class KafkaProduceService(Service):
     """
     Run a L{ProduceRun} when started, print its summary and a C{RESULT:}
-    line, close the producer, then stop the reactor.
+    line, close the producer, then stop the reactor.  Stopped before the
+    run ended (SIGINT, SIGTERM), it prints the summary of the records
+    settled so far and C{RESULT: INTERRUPTED}.
 
     @ivar status: the exit status once the run ended: 0 after
-        C{RESULT: OK}, 1 after C{RESULT: FAILED}; None before.
+        C{RESULT: OK}, 1 after C{RESULT: FAILED} or C{INTERRUPTED}; None
+        before.
     """
 
     status: Optional[int] = None
+    _run: Optional[ProduceRun] = None
+    _stopping = False
 
     def __init__(self, options: usage.Options, reactor: Any, out: TextIO,
                  setExitStatus: Optional[Callable[[int], None]] = None, registry: Any = None) -> None:
@@ -272,6 +289,12 @@ class KafkaProduceService(Service):
         Service.startService(self)
         self._reactor.callWhenRunning(self._go)
 
+    def stopService(self) -> None:
+        Service.stopService(self)
+        self._stopping = True
+        if self._run is not None:
+            self._run.interrupt()
+
     @inlineCallbacks
     def _go(self) -> Any:
         options = self._options
@@ -287,19 +310,21 @@ class KafkaProduceService(Service):
                 options["dest"], acks=options["acks"], lingerMs=options["linger"], batchSize=options["batch-size"],
                 compression=options["compression"], deliveryTimeout=options["delivery-timeout"],
                 clientId="txscales-kafka-produce", registry=self._registry, reactor=self._reactor)
-            run = yield ProduceRun(producer, options["topic"], options["count"], options["size"], self._reactor,
-                                   self._out, options["keys"], options["outstanding"]).run()
+            self._run = ProduceRun(producer, options["topic"], options["count"], options["size"], self._reactor,
+                                   self._out, options["keys"], options["outstanding"])
+            run = yield self._run.run()
             self._out.write(run.summary())
-            failed = run.failed > 0
-            self._out.write("RESULT: %s\n" % ("FAILED" if failed else "OK",))
+            failed = run.failed > 0 or run.interrupted
+            self._out.write("RESULT: %s\n" % ("INTERRUPTED" if run.interrupted else "FAILED" if failed else "OK",))
         except Exception as e:
             self._out.write("RESULT: FAILED (%s: %s)\n" % (type(e).__name__, e))
         self._out.flush()
         try:
-            if producer is not None:
+            if producer is not None and not self._stopping:
                 yield producer.close()
         finally:
             self.status = 1 if failed else 0
             if self._setExitStatus is not None:
                 self._setExitStatus(self.status)
-            self._reactor.stop()
+            if not self._stopping:
+                self._reactor.stop()
