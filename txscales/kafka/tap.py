@@ -12,7 +12,7 @@ L{txscales.tap} wires it in as a subcommand.
 import random
 from array import array
 from collections import Counter
-from typing import Any, Callable, Dict, Optional, TextIO, Union
+from typing import Any, Callable, Dict, Optional, Sequence, TextIO, Union
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -28,6 +28,7 @@ from txscales.kafka._codecs import checkCodec
 ACKS: Dict[str, Union[int, str]] = {"0": 0, "1": 1, "all": "all", "-1": "all"}
 """The values of C{--acks}, and what the producer takes for each."""
 
+# The least value of each number option.
 _LEAST = {"count": 1, "size": 0, "keys": 0, "linger": 0, "batch-size": 1, "outstanding": 1, "delivery-timeout": 0.001}
 
 
@@ -88,7 +89,7 @@ class KafkaProduceOptions(usage.Options):
             self["metrics"] = self._localEndpoint("--metrics", self["metrics"])
 
 
-def percentile(sortedValues: Any, fraction: float) -> float:
+def percentile(sortedValues: Sequence[float], fraction: float) -> float:
     """
     @return: the value at C{fraction} (0..1) of C{sortedValues}, or 0.0.
     """
@@ -107,6 +108,7 @@ class ProduceRun:
     C{size} bytes in all.
 
     @ivar acknowledged: records acknowledged.
+    @ivar bytes: bytes of their keys and values.
     @ivar failures: records failed, by error class (a broker's error code
         without a class of its own is C{KafkaError_NAME}).
     @ivar latencies: seconds from send to acknowledgement, per record
