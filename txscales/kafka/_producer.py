@@ -37,7 +37,7 @@ from txscales.kafka._messages import (
     encodeProduceRequest,
 )
 from txscales.kafka._codecs import checkCodec
-from txscales.kafka._partitioners import RandomSource, StickyPartitioner, murmur2Partition
+from txscales.kafka._partitioners import Murmur2Partitioner, RandomSource
 from txscales.kafka._records import HEADER_SIZE, RecordBatchBuilder, encodeRecord
 from txscales.kafka._stats import ProducerStats
 
@@ -131,7 +131,7 @@ class KafkaProducer:
                  batchSize: int = 16384, maxRequestSize: int = 1048576, bufferMemory: int = 32 * 1024 * 1024,
                  maxBlock: float = 60.0, compression: str = "none", requestTimeout: float = 30.0,
                  deliveryTimeout: float = 120.0, retryBackoff: float = 0.1, maxInFlight: int = 5,
-                 idempotence: Optional[bool] = None, random: Any = None,
+                 idempotence: Optional[bool] = None, random: Any = None, partitioner: Any = None,
                  stats: Optional[ProducerStats] = None) -> None:
         self._cluster = cluster
         self._clock = reactor
@@ -154,7 +154,10 @@ class KafkaProducer:
         self._producerEpoch = -1
         self._initializing: Optional["Deferred[None]"] = None
         self._sequences: Dict[TopicPartition, int] = {}
-        self._sticky = StickyPartitioner(cast(RandomSource, random if random is not None else _random.Random()))
+        # An IPartitioner, resolved once (default: Kafka's, murmur2 for
+        # keyed records, sticky for the others).
+        self._partitioner = partitioner if partitioner is not None else Murmur2Partitioner(
+            cast(RandomSource, random if random is not None else _random.Random()))
         self._batches: Dict[TopicPartition, Deque[_Batch]] = {}
         self._inFlight: Dict[int, int] = {}
         self._used = 0
@@ -244,10 +247,11 @@ class KafkaProducer:
         """
         self._closed = True
 
-        def closed(_: Any) -> None:
-            self._cluster.close()
+        def closed(_: Any) -> "Deferred[None]":
+            done = self._cluster.close()
             if self._drainTimer is not None and self._drainTimer.active():
                 self._drainTimer.cancel()
+            return done
 
         return self.flush().addCallback(closed)
 
@@ -312,10 +316,8 @@ class KafkaProducer:
                     result.errback(errorForCode(3, "topic %r has no partition %d" % (topic, partition)))
                     return
                 result.callback((topic, partition))
-            elif key is not None:
-                result.callback((topic, partitions[murmur2Partition(key, len(partitions))]))
             else:
-                result.callback((topic, self._sticky.partition(topic, None, partitions)))
+                result.callback((topic, self._partitioner.partition(topic, key, partitions)))
 
         def failed(failure: Failure) -> None:
             if result.called:
@@ -344,7 +346,7 @@ class KafkaProducer:
                                   or batch.builder.sizeInBytes() + record.size > self._maxRequestSize):
             if not batch.full:
                 batch.full = True
-                self._sticky.onNewBatch(tp[0], tp[1], self._partitionsOf(tp[0]))
+                self._partitioner.onNewBatch(tp[0], tp[1], self._partitionsOf(tp[0]))
             batch = None
         if batch is None:
             batch = _Batch(tp, RecordBatchBuilder(self._compression), deadline)
@@ -355,7 +357,7 @@ class KafkaProducer:
         batch.records.append(record)
         if batch.builder.sizeInBytes() >= self._batchSize:
             batch.full = True
-            self._sticky.onNewBatch(tp[0], tp[1], self._partitionsOf(tp[0]))
+            self._partitioner.onNewBatch(tp[0], tp[1], self._partitionsOf(tp[0]))
             self._scheduleDrain(0)
 
     def _partitionsOf(self, topic: str) -> List[int]:
