@@ -60,7 +60,8 @@ class OptionsTests(SynchronousTestCase):
             ((), "--topic is required"),
             (("--topic", "t", "--acks", "2"), "--acks must be 0, 1 or all, not '2'"),
             (("--topic", "t", "--dest", "127.0.0.1"), "--dest: "),
-            (("--topic", "t", "--dest", "zk://zk:2181/x"), "--dest: "),
+            (("--topic", "t", "--dest", "zk://zk:2181"), "--dest: "),
+            (("--topic", "t", "--dest", "tcp://127.0.0.1:0"), "(expected tcp://host:port[,host:port...] or zk://"),
             (("--topic", "t", "--compression", "brotli"), "--compression: compression codec 'brotli'"),
             (("--topic", "t", "--count", "0"), "--count must be 1 or more, not 0"),
             (("--topic", "t", "--size", "-1"), "--size must be 0 or more, not -1"),
@@ -71,6 +72,14 @@ class OptionsTests(SynchronousTestCase):
             e = self.assertRaises(usage.UsageError, parse, *argv)
             self.assertIn(message, str(e))
             self.assertNotIn("\n", str(e))
+
+    def test_destinations(self):
+        """
+        --dest takes a tcp:// list (or one without its scheme), a zk://
+        serverset, and other schemes, left to their discovery plugins.
+        """
+        for dest in ("tcp://127.0.0.1:1,[::1]:2", "127.0.0.1:9092", "zk://zk1:2181,zk2:2181/kafka#plain", "other://x"):
+            self.assertEqual(parse("--topic", "t", "--dest", dest).subOptions["dest"], dest)
 
     def test_metrics(self):
         """
@@ -274,13 +283,18 @@ class CommandLineTests(TestCase):
     def test_failedRun(self):
         """
         A run whose records fail (the topic does not exist) sums up the
-        errors by type and exits 1, without a traceback; a bad option exits
-        1 with a one-line usage error.
+        errors by type and exits 1, without a traceback, as does one whose
+        producer cannot be made (no plugin for the scheme); a bad option
+        exits 1 with a one-line usage error.
         """
-        failed, bad = yield gatherResults([
+        failed, bad, scheme = yield gatherResults([
             self.twistd("--dest", self.broker.dest, "--topic", "missing", "--count", "20"),
             self.twistd("--dest", self.broker.dest, "--topic", "t", "--acks", "2"),
+            self.twistd("--dest", "nope://x", "--topic", "t"),
         ])
+        self.assertEqual((scheme.exitCode, scheme.signal), (1, None), scheme.describe())
+        self.assertIn("RESULT: FAILED (UnknownPluginError: ", scheme.stdout, scheme.describe())
+        self.assertNotIn("Traceback", scheme.output, scheme.describe())
         self.assertEqual((failed.exitCode, failed.signal), (1, None), failed.describe())
         self.assertIn("records=20 acknowledged=0 failed=20 ", failed.stdout, failed.describe())
         self.assertIn("errors: UnknownTopicOrPartitionError=20\nRESULT: FAILED\n", failed.stdout, failed.describe())

@@ -20,10 +20,13 @@ from twisted.internet.task import LoopingCall
 from twisted.python import usage
 from twisted.python.failure import Failure
 
+from txscales.discovery import parseZooKeeperUri
 from txscales.errors import BadDestinationError
 from txscales.kafka import Kafka, KafkaProducer, RecordMetadata, UnsupportedCodecError
 from txscales.kafka._cluster import parseBootstrap
 from txscales.kafka._codecs import checkCodec
+
+DESTINATIONS = "tcp://host:port[,host:port...] or zk://zkhost:port[,zkhost:port...]/path[#endpoint]"
 
 ACKS: Dict[str, Union[int, str]] = {"0": 0, "1": 1, "all": "all", "-1": "all"}
 """The values of C{--acks}, and what the producer takes for each."""
@@ -38,9 +41,9 @@ class KafkaProduceOptions(usage.Options):
     here, so that a wrong one is a usage error and not a failed run.
     """
 
-    synopsis = "--dest tcp://host:port[,host:port...] --topic T [--count N] [--size B] [--acks 0|1|all]"
+    synopsis = "--dest URI --topic T [--count N] [--size B] [--acks 0|1|all]"
     optParameters = [
-        ["dest", "d", "tcp://127.0.0.1:9092", "Bootstrap brokers: tcp://host:port[,host:port...]."],
+        ["dest", "d", "tcp://127.0.0.1:9092", "Bootstrap brokers: %s." % (DESTINATIONS,)],
         ["topic", "t", None, "The topic to write to; it must exist."],
         ["count", "n", 10000, "Records to send.", int],
         ["size", "s", 100, "Bytes of each record's value.", int],
@@ -74,10 +77,14 @@ class KafkaProduceOptions(usage.Options):
         for name, least in _LEAST.items():
             if self[name] < least:
                 raise usage.UsageError("--%s must be %s or more, not %s" % (name, least, self[name]))
+        dest = self["dest"]
         try:
-            parseBootstrap(self["dest"])
+            if "://" not in dest or dest.startswith("tcp://"):
+                parseBootstrap(dest)
+            elif dest.startswith("zk://"):
+                parseZooKeeperUri(dest)
         except BadDestinationError as e:
-            raise usage.UsageError("--dest: %s" % (e,))
+            raise usage.UsageError("--dest: %s (expected %s)" % (e, DESTINATIONS))
         if self["acks"] not in ACKS:
             raise usage.UsageError("--acks must be 0, 1 or all, not %r" % (self["acks"],))
         self["acks"] = ACKS[self["acks"]]
