@@ -39,6 +39,7 @@ from txscales.kafka._messages import (
 from txscales.kafka._codecs import checkCodec
 from txscales.kafka._partitioners import Murmur2Partitioner, RandomSource
 from txscales.kafka._records import HEADER_SIZE, RecordBatchBuilder, encodeRecord
+from txscales.kafka._stats import ProducerStats
 
 TopicPartition = Tuple[str, int]
 Header = Tuple[str, Optional[bytes]]
@@ -130,7 +131,8 @@ class KafkaProducer:
                  batchSize: int = 16384, maxRequestSize: int = 1048576, bufferMemory: int = 32 * 1024 * 1024,
                  maxBlock: float = 60.0, compression: str = "none", requestTimeout: float = 30.0,
                  deliveryTimeout: float = 120.0, retryBackoff: float = 0.1, maxInFlight: int = 5,
-                 idempotence: Optional[bool] = None, random: Any = None, partitioner: Any = None) -> None:
+                 idempotence: Optional[bool] = None, random: Any = None, partitioner: Any = None,
+                 stats: Optional[ProducerStats] = None) -> None:
         self._cluster = cluster
         self._clock = reactor
         self.acks = {"all": -1, -1: -1, 0: 0, 1: 1}[acks]
@@ -166,6 +168,9 @@ class KafkaProducer:
         self._flushing = 0
         self._drainTimer: Optional[IDelayedCall] = None
         self._closed = False
+        self._stats = stats
+        if stats is not None:
+            stats.watch(self)
 
     # Public API
 
@@ -251,6 +256,13 @@ class KafkaProducer:
         return self.flush().addCallback(closed)
 
     # Memory
+
+    def bufferAvailable(self) -> int:
+        """
+        @return: bytes of C{bufferMemory} not held by records (0 once
+            closed).
+        """
+        return 0 if self._closed else self._bufferMemory - self._used
 
     def _reserve(self, size: int) -> "Deferred[None]":
         if not self._memoryWaiters and self._used + size <= self._bufferMemory:
@@ -494,9 +506,13 @@ class KafkaProducer:
                 batch.written = True
             if self.acks == 0:
                 connection.send(PRODUCE, version, body)
+                if self._stats is not None:
+                    self._stats.requestSent(None)
                 return None
-            return connection.request(PRODUCE, version, body).addCallback(
-                lambda frame: decodeProduceResponse(frame, version))
+            answer = connection.request(PRODUCE, version, body)
+            if self._stats is not None:
+                self._stats.requestSent(answer)
+            return answer.addCallback(lambda frame: decodeProduceResponse(frame, version))
 
         def answered(response: Any) -> None:
             self._inFlight[node] -= 1
@@ -540,12 +556,16 @@ class KafkaProducer:
             # Its deadline passed while it was in flight.
             self._removeBatch(batch)
             self._failBatch(batch, Failure(DeliveryTimeoutError(self._deliveryTimeout, batch.written, error)))
+        elif self._stats is not None:
+            self._stats.retried(error, len(batch.records))
 
     def _complete(self, batch: _Batch, response: Optional[PartitionProduceResponse]) -> None:
         self._removeBatch(batch)
         if batch.timer is not None and batch.timer.active():
             batch.timer.cancel()
         batch.timer = None
+        if self._stats is not None:
+            self._stats.batchSent(len(batch.records), len(batch.encoded or b""), batch.builder.sizeInBytes())
         topic, partition = batch.tp
         for i, record in enumerate(batch.records):
             offset = -1
@@ -557,6 +577,8 @@ class KafkaProducer:
             record.deferred.callback(RecordMetadata(topic, partition, offset, timestamp))
 
     def _failBatch(self, batch: _Batch, failure: Failure) -> None:
+        if self._stats is not None:
+            self._stats.failed(failure.value, len(batch.records))
         if batch.timer is not None and batch.timer.active():
             batch.timer.cancel()
         batch.timer = None
