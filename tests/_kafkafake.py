@@ -225,6 +225,7 @@ class FakeCluster:
         self.closed = True
         for connection in self._connections.values():
             connection.close()
+        return succeed(None)
 
 
 def batchHeader(encoded):

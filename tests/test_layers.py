@@ -34,10 +34,11 @@ LAYERS: List[Set[str]] = [
         "txscales.interfaces",
     },
     {"txscales.stats"},
-    {"txscales.balancer", "txscales.discovery", "txscales.pool", "txscales.mux", "txscales.kafka"},
+    {"txscales.balancer", "txscales.discovery", "txscales.pool", "txscales.mux"},
     {"txscales.stack"},
     {"txscales.thrift"},
-    {"txscales.thriftmux", "txscales.http"},
+    # The clients, on discovery: Kafka's finds its brokers through it.
+    {"txscales.thriftmux", "txscales.http", "txscales.kafka"},
     {"txscales.demo", "txscales.testing", "txscales.blocking"},
     {"txscales.tap"},
 ]

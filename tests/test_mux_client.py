@@ -2,9 +2,7 @@
 Tests for the Mux client protocol, over a fake transport and a fake clock.
 """
 
-import gc
 import struct
-import tracemalloc
 
 from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock
@@ -42,6 +40,8 @@ from txscales.mux._messages import (
 from txscales.mux._clientsession import ClientSession
 from txscales.interfaces import BUSY, CLOSED, OPEN
 from txscales.mux.protocol import DiscardedCall, MuxClientProtocol
+
+from tests._memory import TracedMemory
 
 MARKER = bytes.fromhex("0000000f7f00000174696e697420636865636b")
 TINIT = bytes.fromhex(
@@ -436,7 +436,7 @@ class LifecycleTests(SynchronousTestCase):
         self.assertTrue(h.transport.disconnected)
 
 
-class AbortedSessionMemoryTests(SynchronousTestCase):
+class AbortedSessionMemoryTests(TracedMemory, SynchronousTestCase):
     """
     An aborted session keeps none of the bytes it received reachable: not
     from the errors it fails calls with, nor from the log events reporting
@@ -450,13 +450,7 @@ class AbortedSessionMemoryTests(SynchronousTestCase):
         self.events = []
         globalLogPublisher.addObserver(self.events.append)
         self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
-        if not tracemalloc.is_tracing():
-            tracemalloc.start()
-            self.addCleanup(tracemalloc.stop)
-
-    def traced(self):
-        gc.collect()
-        return tracemalloc.get_traced_memory()[0]
+        self.startTracing()
 
     def partialFrame(self, h):
         """

@@ -3,9 +3,7 @@ Tests for the rate-limited log of lines a peer can trigger, for the log
 lines bad requests make on the servers, and for what those lines keep.
 """
 
-import gc
 import struct
-import tracemalloc
 
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
@@ -23,6 +21,8 @@ from txscales.thrift._processor import ThriftProcessor
 from txscales.thrift._server import serverFactory as thriftServerFactory
 from txscales.thrift._session import callHeader, encodeArgs
 from txscales.thriftmux._server import serverFactory
+
+from tests._memory import TracedMemory
 
 
 class Events(list):
@@ -242,7 +242,7 @@ class BadRequestLogTests(SynchronousTestCase):
         self.flushLoggedErrors(RuntimeError)
 
 
-class AbortedServerMemoryTests(SynchronousTestCase):
+class AbortedServerMemoryTests(TracedMemory, SynchronousTestCase):
     """
     A server connection closed for a bad frame right after a large one
     keeps nothing of it reachable from the log event reporting it, which
@@ -254,13 +254,7 @@ class AbortedServerMemoryTests(SynchronousTestCase):
     def setUp(self):
         self.clock = Clock()
         self.events = Events(self)
-        if not tracemalloc.is_tracing():
-            tracemalloc.start()
-            self.addCleanup(tracemalloc.stop)
-
-    def traced(self):
-        gc.collect()
-        return tracemalloc.get_traced_memory()[0]
+        self.startTracing()
 
     def abort(self, factory, header):
         """

@@ -7,7 +7,7 @@ from typing import Any, Type
 from twisted.plugin import getPlugins
 
 from txscales.errors import DuplicatePluginError, UnknownPluginError
-from txscales.interfaces import IBalancerFactory
+from txscales.interfaces import IBalancerFactory, IPartitionerFactory
 
 
 def findPlugin(interface: Type[Any], name: str, what: str, key: str = "name") -> Any:
@@ -38,3 +38,11 @@ def balancerFactory(name: str) -> Any:
     @return: the L{IBalancerFactory} named C{name}.
     """
     return findPlugin(IBalancerFactory, name, "balancer")
+
+
+def partitionerFactory(name: str) -> Any:
+    """
+    @param name: a Kafka partitioner's name, e.g. C{"murmur2"}.
+    @return: the L{IPartitionerFactory} named C{name}.
+    """
+    return findPlugin(IPartitionerFactory, name, "partitioner")

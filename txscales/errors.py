@@ -288,6 +288,15 @@ class BadDestinationError(TxScalesError, ValueError):
     mayHaveReachedServer = False
 
 
+class BadOptionError(TxScalesError, ValueError):
+    """
+    A client option was given a value it cannot take; the client was not
+    made.
+    """
+
+    mayHaveReachedServer = False
+
+
 class TlsError(TxScalesError):
     """
     The TLS handshake failed (for example the server's certificate could not

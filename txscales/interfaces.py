@@ -7,7 +7,7 @@ Plugins providing them live in C{twisted/plugins/} and are found by name
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple
 
 from zope.interface import Attribute, Interface
 
@@ -179,4 +179,46 @@ class IDiscoveryScheme(Interface):
             C{discoveryTimeout}); a scheme ignores those it does not use.
         @return: an L{IDestination} for C{uri}.
         @raise txscales.errors.BadDestinationError: for a malformed URI.
+        """
+
+
+class IPartitioner(Interface):
+    """
+    Chooses the partition of each record a Kafka producer sends without
+    one.
+    """
+
+    def partition(topic: str, key: Optional[bytes], partitions: Sequence[int]) -> int:
+        """
+        Choose the partition of a record; called once per record, so it
+        must be cheap.
+
+        @param topic: the record's topic.
+        @param key: the record's key, or None.
+        @param partitions: the topic's partitions, in order (never empty).
+        @return: one of C{partitions}.
+        """
+
+    def onNewBatch(topic: str, previous: int, partitions: Sequence[int]) -> None:
+        """
+        The producer closed the batch of partition C{previous} of C{topic}
+        (it is full): a sticky partitioner moves on to another partition;
+        others ignore it.
+
+        @param partitions: the topic's partitions, in order.
+        """
+
+
+class IPartitionerFactory(Interface):
+    """
+    A plugin that makes a Kafka partitioner (found by C{name}).
+    """
+
+    name = Attribute("The partitioner's name, e.g. C{'murmur2'}.")
+    description = Attribute("One line about how it chooses.")
+
+    def build(random: Random) -> IPartitioner:
+        """
+        @param random: a C{random.Random}, for the choices that are random.
+        @return: a new L{IPartitioner}, for one producer.
         """

@@ -1,14 +1,20 @@
 """
-Kafka: a producer (L{Kafka.newProducer}), the sans-IO wire code it is
-built on (the protocol's primitives, messages and RecordBatch v2,
-partitioners), and the errors a broker answers with.
+Kafka: a producer (L{Kafka.newProducer}, L{Kafka.newBuilder}), the sans-IO
+wire code it is built on (the protocol's primitives, messages and
+RecordBatch v2, partitioners), and the errors a broker answers with.
 """
 
-from typing import Any, Optional, Union
+from random import Random
+from typing import TYPE_CHECKING, Any, Optional, Union, cast
 
+from txscales._plugins import partitionerFactory
 from txscales._reactor import defaultReactor
-from txscales.kafka._cluster import Cluster, parseBootstrap
+from txscales.errors import BadDestinationError
+from txscales.kafka._bootstrap import clusterFor
+from txscales.kafka._builder import KafkaProducerBuilder
 from txscales.kafka._connection import DEFAULT_MAX_FRAME_SIZE, TooManyPendingRequestsError
+from txscales.kafka._options import checkOptions
+from txscales.kafka._partitioners import Murmur2Partitioner, RandomSource
 
 from txscales.kafka._errors import (
     BrokerRequestTimedOutError,
@@ -32,6 +38,10 @@ from txscales.kafka._errors import (
     UnsupportedVersionError,
 )
 from txscales.kafka._producer import BufferExhaustedError, DeliveryTimeoutError, KafkaProducer, RecordMetadata
+from txscales.kafka._stats import ProducerStats
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 
 class Kafka:
@@ -44,14 +54,17 @@ class Kafka:
                     maxRequestSize: int = 1048576, bufferMemory: int = 32 * 1024 * 1024, maxBlock: float = 60.0,
                     compression: str = "none", requestTimeout: float = 30.0, deliveryTimeout: float = 120.0,
                     retryBackoff: float = 0.1, maxInFlight: int = 5, idempotence: Optional[bool] = None,
-                    clientId: Optional[str] = "txscales", connectTimeout: float = 10.0,
-                    metadataMaxAge: float = 300.0, maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE,
-                    reactor: Any = None, random: Any = None) -> KafkaProducer:
+                    partitioner: Optional[str] = None, clientId: Optional[str] = "txscales",
+                    connectTimeout: float = 10.0, discoveryTimeout: float = 10.0, metadataMaxAge: float = 300.0,
+                    maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE, stats: bool = True,
+                    registry: "Optional[CollectorRegistry]" = None, label: Optional[str] = None,
+                    reactor: Any = None, random: Optional[Random] = None) -> KafkaProducer:
         """
         A producer writing to the cluster at C{dest}.
 
-        @param dest: C{tcp://host:port[,host:port...]}, the bootstrap
-            brokers.
+        @param dest: the bootstrap brokers: C{tcp://host:port[,host:port...]},
+            or a discovery URI (C{zk://zkhost:port/path}, or an installed
+            scheme's) whose members are brokers, followed as they change.
         @param acks: 0 (no answer), 1 (the leader wrote it) or C{"all"}
             (every in-sync replica did).
         @param lingerMs: milliseconds a batch waits for more records.
@@ -73,23 +86,61 @@ class Kafka:
         @param idempotence: None (the default) for idempotence when the
             broker speaks InitProducerId v3+, True to require it, False
             for none.  It needs C{acks="all"}.
+        @param partitioner: the name of the partitioner plugin that
+            chooses the partition of a record sent without one:
+            C{"murmur2"}, C{"sticky"}, C{"roundrobin"} or an installed
+            plugin's; None (the default) for Kafka's, as C{"murmur2"}:
+            keyed records by the murmur2 hash of their key, the others
+            sticky.
         @param clientId: the client id of every request.
         @param connectTimeout: seconds to connect to a broker.
+        @param discoveryTimeout: seconds a discovery C{dest} may take to
+            name the first brokers.
         @param metadataMaxAge: seconds before the metadata is refreshed.
         @param maxFrameSize: the largest response accepted, in bytes.
+        @param stats: whether to count records, batches, requests and
+            errors in prometheus metrics (C{txscales_kafka_producer_*}).
+        @param registry: the prometheus C{CollectorRegistry} (default: the
+            global one).
+        @param label: the producer's name in metrics (default: C{clientId},
+            else C{"kafka"}).
         @param reactor: the reactor (default: Twisted's global one).
-        @param random: a C{random.Random} for the sticky partitioner.
-        @raise BadDestinationError: for a bad C{dest}.
+        @param random: a C{random.Random} for the partitioner.
+        @raise txscales.errors.BadOptionError: for an option's bad value.
+        @raise txscales.errors.BadDestinationError: for a bad C{dest}.
+        @raise txscales.errors.UnknownPluginError: for a C{partitioner} or
+            a C{dest} scheme no plugin is named.
         @raise UnsupportedCodecError: for a codec that cannot be used.
         """
+        # Everything is checked before discovery starts.
+        checkOptions(dict(acks=acks, lingerMs=lingerMs, batchSize=batchSize, maxRequestSize=maxRequestSize,
+                          bufferMemory=bufferMemory, maxBlock=maxBlock, compression=compression,
+                          requestTimeout=requestTimeout, deliveryTimeout=deliveryTimeout,
+                          retryBackoff=retryBackoff, maxInFlight=maxInFlight, idempotence=idempotence,
+                          partitioner=partitioner, clientId=clientId, connectTimeout=connectTimeout,
+                          discoveryTimeout=discoveryTimeout, metadataMaxAge=metadataMaxAge,
+                          maxFrameSize=maxFrameSize, stats=stats, registry=registry, label=label))
+        if not isinstance(dest, str):
+            raise BadDestinationError("a Kafka destination is a str, not %r" % (dest,))
         reactor = defaultReactor(reactor)
-        cluster = Cluster(reactor, parseBootstrap(dest), clientId, requestTimeout, connectTimeout,
-                          metadataMaxAge, maxFrameSize)
+        random = random if random is not None else Random()
+        chosen = Murmur2Partitioner(cast(RandomSource, random)) if partitioner is None else partitionerFactory(partitioner).build(random)
+        cluster = clusterFor(dest, reactor, clientId, requestTimeout, connectTimeout, metadataMaxAge, maxFrameSize,
+                             discoveryTimeout)
         return KafkaProducer(cluster, reactor, acks=acks, lingerMs=lingerMs, batchSize=batchSize,
                              maxRequestSize=maxRequestSize, bufferMemory=bufferMemory, maxBlock=maxBlock,
                              compression=compression, requestTimeout=requestTimeout,
                              deliveryTimeout=deliveryTimeout, retryBackoff=retryBackoff,
-                             maxInFlight=maxInFlight, idempotence=idempotence, random=random)
+                             maxInFlight=maxInFlight, idempotence=idempotence, partitioner=chosen,
+                             stats=ProducerStats(label or clientId or "kafka", reactor, registry) if stats else None)
+
+    @staticmethod
+    def newBuilder() -> KafkaProducerBuilder:
+        """
+        @return: a L{KafkaProducerBuilder}, whose setters are
+            L{newProducer}'s options.
+        """
+        return KafkaProducerBuilder()
 
 
 __all__ = [
@@ -97,6 +148,7 @@ __all__ = [
     "DeliveryTimeoutError",
     "Kafka",
     "KafkaProducer",
+    "KafkaProducerBuilder",
     "RecordMetadata",
     "TooManyPendingRequestsError",
     "BrokerRequestTimedOutError",

@@ -141,6 +141,13 @@ class Cluster:
             return _failedWith(ConnectError("the cluster names no broker %d" % (nodeId,)))
         return self.connectionTo(address)
 
+    def setBootstrap(self, addresses: Sequence[Address]) -> None:
+        """
+        Replace the bootstrap brokers (the members of a discovered
+        destination changed): later refreshes ask them.
+        """
+        self._bootstrap = list(addresses)
+
     def invalidate(self) -> None:
         """
         Mark the metadata stale: the next L{topic} refreshes it.
@@ -239,9 +246,11 @@ class Cluster:
                 return p.leader if p.leader >= 0 and p.errorCode == 0 else None
         return None
 
-    def close(self) -> None:
+    def close(self) -> "Deferred[None]":
         """
         Close every connection.
+
+        @return: a Deferred firing once closed.
         """
         self._closed = True
         for attempt in list(self._attempts.values()):
@@ -252,6 +261,7 @@ class Cluster:
                 d.result.close()
             else:
                 d.addCallback(lambda c: c.close()).addErrback(lambda f: None)
+        return succeed(None)
 
 
 def _chain(d: "Deferred[Any]") -> "Deferred[Any]":

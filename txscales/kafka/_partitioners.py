@@ -1,10 +1,17 @@
 """
-Kafka's partitioners, sans-IO: murmur2 for keyed records, exactly as the
-Java client hashes them, and the sticky and round-robin choices for records
-without a key.  Plain Python, no Twisted.
+Kafka's partitioners, sans-IO, each an
+L{txscales.interfaces.IPartitioner} found by name through the plugins of
+C{twisted/plugins/txscales_kafka_partitioners.py}: C{murmur2} (Kafka's
+default: keyed records by the murmur2 hash of their key, exactly as the
+Java client hashes them, the others sticky), C{sticky} and C{roundrobin}
+(the key ignored).  Plain Python, no Twisted.
 """
 
 from typing import Dict, Optional, Protocol, Sequence
+
+from zope.interface import implementer
+
+from txscales.interfaces import IPartitioner
 
 _M = 0x5BD1E995
 _SEED = 0x9747B28C
@@ -74,10 +81,11 @@ class RandomSource(Protocol):
         """
 
 
+@implementer(IPartitioner)
 class RoundRobinPartitioner:
     """
-    Give each record of a topic the next partition in turn, as the Java
-    client's C{RoundRobinPartitioner}, from a random start.
+    Give each record of a topic, keyed or not, the next partition in turn,
+    as the Java client's C{RoundRobinPartitioner}, from a random start.
     """
 
     def __init__(self, random: RandomSource) -> None:
@@ -99,13 +107,19 @@ class RoundRobinPartitioner:
         self._next[topic] = counter + 1
         return partitions[counter % len(partitions)]
 
+    def onNewBatch(self, topic: str, previous: int, partitions: Sequence[int]) -> None:
+        """
+        Nothing: the next record goes to the next partition anyway.
+        """
 
+
+@implementer(IPartitioner)
 class StickyPartitioner:
     """
-    Keep the records without a key of a topic on one partition until the
+    Keep the records of a topic, keyed or not, on one partition until the
     producer closes the batch they fill (L{onNewBatch}); then pick another
-    at random, as the Java client's sticky partitioner (KIP-480).  Keyed
-    records do not come here: they go where L{murmur2Partition} says.
+    at random, as the Java client's sticky partitioner (KIP-480) does for
+    records without a key (its C{UniformStickyPartitioner} for all).
     """
 
     def __init__(self, random: RandomSource) -> None:
@@ -119,7 +133,7 @@ class StickyPartitioner:
         """
         @param partitions: the topic's partitions (the available ones, if
             any is).
-        @return: the partition for a record of C{topic} without a key.
+        @return: the partition for the next record of C{topic}.
         """
         current = self._sticky.get(topic)
         if current is None or current not in partitions:
@@ -138,3 +152,26 @@ class StickyPartitioner:
             return
         others = [p for p in partitions if p != previous]
         self._sticky[topic] = others[self._random.randrange(len(others))]
+
+
+@implementer(IPartitioner)
+class Murmur2Partitioner(StickyPartitioner):
+    """
+    Kafka's default partitioner, as the Java client's: a keyed record goes
+    to the partition L{murmur2Partition} gives its key; records without a
+    key stick to one partition per topic, as L{StickyPartitioner}'s.
+    """
+
+    def partition(self, topic: str, key: Optional[bytes], partitions: Sequence[int]) -> int:
+        """
+        @param partitions: the topic's partitions, all of them (the hash
+            counts them all, as Java's does).
+        @return: the partition for a record of C{topic} with C{key}.
+        """
+        if key is not None:
+            return partitions[toPositive(murmur2(key)) % len(partitions)]
+        # StickyPartitioner.partition's common case, without its call.
+        current = self._sticky.get(topic)
+        if current is None or current not in partitions:
+            return StickyPartitioner.partition(self, topic, None, partitions)
+        return current

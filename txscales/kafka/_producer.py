@@ -12,7 +12,6 @@ broker writes a batch it already has only once.
 import random as _random
 from collections import deque
 from dataclasses import dataclass
-from struct import Struct
 from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 from twisted.internet.defer import Deferred, succeed
@@ -41,16 +40,13 @@ from txscales.kafka._messages import (
     encodeProduceRequest,
 )
 from txscales.kafka._codecs import checkCodec
-from txscales.kafka._partitioners import RandomSource, StickyPartitioner, murmur2Partition
-from txscales.kafka._records import HEADER_SIZE, RecordBatchBuilder, encodeRecord
+from txscales.kafka._partitioners import Murmur2Partitioner, RandomSource
+from txscales.kafka._records import HEADER_SIZE, RecordBatchBuilder, encodeRecord, producerOf
+from txscales.kafka._stats import ProducerStats
 
 TopicPartition = Tuple[str, int]
-
 # Answers to an idempotent batch after which the producer bumps its epoch.
 _RESET_CODES = frozenset([OutOfOrderSequenceError.code, InvalidProducerEpochError.code, UnknownProducerIdError.code])
-# Where a RecordBatch v2 holds its producer id and epoch.
-_PRODUCER_STATE = Struct(">qh")
-_PRODUCER_STATE_OFFSET = 43
 Header = Tuple[str, Optional[bytes]]
 
 
@@ -140,7 +136,8 @@ class KafkaProducer:
                  batchSize: int = 16384, maxRequestSize: int = 1048576, bufferMemory: int = 32 * 1024 * 1024,
                  maxBlock: float = 60.0, compression: str = "none", requestTimeout: float = 30.0,
                  deliveryTimeout: float = 120.0, retryBackoff: float = 0.1, maxInFlight: int = 5,
-                 idempotence: Optional[bool] = None, random: Any = None) -> None:
+                 idempotence: Optional[bool] = None, random: Any = None, partitioner: Any = None,
+                 stats: Optional[ProducerStats] = None) -> None:
         self._cluster = cluster
         self._clock = reactor
         self.acks = {"all": -1, -1: -1, 0: 0, 1: 1}[acks]
@@ -165,7 +162,10 @@ class KafkaProducer:
         self._previousProducer = (-1, -1)
         self._initializing: Optional["Deferred[None]"] = None
         self._sequences: Dict[TopicPartition, int] = {}
-        self._sticky = StickyPartitioner(cast(RandomSource, random if random is not None else _random.Random()))
+        # An IPartitioner, resolved once (default: Kafka's, murmur2 for
+        # keyed records, sticky for the others).
+        self._partitioner = partitioner if partitioner is not None else Murmur2Partitioner(
+            cast(RandomSource, random if random is not None else _random.Random()))
         self._batches: Dict[TopicPartition, Deque[_Batch]] = {}
         self._inFlight: Dict[int, int] = {}
         self._used = 0
@@ -176,6 +176,9 @@ class KafkaProducer:
         self._flushing = 0
         self._drainTimer: Optional[IDelayedCall] = None
         self._closed = False
+        self._stats = stats
+        if stats is not None:
+            stats.watch(self)
 
     # Public API
 
@@ -253,14 +256,22 @@ class KafkaProducer:
         """
         self._closed = True
 
-        def closed(_: Any) -> None:
-            self._cluster.close()
+        def closed(_: Any) -> "Deferred[None]":
+            done = self._cluster.close()
             if self._drainTimer is not None and self._drainTimer.active():
                 self._drainTimer.cancel()
+            return done
 
         return self.flush().addCallback(closed)
 
     # Memory
+
+    def bufferAvailable(self) -> int:
+        """
+        @return: bytes of C{bufferMemory} not held by records (0 once
+            closed).
+        """
+        return 0 if self._closed else self._bufferMemory - self._used
 
     def _reserve(self, size: int) -> "Deferred[None]":
         if not self._memoryWaiters and self._used + size <= self._bufferMemory:
@@ -314,10 +325,8 @@ class KafkaProducer:
                     result.errback(errorForCode(3, "topic %r has no partition %d" % (topic, partition)))
                     return
                 result.callback((topic, partition))
-            elif key is not None:
-                result.callback((topic, partitions[murmur2Partition(key, len(partitions))]))
             else:
-                result.callback((topic, self._sticky.partition(topic, None, partitions)))
+                result.callback((topic, self._partitioner.partition(topic, key, partitions)))
 
         def failed(failure: Failure) -> None:
             if result.called:
@@ -346,7 +355,7 @@ class KafkaProducer:
                                   or batch.builder.sizeInBytes() + record.size > self._maxRequestSize):
             if not batch.full:
                 batch.full = True
-                self._sticky.onNewBatch(tp[0], tp[1], self._partitionsOf(tp[0]))
+                self._partitioner.onNewBatch(tp[0], tp[1], self._partitionsOf(tp[0]))
                 self._scheduleDrain(0)
             batch = None
         if batch is None:
@@ -358,7 +367,7 @@ class KafkaProducer:
         batch.records.append(record)
         if batch.builder.sizeInBytes() >= self._batchSize:
             batch.full = True
-            self._sticky.onNewBatch(tp[0], tp[1], self._partitionsOf(tp[0]))
+            self._partitioner.onNewBatch(tp[0], tp[1], self._partitionsOf(tp[0]))
             self._scheduleDrain(0)
 
     def _partitionsOf(self, topic: str) -> List[int]:
@@ -517,9 +526,13 @@ class KafkaProducer:
                 batch.written = True
             if self.acks == 0:
                 connection.send(PRODUCE, version, body)
+                if self._stats is not None:
+                    self._stats.requestSent(None)
                 return None
-            return connection.request(PRODUCE, version, body).addCallback(
-                lambda frame: decodeProduceResponse(frame, version))
+            answer = connection.request(PRODUCE, version, body)
+            if self._stats is not None:
+                self._stats.requestSent(answer)
+            return answer.addCallback(lambda frame: decodeProduceResponse(frame, version))
 
         def answered(response: Any) -> None:
             self._inFlight[node] -= 1
@@ -566,24 +579,21 @@ class KafkaProducer:
             # Its deadline passed while it was in flight.
             self._removeBatch(batch)
             self._failBatch(batch, Failure(DeliveryTimeoutError(self._deliveryTimeout, batch.written, error)))
+        elif self._stats is not None:
+            self._stats.retried(error, len(batch.records))
 
     def _resetProducer(self, batch: _Batch, error: KafkaError) -> None:
         """
-        The broker refused an idempotent batch because it lost this
-        producer's state for the partition (L{UnknownProducerIdError}), misses
-        the partition's earlier sequence numbers (L{OutOfOrderSequenceError})
-        or refuses the epoch (L{InvalidProducerEpochError}): the batch was not
-        written.  As the Java client does (KIP-360), bump the epoch and start
-        every partition's sequence numbers again at 0; the batch is retried
-        with them.  The bump asks InitProducerId with the current id and
-        epoch, and the broker answers with the next epoch or a new id.  Only
-        the first batch refused under the current epoch starts a bump; the
-        others are only retried under the new one.  Batches of other
-        partitions already in flight keep their old id, epoch and sequence
-        numbers until answered, retries included, as they are the
-        partition's only batch in flight.
+        The broker lost this producer's state or sequence numbers for the
+        batch's partition, or refused its epoch: the batch was not written.
+        As the Java client (KIP-360), bump the epoch (InitProducerId with the
+        current id and epoch: the broker gives the next epoch or a new id),
+        restart every partition's sequence numbers at 0 and retry the batch
+        under them; only a batch refused under the current epoch bumps it.
+        Other partitions' batches in flight keep their id, epoch and numbers
+        until answered, retries included.
         """
-        producerId, epoch = _PRODUCER_STATE.unpack_from(batch.encoded or b"", _PRODUCER_STATE_OFFSET)
+        producerId, epoch = producerOf(batch.encoded or b"")
         if (producerId, epoch) == (self._producerId, self._producerEpoch):
             self._previousProducer = (producerId, epoch)
             self._producerId = -1
@@ -597,6 +607,8 @@ class KafkaProducer:
         if batch.timer is not None and batch.timer.active():
             batch.timer.cancel()
         batch.timer = None
+        if self._stats is not None:
+            self._stats.batchSent(len(batch.records), len(batch.encoded or b""), batch.builder.sizeInBytes())
         topic, partition = batch.tp
         for i, record in enumerate(batch.records):
             offset = -1
@@ -608,6 +620,8 @@ class KafkaProducer:
             record.deferred.callback(RecordMetadata(topic, partition, offset, timestamp))
 
     def _failBatch(self, batch: _Batch, failure: Failure) -> None:
+        if self._stats is not None:
+            self._stats.failed(failure.value, len(batch.records))
         if batch.timer is not None and batch.timer.active():
             batch.timer.cancel()
         batch.timer = None

@@ -212,10 +212,7 @@ class ThriftMux:
         """
         reactor = defaultReactor(reactor)
         level = opportunisticLevel(opportunisticTls)
-        if level != b"off":
-            if tls is None:
-                raise ValueError("opportunisticTls needs tls= settings")
-        else:
+        if level == b"off":
             listen = serverEndpoint(reactor, listen, tls)
         serverStats = None
         if stats:
