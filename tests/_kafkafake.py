@@ -13,8 +13,6 @@ by the test, one response frame at a time.
     request.answer()                                   # every batch written
 """
 
-import struct
-
 from twisted.internet.defer import Deferred, fail, succeed
 
 from txscales.errors import ConnectError
@@ -227,9 +225,3 @@ class FakeCluster:
             connection.close()
         return succeed(None)
 
-
-def batchHeader(encoded):
-    """
-    @return: (producer id, epoch, base sequence) of an encoded RecordBatch.
-    """
-    return struct.unpack(">qhi", encoded[43:57])
