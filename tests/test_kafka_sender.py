@@ -103,8 +103,8 @@ class InFlightTests(SenderTestsMixin, SynchronousTestCase):
     def test_maxInFlightPerBroker(self):
         """
         No more than C{maxInFlight} Produce requests are in flight to one
-        broker; the next leaves when one is answered.  Another broker has
-        its own count.
+        broker, each broker counted apart; the next leaves when one is
+        answered.
         """
         producer = self.producer(maxInFlight=2)
         results = []
