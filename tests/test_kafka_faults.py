@@ -2,7 +2,7 @@
 Tests for the Kafka producer when its broker is killed (SIGKILL) and
 restarted mid-stream: Tansu with S3 storage (a local moto server), so
 that what the broker wrote survives, counted by consuming with
-kafka-python.
+kafka-python; and an idempotent producer's epoch bump against Tansu.
 """
 
 from twisted.internet import reactor
@@ -110,3 +110,38 @@ class KillAndRestartTests(TestCase):
         tally, values, counts = yield self.stream("plain", idempotence=False)
         lost = sorted(tally.acknowledged - set(values))
         self.assertEqual(lost[:10], [], counts)
+
+
+class EpochBumpTests(TestCase):
+    """
+    The epoch bump of an idempotent producer against Tansu.
+    """
+
+    servers = True
+    timeout = 60
+
+    @inlineCallbacks
+    def test_bumpThenNewId(self):
+        """
+        Tansu cannot bump the epoch of a producer id (InitProducerId with
+        the id answers UNKNOWN_SERVER_ERROR), so a bump takes a new id, and
+        the records sent before and after it are each in the log once, in
+        order.
+        """
+        broker = TansuBroker(reactor, self.addCleanup)
+        yield broker.start()
+        yield createTopic(reactor, broker.bootstrap, "bump", partitions=1, broker=broker)
+        producer = Kafka.newProducer(broker.dest, reactor=reactor, lingerMs=1, batchSize=1024)
+        self.addCleanup(producer.close)
+        yield DeferredList([producer.send("bump", b"%d" % (i,)) for i in range(500)], fireOnOneErrback=True)
+        before = (producer._producerId, producer._producerEpoch)
+        # What _resetProducer does when the broker refuses a batch of the
+        # current epoch.
+        producer._previousProducer, producer._producerId = before, -1
+        producer._sequences.clear()
+        yield DeferredList([producer.send("bump", b"%d" % (i,)) for i in range(500, 1000)],
+                           fireOnOneErrback=True)
+        after = (producer._producerId, producer._producerEpoch)
+        self.assertNotEqual(after[0], before[0])
+        records = yield consumeAll(reactor, broker.bootstrap, "bump", broker=broker)
+        self.assertEqual([int(r.value) for r in records], list(range(1000)))
