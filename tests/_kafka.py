@@ -4,11 +4,20 @@ C{scripts/setup-kafka-broker} into C{.peers/tansu}), memory storage, on a
 free port of 127.0.0.1; and read back what was written with kafka-python,
 an independent client (a C{test} extra).
 
+A broker that keeps its records across a kill -9 stores them in a local S3
+server instead (moto, installed by C{scripts/setup-s3-server} into
+C{.peers/s3}); the S3 server outlives the broker's runs:
+
+    s3 = S3Server(reactor, self.addCleanup)
+    yield s3.start()                           # with its bucket made
+    broker = TansuBroker(reactor, self.addCleanup, storage=s3)
+
     broker = TansuBroker(reactor, self.addCleanup)
     yield broker.start()                       # once it logged "ready"
     yield createTopic(reactor, broker.bootstrap, "t", partitions=3)
     records = yield consumeAll(reactor, broker.bootstrap, "t")
     yield broker.kill()                        # SIGKILL: every record is lost
+                                               # (unless storage= an S3Server)
     yield broker.start()                       # the same port again
 
 Readiness is Tansu's C{ready in} log line, not a sleep or a poll. The
@@ -34,7 +43,9 @@ from tests._zookeeper import freePort
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TANSU = os.path.join(REPO, ".peers", "tansu", "bin", "tansu")
+MOTO = os.path.join(REPO, ".peers", "s3", "bin", "moto_server")
 READY = re.compile(r"^ready in ")
+MOTO_READY = re.compile(r"Running on http://")
 
 ConsumedRecord = collections.namedtuple(
     "ConsumedRecord", "topic partition offset timestamp timestampType key value headers"
@@ -68,9 +79,80 @@ def requireKafkaBroker():
         requirePeer(False, "kafka-python is not installed: pip install -e '.[test]'")
 
 
+class S3Server:
+    """
+    A local S3 server (moto) with one bucket, for L{TansuBroker}'s
+    persistent storage: its objects live as long as its process.
+
+    @ivar endpoint: its URL, C{http://127.0.0.1:port}.
+    @ivar bucket: the bucket's name.
+    @ivar process: its L{Subprocess}.
+    """
+
+    def __init__(self, reactor, addCleanup, bucket="tansu", startTimeout=30.0):
+        """
+        @param reactor: the reactor that runs the process.
+        @param addCleanup: a test's C{addCleanup}: the process is killed and
+            reaped at cleanup.
+        @param bucket: the bucket to make.
+        @param startTimeout: seconds the start may take.
+        """
+        requirePeer(
+            os.access(MOTO, os.X_OK),
+            "moto_server is not installed: run scripts/setup-s3-server (it installs %s)" % (MOTO,),
+        )
+        self._reactor = reactor
+        self._addCleanup = addCleanup
+        self._startTimeout = startTimeout
+        self.bucket = bucket
+        self.port = freePort()
+        self.endpoint = "http://127.0.0.1:%d" % (self.port,)
+        self.process = None
+
+    @property
+    def environment(self):
+        """
+        The environment variables that point Tansu's C{s3://} storage here.
+        """
+        return {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_ENDPOINT": self.endpoint, "AWS_ALLOW_HTTP": "true"}
+
+    @inlineCallbacks
+    def start(self):
+        """
+        Start the server and make the bucket.
+
+        @return: a Deferred firing with this object, or failing with
+            L{ProcessExitedEarly} or L{KafkaHelperError}.
+        """
+        process = Subprocess([MOTO, "-H", "127.0.0.1", "-p", str(self.port)], name="moto_server")
+        self.process = process
+        ready = process.waitForLine(MOTO_READY, "moto_server's 'Running on' line, within %g s" % (self._startTimeout,))
+        spawn(process, self._reactor, env={"NO_COLOR": "1"}, addCleanup=self._addCleanup)
+        timer = self._reactor.callLater(self._startTimeout, process.kill)
+        try:
+            yield ready
+        finally:
+            if timer.active():
+                timer.cancel()
+        yield _inThread(self._reactor, self._makeBucket)
+        return self
+
+    def _makeBucket(self):
+        import urllib.request
+
+        request = urllib.request.Request("%s/%s" % (self.endpoint, self.bucket), method="PUT")
+        try:
+            urllib.request.urlopen(request, timeout=10).close()
+        except Exception as e:
+            raise KafkaHelperError("making bucket %r on %s failed: %r\n%s"
+                                   % (self.bucket, self.endpoint, e, self.process.output))
+
+
 class TansuBroker:
     """
-    A Tansu broker process with memory storage: a restart starts empty.
+    A Tansu broker process with memory storage (a restart starts empty), or
+    with an L{S3Server}'s (a restart keeps what was written).
 
     @ivar port: its port, kept across restarts.
     @ivar bootstrap: C{127.0.0.1:port}, for kafka-python.
@@ -81,7 +163,7 @@ class TansuBroker:
         set it before L{start}.
     """
 
-    def __init__(self, reactor, addCleanup, port=None, startTimeout=15.0):
+    def __init__(self, reactor, addCleanup, port=None, startTimeout=15.0, storage=None):
         """
         @param reactor: the reactor that runs the process.
         @param addCleanup: a test's C{addCleanup}: every run is killed and
@@ -90,8 +172,11 @@ class TansuBroker:
             process takes it first).
         @param startTimeout: seconds a start may take before the process is
             killed and the start fails.
+        @param storage: a started L{S3Server} whose bucket keeps the
+            records, or None for memory.
         """
         requireKafkaBroker()
+        self._storage = storage
         self._reactor = reactor
         self._addCleanup = addCleanup
         self._fixedPort = port is not None
@@ -143,12 +228,15 @@ class TansuBroker:
         listen = "tcp://" + self.bootstrap
         advertised = listen if self.advertisedPort is None else "tcp://127.0.0.1:%d" % (self.advertisedPort,)
         argv = [TANSU, "broker", "--listener-url", listen, "--advertised-listener-url", advertised,
-                "--storage-engine", "memory://tansu/"]
+                "--storage-engine", "memory://tansu/" if self._storage is None else "s3://%s/" % (self._storage.bucket,)]
+        env = {"NO_COLOR": "1"}
+        if self._storage is not None:
+            env.update(self._storage.environment)
         process = Subprocess(argv, name="tansu")
         self._runs.append(process)
         self.process = process
         ready = process.waitForLine(READY, "Tansu's 'ready in' line, within %g s" % (self._startTimeout,))
-        spawn(process, self._reactor, env={"NO_COLOR": "1"}, addCleanup=self._addCleanup)
+        spawn(process, self._reactor, env=env, addCleanup=self._addCleanup)
         timer = self._reactor.callLater(self._startTimeout, process.kill)
 
         def started(result):

@@ -7,6 +7,7 @@ cluster whose bootstrap brokers come from a discovery destination.
 import inspect
 import random
 
+from prometheus_client import CollectorRegistry
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -38,6 +39,9 @@ SAMPLES = {
     "discoveryTimeout": 3,
     "metadataMaxAge": 60,
     "maxFrameSize": 4096,
+    "stats": False,
+    "registry": CollectorRegistry(),
+    "label": "mine",
     "reactor": Clock(),
     "random": random.Random(1),
 }
@@ -62,6 +66,9 @@ BAD = {
     "discoveryTimeout": [0],
     "metadataMaxAge": [-1],
     "maxFrameSize": [0],
+    "stats": ["yes", 1, None],
+    "registry": ["global"],
+    "label": [b"bytes"],
 }
 
 DEST = "tcp://127.0.0.1:9"

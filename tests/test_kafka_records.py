@@ -15,7 +15,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from txscales.kafka import KafkaEncodeError, KafkaProtocolError, UnsupportedCodecError
 from txscales.kafka import _codecs
 from txscales.kafka._codecs import CODECS, checkCodec, compress, decompress
-from txscales.kafka._records import HEADER_SIZE, RecordBatchBuilder, decodeRecordBatch, decodeRecordBatches
+from txscales.kafka._records import (
+    HEADER_SIZE,
+    RecordBatchBuilder,
+    decodeRecordBatch,
+    decodeRecordBatches,
+    producerOf,
+)
 
 BASE = 1700000000000
 
@@ -83,6 +89,14 @@ class ByteExactTests(SynchronousTestCase):
         """
         for producer in ((1234, 5, 17), (-1, -1, -1), (2**62, 32767, 2**31 - 1)):
             self.assertEqual(ours("none", records(), producer).hex(), theirs("none", records(), producer).hex())
+
+    def test_producerOf(self):
+        """
+        L{producerOf} reads the producer id and epoch of kafka-python's
+        batches.
+        """
+        for producer in ((1234, 5, 17), (-1, -1, -1), (2**62, 32767, 2**31 - 1)):
+            self.assertEqual(producerOf(theirs("gzip", records(3), producer)), producer[:2])
 
     def test_gzip(self):
         """

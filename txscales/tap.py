@@ -1,5 +1,6 @@
 """
-The C{twistd txscales} command: C{serve}, C{demo-server} and C{demo-client}::
+The C{twistd txscales} command: C{serve}, C{demo-server}, C{demo-client}
+and C{kafka-produce} (L{txscales.kafka.tap})::
 
     twistd -n txscales serve --listen tcp:9090:interface=127.0.0.1 \\
         --iface mypkg.gen.MyService.Iface --handler mypkg.handler:makeHandler
@@ -7,6 +8,7 @@ The C{twistd txscales} command: C{serve}, C{demo-server} and C{demo-client}::
     twistd -n txscales demo-server --listen tcp:9443:interface=127.0.0.1 \\
         --tls-cert server.pem --tls-key server.key [--tls-ca clients-ca.pem]
     twistd -n txscales demo-client --dest tcp://127.0.0.1:9090 --count 1000
+    twistd -n txscales kafka-produce --dest tcp://127.0.0.1:9092 --topic t --count 100000
 """
 
 import atexit
@@ -244,21 +246,37 @@ class DemoClientOptions(usage.Options):
         _checkDestination(self["dest"])
 
 
+def _kafkaProduceOptions() -> usage.Options:
+    """
+    @return: the options of C{kafka-produce}, whose module (and the Kafka
+        producer's) is imported only when that subcommand is used.
+    """
+    from txscales.kafka.tap import KafkaProduceOptions
+
+    return KafkaProduceOptions(localEndpoint)
+
+
 class Options(usage.Options):
     """
     Options of C{twistd txscales}.
     """
 
-    synopsis = "serve|demo-server|demo-client [options]"
+    synopsis = "serve|demo-server|demo-client|kafka-produce [options]"
     subCommands = [
         ["serve", None, ServeOptions, "Serve a generated Thrift service."],
         ["demo-server", None, DemoServerOptions, "Serve the demo TestService (query(x) = x + x)."],
         ["demo-client", None, DemoClientOptions, "Call the demo service and print a latency summary."],
+        [
+            "kafka-produce",
+            None,
+            _kafkaProduceOptions,
+            "Send records to a Kafka topic and print a throughput and latency summary.",
+        ],
     ]
 
     def postOptions(self) -> None:
         if self.subCommand is None:
-            raise usage.UsageError("a subcommand is required: serve, demo-server or demo-client")
+            raise usage.UsageError("a subcommand is required: serve, demo-server, demo-client or kafka-produce")
 
 
 def localEndpoint(option: str, value: str) -> str:
@@ -411,10 +429,24 @@ def makeService(options: usage.Options, reactor: Any = None) -> IService:
         from txscales.demo.handler import TestServiceHandler
 
         return _serverService(sub, TestService.Iface, TestServiceHandler(reactor), reactor)
+    if options.subCommand == "kafka-produce":
+        return _kafkaProduceService(sub, reactor)
     from txscales.demo import DemoClientService
 
     service = MultiService()
     DemoClientService(sub, reactor, sys.stdout, _exitAtInterpreterExit).setServiceParent(service)
+    return service
+
+
+def _kafkaProduceService(options: usage.Options, reactor: Any) -> IService:
+    from txscales.kafka.tap import KafkaProduceService
+
+    service = MultiService()
+    if options["metrics"]:
+        from txscales.stats import MetricsService
+
+        MetricsService(options["metrics"], reactor).setServiceParent(service)
+    KafkaProduceService(options, reactor, sys.stdout, _exitAtInterpreterExit).setServiceParent(service)
     return service
 
 

@@ -7,6 +7,6 @@ from twisted.application.service import ServiceMaker
 txscales = ServiceMaker(
     "txscales",
     "txscales.tap",
-    "txscales: ThriftMux servers and demos (serve, demo-server, demo-client)",
+    "txscales: ThriftMux servers and demos, Kafka producer (serve, demo-server, demo-client, kafka-produce)",
     "txscales",
 )

@@ -5,7 +5,7 @@ RecordBatch v2, partitioners), and the errors a broker answers with.
 """
 
 from random import Random
-from typing import Any, Optional, Union, cast
+from typing import TYPE_CHECKING, Any, Optional, Union, cast
 
 from txscales._plugins import partitionerFactory
 from txscales._reactor import defaultReactor
@@ -38,6 +38,10 @@ from txscales.kafka._errors import (
     UnsupportedVersionError,
 )
 from txscales.kafka._producer import BufferExhaustedError, DeliveryTimeoutError, KafkaProducer, RecordMetadata
+from txscales.kafka._stats import ProducerStats
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 
 class Kafka:
@@ -52,8 +56,9 @@ class Kafka:
                     retryBackoff: float = 0.1, maxInFlight: int = 5, idempotence: Optional[bool] = None,
                     partitioner: Optional[str] = None, clientId: Optional[str] = "txscales",
                     connectTimeout: float = 10.0, discoveryTimeout: float = 10.0, metadataMaxAge: float = 300.0,
-                    maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE, reactor: Any = None,
-                    random: Optional[Random] = None) -> KafkaProducer:
+                    maxFrameSize: int = DEFAULT_MAX_FRAME_SIZE, stats: bool = True,
+                    registry: "Optional[CollectorRegistry]" = None, label: Optional[str] = None,
+                    reactor: Any = None, random: Optional[Random] = None) -> KafkaProducer:
         """
         A producer writing to the cluster at C{dest}.
 
@@ -93,6 +98,12 @@ class Kafka:
             name the first brokers.
         @param metadataMaxAge: seconds before the metadata is refreshed.
         @param maxFrameSize: the largest response accepted, in bytes.
+        @param stats: whether to count records, batches, requests and
+            errors in prometheus metrics (C{txscales_kafka_producer_*}).
+        @param registry: the prometheus C{CollectorRegistry} (default: the
+            global one).
+        @param label: the producer's name in metrics (default: C{clientId},
+            else C{"kafka"}).
         @param reactor: the reactor (default: Twisted's global one).
         @param random: a C{random.Random} for the partitioner.
         @raise txscales.errors.BadOptionError: for an option's bad value.
@@ -108,7 +119,7 @@ class Kafka:
                           retryBackoff=retryBackoff, maxInFlight=maxInFlight, idempotence=idempotence,
                           partitioner=partitioner, clientId=clientId, connectTimeout=connectTimeout,
                           discoveryTimeout=discoveryTimeout, metadataMaxAge=metadataMaxAge,
-                          maxFrameSize=maxFrameSize))
+                          maxFrameSize=maxFrameSize, stats=stats, registry=registry, label=label))
         if not isinstance(dest, str):
             raise BadDestinationError("a Kafka destination is a str, not %r" % (dest,))
         reactor = defaultReactor(reactor)
@@ -120,7 +131,8 @@ class Kafka:
                              maxRequestSize=maxRequestSize, bufferMemory=bufferMemory, maxBlock=maxBlock,
                              compression=compression, requestTimeout=requestTimeout,
                              deliveryTimeout=deliveryTimeout, retryBackoff=retryBackoff,
-                             maxInFlight=maxInFlight, idempotence=idempotence, partitioner=chosen)
+                             maxInFlight=maxInFlight, idempotence=idempotence, partitioner=chosen,
+                             stats=ProducerStats(label or clientId or "kafka", reactor, registry) if stats else None)
 
     @staticmethod
     def newBuilder() -> KafkaProducerBuilder:

@@ -10,6 +10,8 @@ from txscales.errors import BadDestinationError
 from txscales.kafka._options import checkOption
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from txscales.kafka._producer import KafkaProducer
 
 
@@ -156,6 +158,27 @@ class KafkaProducerBuilder:
         Set the largest response accepted, in bytes.
         """
         return self._set("maxFrameSize", size)
+
+    def stats(self, enabled: bool = True, registry: "Optional[CollectorRegistry]" = None) -> "KafkaProducerBuilder":
+        """
+        Count in prometheus metrics (on by default), in C{registry} when
+        given (see L{registry}).
+        """
+        self._set("stats", enabled)
+        return self if registry is None else self._set("registry", registry)
+
+    def registry(self, registry: "Optional[CollectorRegistry]") -> "KafkaProducerBuilder":
+        """
+        Count in this prometheus C{CollectorRegistry} (None: the global
+        one).
+        """
+        return self._set("registry", registry)
+
+    def label(self, label: str) -> "KafkaProducerBuilder":
+        """
+        Name the producer in metrics (default: its client id).
+        """
+        return self._set("label", label)
 
     def reactor(self, reactor: Any) -> "KafkaProducerBuilder":
         """

@@ -7,6 +7,8 @@ setter) is called, not at the first send.
 import math
 from typing import Any, Callable, Dict, Mapping, Tuple
 
+from prometheus_client import CollectorRegistry
+
 from txscales.errors import BadOptionError
 from txscales.kafka._codecs import checkCodec
 
@@ -47,6 +49,9 @@ _CHECKS: Dict[str, Tuple[Callable[[Any], bool], str]] = {
     "discoveryTimeout": (_number(0, strict=True), "a number of seconds > 0"),
     "metadataMaxAge": (_number(0), "a number of seconds >= 0"),
     "maxFrameSize": (_integer(1), "an int >= 1"),
+    "stats": (lambda v: v is True or v is False, "True or False"),
+    "label": (_optional(str), "None or a str"),
+    "registry": (_optional(CollectorRegistry), "None or a prometheus CollectorRegistry"),
 }
 
 

@@ -23,8 +23,11 @@ from txscales.kafka._cluster import Cluster
 from txscales.kafka._connection import KafkaConnection
 from txscales.kafka._errors import (
     DuplicateSequenceError,
+    InvalidProducerEpochError,
     KafkaError,
     MessageTooLargeError,
+    OutOfOrderSequenceError,
+    UnknownProducerIdError,
     errorForCode,
 )
 from txscales.kafka._messages import (
@@ -38,9 +41,12 @@ from txscales.kafka._messages import (
 )
 from txscales.kafka._codecs import checkCodec
 from txscales.kafka._partitioners import Murmur2Partitioner, RandomSource
-from txscales.kafka._records import HEADER_SIZE, RecordBatchBuilder, encodeRecord
+from txscales.kafka._records import HEADER_SIZE, RecordBatchBuilder, encodeRecord, producerOf
+from txscales.kafka._stats import ProducerStats
 
 TopicPartition = Tuple[str, int]
+# Answers to an idempotent batch after which the producer bumps its epoch.
+_RESET_CODES = frozenset([OutOfOrderSequenceError.code, InvalidProducerEpochError.code, UnknownProducerIdError.code])
 Header = Tuple[str, Optional[bytes]]
 
 
@@ -130,7 +136,8 @@ class KafkaProducer:
                  batchSize: int = 16384, maxRequestSize: int = 1048576, bufferMemory: int = 32 * 1024 * 1024,
                  maxBlock: float = 60.0, compression: str = "none", requestTimeout: float = 30.0,
                  deliveryTimeout: float = 120.0, retryBackoff: float = 0.1, maxInFlight: int = 5,
-                 idempotence: Optional[bool] = None, random: Any = None, partitioner: Any = None) -> None:
+                 idempotence: Optional[bool] = None, random: Any = None, partitioner: Any = None,
+                 stats: Optional[ProducerStats] = None) -> None:
         self._cluster = cluster
         self._clock = reactor
         self.acks = {"all": -1, -1: -1, 0: 0, 1: 1}[acks]
@@ -150,6 +157,9 @@ class KafkaProducer:
         self._idempotence = idempotence if self.acks == -1 else False
         self._producerId = -1
         self._producerEpoch = -1
+        # The id and epoch to bump, once the broker lost this producer's
+        # state or refused its epoch (see _resetProducer).
+        self._previousProducer = (-1, -1)
         self._initializing: Optional["Deferred[None]"] = None
         self._sequences: Dict[TopicPartition, int] = {}
         # An IPartitioner, resolved once (default: Kafka's, murmur2 for
@@ -166,6 +176,9 @@ class KafkaProducer:
         self._flushing = 0
         self._drainTimer: Optional[IDelayedCall] = None
         self._closed = False
+        self._stats = stats
+        if stats is not None:
+            stats.watch(self)
 
     # Public API
 
@@ -189,9 +202,10 @@ class KafkaProducer:
             timestamp = int(self._clock.seconds() * 1000)
         size = len(encodeRecord(0, 0, key, value, headerList))
         if size + HEADER_SIZE > self._maxRequestSize or size > self._bufferMemory:
-            return _failed(MessageTooLargeError(
-                "the record is %d bytes, over maxRequestSize %d or bufferMemory %d"
-                % (size + HEADER_SIZE, self._maxRequestSize, self._bufferMemory)))
+            tooLarge = MessageTooLargeError("the record is %d bytes, over maxRequestSize %d or bufferMemory %d"
+                                            % (size + HEADER_SIZE, self._maxRequestSize, self._bufferMemory))
+            tooLarge.mayHaveReachedServer = False  # nothing was sent
+            return _failed(tooLarge)
         number = self._count
         self._count += 1
         self._outstanding[number] = None
@@ -251,6 +265,13 @@ class KafkaProducer:
         return self.flush().addCallback(closed)
 
     # Memory
+
+    def bufferAvailable(self) -> int:
+        """
+        @return: bytes of C{bufferMemory} not held by records (0 once
+            closed).
+        """
+        return 0 if self._closed else self._bufferMemory - self._used
 
     def _reserve(self, size: int) -> "Deferred[None]":
         if not self._memoryWaiters and self._used + size <= self._bufferMemory:
@@ -335,6 +356,7 @@ class KafkaProducer:
             if not batch.full:
                 batch.full = True
                 self._partitioner.onNewBatch(tp[0], tp[1], self._partitionsOf(tp[0]))
+                self._scheduleDrain(0)
             batch = None
         if batch is None:
             batch = _Batch(tp, RecordBatchBuilder(self._compression), deadline)
@@ -424,17 +446,27 @@ class KafkaProducer:
                     raise errorForCode(35, "the broker speaks InitProducerId v%d, not v3+" % (version,))
                 self._idempotence = False
                 return None
-            body = encodeInitProducerIdRequest(version)
-            return connection.request(INIT_PRODUCER_ID, version, body).addCallback(
-                lambda frame: decodeInitProducerIdResponse(frame, version))
+            return ask(connection, version)
 
-        def answered(response: Any) -> None:
-            if response is None:
-                return
+        def ask(connection: KafkaConnection, version: int) -> Any:
+            body = encodeInitProducerIdRequest(version, producerId=self._previousProducer[0],
+                                               producerEpoch=self._previousProducer[1])
+            return connection.request(INIT_PRODUCER_ID, version, body).addCallback(
+                lambda frame: answered(decodeInitProducerIdResponse(frame, version), connection, version))
+
+        def answered(response: Any, connection: KafkaConnection, version: int) -> Any:
             if response.errorCode:
-                raise errorForCode(response.errorCode)
+                error = errorForCode(response.errorCode)
+                if self._previousProducer != (-1, -1) and not error.retryable:
+                    # A broker that cannot bump this id's epoch (Tansu
+                    # answers UNKNOWN_SERVER_ERROR) may give a new id.
+                    self._previousProducer = (-1, -1)
+                    return ask(connection, version)
+                raise error
             self._producerId, self._producerEpoch = response.producerId, response.producerEpoch
+            self._previousProducer = (-1, -1)
             self._idempotence = True
+            return None
 
         def done(result: Any) -> None:
             self._initializing = None
@@ -443,7 +475,7 @@ class KafkaProducer:
             self._scheduleDrain(0 if not isinstance(result, Failure) else self._retryBackoff)
 
         d = self._cluster.refresh().addCallback(lambda _: self._anyConnection())
-        self._initializing = d.addCallback(initialize).addCallback(answered).addBoth(done)
+        self._initializing = d.addCallback(initialize).addBoth(done)
 
     def _anyConnection(self) -> "Deferred[KafkaConnection]":
         nodes = sorted(self._cluster.brokers)
@@ -462,7 +494,7 @@ class KafkaProducer:
         for queue in list(self._batches.values()):
             for batch in list(queue):
                 batch.lastError = failure.value
-                if not retry:
+                if not retry and not batch.inFlight:
                     self._removeBatch(batch)
                     self._failBatch(batch, failure)
         return retry and bool(self._batches)
@@ -494,9 +526,13 @@ class KafkaProducer:
                 batch.written = True
             if self.acks == 0:
                 connection.send(PRODUCE, version, body)
+                if self._stats is not None:
+                    self._stats.requestSent(None)
                 return None
-            return connection.request(PRODUCE, version, body).addCallback(
-                lambda frame: decodeProduceResponse(frame, version))
+            answer = connection.request(PRODUCE, version, body)
+            if self._stats is not None:
+                self._stats.requestSent(answer)
+            return answer.addCallback(lambda frame: decodeProduceResponse(frame, version))
 
         def answered(response: Any) -> None:
             self._inFlight[node] -= 1
@@ -514,8 +550,11 @@ class KafkaProducer:
                     self._complete(batch, parts[0])
                 else:
                     error = errorForCode(parts[0].errorCode, parts[0].errorMessage)
+                    if self._idempotence and error.code in _RESET_CODES:
+                        self._resetProducer(batch, error)
+                        continue
                     if error.refreshMetadata:
-                        self._cluster.invalidate()
+                        self._refreshThenDrain()
                     if error.retryable:
                         self._retry(batch, error)
                     else:
@@ -525,7 +564,7 @@ class KafkaProducer:
 
         def failed(failure: Failure) -> None:
             self._inFlight[node] -= 1
-            self._cluster.invalidate()
+            self._refreshThenDrain()
             for batch in chosen:
                 batch.inFlight = False
                 self._retry(batch, failure.value or Exception("request failed"))
@@ -540,12 +579,36 @@ class KafkaProducer:
             # Its deadline passed while it was in flight.
             self._removeBatch(batch)
             self._failBatch(batch, Failure(DeliveryTimeoutError(self._deliveryTimeout, batch.written, error)))
+        elif self._stats is not None:
+            self._stats.retried(error, len(batch.records))
+
+    def _resetProducer(self, batch: _Batch, error: KafkaError) -> None:
+        """
+        The broker lost this producer's state or sequence numbers for the
+        batch's partition, or refused its epoch: the batch was not written.
+        As the Java client (KIP-360), bump the epoch (InitProducerId with the
+        current id and epoch: the broker gives the next epoch or a new id),
+        restart every partition's sequence numbers at 0 and retry the batch
+        under them; only a batch refused under the current epoch bumps it.
+        Other partitions' batches in flight keep their id, epoch and numbers
+        until answered, retries included.
+        """
+        producerId, epoch = producerOf(batch.encoded or b"")
+        if (producerId, epoch) == (self._producerId, self._producerEpoch):
+            self._previousProducer = (producerId, epoch)
+            self._producerId = -1
+            self._sequences.clear()
+        batch.encoded = None
+        batch.baseSequence = -1
+        self._retry(batch, error)
 
     def _complete(self, batch: _Batch, response: Optional[PartitionProduceResponse]) -> None:
         self._removeBatch(batch)
         if batch.timer is not None and batch.timer.active():
             batch.timer.cancel()
         batch.timer = None
+        if self._stats is not None:
+            self._stats.batchSent(len(batch.records), len(batch.encoded or b""), batch.builder.sizeInBytes())
         topic, partition = batch.tp
         for i, record in enumerate(batch.records):
             offset = -1
@@ -557,6 +620,8 @@ class KafkaProducer:
             record.deferred.callback(RecordMetadata(topic, partition, offset, timestamp))
 
     def _failBatch(self, batch: _Batch, failure: Failure) -> None:
+        if self._stats is not None:
+            self._stats.failed(failure.value, len(batch.records))
         if batch.timer is not None and batch.timer.active():
             batch.timer.cancel()
         batch.timer = None

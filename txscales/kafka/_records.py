@@ -269,6 +269,18 @@ def _record(reader: Reader, baseOffset: int, baseTimestamp: int) -> Record:
     return Record(offset, timestamp, key, value, headers)
 
 
+_PRODUCER = Struct(">qh")
+
+
+def producerOf(batch: bytes) -> Tuple[int, int]:
+    """
+    @param batch: an encoded RecordBatch v2.
+    @return: the producer id and epoch in its header.
+    """
+    producerId, epoch = _PRODUCER.unpack_from(batch, _PREFIX.size + 22)
+    return producerId, epoch
+
+
 def decodeRecordBatch(data: bytes, offset: int = 0, maxBatchSize: int = DEFAULT_MAX_BATCH_SIZE
                       ) -> Tuple[RecordBatch, int]:
     """
