@@ -3,19 +3,20 @@ pytest's configuration for the txscales tests: which tests need servers.
 
 A test module that imports C{tests._twistd} (real C{twistd} servers and peer
 programs, including the peers installed under C{.peers/}),
-C{tests._zookeeper} (a real ZooKeeper server) or C{tests._kafka} (a real
-Kafka-protocol broker), at its top or inside a function, needs more than
-txscales and its Python dependencies: every test in it gets the C{servers}
-marker. C{pytest -m "not servers"} runs the others, the unit tests, which is
-what C{scripts/test} runs on each further supported Python. Twisted's trial
-does not read this file; it runs every test.
+C{tests._zookeeper} (a real ZooKeeper server), C{tests._kafka} (a real
+Kafka-protocol broker) or C{tests._redis} (real Redis servers), at its top
+or inside a function, needs more than txscales and its Python dependencies:
+every test in it gets the C{servers} marker. C{pytest -m "not servers"}
+runs the others, the unit tests, which is what C{scripts/test} runs on each
+further supported Python. Twisted's trial does not read this file; it runs
+every test.
 """
 
 import re
 
 import pytest
 
-_SERVER_HELPERS = re.compile(r"^[ \t]*(?:from|import)[ \t][^\n#]*\b_(?:twistd|zookeeper|kafka)\b", re.MULTILINE)
+_SERVER_HELPERS = re.compile(r"^[ \t]*(?:from|import)[ \t][^\n#]*\b_(?:twistd|zookeeper|kafka|redis)\b", re.MULTILINE)
 
 
 def needsServers(source: str) -> bool:

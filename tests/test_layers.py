@@ -38,7 +38,7 @@ LAYERS: List[Set[str]] = [
     {"txscales.stack"},
     {"txscales.thrift"},
     # The clients, on discovery: Kafka's finds its brokers through it.
-    {"txscales.thriftmux", "txscales.http", "txscales.kafka"},
+    {"txscales.thriftmux", "txscales.http", "txscales.kafka", "txscales.redis"},
     {"txscales.demo", "txscales.testing", "txscales.blocking"},
     {"txscales.tap"},
 ]

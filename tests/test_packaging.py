@@ -83,6 +83,15 @@ class ServersMarkerTests(SynchronousTestCase):
         self.assertTrue(needsServers("from tests import _kafka\n"))
         self.assertTrue(needsServers("def f():\n    import tests._kafka\n"))
 
+    def test_redisHelpers(self):
+        """
+        A module importing tests._redis, in any spelling, needs servers.
+        """
+        self.assertTrue(needsServers("from tests._redis import RedisCluster, RedisServer\n"))
+        self.assertTrue(needsServers("from tests import _redis\n"))
+        self.assertTrue(needsServers("def f():\n    import tests._redis\n"))
+        self.assertFalse(needsServers('"""Compared with tests._redis\' servers elsewhere."""\n'))
+
     def test_unitModules(self):
         """
         A module using other helpers, or naming the server helpers outside an import, needs none.
