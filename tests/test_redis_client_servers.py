@@ -342,15 +342,10 @@ class ShardingTests(TestCase):
         # The victim holds every command from now on: those sent to it stay
         # in flight until it is killed.
         yield victim.execute("CLIENT", "PAUSE", "10000", "ALL")
-        outcomes = []
-        ds = []
-        for key in keys:
-            d = self.client.incr(key)
-            d.addBoth(outcomes.append)
-            ds.append(d)
+        ds = [self.client.incr(key) for key in keys]
         yield DeferredList([d for d, k in zip(ds, keys) if self.ring.nodeFor(k) is not victim])
         yield victim.kill()
-        yield DeferredList(ds)
+        outcomes = [value for _, value in (yield DeferredList(ds, consumeErrors=True))]
         onVictim = [self.ring.nodeFor(k) is victim for k in keys]
         failed = [o for o, v in zip(outcomes, onVictim) if v]
         succeeded = [o for o, v in zip(outcomes, onVictim) if not v]

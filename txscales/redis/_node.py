@@ -130,6 +130,7 @@ class RedisNode:
         self.connection: Optional[_NodeConnection] = None
         self.down: Optional[BaseException] = None
         self._connecting = False
+        self._starting: List[RedisConnection] = []
         self._connectedAt = 0.0
         self._delays: Optional[Iterator[float]] = None
         self._retry: Optional[IDelayedCall] = None
@@ -143,15 +144,19 @@ class RedisNode:
 
     # Connections
 
-    def newConnection(self) -> "Deferred[RedisConnection]":
+    def newConnection(self, made: Optional[List[RedisConnection]] = None) -> "Deferred[RedisConnection]":
         """
         Make a connection of its own to the server, handshake done (for a
         transaction, which must not share the pipelined connection).
 
+        @param made: where to put the connection as soon as it is made,
+            to close it before its handshake is done.
         @return: a Deferred firing with the L{RedisConnection}, or failing
             with the connection error or L{RedisHandshakeError}.
         """
         connection = _NodeConnection(self._reactor, self._timeout, self._maxPending, encoding=self._encoding)
+        if made is not None:
+            made[:] = [connection]
         d = self._connect(self.address, connection)
         d.addCallback(lambda _: self._shake(connection))
         return d
@@ -179,11 +184,12 @@ class RedisNode:
             return
         self._connecting = True
         self._retry = None
-        d = self.newConnection()
+        d = self.newConnection(self._starting)
         d.addCallbacks(self._connected, self._failed)
 
     def _connected(self, connection: "_NodeConnection") -> None:
         self._connecting = False
+        self._starting[:] = []
         if self._closed:
             connection.close()
             return
@@ -205,6 +211,7 @@ class RedisNode:
 
     def _failed(self, failure: Failure) -> None:
         self._connecting = False
+        self._starting[:] = []
         if self._closed:
             return
         self.down = failure.value
@@ -294,9 +301,10 @@ class RedisNode:
                 entry.timer.cancel()
             for d in entry.deferreds:
                 d.errback(Failure(ClientClosedError("the Redis client was closed")))
-        if self.connection is not None:
-            self.connection.close()
-            self.connection = None
+        for connection in [self.connection] + self._starting:
+            if connection is not None:
+                connection.close()
+        self.connection = None
 
 
 def _succeed(value: Any) -> "Deferred[Any]":
