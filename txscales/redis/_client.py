@@ -5,7 +5,7 @@ several with a ketama ring; its pipelines and transactions.
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from twisted.internet.defer import Deferred, DeferredList, gatherResults, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, FirstError, gatherResults, maybeDeferred
 from twisted.python.failure import Failure
 
 from txscales.errors import ClientClosedError
@@ -459,7 +459,7 @@ def _joinInOrder(results: List["Deferred[Any]"], raiseOnError: bool) -> "Deferre
 
 
 def _firstError(failure: Failure) -> Failure:
-    return failure.value.subFailure if hasattr(failure.value, "subFailure") else failure
+    return failure.value.subFailure if isinstance(failure.value, FirstError) else failure
 
 
 def _succeed(value: Any) -> "Deferred[Any]":

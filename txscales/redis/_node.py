@@ -12,7 +12,7 @@ attempts following an exponential jittered backoff.
 from random import Random
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, FirstError, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
@@ -65,11 +65,12 @@ class _NodeConnection(RedisConnection):
     A L{RedisConnection} that tells its node when it ends.
     """
 
-    onLost: Callable[["_NodeConnection"], None] = lambda self, connection: None
+    onLost: Optional[Callable[["_NodeConnection"], None]] = None
 
     def connectionLost(self, reason: Failure = Failure(ClientClosedError())) -> None:
         RedisConnection.connectionLost(self, reason)
-        self.onLost(self)
+        if self.onLost is not None:
+            self.onLost(self)
 
 
 class _Waiting:
@@ -168,7 +169,9 @@ class RedisNode:
 
         def failed(failure: Failure) -> Failure:
             connection.close()
-            reason = failure.value.subFailure.value if hasattr(failure.value, "subFailure") else failure.value
+            reason: Any = failure.value
+            if isinstance(reason, FirstError):
+                reason = reason.subFailure.value
             if isinstance(reason, RequestTimeoutError):
                 reason = RequestTimeoutError(self._connectTimeout)
             return Failure(RedisHandshakeError(reason))
