@@ -23,6 +23,7 @@ from txscales.redis import (
     TooManyPendingCommandsError,
     WrongPassError,
 )
+from txscales.redis._client import RedisClient
 from txscales.redis._node import HEALTHY_AFTER, RedisNode, handshakeCommands
 from txscales.redis._resp import encodeCommand, encodeCommands
 from txscales.redis._routing import commandKeys
@@ -295,3 +296,78 @@ class StatsTests(SynchronousTestCase):
         self.assertEqual(sample("txscales_redis_client_latency_seconds_bucket",
                                 {"client": "c", "command": "GET", "le": "0.001"}), 0)
         self.assertEqual(sample("txscales_redis_client_latency_seconds_count", {"client": "c", "command": "GET"}), 2)
+
+
+class _Destination:
+    """
+    An L{IDestination} the test changes by hand.
+    """
+
+    def __init__(self):
+        self.addresses = None
+        self.ready = Deferred()
+        self.watchers = []
+        self.closed = False
+
+    def watch(self, callback):
+        self.watchers.append(callback)
+        if self.addresses is not None:
+            callback(self.addresses)
+        return lambda: self.watchers.remove(callback)
+
+    def set(self, addresses):
+        self.addresses = addresses
+        for callback in list(self.watchers):
+            callback(addresses)
+        if not self.ready.called:
+            self.ready.callback(addresses)
+
+    def close(self):
+        self.closed = True
+        return succeed(None)
+
+
+class DiscoveryTests(SynchronousTestCase):
+    """
+    Tests for a L{RedisClient} of a discovered member set.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.made = []
+        self.destination = _Destination()
+        self.client = RedisClient(self.makeNode, None, self.destination, False, None, 2, 0)
+
+    def makeNode(self, address):
+        node = RedisNode(address, self.clock, Random(1), (), None, 5.0, 10, None, connect=self.connect)
+        self.made.append(node)
+        return node
+
+    def connect(self, address, protocol):
+        protocol.makeConnection(StringTransport())
+        return succeed(protocol)
+
+    def test_waitsThenFollows(self):
+        """
+        Commands wait (bounded by maxPending) for the first member set; a
+        change of members rebuilds the ring, keeping the nodes of the
+        members that stay and closing the others.
+        """
+        first, second = self.client.get("k"), self.client.get("j")
+        self.failureResultOf(self.client.get("x"), TooManyPendingCommandsError)
+        self.destination.set([("a", 1), ("b", 2)])
+        self.assertNoResult(first)
+        for d, key in [(first, "k"), (second, "j")]:
+            node = self.client.nodeFor(key)
+            node.connection.dataReceived(b"$1\r\n" + key.encode() + b"\r\n")
+        self.assertEqual(self.successResultOf(first), b"k")
+        self.assertEqual(self.successResultOf(second), b"j")
+        a, b = self.made
+        self.destination.set([("b", 2), ("c", 3)])
+        self.assertEqual([n.address for n in self.client.nodes], [("b", 2), ("c", 3)])
+        self.assertIs(self.client.nodes[0], b)
+        self.failureResultOf(a.executeMany([["GET", "k"]])[0], ClientClosedError)
+        self.successResultOf(self.client.close())
+        self.assertTrue(self.destination.closed)
+        self.assertEqual(self.destination.watchers, [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])

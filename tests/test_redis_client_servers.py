@@ -3,14 +3,13 @@ Tests for L{txscales.redis.Redis}'s client against real redis-server
 processes (C{tests._redis}).
 """
 
-import hiredis
 from prometheus_client import CollectorRegistry
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredList, inlineCallbacks
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from txscales.errors import ConnectionLostError
+from txscales.errors import ConnectionLostError, RequestTimeoutError
 from txscales.redis import (
     CrossShardError,
     KeylessCommandError,
@@ -367,3 +366,30 @@ class ShardingTests(TestCase):
             else:
                 break
         self.assertEqual((yield victim.execute("GET", victimKey)), b"back")
+
+
+class TimeoutTests(_ServerTestMixin, TestCase):
+    """
+    The client's timeout and metrics against a real server.
+    """
+
+    @inlineCallbacks
+    def test_timeoutKeepsSlot(self):
+        """
+        A command that timed out keeps its place: the command after it gets
+        its own reply once the late one arrives; the metrics count the
+        timeout.
+        """
+        registry = CollectorRegistry()
+        c = self.client(timeout=0.2, registry=registry, label="t")
+        yield c.set("k", "v")
+        yield self.assertFailure(c.execute("BLPOP", "q", 0), RequestTimeoutError)
+        after = c.get("k")
+        yield self.server.execute("LPUSH", "q", "x")
+        self.assertEqual((yield after), b"v")
+        self.assertEqual(c.nodeFor("k").connection.droppedReplies, 1)
+        sample = registry.get_sample_value
+        self.assertEqual(sample("txscales_redis_client_calls_total", {"client": "t", "command": "BLPOP"}), 1)
+        self.assertEqual(sample("txscales_redis_client_errors_total",
+                                {"client": "t", "command": "BLPOP", "error": "RequestTimeoutError"}), 1)
+        self.assertEqual(sample("txscales_redis_client_latency_seconds_count", {"client": "t", "command": "GET"}), 1)

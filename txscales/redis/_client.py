@@ -20,7 +20,7 @@ from txscales.redis._errors import (
 )
 from txscales.redis._hashing import KetamaRing, ketamaName
 from txscales.redis._node import Address, RedisNode
-from txscales.redis._routing import commandKeys, commandName
+from txscales.redis._routing import commandKeys
 from txscales.redis._stats import RedisStats
 
 Combine = str
