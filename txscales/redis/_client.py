@@ -5,7 +5,7 @@ several with a ketama ring; its pipelines and transactions.
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from twisted.internet.defer import Deferred, DeferredList, FirstError, gatherResults, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, FirstError, fail, gatherResults, maybeDeferred, succeed
 from twisted.python.failure import Failure
 
 from txscales.errors import ClientClosedError
@@ -127,13 +127,13 @@ class RedisClient(Commands):
 
     def _whenReady(self, call: Callable[[], "Deferred[Any]"]) -> "Deferred[Any]":
         if self._closed:
-            return _failed(ClientClosedError("the Redis client is closed"))
+            return fail(ClientClosedError("the Redis client is closed"))
         if self._ring is not None or self._destination is None:
             return call()
         if self._discoveryFailure is not None:
-            return _failed(self._discoveryFailure)
+            return fail(self._discoveryFailure)
         if len(self._discoveryWaiters) >= self._maxPending:
-            return _failed(TooManyPendingCommandsError(
+            return fail(TooManyPendingCommandsError(
                 "%d commands already wait for discovery (maxPending %d)" % (len(self._discoveryWaiters),
                                                                            self._maxPending)))
         waiter: "Deferred[None]" = Deferred()
@@ -157,7 +157,7 @@ class RedisClient(Commands):
     def _send(self, args: List[Any], keys: Optional[Sequence[Key]], transform: Transform = None) -> "Deferred[Any]":
         def send() -> "Deferred[Any]":
             d = self._nodeForKeys(keys).executeMany([args])[0]
-            if self._stats is not None:
+            if self._stats is not None and args:
                 self._stats.observe(args[0], d)
             return d if transform is None else d.addCallback(transform)
 
@@ -173,14 +173,14 @@ class RedisClient(Commands):
     def _split(self, name: str, keys: Sequence[Key], args: Sequence[Sequence[Any]], combine: Combine,
                transform: Transform) -> "Deferred[Any]":
         if not keys:
-            return _failed(KeylessCommandError("%s needs at least one key" % (name,)))
+            return fail(KeylessCommandError("%s needs at least one key" % (name,)))
         groups: Dict[int, Tuple[RedisNode, List[int]]] = {}
         try:
             for index, key in enumerate(keys):
                 node = self._nodeForKeys([key])
                 groups.setdefault(id(node), (node, []))[1].append(index)
         except Exception:
-            return _failed(Failure())
+            return fail(Failure())
         parts = []
         for node, indexes in groups.values():
             command: List[Any] = [name]
@@ -242,7 +242,7 @@ class RedisClient(Commands):
                   attempt: int) -> "Deferred[List[Any]]":
         def run(connection: RedisConnection) -> "Deferred[Any]":
             tx = Transaction(self, node, connection)
-            d = connection.execute("WATCH", *watch) if watch else _succeed(None)
+            d = connection.execute("WATCH", *watch) if watch else succeed(None)
             d.addCallback(lambda _: maybeDeferred(fn, tx))
             d.addCallback(lambda _: tx._exec())
             return d.addBoth(closed, connection)
@@ -268,7 +268,7 @@ class RedisClient(Commands):
         @return: a Deferred firing once done.
         """
         if self._closed:
-            return _succeed(None)
+            return succeed(None)
         self._closed = True
         for node in self._nodes.values():
             node.close()
@@ -276,7 +276,7 @@ class RedisClient(Commands):
         self._ring = None
         self._notDiscovered(Failure(ClientClosedError("the Redis client was closed")))
         if self._destination is None:
-            return _succeed(None)
+            return succeed(None)
         self._stopWatching()
         return self._destination.close().addCallback(lambda _: None)
 
@@ -461,14 +461,3 @@ def _joinInOrder(results: List["Deferred[Any]"], raiseOnError: bool) -> "Deferre
 def _firstError(failure: Failure) -> Failure:
     return failure.value.subFailure if isinstance(failure.value, FirstError) else failure
 
-
-def _succeed(value: Any) -> "Deferred[Any]":
-    d: "Deferred[Any]" = Deferred()
-    d.callback(value)
-    return d
-
-
-def _failed(error: Any) -> "Deferred[Any]":
-    d: "Deferred[Any]" = Deferred()
-    d.errback(error if isinstance(error, Failure) else Failure(error))
-    return d

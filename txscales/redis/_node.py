@@ -12,7 +12,7 @@ attempts following an exponential jittered backoff.
 from random import Random
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
-from twisted.internet.defer import Deferred, FirstError, gatherResults
+from twisted.internet.defer import Deferred, FirstError, fail, gatherResults, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
@@ -164,7 +164,7 @@ class RedisNode:
 
     def _shake(self, connection: RedisConnection) -> "Deferred[RedisConnection]":
         if not self._handshake:
-            return _succeed(connection)
+            return succeed(connection)
         replies = connection.executeMany(self._handshake, timeout=self._connectTimeout)
 
         def failed(failure: Failure) -> Failure:
@@ -172,8 +172,6 @@ class RedisNode:
             reason: Any = failure.value
             if isinstance(reason, FirstError):
                 reason = reason.subFailure.value
-            if isinstance(reason, RequestTimeoutError):
-                reason = RequestTimeoutError(self._connectTimeout)
             return Failure(RedisHandshakeError(reason))
 
         done = gatherResults(replies, consumeErrors=True)
@@ -273,7 +271,7 @@ class RedisNode:
                 "%d commands already wait for a connection to %s:%d (maxPending %d)"
                 % (self._waitingCount, self.address[0], self.address[1], self._maxPending))
         if error is not None:
-            return [_failed(error) for _ in commands]
+            return [fail(error) for _ in commands]
         entry = _Waiting(commands, timeout, self._reactor.seconds())
         if timeout is not None:
             entry.timer = self._reactor.callLater(timeout, self._waitedTooLong, entry)
@@ -309,14 +307,3 @@ class RedisNode:
                 connection.close()
         self.connection = None
 
-
-def _succeed(value: Any) -> "Deferred[Any]":
-    d: "Deferred[Any]" = Deferred()
-    d.callback(value)
-    return d
-
-
-def _failed(error: BaseException) -> "Deferred[Any]":
-    d: "Deferred[Any]" = Deferred()
-    d.errback(Failure(error))
-    return d
