@@ -1,12 +1,28 @@
 """
-Redis (in progress): the foundations of a Redis client, not the client yet.
+Redis (in progress): a pipelined Redis client, on one server or sharded
+over several by ketama consistent hashing.
 
-So far: the errors a server answers with, as typed exceptions (every one a
-L{RedisError}).  The code beneath them is private for now: the sans-IO
-RESP commands and replies (C{_resp}), ketama consistent hashing for
-sharded servers (C{_hashing}) and Redis Cluster's key slots (C{_slots}),
-and a pipelined connection (C{_connection}).
+    >>> client = Redis.newClient("tcp://127.0.0.1:6379", timeout=1.0)
+    >>> d = client.set("k", "v").addCallback(lambda _: client.get("k"))
+
+Not yet: Redis Cluster, pub/sub, blocking commands.  Every error is a
+L{RedisError} (or another L{txscales.errors.TxScalesError}).
 """
+
+from random import Random
+from typing import TYPE_CHECKING, Any, Optional, Tuple
+
+from txscales._reactor import defaultReactor
+from txscales.discovery import parseStatic, resolveDestination
+from txscales.redis._builder import RedisClientBuilder
+from txscales.redis._client import Pipeline, RedisClient, Transaction
+from txscales.redis._connection import DEFAULT_MAX_PENDING
+from txscales.redis._node import RedisNode, handshakeCommands
+from txscales.redis._options import checkOptions
+from txscales.redis._stats import RedisStats
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 from txscales.redis._errors import (
     AskError,
@@ -14,10 +30,12 @@ from txscales.redis._errors import (
     BusyGroupError,
     BusyKeyError,
     ClusterDownError,
+    CrossShardError,
     CrossSlotError,
     ERROR_CLASSES,
     errorFromReply,
     ExecAbortError,
+    KeylessCommandError,
     LoadingError,
     MasterDownError,
     MisconfError,
@@ -31,20 +49,125 @@ from txscales.redis._errors import (
     RedirectError,
     RedisEncodeError,
     RedisError,
+    RedisHandshakeError,
     RedisProtocolError,
     RedisReplyError,
     RefusedCommandError,
     ReplyTooLargeError,
+    ServerDownError,
     TooManyPendingCommandsError,
     TryAgainError,
     UnexpectedReplyError,
     UnavailableError,
+    WatchConflictError,
     WrongPassError,
     WrongTypeError,
 )
 from txscales.redis._resp import ReplyDecodeError
 
+
+class Redis:
+    """
+    Make Redis clients.
+    """
+
+    @staticmethod
+    def newClient(dest: str, password: Optional[str] = None, username: Optional[str] = None, db: int = 0,
+                  clientName: Optional[str] = None, protocol: int = 2, timeout: Optional[float] = None,
+                  connectTimeout: float = 10.0, maxPending: int = DEFAULT_MAX_PENDING,
+                  decodeResponses: bool = False, backoff: Tuple[float, float] = (0.05, 5.0),
+                  maxTransactionRetries: int = 10, stats: bool = True,
+                  registry: "Optional[CollectorRegistry]" = None, label: Optional[str] = None,
+                  reactor: Any = None, random: Optional[Random] = None) -> RedisClient:
+        """
+        A client of the Redis servers at C{dest}.  It connects at its first
+        command.
+
+        @param dest: C{tcp://host:port} for one server;
+            C{tcp://host:port,host:port,...} or a discovery URI
+            (C{zk://...}, or an installed scheme's) for keys sharded over
+            the servers by ketama consistent hashing (twemproxy's and
+            Finagle's ring with MD5 keys), followed as the members change.
+            A sharded client refuses commands without a key
+            (L{KeylessCommandError}) and commands whose keys are on several
+            servers (L{CrossShardError}), except C{mget}, C{mset},
+            C{delete} and C{exists}, which it splits.
+        @param password: authenticate with it (C{AUTH}, or inside
+            C{HELLO 3}).
+        @param username: the ACL user (with C{password}).
+        @param db: the database number (C{SELECT}).
+        @param clientName: the connections' name (C{CLIENT SETNAME}).
+        @param protocol: 2 (RESP2) or 3 (RESP3, by C{HELLO 3}).
+        @param timeout: seconds a command waits for its reply, or None: a
+            command that times out fails with L{RequestTimeoutError} and
+            keeps its place in the connection's queue, its late reply
+            dropped.
+        @param connectTimeout: seconds connecting may take, and again the
+            handshake; a handshake refused fails with
+            L{RedisHandshakeError}.
+        @param maxPending: how many commands may wait per server (for their
+            replies or for a connection); more fail with
+            L{TooManyPendingCommandsError}, not sent.
+        @param decodeResponses: give replies as str (UTF-8) instead of
+            bytes.
+        @param backoff: C{(start, maximum)} seconds between reconnection
+            attempts (exponential, jittered).  While a server is down, its
+            commands fail at once with L{ServerDownError}.
+        @param maxTransactionRetries: how often L{RedisClient.transaction}
+            runs again after a WATCH conflict.
+        @param stats: count calls, errors and latency per command in
+            prometheus metrics (C{txscales_redis_client_*}).
+        @param registry: the prometheus C{CollectorRegistry} (None: the
+            global one).
+        @param label: the client's name in metrics (default: C{dest}).
+        @param reactor: the reactor (default: the global one).
+        @param random: the backoff's jitter (default: a new
+            C{random.Random}).
+        @raise txscales.errors.BadOptionError: for a bad option.
+        @raise txscales.errors.BadDestinationError: for a malformed C{dest}.
+        @raise txscales.errors.UnknownPluginError: for a discovery scheme
+            no plugin handles.
+        """
+        checkOptions(dict(password=password, username=username, db=db, clientName=clientName, protocol=protocol,
+                          timeout=timeout, connectTimeout=connectTimeout, maxPending=maxPending,
+                          decodeResponses=decodeResponses, backoff=backoff,
+                          maxTransactionRetries=maxTransactionRetries, stats=stats, registry=registry,
+                          label=label))
+        reactor = defaultReactor(reactor)
+        random = random if random is not None else Random()
+        handshake = handshakeCommands(protocol, username, password, db, clientName)
+        encoding = "utf-8" if decodeResponses else None
+
+        def makeNode(address: Tuple[str, int]) -> RedisNode:
+            return RedisNode(address, reactor, random, handshake, timeout, connectTimeout, maxPending, encoding,
+                             backoff)
+
+        addresses = parseStatic(dest) if isinstance(dest, str) and dest.startswith("tcp://") else None
+        destination = None if addresses is not None else resolveDestination(
+            dest, reactor, connectTimeout=connectTimeout)
+        redisStats = RedisStats(label if label is not None else dest, reactor, registry) if stats else None
+        return RedisClient(makeNode, addresses, destination, addresses is not None and len(addresses) == 1,
+                           redisStats, maxPending, maxTransactionRetries)
+
+    @staticmethod
+    def newBuilder() -> RedisClientBuilder:
+        """
+        @return: a L{RedisClientBuilder}, whose setters are L{newClient}'s
+            options.
+        """
+        return RedisClientBuilder()
+
 __all__ = [
+    "Pipeline",
+    "Redis",
+    "RedisClient",
+    "RedisClientBuilder",
+    "Transaction",
+    "CrossShardError",
+    "KeylessCommandError",
+    "RedisHandshakeError",
+    "ServerDownError",
+    "WatchConflictError",
     "AskError",
     "BusyError",
     "BusyGroupError",

@@ -16,7 +16,7 @@ the bytes did reach a server: the command did nothing there.
 
 from typing import Any, Dict, List, Optional, Tuple, Type
 
-from txscales.errors import EncodeError, FrameTooLargeError, ProtocolError, TxScalesError
+from txscales.errors import ConnectError, EncodeError, FrameTooLargeError, HandshakeError, ProtocolError, TxScalesError
 
 
 class RedisError(TxScalesError):
@@ -357,3 +357,73 @@ class UnexpectedReplyError(RedisProtocolError):
     The server sent a reply while no command waited for one; the connection
     is closed, as its replies can no longer be matched to commands.
     """
+
+
+class RedisHandshakeError(RedisError, HandshakeError):
+    """
+    The server refused the commands a new connection starts with (HELLO,
+    AUTH, SELECT, CLIENT SETNAME): a wrong password, an unknown user, a
+    database out of range, or RESP3 asked of a server without HELLO.  The
+    connection was closed and no command was sent on it.
+
+    @ivar reason: the error the server answered (a L{RedisReplyError}) or
+        the client's own (a timeout, a lost connection).
+    """
+
+    mayHaveReachedServer = False
+
+    def __init__(self, reason: BaseException) -> None:
+        """
+        @param reason: see L{reason}.
+        """
+        RedisError.__init__(self, "the Redis handshake failed: %s" % (reason,))
+        self.reason = reason
+
+
+class ServerDownError(RedisError, ConnectError):
+    """
+    The server a key maps to is down (its last connection attempt failed)
+    and the client reconnects with backoff: the command failed at once,
+    without being sent.  Keys are not moved to another server meanwhile.
+
+    @ivar address: the server's C{(host, port)}.
+    @ivar reason: why its last connection attempt failed.
+    """
+
+    def __init__(self, address: Tuple[str, int], reason: Any) -> None:
+        """
+        @param address: see L{address}.
+        @param reason: see L{reason}.
+        """
+        RedisError.__init__(self, "the Redis server %s:%d is down: %s" % (address[0], address[1], reason))
+        self.address = address
+        self.reason = reason
+
+
+class KeylessCommandError(RedisError):
+    """
+    A command without a key (PING, INFO, FLUSHDB, ...) was given to a
+    client sharded over several servers, which cannot tell which server
+    should run it; nothing was sent.
+    """
+
+    mayHaveReachedServer = False
+
+
+class CrossShardError(RedisError):
+    """
+    A command, pipeline or transaction that must run on one server names
+    keys of several servers of a sharded client; nothing was sent.
+    """
+
+    mayHaveReachedServer = False
+
+
+class WatchConflictError(RedisError):
+    """
+    A transaction's watched keys changed before its EXEC on every attempt
+    (EXEC answered nil each time); none of its queued commands ran.
+    """
+
+    mayHaveReachedServer = False
+    retryable = True

@@ -1,0 +1,463 @@
+"""
+L{RedisClient}: commands routed to one server, or sharded by key over
+several with a ketama ring; its pipelines and transactions.
+"""
+
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from twisted.internet.defer import Deferred, DeferredList, FirstError, fail, gatherResults, maybeDeferred, succeed
+from twisted.python.failure import Failure
+
+from txscales.errors import ClientClosedError
+from txscales.interfaces import IDestination
+from txscales.redis._commands import Commands, Key, Transform
+from txscales.redis._connection import RedisConnection
+from txscales.redis._errors import (
+    CrossShardError,
+    KeylessCommandError,
+    TooManyPendingCommandsError,
+    WatchConflictError,
+)
+from txscales.redis._hashing import KetamaRing, ketamaName
+from txscales.redis._node import Address, RedisNode
+from txscales.redis._routing import commandKeys
+from txscales.redis._stats import RedisStats
+
+Combine = str
+
+
+class RedisClient(Commands):
+    """
+    A Redis client: every helper of L{Commands} returns a Deferred of its
+    reply.  Made by L{txscales.redis.Redis.newClient}.
+
+    With several servers, a command goes to the server its key maps to on
+    a ketama ring (as twemproxy's and Finagle's); a server that is down
+    is not replaced: its keys fail fast with L{ServerDownError} until it is
+    back.
+    """
+
+    def __init__(self, makeNode: Callable[[Address], RedisNode], addresses: Optional[Sequence[Address]],
+                 destination: Optional[IDestination], single: bool, stats: Optional[RedisStats],
+                 maxPending: int, maxTransactionRetries: int) -> None:
+        """
+        @param makeNode: makes the L{RedisNode} of an address.
+        @param addresses: the servers of a static destination.
+        @param destination: the discovered servers, followed as they change
+            (when C{addresses} is None).
+        @param single: whether keyless commands may be sent (one static
+            server).
+        @param stats: the metrics, or None.
+        @param maxPending: bound on the commands waiting for discovery.
+        @param maxTransactionRetries: how often a transaction is run again
+            after a WATCH conflict.
+        """
+        self._makeNode = makeNode
+        self._single = single
+        self._stats = stats
+        self._maxPending = maxPending
+        self._maxTransactionRetries = maxTransactionRetries
+        self._nodes: Dict[Address, RedisNode] = {}
+        self._ring: Optional[KetamaRing[RedisNode]] = None
+        self._destination = destination
+        self._discoveryWaiters: List["Deferred[None]"] = []
+        self._discoveryFailure: Optional[Failure] = None
+        self._closed = False
+        self._stopWatching: Callable[[], None] = lambda: None
+        if addresses is not None:
+            self._setServers(addresses)
+        elif destination is not None:
+            destination.ready.addErrback(self._notDiscovered)
+            self._stopWatching = destination.watch(self._setServers)
+
+    # Servers
+
+    @property
+    def nodes(self) -> List[RedisNode]:
+        """
+        The servers' L{RedisNode}s, in the order of their addresses.
+        """
+        return [self._nodes[a] for a in sorted(self._nodes)]
+
+    def _setServers(self, addresses: Sequence[Address]) -> None:
+        if self._closed:
+            return
+        addresses = sorted(set((host, int(port)) for host, port in addresses))
+        nodes: Dict[Address, RedisNode] = {}
+        for address in addresses:
+            node = self._nodes.pop(address, None)
+            nodes[address] = node if node is not None else self._makeNode(address)
+        for node in self._nodes.values():
+            node.close()
+        self._nodes = nodes
+        if nodes:
+            self._ring = KetamaRing([(ketamaName(host, port), 1, nodes[(host, port)]) for host, port in addresses])
+        else:
+            self._ring = None
+        waiters, self._discoveryWaiters = self._discoveryWaiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def _notDiscovered(self, failure: Failure) -> None:
+        self._discoveryFailure = failure
+        waiters, self._discoveryWaiters = self._discoveryWaiters, []
+        for waiter in waiters:
+            waiter.errback(failure)
+
+    def nodeFor(self, key: Key) -> RedisNode:
+        """
+        @return: the L{RedisNode} of the server C{key} maps to.
+        @raise ClientClosedError: when the client is closed or has no
+            server yet.
+        """
+        if self._ring is None:
+            raise ClientClosedError("the Redis client is closed" if self._closed else "the Redis client has no server")
+        return self._ring.nodeFor(_keyBytes(key))
+
+    def _nodeForKeys(self, keys: Optional[Sequence[Key]]) -> RedisNode:
+        if self._single and len(self._nodes) == 1:
+            return next(iter(self._nodes.values()))
+        if not keys:
+            raise KeylessCommandError("a command without a key cannot be sent by a client sharded over servers")
+        node = self.nodeFor(keys[0])
+        for key in keys[1:]:
+            if self.nodeFor(key) is not node:
+                raise CrossShardError("the keys %r are on several servers" % (list(keys),))
+        return node
+
+    def _whenReady(self, call: Callable[[], "Deferred[Any]"]) -> "Deferred[Any]":
+        if self._closed:
+            return fail(ClientClosedError("the Redis client is closed"))
+        if self._ring is not None or self._destination is None:
+            return call()
+        if self._discoveryFailure is not None:
+            return fail(self._discoveryFailure)
+        if len(self._discoveryWaiters) >= self._maxPending:
+            return fail(TooManyPendingCommandsError(
+                "%d commands already wait for discovery (maxPending %d)" % (len(self._discoveryWaiters),
+                                                                           self._maxPending)))
+        waiter: "Deferred[None]" = Deferred()
+        self._discoveryWaiters.append(waiter)
+        return waiter.addCallback(lambda _: self._whenReady(call))
+
+    # Commands
+
+    def execute(self, *args: Any) -> "Deferred[Any]":
+        """
+        Send a command.
+
+        @param args: its name and arguments (bytes, str, int or float).
+        @return: a Deferred of its reply; failing with the server's
+            L{RedisReplyError}, L{RequestTimeoutError}, L{ServerDownError},
+            L{ConnectionLostError}, or, on a sharded client,
+            L{KeylessCommandError} or L{CrossShardError} (nothing sent).
+        """
+        return self._send(list(args), commandKeys(args) if args else None)
+
+    def _send(self, args: List[Any], keys: Optional[Sequence[Key]], transform: Transform = None) -> "Deferred[Any]":
+        def send() -> "Deferred[Any]":
+            d = self._nodeForKeys(keys).executeMany([args])[0]
+            if self._stats is not None and args:
+                self._stats.observe(args[0], d)
+            return d if transform is None else d.addCallback(transform)
+
+        return self._whenReady(lambda: maybeDeferred(send))
+
+    def _call(self, args: List[Any], transform: Transform = None) -> "Deferred[Any]":
+        return self._send(args, args[1:2], transform)
+
+    def _callKeys(self, name: str, keys: Sequence[Key], args: Sequence[Sequence[Any]], combine: Combine,
+                  transform: Transform = None) -> "Deferred[Any]":
+        return self._whenReady(lambda: self._split(name, keys, args, combine, transform))
+
+    def _split(self, name: str, keys: Sequence[Key], args: Sequence[Sequence[Any]], combine: Combine,
+               transform: Transform) -> "Deferred[Any]":
+        if not keys:
+            return fail(KeylessCommandError("%s needs at least one key" % (name,)))
+        groups: Dict[int, Tuple[RedisNode, List[int]]] = {}
+        try:
+            for index, key in enumerate(keys):
+                node = self._nodeForKeys([key])
+                groups.setdefault(id(node), (node, []))[1].append(index)
+        except Exception:
+            return fail(Failure())
+        parts = []
+        for node, indexes in groups.values():
+            command: List[Any] = [name]
+            for index in indexes:
+                command.extend(args[index])
+            d = node.executeMany([command])[0]
+            if self._stats is not None:
+                self._stats.observe(name, d)
+            parts.append(d)
+
+        def join(replies: List[Any]) -> Any:
+            if combine == "sum":
+                return sum(replies)
+            if combine == "all":
+                return all(transform(reply) if transform else reply for reply in replies)
+            out: List[Any] = [None] * len(keys)
+            for (_, indexes), reply in zip(groups.values(), replies):
+                for index, value in zip(indexes, reply):
+                    out[index] = value
+            return out
+
+        return gatherResults(parts, consumeErrors=True).addCallbacks(join, _firstError)
+
+    # Pipelines and transactions
+
+    def pipeline(self) -> "Pipeline":
+        """
+        @return: a new L{Pipeline} of this client.
+        """
+        return Pipeline(self)
+
+    def transaction(self, fn: Callable[["Transaction"], Any], watch: Sequence[Key] = (),
+                    shardKey: Optional[Key] = None) -> "Deferred[List[Any]]":
+        """
+        Run C{MULTI}/C{EXEC} on a connection of its own, with C{WATCH} of
+        C{watch} first, retrying when a watched key changed.
+
+        C{fn(tx)} may read with C{tx}'s helpers (each a Deferred, sent at
+        once after the WATCH), then calls C{tx.multi()} and queues the
+        commands of the transaction with the helpers of what it returns.
+        C{fn} may return a Deferred; it runs again, from the WATCH, when
+        C{EXEC} answers nil (a watched key changed).
+
+        @param watch: the keys to WATCH; on a sharded client they, and
+            every key C{fn} uses, must be on one server.
+        @param shardKey: on a sharded client without C{watch}, a key whose
+            server runs the transaction.
+        @return: a Deferred of the replies of the queued commands (an error
+            reply of one of them is an exception in the list); failing
+            with L{WatchConflictError} after C{maxTransactionRetries}
+            conflicts, L{CrossShardError} or L{KeylessCommandError}
+            (nothing sent), or C{fn}'s error (the transaction discarded).
+        """
+        keys = list(watch) or ([shardKey] if shardKey is not None else [])
+        return self._whenReady(lambda: maybeDeferred(self._nodeForKeys, keys).addCallback(
+            self._transact, fn, list(watch), 0))
+
+    def _transact(self, node: RedisNode, fn: Callable[["Transaction"], Any], watch: List[Key],
+                  attempt: int) -> "Deferred[List[Any]]":
+        def run(connection: RedisConnection) -> "Deferred[Any]":
+            tx = Transaction(self, node, connection)
+            d = connection.execute("WATCH", *watch) if watch else succeed(None)
+            d.addCallback(lambda _: maybeDeferred(fn, tx))
+            d.addCallback(lambda _: tx._exec())
+            return d.addBoth(closed, connection)
+
+        def closed(result: Any, connection: RedisConnection) -> Any:
+            connection.close()
+            return result
+
+        def done(replies: Optional[List[Any]]) -> Any:
+            if replies is not None:
+                return replies
+            if attempt >= self._maxTransactionRetries:
+                raise WatchConflictError("a watched key changed on each of %d attempts" % (attempt + 1,))
+            return self._transact(node, fn, watch, attempt + 1)
+
+        return node.newConnection().addCallback(run).addCallback(done)
+
+    def close(self) -> "Deferred[None]":
+        """
+        Close every connection and stop following the destination:
+        commands waiting fail with L{ClientClosedError}.
+
+        @return: a Deferred firing once done.
+        """
+        if self._closed:
+            return succeed(None)
+        self._closed = True
+        for node in self._nodes.values():
+            node.close()
+        self._nodes = {}
+        self._ring = None
+        self._notDiscovered(Failure(ClientClosedError("the Redis client was closed")))
+        if self._destination is None:
+            return succeed(None)
+        self._stopWatching()
+        return self._destination.close().addCallback(lambda _: None)
+
+
+class Pipeline(Commands):
+    """
+    Commands queued and sent together, their replies given in order: each
+    helper (and L{command}) queues its command and returns the pipeline;
+    L{execute} sends them.  On a sharded client each server gets its
+    commands in one write; a command over several keys (C{mget}, C{mset},
+    C{delete}, C{exists}) must have them on one server.  The commands are
+    not a transaction: others may run between them.
+    """
+
+    def __init__(self, client: RedisClient) -> None:
+        self._client = client
+        self._queued: List[Tuple[List[Any], Optional[Sequence[Key]], Transform]] = []
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    def command(self, *args: Any) -> "Pipeline":
+        """
+        Queue a command.
+
+        @param args: its name and arguments.
+        @return: this pipeline.
+        """
+        self._queued.append((list(args), commandKeys(args), None))
+        return self
+
+    def _call(self, args: List[Any], transform: Transform = None) -> "Pipeline":
+        self._queued.append((args, args[1:2], transform))
+        return self
+
+    def _callKeys(self, name: str, keys: Sequence[Key], args: Sequence[Sequence[Any]], combine: Combine,
+                  transform: Transform = None) -> "Pipeline":
+        command: List[Any] = [name]
+        for arg in args:
+            command.extend(arg)
+        self._queued.append((command, list(keys), transform))
+        return self
+
+    def execute(self, raiseOnError: bool = True) -> "Deferred[List[Any]]":
+        """
+        Send the queued commands (the pipeline is empty again).
+
+        @param raiseOnError: fail with the first command's error (by
+            order) when any failed; else give each error in the list.
+        @return: a Deferred of the replies, in the commands' order.
+        """
+        queued, self._queued = self._queued, []
+        return self._client._whenReady(lambda: maybeDeferred(self._send, queued, raiseOnError))
+
+    def _send(self, queued: List[Tuple[List[Any], Optional[Sequence[Key]], Transform]],
+              raiseOnError: bool) -> "Deferred[List[Any]]":
+        client = self._client
+        groups: Dict[int, Tuple[RedisNode, List[int]]] = {}
+        for index, (_, keys, _) in enumerate(queued):
+            node = client._nodeForKeys(keys)
+            groups.setdefault(id(node), (node, []))[1].append(index)
+        results: List["Deferred[Any]"] = [None] * len(queued)  # type: ignore[list-item]
+        for node, indexes in groups.values():
+            for index, d in zip(indexes, node.executeMany([queued[i][0] for i in indexes])):
+                if client._stats is not None:
+                    client._stats.observe(queued[index][0][0], d)
+                transform = queued[index][2]
+                results[index] = d if transform is None else d.addCallback(transform)
+        return _joinInOrder(results, raiseOnError)
+
+
+class Transaction(Commands):
+    """
+    What a transaction's function is given: its helpers send at once on the
+    transaction's connection (after the WATCH), until L{multi} gives the
+    pipeline of the commands to queue.
+    """
+
+    def __init__(self, client: RedisClient, node: RedisNode, connection: RedisConnection) -> None:
+        self._client = client
+        self._node = node
+        self._connection = connection
+        self._queue: Optional[_TransactionQueue] = None
+
+    def _check(self, keys: Optional[Sequence[Key]]) -> None:
+        if keys and self._client._nodeForKeys(keys) is not self._node:
+            raise CrossShardError("the keys %r are not on the transaction's server" % (list(keys),))
+
+    def execute(self, *args: Any) -> "Deferred[Any]":
+        """
+        Send a command at once on the transaction's connection.
+
+        @return: a Deferred of its reply.
+        """
+        return maybeDeferred(self._check, commandKeys(args)).addCallback(
+            lambda _: self._connection.execute(*args))
+
+    def _call(self, args: List[Any], transform: Transform = None) -> "Deferred[Any]":
+        d = self.execute(*args)
+        return d if transform is None else d.addCallback(transform)
+
+    def _callKeys(self, name: str, keys: Sequence[Key], args: Sequence[Sequence[Any]], combine: Combine,
+                  transform: Transform = None) -> "Deferred[Any]":
+        command: List[Any] = [name]
+        for arg in args:
+            command.extend(arg)
+        return maybeDeferred(self._check, keys).addCallback(lambda _: self._call(command, transform))
+
+    def multi(self) -> Pipeline:
+        """
+        @return: the pipeline whose commands C{MULTI}/C{EXEC} will run once
+            the transaction's function returned (or its Deferred fired).
+        """
+        if self._queue is None:
+            self._queue = _TransactionQueue(self)
+        return self._queue
+
+    def _exec(self) -> "Deferred[Optional[List[Any]]]":
+        queued = self._queue._queued if self._queue is not None else []
+        commands = [["MULTI"]] + [args for args, _, _ in queued] + [["EXEC"]]
+        replies = self._connection.executeMany(commands)
+        for d in replies[:-1]:
+            d.addErrback(lambda _: None)
+
+        def executed(reply: Optional[List[Any]]) -> Optional[List[Any]]:
+            if reply is None:
+                return None
+            return [r if t is None or isinstance(r, Exception) else t(r) for r, (_, _, t) in zip(reply, queued)]
+
+        return replies[-1].addCallback(executed)
+
+
+class _TransactionQueue(Pipeline):
+    """
+    The commands of a transaction, checked to be on its server as they are
+    queued.
+    """
+
+    def __init__(self, transaction: Transaction) -> None:
+        Pipeline.__init__(self, transaction._client)
+        self._transaction = transaction
+
+    def command(self, *args: Any) -> Pipeline:
+        self._transaction._check(commandKeys(args))
+        return Pipeline.command(self, *args)
+
+    def _call(self, args: List[Any], transform: Transform = None) -> Pipeline:
+        self._transaction._check(args[1:2])
+        return Pipeline._call(self, args, transform)
+
+    def _callKeys(self, name: str, keys: Sequence[Key], args: Sequence[Sequence[Any]], combine: Combine,
+                  transform: Transform = None) -> Pipeline:
+        self._transaction._check(keys)
+        return Pipeline._callKeys(self, name, keys, args, combine, transform)
+
+    def execute(self, raiseOnError: bool = True) -> "Deferred[List[Any]]":
+        raise TypeError("a transaction's commands are sent when its function is done")
+
+
+def _keyBytes(key: Key) -> bytes:
+    if isinstance(key, bytes):
+        return key
+    if isinstance(key, str):
+        return key.encode("utf-8")
+    return str(key).encode("ascii")
+
+
+def _joinInOrder(results: List["Deferred[Any]"], raiseOnError: bool) -> "Deferred[List[Any]]":
+    def collect(outcomes: List[Tuple[bool, Any]]) -> Any:
+        values = []
+        for ok, value in outcomes:
+            if not ok:
+                if raiseOnError:
+                    return value
+                value = value.value
+            values.append(value)
+        return values
+
+    return DeferredList(results, consumeErrors=True).addCallback(collect)
+
+
+def _firstError(failure: Failure) -> Failure:
+    return failure.value.subFailure if isinstance(failure.value, FirstError) else failure
+
