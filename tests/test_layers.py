@@ -24,6 +24,7 @@ LAYERS: List[Set[str]] = [
         "txscales._framing",
         "txscales._listening",
         "txscales._moving",
+        "txscales._options",
         "txscales._plugins",
         "txscales._ratelimit",
         "txscales._reactor",

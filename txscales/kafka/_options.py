@@ -4,55 +4,37 @@ L{BadOptionError} naming the option, when the producer (or its builder's
 setter) is called, not at the first send.
 """
 
-import math
-from typing import Any, Callable, Dict, Mapping, Tuple
+from typing import Any, Mapping
 
 from prometheus_client import CollectorRegistry
 
+from txscales._options import OptionChecks, flag, instanceOf, integer, number, optional
 from txscales.errors import BadOptionError
 from txscales.kafka._codecs import checkCodec
 
-
-def _number(minimum: float, strict: bool = False) -> Callable[[Any], bool]:
-    def check(value: Any) -> bool:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            return False
-        return value > minimum if strict else value >= minimum
-
-    return check
-
-
-def _integer(minimum: int) -> Callable[[Any], bool]:
-    return lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-
-def _optional(kind: type) -> Callable[[Any], bool]:
-    return lambda value: value is None or isinstance(value, kind)
-
-
-_CHECKS: Dict[str, Tuple[Callable[[Any], bool], str]] = {
+_CHECKS = OptionChecks("Kafka producer", {
     "acks": (lambda v: not isinstance(v, bool) and v in (0, 1, -1, "all"), '0, 1, -1 or "all"'),
-    "lingerMs": (_number(0), "a number of milliseconds >= 0"),
-    "batchSize": (_integer(0), "an int >= 0"),
-    "maxRequestSize": (_integer(1), "an int >= 1"),
-    "bufferMemory": (_integer(1), "an int >= 1"),
-    "maxBlock": (_number(0), "a number of seconds >= 0"),
-    "compression": (lambda v: isinstance(v, str), '"none", "gzip", "snappy", "lz4" or "zstd"'),
-    "requestTimeout": (_number(0, strict=True), "a number of seconds > 0"),
-    "deliveryTimeout": (_number(0, strict=True), "a number of seconds > 0"),
-    "retryBackoff": (_number(0), "a number of seconds >= 0"),
-    "maxInFlight": (_integer(1), "an int >= 1"),
-    "idempotence": (lambda v: v is None or v is True or v is False, "None, True or False"),
-    "partitioner": (_optional(str), "None or a partitioner plugin's name"),
-    "clientId": (_optional(str), "None or a str"),
-    "connectTimeout": (_number(0, strict=True), "a number of seconds > 0"),
-    "discoveryTimeout": (_number(0, strict=True), "a number of seconds > 0"),
-    "metadataMaxAge": (_number(0), "a number of seconds >= 0"),
-    "maxFrameSize": (_integer(1), "an int >= 1"),
-    "stats": (lambda v: v is True or v is False, "True or False"),
-    "label": (_optional(str), "None or a str"),
-    "registry": (_optional(CollectorRegistry), "None or a prometheus CollectorRegistry"),
-}
+    "lingerMs": (number(0), "a number of milliseconds >= 0"),
+    "batchSize": (integer(0), "an int >= 0"),
+    "maxRequestSize": (integer(1), "an int >= 1"),
+    "bufferMemory": (integer(1), "an int >= 1"),
+    "maxBlock": (number(0), "a number of seconds >= 0"),
+    "compression": (instanceOf(str), '"none", "gzip", "snappy", "lz4" or "zstd"'),
+    "requestTimeout": (number(0, strict=True), "a number of seconds > 0"),
+    "deliveryTimeout": (number(0, strict=True), "a number of seconds > 0"),
+    "retryBackoff": (number(0), "a number of seconds >= 0"),
+    "maxInFlight": (integer(1), "an int >= 1"),
+    "idempotence": (optional(flag), "None, True or False"),
+    "partitioner": (optional(instanceOf(str)), "None or a partitioner plugin's name"),
+    "clientId": (optional(instanceOf(str)), "None or a str"),
+    "connectTimeout": (number(0, strict=True), "a number of seconds > 0"),
+    "discoveryTimeout": (number(0, strict=True), "a number of seconds > 0"),
+    "metadataMaxAge": (number(0), "a number of seconds >= 0"),
+    "maxFrameSize": (integer(1), "an int >= 1"),
+    "stats": (flag, "True or False"),
+    "label": (optional(instanceOf(str)), "None or a str"),
+    "registry": (optional(instanceOf(CollectorRegistry)), "None or a prometheus CollectorRegistry"),
+})
 
 
 def checkOption(name: str, value: Any) -> None:
@@ -64,9 +46,7 @@ def checkOption(name: str, value: Any) -> None:
     @raise txscales.kafka.UnsupportedCodecError: for a C{compression}
         Kafka does not define, or whose library is not installed.
     """
-    check = _CHECKS.get(name)
-    if check is not None and not check[0](value):
-        raise BadOptionError("Kafka producer option %s must be %s, not %r" % (name, check[1], value))
+    _CHECKS.check(name, value)
     if name == "compression":
         checkCodec(value)
 
