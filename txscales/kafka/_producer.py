@@ -37,8 +37,9 @@ from txscales.kafka._messages import (
     encodeProduceRequest,
 )
 from txscales.kafka._codecs import checkCodec
+from txscales.kafka._accumulator import Batch, FlushWaiter, recordSizeBound
 from txscales.kafka._partitioners import RandomSource, StickyPartitioner, murmur2Partition
-from txscales.kafka._records import HEADER_SIZE, RecordBatchBuilder, encodeRecord
+from txscales.kafka._records import HEADER_SIZE, RecordBatchBuilder
 
 TopicPartition = Tuple[str, int]
 Header = Tuple[str, Optional[bytes]]
@@ -90,35 +91,6 @@ class RecordMetadata:
     timestamp: int
 
 
-class _Record:
-    __slots__ = ("deferred", "timestamp", "size")
-
-    def __init__(self, deferred: "Deferred[RecordMetadata]", timestamp: int, size: int) -> None:
-        self.deferred = deferred
-        self.timestamp = timestamp
-        self.size = size
-
-
-class _Batch:
-    """
-    The records of one partition that travel in one RecordBatch.
-    """
-
-    def __init__(self, tp: TopicPartition, builder: RecordBatchBuilder, deadline: float) -> None:
-        self.tp = tp
-        self.builder = builder
-        self.records: List[_Record] = []
-        self.deadline = deadline
-        self.full = False
-        self.inFlight = False
-        self.written = False
-        self.encoded: Optional[bytes] = None
-        self.baseSequence = -1
-        self.retryAt = 0.0
-        self.lastError: Optional[BaseException] = None
-        self.timer: Optional[IDelayedCall] = None
-
-
 class KafkaProducer:
     """
     Send records to the partitions of Kafka topics.
@@ -153,13 +125,16 @@ class KafkaProducer:
         self._initializing: Optional["Deferred[None]"] = None
         self._sequences: Dict[TopicPartition, int] = {}
         self._sticky = StickyPartitioner(cast(RandomSource, random if random is not None else _random.Random()))
-        self._batches: Dict[TopicPartition, Deque[_Batch]] = {}
+        self._batches: Dict[TopicPartition, Deque[Batch]] = {}
         self._inFlight: Dict[int, int] = {}
         self._used = 0
         self._memoryWaiters: Deque[Tuple[int, "Deferred[None]", IDelayedCall]] = deque()
+        self._batchLimit = min(batchSize, maxRequestSize)
+        self._partitions: Dict[str, Tuple[Any, List[int]]] = {}
+        # The records that wait for memory or metadata, in the order sent,
+        # each with the flush waiters that count it.
         self._count = 0
-        self._outstanding: Dict[int, None] = {}
-        self._flushWaiters: List[Tuple[int, "Deferred[None]"]] = []
+        self._waiting: Dict[int, List[FlushWaiter]] = {}
         self._flushing = 0
         self._drainTimer: Optional[IDelayedCall] = None
         self._closed = False
@@ -181,41 +156,38 @@ class KafkaProducer:
         """
         if self._closed:
             return _failed(ClientClosedError("the producer is closed"))
-        headerList = list(headers or ())
-        if timestamp is None:
-            timestamp = int(self._clock.seconds() * 1000)
-        size = len(encodeRecord(0, 0, key, value, headerList))
+        if headers is None:
+            headers = ()
+        # recordSizeBound, inlined for the usual record.
+        size = 36 + (len(value) if value is not None else 0)
+        if key is not None:
+            size += len(key)
+        if headers:
+            headers = list(headers)
+            size = recordSizeBound(key, value, headers)
         if size + HEADER_SIZE > self._maxRequestSize or size > self._bufferMemory:
             return _failed(MessageTooLargeError(
-                "the record is %d bytes, over maxRequestSize %d or bufferMemory %d"
+                "the record is up to %d bytes, over maxRequestSize %d or bufferMemory %d"
                 % (size + HEADER_SIZE, self._maxRequestSize, self._bufferMemory)))
-        number = self._count
-        self._count += 1
-        self._outstanding[number] = None
+        now = self._clock.seconds()
+        if timestamp is None:
+            timestamp = int(now * 1000)
         result: "Deferred[RecordMetadata]" = Deferred()
-        record = _Record(result, timestamp, size)
-        deadline = self._clock.seconds() + self._deliveryTimeout
-
-        held = [False]
-
-        def hold(_: None) -> None:
-            held[0] = True
-
-        def done(outcome: Any) -> Any:
-            if held[0]:
-                self._release(size)
-            del self._outstanding[number]
-            self._wakeFlushers()
-            return outcome
-
-        reserved: "Deferred[Any]" = self._reserve(size)
-        reserved.addCallback(hold)
-        reserved.addCallback(lambda _: self._route(topic, key, partition, deadline))
-        reserved.addCallback(lambda tp: self._append(tp, record, key, value, headerList, deadline))
-        reserved.addErrback(lambda f: self._finish(record, f))
-        out: "Deferred[RecordMetadata]" = Deferred()
-        result.addBoth(done).addBoth(lambda outcome: _fire(out, outcome))
-        return out
+        if not self._waiting and self._used + size <= self._bufferMemory:
+            # The fast path: memory is free, the topic's metadata known and
+            # no earlier record waits for either.
+            metadata = self._cluster.cached(topic)
+            if metadata is not None:
+                try:
+                    tp = self._route(topic, key, partition, metadata)
+                except KafkaError as e:
+                    result.errback(Failure(e))
+                    return result
+                self._used += size
+                self._append(tp, result, timestamp, key, value, headers, size, now)
+                return result
+        self._sendLater(result, topic, value, key, partition, headers, timestamp, size, now)
+        return result
 
     def flush(self) -> "Deferred[None]":
         """
@@ -223,13 +195,19 @@ class KafkaProducer:
 
         @return: a Deferred firing once each of them succeeded or failed.
         """
-        if not self._outstanding:
+        if not self._batches and not self._waiting:
             return succeed(None)
-        d: "Deferred[None]" = Deferred()
-        self._flushWaiters.append((self._count, d))
+        waiter = FlushWaiter(Deferred())
+        for queue in self._batches.values():
+            for batch in queue:
+                batch.waiters.append(waiter)
+                waiter.remaining += 1
+        for waiters in self._waiting.values():
+            waiters.append(waiter)
+            waiter.remaining += 1
         self._flushing += 1
         self._drain()
-        return d
+        return cast("Deferred[None]", waiter.deferred)
 
     def close(self) -> "Deferred[None]":
         """
@@ -245,6 +223,39 @@ class KafkaProducer:
                 self._drainTimer.cancel()
 
         return self.flush().addCallback(closed)
+
+    # Records that wait for memory or metadata
+
+    def _sendLater(self, result: "Deferred[RecordMetadata]", topic: str, value: Optional[bytes],
+                   key: Optional[bytes], partition: Optional[int], headers: Sequence[Header], timestamp: int,
+                   size: int, now: float) -> None:
+        """
+        Send a record once memory is free and its topic's metadata known;
+        the records sent after it wait for it, so that none overtakes
+        another.
+        """
+        number = self._count
+        self._count += 1
+        self._waiting[number] = []
+        deadline = now + self._deliveryTimeout
+        held = [False]
+
+        def hold(_: None) -> None:
+            held[0] = True
+
+        def append(tp: TopicPartition) -> None:
+            self._append(tp, result, timestamp, key, value, headers, size, now, self._waiting.pop(number))
+
+        def failed(failure: Failure) -> None:
+            if held[0]:
+                self._release(size)
+            self._unwait(self._waiting.pop(number))
+            result.errback(failure)
+
+        reserved: "Deferred[Any]" = self._reserve(size)
+        reserved.addCallback(hold)
+        reserved.addCallback(lambda _: self._routeLater(topic, key, partition, deadline))
+        reserved.addCallbacks(append, failed)
 
     # Memory
 
@@ -273,8 +284,31 @@ class KafkaProducer:
 
     # Routing
 
-    def _route(self, topic: str, key: Optional[bytes], partition: Optional[int],
-               deadline: float) -> "Deferred[TopicPartition]":
+    def _route(self, topic: str, key: Optional[bytes], partition: Optional[int], metadata: Any) -> TopicPartition:
+        """
+        @param metadata: the topic's metadata.
+        @return: the partition a record goes to.
+        @raise UnknownTopicOrPartitionError: for a partition the topic does
+            not have.
+        """
+        cached = self._partitions.get(topic)
+        if cached is None or cached[0] is not metadata:
+            cached = self._partitions[topic] = (metadata, [p.partition for p in metadata.partitions])
+        partitions = cached[1]
+        if partition is not None:
+            if partition not in partitions:
+                raise errorForCode(3, "topic %r has no partition %d" % (topic, partition))
+            return (topic, partition)
+        if key is not None:
+            return (topic, partitions[murmur2Partition(key, len(partitions))])
+        return (topic, self._sticky.partition(topic, None, partitions))
+
+    def _routeLater(self, topic: str, key: Optional[bytes], partition: Optional[int],
+                    deadline: float) -> "Deferred[TopicPartition]":
+        """
+        L{_route} once the topic's metadata is known, retrying until
+        C{deadline}.
+        """
         result: "Deferred[TopicPartition]" = Deferred()
         last: List[Optional[BaseException]] = [None]
         retry: List[Optional[IDelayedCall]] = [None]
@@ -294,16 +328,12 @@ class KafkaProducer:
             if result.called:
                 return
             timer.cancel()
-            partitions = [p.partition for p in metadata.partitions]
-            if partition is not None:
-                if partition not in partitions:
-                    result.errback(errorForCode(3, "topic %r has no partition %d" % (topic, partition)))
-                    return
-                result.callback((topic, partition))
-            elif key is not None:
-                result.callback((topic, partitions[murmur2Partition(key, len(partitions))]))
-            else:
-                result.callback((topic, self._sticky.partition(topic, None, partitions)))
+            try:
+                tp = self._route(topic, key, partition, metadata)
+            except KafkaError as e:
+                result.errback(Failure(e))
+                return
+            result.callback(tp)
 
         def failed(failure: Failure) -> None:
             if result.called:
@@ -323,41 +353,65 @@ class KafkaProducer:
 
     # Accumulator
 
-    def _append(self, tp: TopicPartition, record: _Record, key: Optional[bytes], value: Optional[bytes],
-                headers: List[Header], deadline: float) -> None:
-        queue = self._batches.setdefault(tp, deque())
-        batch = queue[-1] if queue else None
-        if batch is not None and (batch.full or batch.encoded is not None
-                                  or batch.builder.sizeInBytes() + record.size > self._batchSize
-                                  or batch.builder.sizeInBytes() + record.size > self._maxRequestSize):
-            if not batch.full:
-                batch.full = True
-                self._sticky.onNewBatch(tp[0], tp[1], self._partitionsOf(tp[0]))
-            batch = None
+    def _append(self, tp: TopicPartition, deferred: "Deferred[RecordMetadata]", timestamp: int,
+                key: Optional[bytes], value: Optional[bytes], headers: Sequence[Header], size: int, sentAt: float,
+                waiters: Optional[List[FlushWaiter]] = None) -> None:
+        """
+        Encode a record into its partition's open batch, or a new one.
+
+        @param size: the memory it holds (L{recordSizeBound}).
+        @param sentAt: when it was sent: a new batch's linger and delivery
+            timeout count from then.
+        @param waiters: the flush waiters that counted it before it had a
+            batch.
+        """
+        queue = self._batches.get(tp)
+        batch = None
+        if queue:
+            batch = queue[-1]
+            if batch.full or batch.builder is None or batch.builder.sizeInBytes() + size > self._batchLimit:
+                if not batch.full:
+                    batch.full = True
+                    self._sticky.onNewBatch(tp[0], tp[1], self._partitionsOf(tp[0]))
+                batch = None
+        else:
+            queue = self._batches[tp] = deque()
         if batch is None:
-            batch = _Batch(tp, RecordBatchBuilder(self._compression), deadline)
-            batch.timer = self._clock.callLater(max(0.0, deadline - self._clock.seconds()), self._expire, batch)
+            batch = Batch(tp, RecordBatchBuilder(self._compression), sentAt, sentAt + self._deliveryTimeout)
+            batch.timer = self._clock.callLater(max(0.0, batch.deadline - self._clock.seconds()), self._expire, batch)
             queue.append(batch)
             self._scheduleDrain(self._linger)
-        batch.builder.append(record.timestamp, key, value, headers)
-        batch.records.append(record)
-        if batch.builder.sizeInBytes() >= self._batchSize:
+        builder = batch.builder
+        assert builder is not None
+        builder.append(timestamp, key, value, headers)
+        if not batch.deferreds:
+            batch.baseTimestamp = timestamp
+        batch.deferreds.append(deferred)
+        batch.deltas.append(timestamp - batch.baseTimestamp)
+        batch.memory += size
+        if waiters:
+            for waiter in waiters:
+                if waiter in batch.waiters:
+                    waiter.remaining -= 1
+                else:
+                    batch.waiters.append(waiter)
+        if builder.sizeInBytes() >= self._batchSize:
             batch.full = True
             self._sticky.onNewBatch(tp[0], tp[1], self._partitionsOf(tp[0]))
             self._scheduleDrain(0)
 
     def _partitionsOf(self, topic: str) -> List[int]:
-        metadata = self._cluster.topics.get(topic)
-        return [p.partition for p in metadata.partitions] if metadata else []
+        cached = self._partitions.get(topic)
+        return cached[1] if cached is not None else []
 
-    def _expire(self, batch: _Batch) -> None:
+    def _expire(self, batch: Batch) -> None:
         batch.timer = None
         if batch.inFlight:
             return
         self._removeBatch(batch)
         self._failBatch(batch, Failure(DeliveryTimeoutError(self._deliveryTimeout, batch.written, batch.lastError)))
 
-    def _removeBatch(self, batch: _Batch) -> None:
+    def _removeBatch(self, batch: Batch) -> None:
         queue = self._batches.get(batch.tp)
         if queue is not None and batch in queue:
             queue.remove(batch)
@@ -381,13 +435,13 @@ class KafkaProducer:
             self._initProducerId()
             return
         now = self._clock.seconds()
-        byNode: Dict[int, List[_Batch]] = {}
+        byNode: Dict[int, List[Batch]] = {}
         nextWake: Optional[float] = None
         for tp, queue in list(self._batches.items()):
             batch = queue[0]
             if batch.inFlight:
                 continue
-            due = now if (batch.full or self._flushing or self._closed) else batch.deadline - self._deliveryTimeout + self._linger
+            due = now if (batch.full or self._flushing or self._closed) else batch.createdAt + self._linger
             due = max(due, batch.retryAt)
             if due > now:
                 nextWake = due if nextWake is None else min(nextWake, due)
@@ -465,18 +519,18 @@ class KafkaProducer:
                     self._failBatch(batch, failure)
         return retry and bool(self._batches)
 
-    def _sendTo(self, node: int, batches: List[_Batch]) -> None:
+    def _sendTo(self, node: int, batches: List[Batch]) -> None:
         total = 0
-        chosen: List[_Batch] = []
+        chosen: List[Batch] = []
         for batch in batches:
-            if batch.encoded is None:
-                if self._idempotence:
-                    batch.baseSequence = self._sequences.get(batch.tp, 0)
-                    self._sequences[batch.tp] = (batch.baseSequence + len(batch.records)) & 0x7FFFFFFF
-                batch.encoded = batch.builder.build(self._producerId, self._producerEpoch, batch.baseSequence)
-            if chosen and total + len(batch.encoded) > self._maxRequestSize:
+            sequence = -1
+            if batch.encoded is None and self._idempotence:
+                sequence = self._sequences.get(batch.tp, 0)
+                self._sequences[batch.tp] = (sequence + len(batch.deferreds)) & 0x7FFFFFFF
+            encoded = batch.build(self._producerId, self._producerEpoch, sequence)
+            if chosen and total + len(encoded) > self._maxRequestSize:
                 break
-            total += len(batch.encoded)
+            total += len(encoded)
             chosen.append(batch)
             batch.inFlight = True
         self._inFlight[node] = self._inFlight.get(node, 0) + 1
@@ -531,7 +585,7 @@ class KafkaProducer:
 
         self._cluster.connectionToNode(node).addCallback(send).addCallbacks(answered, failed)
 
-    def _retry(self, batch: _Batch, error: BaseException) -> None:
+    def _retry(self, batch: Batch, error: BaseException) -> None:
         batch.lastError = error
         batch.retryAt = self._clock.seconds() + self._retryBackoff
         if batch.timer is None:
@@ -539,48 +593,53 @@ class KafkaProducer:
             self._removeBatch(batch)
             self._failBatch(batch, Failure(DeliveryTimeoutError(self._deliveryTimeout, batch.written, error)))
 
-    def _complete(self, batch: _Batch, response: Optional[PartitionProduceResponse]) -> None:
+    def _complete(self, batch: Batch, response: Optional[PartitionProduceResponse]) -> None:
         self._removeBatch(batch)
         if batch.timer is not None and batch.timer.active():
             batch.timer.cancel()
         batch.timer = None
+        self._release(batch.memory)
         topic, partition = batch.tp
-        for i, record in enumerate(batch.records):
-            offset = -1
-            timestamp = record.timestamp
-            if response is not None and response.errorCode == 0:
-                offset = response.baseOffset + i
-                if response.logAppendTimeMs != -1:
-                    timestamp = response.logAppendTimeMs
-            record.deferred.callback(RecordMetadata(topic, partition, offset, timestamp))
+        offset = appendTime = -1
+        if response is not None and response.errorCode == 0:
+            offset = response.baseOffset
+            appendTime = response.logAppendTimeMs
+        base = batch.baseTimestamp
+        # RecordMetadata's frozen __init__ costs more than the rest of a
+        # record's completion: fill each one's __dict__ directly.
+        new, setattr_ = object.__new__, object.__setattr__
+        for i, (deferred, delta) in enumerate(zip(batch.deferreds, batch.deltas)):
+            metadata = new(RecordMetadata)
+            setattr_(metadata, "__dict__", {
+                "topic": topic, "partition": partition, "offset": offset + i if offset >= 0 else -1,
+                "timestamp": appendTime if appendTime != -1 else base + delta})
+            deferred.callback(metadata)
+        self._settle(batch)
 
-    def _failBatch(self, batch: _Batch, failure: Failure) -> None:
+    def _failBatch(self, batch: Batch, failure: Failure) -> None:
         if batch.timer is not None and batch.timer.active():
             batch.timer.cancel()
         batch.timer = None
-        for record in batch.records:
-            self._finish(record, failure)
+        self._release(batch.memory)
+        for deferred in batch.deferreds:
+            if not deferred.called:
+                deferred.errback(failure)
+        self._settle(batch)
 
-    def _finish(self, record: _Record, failure: Failure) -> None:
-        if not record.deferred.called:
-            record.deferred.errback(failure)
+    def _settle(self, batch: Batch) -> None:
+        """
+        The batch's records all succeeded or failed: count it off the
+        flush waiters that wait for it.
+        """
+        self._unwait(batch.waiters)
+        batch.waiters = []
 
-    def _wakeFlushers(self) -> None:
-        oldest = next(iter(self._outstanding), self._count)
-        ready = [w for w in self._flushWaiters if w[0] <= oldest]
-        if not ready:
-            return
-        self._flushWaiters = [w for w in self._flushWaiters if w[0] > oldest]
-        self._flushing -= len(ready)
-        for _, d in ready:
-            d.callback(None)
-
-
-def _fire(d: "Deferred[Any]", outcome: Any) -> None:
-    if isinstance(outcome, Failure):
-        d.errback(outcome)
-    else:
-        d.callback(outcome)
+    def _unwait(self, waiters: List[FlushWaiter]) -> None:
+        for waiter in waiters:
+            waiter.remaining -= 1
+            if waiter.remaining == 0:
+                self._flushing -= 1
+                waiter.deferred.callback(None)
 
 
 def _failed(error: Exception) -> "Deferred[Any]":
