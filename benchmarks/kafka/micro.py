@@ -112,7 +112,7 @@ class _Cluster:
     def topic(self, name):
         return succeed(self.topics[name])
 
-    def cached(self, name):
+    def cached(self, name, now):
         return self.topics[name]
 
     def leaderOf(self, topic, partition):

@@ -7,7 +7,7 @@ here, fired by the producer.
 
 from typing import Any, List, Optional, Tuple
 
-from txscales.kafka._records import RecordBatchBuilder
+from txscales.kafka._records import HEADER_SIZE, RecordBatchBuilder
 
 TopicPartition = Tuple[str, int]
 
@@ -32,19 +32,23 @@ class Batch:
     timestamps (as deltas from C{baseTimestamp}, small integers) are kept
     side by side, in order.
 
+    @ivar size: its size in bytes so far, header included, before
+        compression.
     @ivar memory: the bufferMemory its records hold, released once it
         settles.
     @ivar waiters: the L{FlushWaiter}s that count it.
     """
 
-    __slots__ = ("tp", "builder", "deferreds", "baseTimestamp", "deltas", "memory", "createdAt", "deadline", "full", "inFlight",
+    __slots__ = ("tp", "builder", "size", "deferreds", "baseTimestamp", "deltas", "memory", "createdAt", "deadline", "full", "inFlight",
                  "written", "encoded", "baseSequence", "retryAt", "lastError", "timer", "waiters")
 
-    def __init__(self, tp: TopicPartition, builder: RecordBatchBuilder, createdAt: float, deadline: float) -> None:
+    def __init__(self, tp: TopicPartition, builder: RecordBatchBuilder, baseTimestamp: int, createdAt: float,
+                 deadline: float) -> None:
         self.tp = tp
         self.builder: Optional[RecordBatchBuilder] = builder
+        self.size = HEADER_SIZE
         self.deferreds: List[Any] = []
-        self.baseTimestamp = 0
+        self.baseTimestamp = baseTimestamp
         self.deltas: List[int] = []
         self.memory = 0
         self.createdAt = createdAt
@@ -58,14 +62,6 @@ class Batch:
         self.lastError: Optional[BaseException] = None
         self.timer: Any = None
         self.waiters: List[FlushWaiter] = []
-
-    def size(self) -> int:
-        """
-        @return: its size in bytes so far, header included.
-        """
-        if self.builder is None:
-            return len(self.encoded or b"")
-        return self.builder.sizeInBytes()
 
     def build(self, producerId: int, producerEpoch: int, baseSequence: int) -> bytes:
         """

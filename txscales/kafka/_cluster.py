@@ -171,13 +171,15 @@ class Cluster:
 
         return self.refresh().addCallback(answer)
 
-    def cached(self, name: str) -> "Optional[TopicMetadata]":
+    def cached(self, name: str, now: float) -> "Optional[TopicMetadata]":
         """
+        @param now: the reactor's time.
         @return: the topic's metadata when it is known, fresh and without
             error (what L{topic} would give at once), else None.
         """
         known = self.topics.get(name)
-        if known is not None and known.errorCode == 0 and known.partitions and self._fresh():
+        if (known is not None and known.errorCode == 0 and known.partitions and self._fetchedAt is not None
+                and now - self._fetchedAt < self._metadataMaxAge):
             return known
         return None
 

@@ -130,6 +130,8 @@ class KafkaProducer:
         self._used = 0
         self._memoryWaiters: Deque[Tuple[int, "Deferred[None]", IDelayedCall]] = deque()
         self._batchLimit = min(batchSize, maxRequestSize)
+        # The batch of each partition that takes its next records.
+        self._open: Dict[TopicPartition, Batch] = {}
         self._partitions: Dict[str, Tuple[Any, List[int]]] = {}
         # The records that wait for memory or metadata, in the order sent,
         # each with the flush waiters that count it.
@@ -176,7 +178,7 @@ class KafkaProducer:
         if not self._waiting and self._used + size <= self._bufferMemory:
             # The fast path: memory is free, the topic's metadata known and
             # no earlier record waits for either.
-            metadata = self._cluster.cached(topic)
+            metadata = self._cluster.cached(topic, now)
             if metadata is not None:
                 try:
                     tp = self._route(topic, key, partition, metadata)
@@ -365,27 +367,10 @@ class KafkaProducer:
         @param waiters: the flush waiters that counted it before it had a
             batch.
         """
-        queue = self._batches.get(tp)
-        batch = None
-        if queue:
-            batch = queue[-1]
-            if batch.full or batch.builder is None or batch.builder.sizeInBytes() + size > self._batchLimit:
-                if not batch.full:
-                    batch.full = True
-                    self._sticky.onNewBatch(tp[0], tp[1], self._partitionsOf(tp[0]))
-                batch = None
-        else:
-            queue = self._batches[tp] = deque()
-        if batch is None:
-            batch = Batch(tp, RecordBatchBuilder(self._compression), sentAt, sentAt + self._deliveryTimeout)
-            batch.timer = self._clock.callLater(max(0.0, batch.deadline - self._clock.seconds()), self._expire, batch)
-            queue.append(batch)
-            self._scheduleDrain(self._linger)
-        builder = batch.builder
-        assert builder is not None
-        builder.append(timestamp, key, value, headers)
-        if not batch.deferreds:
-            batch.baseTimestamp = timestamp
+        batch = self._open.get(tp)
+        if batch is None or batch.size + size > self._batchLimit:
+            batch = self._newBatch(tp, timestamp, sentAt)
+        batch.size += batch.builder.append(timestamp, key, value, headers)  # type: ignore[union-attr]
         batch.deferreds.append(deferred)
         batch.deltas.append(timestamp - batch.baseTimestamp)
         batch.memory += size
@@ -395,10 +380,37 @@ class KafkaProducer:
                     waiter.remaining -= 1
                 else:
                     batch.waiters.append(waiter)
-        if builder.sizeInBytes() >= self._batchSize:
-            batch.full = True
-            self._sticky.onNewBatch(tp[0], tp[1], self._partitionsOf(tp[0]))
+        if batch.size >= self._batchSize:
+            self._close(batch)
             self._scheduleDrain(0)
+
+    def _newBatch(self, tp: TopicPartition, timestamp: int, sentAt: float) -> Batch:
+        """
+        Close the partition's open batch, if any, and open a new one.
+        """
+        full = self._open.get(tp)
+        if full is not None:
+            self._close(full)
+        queue = self._batches.get(tp)
+        if queue is None:
+            queue = self._batches[tp] = deque()
+        batch = Batch(tp, RecordBatchBuilder(self._compression), timestamp, sentAt, sentAt + self._deliveryTimeout)
+        batch.timer = self._clock.callLater(max(0.0, batch.deadline - self._clock.seconds()), self._expire, batch)
+        queue.append(batch)
+        self._open[tp] = batch
+        self._scheduleDrain(self._linger)
+        return batch
+
+    def _close(self, batch: Batch) -> None:
+        """
+        Take no more records into C{batch}: the next of its partition start
+        a new one, and the partitioner may move on.
+        """
+        if self._open.get(batch.tp) is batch:
+            del self._open[batch.tp]
+        if not batch.full:
+            batch.full = True
+            self._sticky.onNewBatch(batch.tp[0], batch.tp[1], self._partitionsOf(batch.tp[0]))
 
     def _partitionsOf(self, topic: str) -> List[int]:
         cached = self._partitions.get(topic)
@@ -412,6 +424,8 @@ class KafkaProducer:
         self._failBatch(batch, Failure(DeliveryTimeoutError(self._deliveryTimeout, batch.written, batch.lastError)))
 
     def _removeBatch(self, batch: Batch) -> None:
+        if self._open.get(batch.tp) is batch:
+            del self._open[batch.tp]
         queue = self._batches.get(batch.tp)
         if queue is not None and batch in queue:
             queue.remove(batch)
@@ -527,6 +541,8 @@ class KafkaProducer:
             if batch.encoded is None and self._idempotence:
                 sequence = self._sequences.get(batch.tp, 0)
                 self._sequences[batch.tp] = (sequence + len(batch.deferreds)) & 0x7FFFFFFF
+            if batch.encoded is None:
+                self._close(batch)
             encoded = batch.build(self._producerId, self._producerEpoch, sequence)
             if chosen and total + len(encoded) > self._maxRequestSize:
                 break
