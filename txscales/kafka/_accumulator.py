@@ -95,3 +95,29 @@ def recordSizeBound(key: Optional[bytes], value: Optional[bytes], headers: Any) 
         if headerValue is not None:
             size += len(headerValue)
     return size
+
+
+class WaitingRecord:
+    """
+    A record sent while bufferMemory was short or its topic's metadata
+    unknown (or behind such a record), with what L{KafkaProducer.send} was
+    given.
+
+    @ivar waiters: the L{FlushWaiter}s that count it, or None.
+    """
+
+    __slots__ = ("deferred", "topic", "value", "key", "partition", "headers", "timestamp", "size", "sentAt",
+                 "waiters")
+
+    def __init__(self, deferred: Any, topic: str, value: Optional[bytes], key: Optional[bytes],
+                 partition: Optional[int], headers: Any, timestamp: int, size: int, sentAt: float) -> None:
+        self.deferred = deferred
+        self.topic = topic
+        self.value = value
+        self.key = key
+        self.partition = partition
+        self.headers = headers
+        self.timestamp = timestamp
+        self.size = size
+        self.sentAt = sentAt
+        self.waiters: Optional[List[FlushWaiter]] = None

@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
-from txscales.errors import ClientClosedError, TxScalesError
+from txscales.errors import ClientClosedError
 from txscales.kafka._cluster import Cluster
 from txscales.kafka._connection import KafkaConnection
 from txscales.kafka._errors import (
@@ -37,39 +37,15 @@ from txscales.kafka._messages import (
     encodeProduceRequest,
 )
 from txscales.kafka._codecs import checkCodec
-from txscales.kafka._accumulator import Batch, FlushWaiter, recordSizeBound
+from txscales.kafka._accumulator import Batch, FlushWaiter, WaitingRecord, recordSizeBound
 from txscales.kafka._partitioners import RandomSource, StickyPartitioner, murmur2Partition
 from txscales.kafka._records import HEADER_SIZE, RecordBatchBuilder
+from txscales.kafka._waiting import BufferExhaustedError, DeliveryTimeoutError, WaitingMixin
+
+__all__ = ["BufferExhaustedError", "DeliveryTimeoutError", "KafkaProducer", "RecordMetadata"]
 
 TopicPartition = Tuple[str, int]
 Header = Tuple[str, Optional[bytes]]
-
-
-class BufferExhaustedError(TxScalesError):
-    """
-    A record did not fit in the producer's C{bufferMemory} within
-    C{maxBlock}; it was not sent.
-    """
-
-    mayHaveReachedServer = False
-    retryable = True
-
-
-class DeliveryTimeoutError(TxScalesError):
-    """
-    A record was not acknowledged within the producer's
-    C{deliveryTimeout}.
-
-    @ivar written: whether a request carrying it was written to a broker
-        (it may then have been appended).
-    """
-
-    def __init__(self, timeout: float, written: bool, last: Optional[BaseException] = None) -> None:
-        TxScalesError.__init__(self, "record not delivered within %g s%s"
-                               % (timeout, "" if last is None else " (last error: %s)" % (last,)))
-        self.timeout = timeout
-        self.written = written
-        self.mayHaveReachedServer = written
 
 
 @dataclass(frozen=True)
@@ -91,7 +67,7 @@ class RecordMetadata:
     timestamp: int
 
 
-class KafkaProducer:
+class KafkaProducer(WaitingMixin):
     """
     Send records to the partitions of Kafka topics.
 
@@ -128,15 +104,11 @@ class KafkaProducer:
         self._batches: Dict[TopicPartition, Deque[Batch]] = {}
         self._inFlight: Dict[int, int] = {}
         self._used = 0
-        self._memoryWaiters: Deque[Tuple[int, "Deferred[None]", IDelayedCall]] = deque()
+        self._initWaiting()
         self._batchLimit = min(batchSize, maxRequestSize)
         # The batch of each partition that takes its next records.
         self._open: Dict[TopicPartition, Batch] = {}
         self._partitions: Dict[str, Tuple[Any, List[int]]] = {}
-        # The records that wait for memory or metadata, in the order sent,
-        # each with the flush waiters that count it.
-        self._count = 0
-        self._waiting: Dict[int, List[FlushWaiter]] = {}
         self._flushing = 0
         self._drainTimer: Optional[IDelayedCall] = None
         self._closed = False
@@ -175,7 +147,7 @@ class KafkaProducer:
         if timestamp is None:
             timestamp = int(now * 1000)
         result: "Deferred[RecordMetadata]" = Deferred()
-        if not self._waiting and self._used + size <= self._bufferMemory:
+        if not self._memoryQueue and topic not in self._topicQueues and self._used + size <= self._bufferMemory:
             # The fast path: memory is free, the topic's metadata known and
             # no earlier record waits for either.
             metadata = self._cluster.cached(topic, now)
@@ -188,7 +160,7 @@ class KafkaProducer:
                 self._used += size
                 self._append(tp, result, timestamp, key, value, headers, size, now)
                 return result
-        self._sendLater(result, topic, value, key, partition, headers, timestamp, size, now)
+        self._sendLater(WaitingRecord(result, topic, value, key, partition, headers, timestamp, size, now))
         return result
 
     def flush(self) -> "Deferred[None]":
@@ -197,16 +169,18 @@ class KafkaProducer:
 
         @return: a Deferred firing once each of them succeeded or failed.
         """
-        if not self._batches and not self._waiting:
-            return succeed(None)
         waiter = FlushWaiter(Deferred())
         for queue in self._batches.values():
             for batch in queue:
                 batch.waiters.append(waiter)
                 waiter.remaining += 1
-        for waiters in self._waiting.values():
-            waiters.append(waiter)
+        for record in self._waitingRecords():
+            if record.waiters is None:
+                record.waiters = []
+            record.waiters.append(waiter)
             waiter.remaining += 1
+        if not waiter.remaining:
+            return succeed(None)
         self._flushing += 1
         self._drain()
         return cast("Deferred[None]", waiter.deferred)
@@ -225,64 +199,6 @@ class KafkaProducer:
                 self._drainTimer.cancel()
 
         return self.flush().addCallback(closed)
-
-    # Records that wait for memory or metadata
-
-    def _sendLater(self, result: "Deferred[RecordMetadata]", topic: str, value: Optional[bytes],
-                   key: Optional[bytes], partition: Optional[int], headers: Sequence[Header], timestamp: int,
-                   size: int, now: float) -> None:
-        """
-        Send a record once memory is free and its topic's metadata known;
-        the records sent after it wait for it, so that none overtakes
-        another.
-        """
-        number = self._count
-        self._count += 1
-        self._waiting[number] = []
-        deadline = now + self._deliveryTimeout
-        held = [False]
-
-        def hold(_: None) -> None:
-            held[0] = True
-
-        def append(tp: TopicPartition) -> None:
-            self._append(tp, result, timestamp, key, value, headers, size, now, self._waiting.pop(number))
-
-        def failed(failure: Failure) -> None:
-            if held[0]:
-                self._release(size)
-            self._unwait(self._waiting.pop(number))
-            result.errback(failure)
-
-        reserved: "Deferred[Any]" = self._reserve(size)
-        reserved.addCallback(hold)
-        reserved.addCallback(lambda _: self._routeLater(topic, key, partition, deadline))
-        reserved.addCallbacks(append, failed)
-
-    # Memory
-
-    def _reserve(self, size: int) -> "Deferred[None]":
-        if not self._memoryWaiters and self._used + size <= self._bufferMemory:
-            self._used += size
-            return succeed(None)
-        d: "Deferred[None]" = Deferred()
-
-        def timedOut() -> None:
-            self._memoryWaiters.remove(entry)
-            d.errback(BufferExhaustedError("no room for %d bytes in bufferMemory within %g s"
-                                           % (size, self._maxBlock)))
-
-        entry = (size, d, self._clock.callLater(self._maxBlock, timedOut))
-        self._memoryWaiters.append(entry)
-        return d
-
-    def _release(self, size: int) -> None:
-        self._used -= size
-        while self._memoryWaiters and self._used + self._memoryWaiters[0][0] <= self._bufferMemory:
-            size, d, timer = self._memoryWaiters.popleft()
-            timer.cancel()
-            self._used += size
-            d.callback(None)
 
     # Routing
 
@@ -304,54 +220,6 @@ class KafkaProducer:
         if key is not None:
             return (topic, partitions[murmur2Partition(key, len(partitions))])
         return (topic, self._sticky.partition(topic, None, partitions))
-
-    def _routeLater(self, topic: str, key: Optional[bytes], partition: Optional[int],
-                    deadline: float) -> "Deferred[TopicPartition]":
-        """
-        L{_route} once the topic's metadata is known, retrying until
-        C{deadline}.
-        """
-        result: "Deferred[TopicPartition]" = Deferred()
-        last: List[Optional[BaseException]] = [None]
-        retry: List[Optional[IDelayedCall]] = [None]
-
-        def attempt() -> None:
-            retry[0] = None
-            self._cluster.topic(topic).addCallbacks(found, failed)
-
-        def expired() -> None:
-            if retry[0] is not None and retry[0].active():
-                retry[0].cancel()
-            result.errback(DeliveryTimeoutError(self._deliveryTimeout, False, last[0]))
-
-        timer = self._clock.callLater(max(0.0, deadline - self._clock.seconds()), expired)
-
-        def found(metadata: Any) -> None:
-            if result.called:
-                return
-            timer.cancel()
-            try:
-                tp = self._route(topic, key, partition, metadata)
-            except KafkaError as e:
-                result.errback(Failure(e))
-                return
-            result.callback(tp)
-
-        def failed(failure: Failure) -> None:
-            if result.called:
-                return
-            error = failure.value
-            # UNKNOWN_TOPIC_OR_PARTITION here means the cluster answered
-            # that the topic does not exist.
-            if isinstance(error, KafkaError) and (not error.retryable or error.code == 3):
-                timer.cancel()
-                result.errback(failure)
-                return
-            last[0] = error
-            retry[0] = self._clock.callLater(self._retryBackoff, attempt)
-
-        attempt()
-        return result
 
     # Accumulator
 
