@@ -303,6 +303,8 @@ class KafkaProducer(WaitingMixin):
     # Sender
 
     def _scheduleDrain(self, delay: float) -> None:
+        if not self._batches:
+            return
         if self._drainTimer is not None and self._drainTimer.active():
             if self._drainTimer.getTime() <= self._clock.seconds() + delay:
                 return
