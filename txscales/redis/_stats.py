@@ -13,6 +13,8 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from txscales._metrics import Histogram, Labelled, registered
+
 PREFIX = "txscales_redis_client_"
 
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -25,22 +27,22 @@ _collectors: "weakref.WeakKeyDictionary[CollectorRegistry, _Metrics]" = weakref.
 
 
 class _Command:
-    __slots__ = ("calls", "errors", "buckets", "sum")
+    __slots__ = ("calls", "errors", "latency")
 
     def __init__(self) -> None:
         self.calls = 0
         self.errors: Dict[str, int] = {}
-        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
-        self.sum = 0.0
+        self.latency = Histogram(LATENCY_BUCKETS)
 
 
-class _Metrics:
+class _Metrics(Labelled[Dict[str, _Command]]):
     """
-    A collector for the Redis clients of one registry.
+    A collector for the Redis clients of one registry: each label's
+    commands by name.
     """
 
     def __init__(self) -> None:
-        self.series: Dict[str, Dict[str, _Command]] = {}
+        Labelled.__init__(self, dict)
 
     def describe(self) -> Tuple[Any, ...]:
         return self._families()
@@ -56,17 +58,12 @@ class _Metrics:
 
     def collect(self) -> Tuple[Any, ...]:
         calls, errors, latency = families = self._families()
-        bounds = [repr(float(b)) for b in LATENCY_BUCKETS] + ["+Inf"]
         for label, commands in list(self.series.items()):
             for name, c in sorted(commands.items()):
                 calls.add_metric([label, name], c.calls)
                 for error, count in sorted(c.errors.items()):
                     errors.add_metric([label, name, error], count)
-                total, cumulative = 0, []
-                for bound, count in zip(bounds, list(c.buckets)):
-                    total += count
-                    cumulative.append((bound, total))
-                latency.add_metric([label, name], cumulative, c.sum)
+                latency.add_metric([label, name], c.latency.cumulative(), c.latency.sum)
         return families
 
 
@@ -82,12 +79,8 @@ class RedisStats:
         @param registry: the prometheus C{CollectorRegistry} (default: the
             global one).
         """
-        registry = registry if registry is not None else REGISTRY
-        collector = _collectors.get(registry)
-        if collector is None:
-            collector = _collectors[registry] = _Metrics()
-            registry.register(collector)
-        self._commands = collector.series.setdefault(label, {})
+        collector = registered(_collectors, registry if registry is not None else REGISTRY, _Metrics)
+        self._commands = collector.seriesFor(label)
         self._seconds: Callable[[], float] = clock.seconds
 
     def _command(self, name: Any) -> _Command:
@@ -114,12 +107,7 @@ class RedisStats:
         start = self._seconds()
 
         def done(result: Any) -> Any:
-            latency = self._seconds() - start
-            index = 0
-            while index < len(LATENCY_BUCKETS) and latency > LATENCY_BUCKETS[index]:
-                index += 1
-            command.buckets[index] += 1
-            command.sum += latency
+            command.latency.observe(self._seconds() - start)
             if isinstance(result, Failure):
                 error = type(result.value).__name__
                 command.errors[error] = command.errors.get(error, 0) + 1
