@@ -1,0 +1,632 @@
+"""
+Pub/sub: a client's subscriptions, on a connection of their own per server.
+
+A connection that subscribed only hears messages (in RESP2 it cannot even
+run other commands), so each server a client subscribes on gets one
+dedicated connection, never the pipelined one, shared by every
+subscription of the client there: a channel (or pattern) is subscribed
+once however many subscriptions name it, and unsubscribed when the last
+of them ends.  The connection is closed when nothing is subscribed on it.
+
+A channel is subscribed on the server its name maps to on the client's
+ketama ring, the server C{publish} sends it to; a pattern, which may match
+channels of any server, on every server.
+
+When the connection is lost the client connects again (at once after a
+connection that lived long, else after the client's backoff) and
+subscribes again to everything still subscribed.  Messages published
+meanwhile are lost: Redis does not keep them.
+"""
+
+from collections import deque
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
+
+from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from txscales._ratelimit import RateLimitedLog
+from txscales.errors import ClientClosedError, RequestTimeoutError
+from txscales.redis._errors import RedisHandshakeError, ServerDownError
+from txscales.redis._node import HEALTHY_AFTER, Address, RedisNode, _NodeConnection
+from txscales.redis._resp import encodeCommand
+
+CHANNEL = "channel"
+PATTERN = "pattern"
+
+_COMMANDS = {CHANNEL: ("SUBSCRIBE", "UNSUBSCRIBE"), PATTERN: ("PSUBSCRIBE", "PUNSUBSCRIBE")}
+_CONFIRMATIONS = {
+    b"subscribe": (CHANNEL, True),
+    b"unsubscribe": (CHANNEL, False),
+    b"psubscribe": (PATTERN, True),
+    b"punsubscribe": (PATTERN, False),
+}
+
+_log = Logger(namespace="txscales.redis.pubsub")
+
+
+class _PubSubConnection(_NodeConnection):
+    """
+    A connection that, once its handshake is done and C{onReply} set, gives
+    every reply (RESP2 arrays, RESP3 pushes, error replies) to C{onReply}:
+    in subscribe mode replies do not answer commands one for one.  Its
+    replies stay bytes, decoded by the subscriber.
+    """
+
+    onReply: Optional[Callable[[Any], None]] = None
+
+    def __init__(self, clock: Any, timeout: Optional[float], maxPending: int, encoding: Optional[str] = None) -> None:
+        _NodeConnection.__init__(self, clock, timeout, maxPending)
+
+    def _deliver(self, replies: List[Any]) -> bool:
+        if self.onReply is None:
+            return _NodeConnection._deliver(self, replies)
+        for reply in replies:
+            self.onReply(reply)
+        return True
+
+    def send(self, command: Sequence[Any]) -> None:
+        """
+        Write a command whose replies go to C{onReply}.
+        """
+        if self._transport is not None and self._closed is None:
+            self._transport.write(encodeCommand(command))
+
+
+class _Entry:
+    """
+    A channel or pattern of a server: the subscriptions that name it,
+    whether the server confirmed it on the current connection, and the
+    subscriptions waiting for that.
+    """
+
+    __slots__ = ("subscriptions", "confirmed", "waiting")
+
+    def __init__(self) -> None:
+        self.subscriptions: List["Subscription"] = []
+        self.confirmed = False
+        self.waiting: List["Subscription"] = []
+
+
+class _Sent:
+    """
+    A (P)(UN)SUBSCRIBE written, with the names whose confirmation is still
+    to come, in order.
+    """
+
+    __slots__ = ("kind", "subscribe", "names", "done")
+
+    def __init__(self, kind: str, subscribe: bool, names: List[bytes]) -> None:
+        self.kind = kind
+        self.subscribe = subscribe
+        self.names = deque(names)
+        self.done: "Deferred[None]" = Deferred()
+
+
+class _ServerSubscriber:
+    """
+    The pub/sub connection to one server, and what is subscribed on it.
+    """
+
+    def __init__(self, node: RedisNode, manager: "PubSub") -> None:
+        self.node = node
+        self._manager = manager
+        self._tables: Dict[str, Dict[bytes, _Entry]] = {CHANNEL: {}, PATTERN: {}}
+        self._sent: Deque[_Sent] = deque()
+        self.connection: Optional[_PubSubConnection] = None
+        self._made: List[Any] = []
+        self._connecting = False
+        self._connectedAt = 0.0
+        self._delays: Optional[Any] = None
+        self._retry: Optional[IDelayedCall] = None
+        self._closed = False
+
+    def _wanted(self) -> bool:
+        return bool(self._tables[CHANNEL] or self._tables[PATTERN])
+
+    # What is subscribed
+
+    def add(self, kind: str, names: Sequence[bytes], subscription: "Subscription", wait: bool) -> List[bytes]:
+        """
+        Subscribe C{subscription} to C{names} here.
+
+        @param wait: whether C{subscription} waits for the server's
+            confirmation of the names it adds.
+        @return: the names whose confirmation C{subscription} waits for.
+        """
+        table = self._tables[kind]
+        new, awaited = [], []
+        for name in names:
+            entry = table.get(name)
+            if entry is None:
+                entry = table[name] = _Entry()
+                new.append(name)
+            entry.subscriptions.append(subscription)
+            if wait and not entry.confirmed:
+                entry.waiting.append(subscription)
+                awaited.append(name)
+        if new and self.connection is not None:
+            self._send(kind, True, new)
+        self._start()
+        return awaited
+
+    def remove(self, kind: str, names: Sequence[bytes], subscription: "Subscription") -> "Deferred[None]":
+        """
+        Unsubscribe C{subscription} from C{names} here.
+
+        @return: a Deferred firing once the server confirmed the names no
+            other subscription names (at once when there are none, or
+            without a connection).
+        """
+        table = self._tables[kind]
+        gone = []
+        for name in names:
+            entry = table.get(name)
+            if entry is None or subscription not in entry.subscriptions:
+                continue
+            entry.subscriptions.remove(subscription)
+            if subscription in entry.waiting:
+                entry.waiting.remove(subscription)
+            if not entry.subscriptions:
+                del table[name]
+                gone.append(name)
+        done: "Deferred[None]" = succeed(None)
+        if gone and self.connection is not None:
+            done = self._send(kind, False, gone)
+        self._idle()
+        return done
+
+    def _send(self, kind: str, subscribe: bool, names: List[bytes]) -> "Deferred[None]":
+        sent = _Sent(kind, subscribe, names)
+        self._sent.append(sent)
+        assert self.connection is not None
+        self.connection.send([_COMMANDS[kind][0 if subscribe else 1]] + names)
+        return sent.done
+
+    def _idle(self) -> None:
+        """
+        Close the connection once nothing is subscribed nor unconfirmed.
+        """
+        if self._wanted() or self._sent:
+            return
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._retry = None
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            connection.close()
+
+    # Replies
+
+    def _received(self, connection: _PubSubConnection, reply: Any) -> None:
+        if connection is not self.connection:
+            return
+        if isinstance(reply, Exception):
+            self._refused(reply)
+            return
+        if not isinstance(reply, list) or not reply:
+            return
+        kind = reply[0]
+        if kind == b"message" and len(reply) == 3:
+            self._dispatch(CHANNEL, reply[1], reply[1:])
+        elif kind == b"pmessage" and len(reply) == 4:
+            self._dispatch(PATTERN, reply[1], reply[1:])
+        elif kind in _CONFIRMATIONS and len(reply) == 3 and isinstance(reply[1], bytes):
+            self._confirmed(*_CONFIRMATIONS[kind], reply[1])
+
+    def _dispatch(self, kind: str, name: bytes, parts: List[Any]) -> None:
+        entry = self._tables[kind].get(name)
+        if entry is None:
+            return
+        self._manager.deliver(entry.subscriptions, parts)
+
+    def _confirmed(self, kind: str, subscribe: bool, name: bytes) -> None:
+        head = self._sent[0] if self._sent else None
+        if head is None or head.kind != kind or head.subscribe != subscribe or head.names[0] != name:
+            # Not what was asked: start again from a new connection.
+            self._manager.log.warn("unexpected pub/sub confirmation from {address}: {kind} {name!r}",
+                                   address=self.node.address, kind=kind, name=name)
+            if self.connection is not None:
+                self.connection.close()
+            return
+        head.names.popleft()
+        if not head.names:
+            self._sent.popleft()
+            head.done.callback(None)
+        if subscribe:
+            entry = self._tables[kind].get(name)
+            if entry is not None and not entry.confirmed:
+                entry.confirmed = True
+                waiting, entry.waiting = entry.waiting, []
+                for subscription in waiting:
+                    subscription._confirmed(self, name)
+        self._idle()
+
+    def _refused(self, error: Exception) -> None:
+        """
+        The server refused the command written first (a channel the ACL
+        user may not use): the subscriptions naming its channels end.
+        """
+        if not self._sent:
+            return
+        head = self._sent.popleft()
+        head.done.callback(None)
+        if head.subscribe:
+            table = self._tables[head.kind]
+            ended = []
+            for name in head.names:
+                entry = table.get(name)
+                if entry is not None and not entry.confirmed:
+                    ended.extend(s for s in entry.subscriptions if s not in ended)
+            for subscription in ended:
+                self._manager.end(subscription, error)
+        self._idle()
+
+    # The connection
+
+    def _start(self) -> None:
+        if self._closed or self.connection is not None or self._connecting or self._retry is not None:
+            return
+        if not self._wanted():
+            return
+        self._connecting = True
+        d = self.node.newConnection(self._made, factory=_PubSubConnection)
+        d.addCallbacks(self._connected, self._failed)
+
+    def _connected(self, connection: _PubSubConnection) -> None:
+        self._connecting = False
+        self._made[:] = []
+        if self._closed or not self._wanted():
+            connection.close()
+            return
+        self.connection = connection
+        self._connectedAt = self.node.reactor.seconds()
+        connection.onLost = self._lost
+        connection.onReply = lambda reply: self._received(connection, reply)
+        for kind, table in self._tables.items():
+            if table:
+                self._send(kind, True, list(table))
+
+    def _failed(self, failure: Failure) -> None:
+        self._connecting = False
+        self._made[:] = []
+        if self._closed:
+            return
+        error = failure.value
+        if not isinstance(error, RedisHandshakeError):
+            error = ServerDownError(self.node.address, error)
+        self._retryLater()
+        # Subscriptions not confirmed yet fail, as commands do while the
+        # server is down; those confirmed before wait for the server.
+        waiting = []
+        for table in self._tables.values():
+            for entry in table.values():
+                waiting.extend(s for s in entry.waiting if s not in waiting)
+        for subscription in waiting:
+            self._manager.end(subscription, error)
+
+    def _lost(self, connection: Any) -> None:
+        if connection is not self.connection:
+            return
+        self.connection = None
+        sent, self._sent = self._sent, deque()
+        for item in sent:
+            item.done.callback(None)
+        for table in self._tables.values():
+            for entry in table.values():
+                entry.confirmed = False
+        if self._closed or not self._wanted():
+            return
+        if self.node.reactor.seconds() - self._connectedAt >= HEALTHY_AFTER:
+            self._delays = None
+            self._start()
+        else:
+            self._retryLater()
+
+    def _retryLater(self) -> None:
+        if not self._wanted():
+            return
+        if self._delays is None:
+            self._delays = self.node.backoffDelays()
+        self._retry = self.node.reactor.callLater(next(self._delays), self._retryNow)
+
+    def _retryNow(self) -> None:
+        self._retry = None
+        self._start()
+
+    def close(self) -> None:
+        """
+        Close the connection and stop reconnecting.
+        """
+        self._closed = True
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._retry = None
+        sent, self._sent = self._sent, deque()
+        for item in sent:
+            item.done.callback(None)
+        for connection in [self.connection] + self._made:
+            if connection is not None:
+                connection.close()
+        self.connection = None
+        self._made[:] = []
+
+
+class Subscription:
+    """
+    Channels, or patterns, a client subscribed to, and the function their
+    messages go to.  Made by L{txscales.redis.RedisClient.subscribe} and
+    L{txscales.redis.RedisClient.psubscribe}.
+
+    @ivar channels: the channels (as given; empty for patterns).
+    @ivar patterns: the patterns (as given; empty for channels).
+    @ivar kind: C{"channel"} or C{"pattern"}.
+    @ivar keys: the channels or patterns as bytes, each once.
+    @ivar onMessage: the function messages go to.
+    @ivar reason: why the subscription ended, when the server refused it
+        (or refused it again after a reconnection), else None.
+    """
+
+    def __init__(self, manager: "PubSub", kind: str, names: Sequence[Any], keys: List[bytes],
+                 onMessage: Callable[..., Any]) -> None:
+        self._manager = manager
+        self.kind = kind
+        self.channels = tuple(names) if kind == CHANNEL else ()
+        self.patterns = tuple(names) if kind == PATTERN else ()
+        self.keys = keys
+        self.onMessage = onMessage
+        self.reason: Optional[BaseException] = None
+        self._placed: Dict[_ServerSubscriber, List[bytes]] = {}
+        self._awaiting: Set[Tuple[_ServerSubscriber, bytes]] = set()
+        self._ready: Optional["Deferred[Subscription]"] = Deferred(self._cancelled)
+        self._timer: Optional[IDelayedCall] = None
+        self._ended = False
+        self._closedWaiters: List["Deferred[None]"] = []
+
+    @property
+    def active(self) -> bool:
+        """
+        Whether the subscription was confirmed and has not ended (it stays
+        active while its connection is being made again).
+        """
+        return self._ready is None and not self._ended
+
+    def unsubscribe(self) -> "Deferred[None]":
+        """
+        End the subscription: its function is not called any more.
+
+        @return: a Deferred firing once the servers confirmed the
+            channels (or patterns) no other subscription of the client
+            names (at once for the others, or when not connected).
+        """
+        return self._manager.end(self, None)
+
+    def whenClosed(self) -> "Deferred[None]":
+        """
+        @return: a Deferred firing with None once the subscription ended by
+            L{unsubscribe} or the client's close, or failing with
+            L{reason} when the server refused it.
+        """
+        d: "Deferred[None]" = Deferred()
+        if self._ended:
+            if self.reason is not None:
+                d.errback(Failure(self.reason))
+            else:
+                d.callback(None)
+        else:
+            self._closedWaiters.append(d)
+        return d
+
+    def _cancelled(self, d: "Deferred[Subscription]") -> None:
+        self._ready = None
+        self._manager.end(self, None)
+
+    def _confirmed(self, subscriber: _ServerSubscriber, name: bytes) -> None:
+        self._awaiting.discard((subscriber, name))
+        self._checkReady()
+
+    def _checkReady(self) -> None:
+        if self._ready is not None and not self._awaiting and not self._ended:
+            ready, self._ready = self._ready, None
+            if self._timer is not None and self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+            ready.callback(self)
+
+    def __repr__(self) -> str:
+        return "<Subscription %s %r%s>" % (self.kind, list(self.channels or self.patterns),
+                                          "" if self.active else " (not active)")
+
+
+class PubSub:
+    """
+    A client's subscriptions, on the L{_ServerSubscriber} of each server.
+
+    @ivar log: where errors of message functions go, rate-limited.
+    """
+
+    def __init__(self) -> None:
+        self._encoding: Optional[str] = None
+        self._subscribers: Dict[Address, _ServerSubscriber] = {}
+        self._subscriptions: Dict[Subscription, None] = {}
+        self._nodes: List[RedisNode] = []
+        self._nodeFor: Callable[[bytes], RedisNode] = lambda key: self._nodes[0]
+        self.log: Optional[RateLimitedLog] = None
+        self._closed = False
+
+    def setNodes(self, nodes: Sequence[RedisNode], nodeFor: Callable[[bytes], RedisNode]) -> None:
+        """
+        Follow a change of the client's servers: the channels whose server
+        changed move, patterns are subscribed on new servers.
+
+        @param nodes: the servers now.
+        @param nodeFor: the server of a channel name.
+        """
+        self._nodes = list(nodes)
+        self._nodeFor = nodeFor
+        if self.log is None and nodes:
+            # The nodes share the client's options.
+            self.log = RateLimitedLog(nodes[0].reactor, _log)
+            self._encoding = nodes[0].encoding
+        addresses = {node.address: node for node in nodes}
+        for address, subscriber in list(self._subscribers.items()):
+            if addresses.get(address) is not subscriber.node:
+                del self._subscribers[address]
+                subscriber.close()
+        for subscription in list(self._subscriptions):
+            self._place(subscription)
+
+    def _subscriberFor(self, node: RedisNode) -> _ServerSubscriber:
+        subscriber = self._subscribers.get(node.address)
+        if subscriber is None:
+            subscriber = self._subscribers[node.address] = _ServerSubscriber(node, self)
+        return subscriber
+
+    def subscribe(self, kind: str, names: Sequence[Any], onMessage: Callable[..., Any],
+                  whenReady: Callable[[Callable[[], "Deferred[Any]"]], "Deferred[Any]"]) -> "Deferred[Subscription]":
+        """
+        Subscribe to channels or patterns.
+
+        @param kind: L{CHANNEL} or L{PATTERN}.
+        @param whenReady: calls its argument once the client knows its
+            servers (see C{RedisClient._whenReady}).
+        @return: a Deferred firing with the L{Subscription} once each server
+            confirmed it; failing with L{ServerDownError},
+            L{RedisHandshakeError}, L{RequestTimeoutError} (the client's
+            C{timeout}), the server's refusal or L{ClientClosedError}.
+        @raise TypeError: without a name, for a name that is not bytes or
+            str, or an C{onMessage} that is not callable.
+        """
+        keys = []
+        for name in names:
+            key = _nameBytes(name)
+            if key not in keys:
+                keys.append(key)
+        if not keys:
+            raise TypeError("subscribing needs at least one %s" % (kind,))
+        if not callable(onMessage):
+            raise TypeError("onMessage must be callable, not %r" % (onMessage,))
+        return whenReady(lambda: self._subscribe(Subscription(self, kind, names, keys, onMessage)))
+
+    def _subscribe(self, subscription: Subscription) -> "Deferred[Subscription]":
+        ready = subscription._ready
+        assert ready is not None
+        if self._closed:
+            self.end(subscription, ClientClosedError("the Redis client is closed"))
+            return ready
+        self._subscriptions[subscription] = None
+        timeout = self._nodes[0].timeout if self._nodes else None
+        if timeout is not None:
+            subscription._timer = self._nodes[0].reactor.callLater(
+                timeout, self.end, subscription, RequestTimeoutError(timeout, written=True))
+        self._place(subscription)
+        subscription._checkReady()
+        return ready
+
+    def _place(self, subscription: Subscription) -> "Deferred[None]":
+        """
+        Subscribe C{subscription} on the servers it belongs to now, and
+        unsubscribe it from others.
+
+        @return: a Deferred firing once the unsubscriptions are confirmed.
+        """
+        desired: Dict[_ServerSubscriber, List[bytes]] = {}
+        if not subscription._ended and self._nodes:
+            if subscription.kind == PATTERN:
+                for node in self._nodes:
+                    desired[self._subscriberFor(node)] = list(subscription.keys)
+            else:
+                for key in subscription.keys:
+                    desired.setdefault(self._subscriberFor(self._nodeFor(key)), []).append(key)
+        old, subscription._placed = subscription._placed, desired
+        removed = []
+        for subscriber, names in old.items():
+            keep = desired.get(subscriber, ())
+            gone = [name for name in names if name not in keep]
+            if gone:
+                subscription._awaiting -= set((subscriber, name) for name in gone)
+                removed.append(subscriber.remove(subscription.kind, gone, subscription))
+        wait = subscription._ready is not None
+        for subscriber, names in desired.items():
+            had = old.get(subscriber, ())
+            new = [name for name in names if name not in had]
+            if new:
+                for name in subscriber.add(subscription.kind, new, subscription, wait):
+                    subscription._awaiting.add((subscriber, name))
+        return gatherResults(removed).addCallback(lambda _: None)
+
+    def end(self, subscription: Subscription, error: Optional[BaseException]) -> "Deferred[None]":
+        """
+        End a subscription: unsubscribe it, fail its Deferred (when not
+        confirmed yet, with C{error}) or tell its L{Subscription.whenClosed}.
+
+        @return: a Deferred firing once the servers confirmed.
+        """
+        if subscription._ended:
+            return succeed(None)
+        subscription._ended = True
+        if isinstance(error, ClientClosedError) and subscription._ready is None:
+            # Closing the client ends its subscriptions without an error.
+            error = None
+        subscription.reason = error if subscription._ready is None else None
+        self._subscriptions.pop(subscription, None)
+        if subscription._timer is not None and subscription._timer.active():
+            subscription._timer.cancel()
+        subscription._timer = None
+        done = self._place(subscription)
+        ready, subscription._ready = subscription._ready, None
+        if ready is not None:
+            ready.errback(Failure(error if error is not None else ClientClosedError("the subscription ended")))
+        else:
+            if error is not None and self.log is not None:
+                self.log.warn("a Redis subscription ended: {error}", error=error)
+            waiters, subscription._closedWaiters = subscription._closedWaiters, []
+            for d in waiters:
+                if error is not None:
+                    d.errback(Failure(error))
+                else:
+                    d.callback(None)
+        return done
+
+    def deliver(self, subscriptions: List[Subscription], parts: List[Any]) -> None:
+        """
+        Call the functions of C{subscriptions} with a message.
+
+        @param parts: C{[channel, message]}, or C{[pattern, channel,
+            message]}, as bytes.
+        """
+        if self._encoding is not None:
+            try:
+                parts = [part.decode(self._encoding) for part in parts]
+            except (UnicodeDecodeError, AttributeError):
+                if self.log is not None:
+                    self.log.warn("a Redis message on {channel!r} does not decode; dropped", channel=parts[-2])
+                return
+        for subscription in list(subscriptions):
+            if subscription._ended:
+                continue
+            try:
+                subscription.onMessage(*parts)
+            except Exception:
+                if self.log is not None:
+                    self.log.failure("a Redis subscription's onMessage raised", Failure())
+
+    def close(self) -> None:
+        """
+        End every subscription and close the connections.
+        """
+        self._closed = True
+        subscribers, self._subscribers = self._subscribers, {}
+        for subscriber in subscribers.values():
+            subscriber.close()
+        for subscription in list(self._subscriptions):
+            self.end(subscription, ClientClosedError("the Redis client was closed"))
+
+
+def _nameBytes(name: Any) -> bytes:
+    if isinstance(name, bytes):
+        return name
+    if isinstance(name, str):
+        return name.encode("utf-8")
+    raise TypeError("a channel or pattern is bytes or str, not %r" % (name,))
