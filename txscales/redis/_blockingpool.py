@@ -88,9 +88,10 @@ class BlockingPool:
     @property
     def waitingCount(self) -> int:
         """
-        How many commands wait for a connection.
+        How many commands wait for a busy connection (not those for which a
+        new connection is being opened).
         """
-        return len(self._waiters)
+        return max(0, len(self._waiters) - self._opening)
 
     def execute(self, args: Sequence[Any], seconds: Optional[float]) -> "Deferred[Any]":
         """
@@ -114,10 +115,10 @@ class BlockingPool:
             return fail(ServerDownError(self._node.address, self._node.down))
         if self._idle:
             return self._run(self._idle.pop(), args, timeout)
-        if len(self._waiters) >= self._node.maxPending:
+        if self.waitingCount >= self._node.maxPending:
             return fail(TooManyPendingCommandsError(
                 "%d blocking commands already wait for a connection to %s:%d (maxPending %d)"
-                % (len(self._waiters), self._node.address[0], self._node.address[1], self._node.maxPending)))
+                % (self.waitingCount, self._node.address[0], self._node.address[1], self._node.maxPending)))
         waiter = _Waiter(args, timeout)
         waiter.forget = lambda: self._forget(waiter)
         if option is not None:

@@ -121,6 +121,7 @@ class _ServerSubscriber:
         self._delays: Optional[Any] = None
         self._retry: Optional[IDelayedCall] = None
         self._closed = False
+        self.down: Optional[BaseException] = None
 
     def _wanted(self) -> bool:
         return bool(self._tables[CHANNEL] or self._tables[PATTERN])
@@ -193,6 +194,9 @@ class _ServerSubscriber:
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         self._retry = None
+        # The next subscription tries at once.
+        self.down = None
+        self._delays = None
         connection, self.connection = self.connection, None
         if connection is not None:
             connection.close()
@@ -281,6 +285,7 @@ class _ServerSubscriber:
             connection.close()
             return
         self.connection = connection
+        self.down = None
         self._connectedAt = self.node.reactor.seconds()
         connection.onLost = self._lost
         connection.onReply = lambda reply: self._received(connection, reply)
@@ -296,6 +301,7 @@ class _ServerSubscriber:
         error = failure.value
         if not isinstance(error, RedisHandshakeError):
             error = ServerDownError(self.node.address, error)
+        self.down = error
         self._retryLater()
         # Subscriptions not confirmed yet fail, as commands do while the
         # server is down; those confirmed before wait for the server.
@@ -521,6 +527,11 @@ class PubSub:
             subscription._timer = self._nodes[0].reactor.callLater(
                 timeout, self.end, subscription, RequestTimeoutError(timeout, written=True))
         self._place(subscription)
+        for subscriber in subscription._placed:
+            if subscriber.down is not None:
+                # As commands do while their server is down.
+                self.end(subscription, subscriber.down)
+                break
         subscription._checkReady()
         return ready
 
