@@ -3,15 +3,22 @@ Tests for the Redis client's blocking commands against real redis-server
 processes (C{tests._redis}).
 """
 
+import json
+import os
+import sys
+
 from prometheus_client import CollectorRegistry
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, DeferredList, inlineCallbacks
 from twisted.internet.task import deferLater
+from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
 from txscales.errors import RequestTimeoutError
 from txscales.redis import Redis, TooManyPendingCommandsError
 from tests._redis import RedisServer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class BlockingCommandsTestsMixin:
@@ -164,3 +171,40 @@ class BlockingCommandsResp3Tests(BlockingCommandsTestsMixin, TestCase):
     """
 
     protocol = 3
+
+
+class BlockingClientTests(TestCase):
+    """
+    A Redis client used through L{txscales.blocking.BlockingClient} from a
+    plain script.
+    """
+
+    timeout = 60
+
+    @inlineCallbacks
+    def test_blockingClient(self):
+        """
+        Helpers return their values or raise their typed errors, a pipeline
+        and a subscription work through their blocking views, a BLPOP is
+        served by another thread's LPUSH, a call after close raises
+        ClientClosedError.
+        """
+        server = RedisServer(reactor, self.addCleanup)
+        yield server.start()
+        out, err, code = yield getProcessOutputAndValue(
+            sys.executable, [os.path.join(HERE, "peers", "blocking_redis.py"), server.dest],
+            env=dict(os.environ), path=os.path.dirname(HERE))
+        self.assertEqual(code, 0, err.decode("utf-8", "replace"))
+        result = json.loads(out.decode("utf-8").strip().splitlines()[-1])
+        self.assertEqual(result, {
+            "set": True,
+            "get": "v",
+            "pipeline": [True, 2, "2"],
+            "wrongType": "WrongTypeError",
+            "blpop": ["q", "pushed"],
+            "active": True,
+            "receivers": 1,
+            "message": ["news", "hello"],
+            "afterUnsubscribe": [False, 0],
+            "afterClose": "ClientClosedError",
+        })
