@@ -147,6 +147,24 @@ class BlockingCommandsTestsMixin:
         self.assertEqual(pool.closedAfterTimeout, 1)
 
     @inlineCallbacks
+    def test_timedOutNotReused(self):
+        """
+        A BLPOP that timed out (its server timeout plus the client's, the
+        server paused) closes its connection: the value pushed after it
+        goes to the next BLPOP, not to the timed-out one.
+        """
+        c = self.client(blockingPoolSize=1, timeout=0.1)
+        yield self.server.execute("CLIENT", "PAUSE", "1000", "WRITE")
+        error = yield self.assertFailure(c.blpop("q", timeout=0.1), RequestTimeoutError)
+        self.assertEqual(error.timeout, 0.2)
+        # Both held by the pause until it ends.
+        push = self.server.execute("LPUSH", "q", "x")
+        second = c.blpop("q", timeout=5)
+        yield push
+        self.assertEqual((yield second), (b"q", b"x"))
+        self.assertEqual(c._pools.poolFor(c.nodeFor("q")).closedAfterTimeout, 1)
+
+    @inlineCallbacks
     def waitForBlocked(self, count):
         """
         Wait until the server has C{count} clients blocked.
