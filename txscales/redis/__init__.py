@@ -5,7 +5,7 @@ over several by ketama consistent hashing.
     >>> client = Redis.newClient("tcp://127.0.0.1:6379", timeout=1.0)
     >>> d = client.set("k", "v").addCallback(lambda _: client.get("k"))
 
-Not yet: Redis Cluster, pub/sub, blocking commands.  Every error is a
+Not yet: Redis Cluster.  Every error is a
 L{RedisError} (or another L{txscales.errors.TxScalesError}).
 """
 
@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 from txscales._reactor import defaultReactor
 from txscales.discovery import parseStatic, resolveDestination
+from txscales.redis._blockingpool import DEFAULT_BLOCKING_POOL_SIZE
 from txscales.redis._builder import RedisClientBuilder
 from txscales.redis._client import Pipeline, RedisClient, Transaction
 from txscales.redis._connection import DEFAULT_MAX_PENDING
 from txscales.redis._node import RedisNode, handshakeCommands
 from txscales.redis._options import checkOptions
+from txscales.redis._pubsub import Subscription
 from txscales.redis._stats import RedisStats
 
 if TYPE_CHECKING:
@@ -76,7 +78,8 @@ class Redis:
                   clientName: Optional[str] = None, protocol: int = 2, timeout: Optional[float] = None,
                   connectTimeout: float = 10.0, maxPending: int = DEFAULT_MAX_PENDING,
                   decodeResponses: bool = False, backoff: Tuple[float, float] = (0.05, 5.0),
-                  maxTransactionRetries: int = 10, stats: bool = True,
+                  maxTransactionRetries: int = 10, blockingPoolSize: int = DEFAULT_BLOCKING_POOL_SIZE,
+                  stats: bool = True,
                   registry: "Optional[CollectorRegistry]" = None, label: Optional[str] = None,
                   reactor: Any = None, random: Optional[Random] = None) -> RedisClient:
         """
@@ -115,6 +118,13 @@ class Redis:
             commands fail at once with L{ServerDownError}.
         @param maxTransactionRetries: how often L{RedisClient.transaction}
             runs again after a WATCH conflict.
+        @param blockingPoolSize: how many connections of their own the
+            blocking commands (C{blpop}, C{brpop}, C{blmove}, C{bzpopmin},
+            C{bzpopmax}, and C{execute} of any blocking command) may have
+            per server; further ones wait for a free connection, at most
+            C{maxPending} of them and for at most C{timeout}.  Such a
+            command's own timeout is the server's (its C{timeout}
+            argument) plus C{timeout}.
         @param stats: count calls, errors and latency per command in
             prometheus metrics (C{txscales_redis_client_*}).
         @param registry: the prometheus C{CollectorRegistry} (None: the
@@ -132,7 +142,7 @@ class Redis:
                           timeout=timeout, connectTimeout=connectTimeout, maxPending=maxPending,
                           decodeResponses=decodeResponses, backoff=backoff,
                           maxTransactionRetries=maxTransactionRetries, stats=stats, registry=registry,
-                          label=label))
+                          label=label, blockingPoolSize=blockingPoolSize))
         reactor = defaultReactor(reactor)
         random = random if random is not None else Random()
         handshake = handshakeCommands(protocol, username, password, db, clientName)
@@ -147,7 +157,7 @@ class Redis:
             dest, reactor, connectTimeout=connectTimeout)
         redisStats = RedisStats(label if label is not None else dest, reactor, registry) if stats else None
         return RedisClient(makeNode, addresses, destination, addresses is not None and len(addresses) == 1,
-                           redisStats, maxPending, maxTransactionRetries)
+                           redisStats, maxPending, maxTransactionRetries, blockingPoolSize=blockingPoolSize)
 
     @staticmethod
     def newBuilder() -> RedisClientBuilder:
@@ -162,6 +172,7 @@ __all__ = [
     "Redis",
     "RedisClient",
     "RedisClientBuilder",
+    "Subscription",
     "Transaction",
     "CrossShardError",
     "KeylessCommandError",

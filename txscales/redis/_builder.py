@@ -113,6 +113,13 @@ class RedisClientBuilder:
         """
         return self._set("maxTransactionRetries", count)
 
+    def blockingPoolSize(self, size: int) -> "RedisClientBuilder":
+        """
+        Set how many connections of blocking commands (BLPOP, ...) a
+        server may have.
+        """
+        return self._set("blockingPoolSize", size)
+
     def stats(self, enabled: bool = True, registry: "Optional[CollectorRegistry]" = None) -> "RedisClientBuilder":
         """
         Count in prometheus metrics (on by default), in C{registry} when

@@ -10,6 +10,8 @@ from twisted.python.failure import Failure
 
 from txscales.errors import ClientClosedError
 from txscales.interfaces import IDestination
+from txscales.redis._blockingcommands import BlockingCommands, blockingCommand
+from txscales.redis._blockingpool import DEFAULT_BLOCKING_POOL_SIZE, BlockingPools
 from txscales.redis._commands import Commands, Key, Transform
 from txscales.redis._connection import RedisConnection
 from txscales.redis._errors import (
@@ -20,13 +22,14 @@ from txscales.redis._errors import (
 )
 from txscales.redis._hashing import KetamaRing, ketamaName
 from txscales.redis._node import Address, RedisNode
+from txscales.redis._pubsub import CHANNEL, PATTERN, PubSub, Subscription
 from txscales.redis._routing import commandKeys
 from txscales.redis._stats import RedisStats
 
 Combine = str
 
 
-class RedisClient(Commands):
+class RedisClient(Commands, BlockingCommands):
     """
     A Redis client: every helper of L{Commands} returns a Deferred of its
     reply.  Made by L{txscales.redis.Redis.newClient}.
@@ -39,7 +42,8 @@ class RedisClient(Commands):
 
     def __init__(self, makeNode: Callable[[Address], RedisNode], addresses: Optional[Sequence[Address]],
                  destination: Optional[IDestination], single: bool, stats: Optional[RedisStats],
-                 maxPending: int, maxTransactionRetries: int) -> None:
+                 maxPending: int, maxTransactionRetries: int,
+                 blockingPoolSize: int = DEFAULT_BLOCKING_POOL_SIZE) -> None:
         """
         @param makeNode: makes the L{RedisNode} of an address.
         @param addresses: the servers of a static destination.
@@ -51,6 +55,8 @@ class RedisClient(Commands):
         @param maxPending: bound on the commands waiting for discovery.
         @param maxTransactionRetries: how often a transaction is run again
             after a WATCH conflict.
+        @param blockingPoolSize: the most connections of blocking commands
+            per server.
         """
         self._makeNode = makeNode
         self._single = single
@@ -64,6 +70,8 @@ class RedisClient(Commands):
         self._discoveryFailure: Optional[Failure] = None
         self._closed = False
         self._stopWatching: Callable[[], None] = lambda: None
+        self._pubsub = PubSub()
+        self._pools = BlockingPools(blockingPoolSize)
         if addresses is not None:
             self._setServers(addresses)
         elif destination is not None:
@@ -94,6 +102,8 @@ class RedisClient(Commands):
             self._ring = KetamaRing([(ketamaName(host, port), 1, nodes[(host, port)]) for host, port in addresses])
         else:
             self._ring = None
+        self._pools.retain(list(nodes.values()))
+        self._pubsub.setNodes([nodes[a] for a in addresses], self.nodeFor)
         waiters, self._discoveryWaiters = self._discoveryWaiters, []
         for waiter in waiters:
             waiter.callback(None)
@@ -151,8 +161,59 @@ class RedisClient(Commands):
             L{RedisReplyError}, L{RequestTimeoutError}, L{ServerDownError},
             L{ConnectionLostError}, or, on a sharded client,
             L{KeylessCommandError} or L{CrossShardError} (nothing sent).
+            A blocking command (C{BLPOP}, C{XREAD ... BLOCK}, ...) runs on
+            a pooled connection of its own, as the blocking helpers.
         """
+        blocking = blockingCommand(args)
+        if blocking is not None:
+            return self._callBlocking(list(args), *blocking)
         return self._send(list(args), commandKeys(args) if args else None)
+
+    def _callBlocking(self, args: List[Any], keys: List[Any], seconds: Optional[float],
+                      transform: Transform = None) -> "Deferred[Any]":
+        def send() -> "Deferred[Any]":
+            d = self._pools.poolFor(self._nodeForKeys(keys)).execute(args, seconds)
+            if self._stats is not None:
+                self._stats.observe(args[0], d)
+            return d if transform is None else d.addCallback(transform)
+
+        return self._whenReady(lambda: maybeDeferred(send))
+
+    # Pub/sub
+
+    def subscribe(self, *channels: Key, onMessage: Callable[[Any, Any], Any]) -> "Deferred[Subscription]":
+        """
+        C{SUBSCRIBE} to C{channels}, on a connection of its own per server
+        (a channel on the server C{publish} sends it to).
+
+        After a lost connection the client connects again and subscribes
+        again; messages published meanwhile are lost.
+
+        @param onMessage: called with C{(channel, message)} for each
+            message (bytes, or str with C{decodeResponses}); an exception
+            it raises is logged (rate-limited) and the subscription goes
+            on.
+        @return: a Deferred firing with the L{Subscription} once the
+            servers confirmed it; failing with L{ServerDownError},
+            L{RedisHandshakeError}, L{RequestTimeoutError} (after the
+            client's C{timeout}), the server's error (a channel the ACL
+            user may not use) or L{ClientClosedError}.
+        @raise TypeError: without a channel.
+        """
+        return self._pubsub.subscribe(CHANNEL, channels, onMessage, self._whenReady)
+
+    def psubscribe(self, *patterns: Key, onMessage: Callable[[Any, Any, Any], Any]) -> "Deferred[Subscription]":
+        """
+        C{PSUBSCRIBE} to channels matching C{patterns}, on every server of
+        a sharded client, as L{subscribe} does.
+
+        @param onMessage: called with C{(pattern, channel, message)} for
+            each message.
+        @return: a Deferred firing with the L{Subscription}, as for
+            L{subscribe}.
+        @raise TypeError: without a pattern.
+        """
+        return self._pubsub.subscribe(PATTERN, patterns, onMessage, self._whenReady)
 
     def _send(self, args: List[Any], keys: Optional[Sequence[Key]], transform: Transform = None) -> "Deferred[Any]":
         def send() -> "Deferred[Any]":
@@ -270,6 +331,8 @@ class RedisClient(Commands):
         if self._closed:
             return succeed(None)
         self._closed = True
+        self._pubsub.close()
+        self._pools.close()
         for node in self._nodes.values():
             node.close()
         self._nodes = {}

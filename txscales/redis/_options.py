@@ -34,6 +34,7 @@ _CHECKS = OptionChecks("Redis client", {
         "a (start, maximum) tuple of seconds > 0",
     ),
     "maxTransactionRetries": (integer(0), "an int >= 0"),
+    "blockingPoolSize": (integer(1), "an int >= 1"),
 })
 
 
