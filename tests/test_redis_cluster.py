@@ -263,8 +263,9 @@ class ClusterClientTests(SynchronousTestCase):
 
     def test_refreshCoalesced(self):
         """
-        Many MOVED at once: one refresh in flight, one more queued, started
-        no sooner than refreshInterval after the last.
+        Many MOVED at once start one refresh; while it is in flight, however
+        long, no other starts; one more is queued, and refreshes start at
+        least refreshInterval apart.
         """
         self.maps[A] = full(A)
         client = self.client(refreshInterval=0.5)
@@ -272,38 +273,28 @@ class ClusterClientTests(SynchronousTestCase):
         self.clock.advance(1)
         self.sent[:] = []
         pending = Deferred()
-        self.maps[A] = None
-        self.replies[(A, "CLUSTER")] = pending
-        slots = []
-
-        def moved(address, command):
-            slots.append(keySlot(command[1]))
-            return MovedError("MOVED %d 10.0.0.2:7001" % (keySlot(command[1]),)) if address == A else b"OK"
-
-        self.replies["GET"] = moved
+        self.replies["GET"] = lambda address, command: (
+            MovedError("MOVED %d 10.0.0.2:7001" % (keySlot(command[1]),)) if address == A else b"OK")
         original = self.answer
-
-        def answer(address, command):
-            if command[0] == "CLUSTER":
-                return pending
-            return original(address, command)
-
-        self.answer = answer
+        self.answer = lambda address, command: pending if command[0] == "CLUSTER" else original(address, command)
         for i in range(50):
             self.successResultOf(client.get("key%d" % (i,)))
-        self.assertEqual(client.refreshes, 2)
-        self.assertEqual(len(self.commands("CLUSTER")), 1)
-        pending.callback(full(B))
-        # The queued refresh waits for the interval.
-        self.assertEqual(client.refreshes, 2)
-        self.assertEqual(client.slots[0], B)
-        self.clock.advance(0.49)
-        self.assertEqual(client.refreshes, 2)
+        self.assertEqual((client.refreshes, len(self.commands("CLUSTER"))), (2, 1))
+        self.clock.advance(1)
+        self.assertEqual((client.refreshes, len(self.commands("CLUSTER"))), (2, 1))
+        # The queued refresh starts once the first is done.
         self.answer = original
         self.maps[B] = full(B)
-        self.clock.advance(0.01)
-        self.assertEqual(client.refreshes, 3)
+        pending.callback(full(B))
+        self.assertEqual((client.refreshes, len(self.commands("CLUSTER"))), (3, 2))
+        self.assertEqual(client.slots[0], B)
         self.assertTrue(self.nodes[A].closed)
+        client.requestRefresh()
+        client.requestRefresh()
+        self.clock.advance(0.49)
+        self.assertEqual(client.refreshes, 3)
+        self.clock.advance(0.01)
+        self.assertEqual(client.refreshes, 4)
 
     def test_ask(self):
         """
