@@ -135,6 +135,28 @@ class FakeNode:
     def close(self):
         self.closed = True
 
+    def newConnection(self):
+        return succeed(FakeConnection(self))
+
+
+class FakeConnection:
+    """
+    A transaction's connection of a L{FakeNode}: its commands are answered
+    as the node's.
+    """
+
+    def __init__(self, node):
+        self.node = node
+
+    def execute(self, *args):
+        return self.node.executeMany([args])[0]
+
+    def executeMany(self, commands):
+        return self.node.executeMany(commands)
+
+    def close(self):
+        pass
+
 
 def full(address):
     """
@@ -330,6 +352,24 @@ class ClusterClientTests(SynchronousTestCase):
         self.replies["MGET"] = lambda address, command: [c.encode() for c in command[1:]]
         self.assertEqual(self.successResultOf(client.mget("a", "b", "{a}c")), [b"a", b"b", b"{a}c"])
         self.assertEqual(sorted(c for _, c in self.commands("MGET")), [["MGET", "a", "{a}c"], ["MGET", "b"]])
+
+    def test_transactionMoved(self):
+        """
+        A transaction runs on its slot's master; MOVED fails it (not sent
+        again) and updates the map.
+        """
+        self.maps[A] = full(A)
+        client = self.client()
+        self.successResultOf(client.get("x"))
+        self.replies[(A, "WATCH")] = MovedError("MOVED %d 10.0.0.2:7001" % (keySlot("{t}a"),))
+        self.failureResultOf(client.transaction(lambda tx: None, watch=["{t}a", "{t}b"]), MovedError)
+        self.assertEqual(self.commands("WATCH"), [(A, ["WATCH", "{t}a", "{t}b"])])
+        self.assertEqual(client.slots[keySlot("t")], B)
+        self.replies["EXEC"] = [b"OK"]
+        replies = self.successResultOf(client.transaction(lambda tx: tx.multi().set("{t}c", 1), shardKey="t"))
+        self.assertEqual(self.commands("MULTI"), [(B, ["MULTI"])])
+        self.assertEqual(replies, [True])
+        self.clock.advance(1)
 
     def test_retryAfterFailover(self):
         """
