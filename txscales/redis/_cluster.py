@@ -15,7 +15,7 @@ entry of the map with it); by C{ASK}, it goes there once after C{ASKING},
 both in one write, the map unchanged; at most C{maxRedirects} times.  A
 command that failed without reaching a server (a refused connection,
 C{CLUSTERDOWN}, C{TRYAGAIN}, ...) is sent again after a jittered
-exponential delay, at most C{maxRetries} times.  A command that may have
+exponential delay, at most C{maxClusterRetries} times.  A command that may have
 reached a server (in flight on a lost connection, timed out) is not.
 """
 
@@ -27,7 +27,13 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
 from txscales.discovery import parseStatic
-from txscales.errors import BadDestinationError, BadOptionError, ClientClosedError, ConnectionLostError, RequestTimeoutError
+from txscales.errors import (
+    BadDestinationError,
+    BadOptionError,
+    ClientClosedError,
+    ConnectionLostError,
+    RequestTimeoutError,
+)
 from txscales.redis._client import RedisClient, _keyBytes
 from txscales.redis._commands import Key, Transform
 from txscales.redis._errors import (
