@@ -235,19 +235,18 @@ class RedisClient(Commands, BlockingCommands):
                transform: Transform) -> "Deferred[Any]":
         if not keys:
             return fail(KeylessCommandError("%s needs at least one key" % (name,)))
-        groups: Dict[int, Tuple[RedisNode, List[int]]] = {}
+        groups: Dict[Any, List[int]] = {}
         try:
             for index, key in enumerate(keys):
-                node = self._nodeForKeys([key])
-                groups.setdefault(id(node), (node, []))[1].append(index)
+                groups.setdefault(self._shardOf(key), []).append(index)
         except Exception:
             return fail(Failure())
         parts = []
-        for node, indexes in groups.values():
+        for shard, indexes in groups.items():
             command: List[Any] = [name]
             for index in indexes:
                 command.extend(args[index])
-            d = node.executeMany([command])[0]
+            d = self._sendTo(shard, command)
             if self._stats is not None:
                 self._stats.observe(name, d)
             parts.append(d)
@@ -258,12 +257,65 @@ class RedisClient(Commands, BlockingCommands):
             if combine == "all":
                 return all(transform(reply) if transform else reply for reply in replies)
             out: List[Any] = [None] * len(keys)
-            for (_, indexes), reply in zip(groups.values(), replies):
+            for indexes, reply in zip(groups.values(), replies):
                 for index, value in zip(indexes, reply):
                     out[index] = value
             return out
 
         return gatherResults(parts, consumeErrors=True).addCallbacks(join, _firstError)
+
+    # Where commands go: the hooks a cluster client replaces.
+
+    def _shardOf(self, key: Key) -> Any:
+        """
+        @return: what a split command groups C{key} by: its node.
+        """
+        return self._nodeForKeys([key])
+
+    def _sendTo(self, shard: Any, command: List[Any]) -> "Deferred[Any]":
+        """
+        Send a command whose keys are all in C{shard} (a L{_shardOf}).
+        """
+        node: RedisNode = shard
+        return node.executeMany([command])[0]
+
+    def _sendMany(self, commands: Sequence[Tuple[List[Any], Optional[Sequence[Key]]]]) -> List["Deferred[Any]"]:
+        """
+        Send a pipeline's commands, each server's in one write.
+
+        @param commands: C{(args, keys)} of each command.
+        @return: a Deferred per command, in order.
+        @raise RedisError: when a command cannot be routed (nothing sent).
+        """
+        groups: Dict[int, Tuple[RedisNode, List[int]]] = {}
+        for index, (_, keys) in enumerate(commands):
+            node = self._nodeForKeys(keys)
+            groups.setdefault(id(node), (node, []))[1].append(index)
+        results: List["Deferred[Any]"] = [None] * len(commands)  # type: ignore[list-item]
+        for node, indexes in groups.values():
+            for index, d in zip(indexes, node.executeMany([commands[i][0] for i in indexes])):
+                results[index] = d
+        return results
+
+    def _transactionShard(self, keys: Sequence[Key]) -> Any:
+        """
+        @return: where a transaction over C{keys} runs: their node.
+        """
+        return self._nodeForKeys(keys)
+
+    def _shardNode(self, shard: Any) -> RedisNode:
+        """
+        @return: the node of a L{_transactionShard}.
+        """
+        node: RedisNode = shard
+        return node
+
+    def _checkShard(self, keys: Optional[Sequence[Key]], shard: Any) -> None:
+        """
+        @raise CrossShardError: when C{keys} are not in C{shard}.
+        """
+        if keys and self._nodeForKeys(keys) is not shard:
+            raise CrossShardError("the keys %r are not on the transaction's server" % (list(keys),))
 
     # Pipelines and transactions
 
@@ -296,13 +348,13 @@ class RedisClient(Commands, BlockingCommands):
             (nothing sent), or C{fn}'s error (the transaction discarded).
         """
         keys = list(watch) or ([shardKey] if shardKey is not None else [])
-        return self._whenReady(lambda: maybeDeferred(self._nodeForKeys, keys).addCallback(
+        return self._whenReady(lambda: maybeDeferred(self._transactionShard, keys).addCallback(
             self._transact, fn, list(watch), 0))
 
-    def _transact(self, node: RedisNode, fn: Callable[["Transaction"], Any], watch: List[Key],
+    def _transact(self, shard: Any, fn: Callable[["Transaction"], Any], watch: List[Key],
                   attempt: int) -> "Deferred[List[Any]]":
         def run(connection: RedisConnection) -> "Deferred[Any]":
-            tx = Transaction(self, node, connection)
+            tx = Transaction(self, shard, connection)
             d = connection.execute("WATCH", *watch) if watch else succeed(None)
             d.addCallback(lambda _: maybeDeferred(fn, tx))
             d.addCallback(lambda _: tx._exec())
@@ -317,9 +369,9 @@ class RedisClient(Commands, BlockingCommands):
                 return replies
             if attempt >= self._maxTransactionRetries:
                 raise WatchConflictError("a watched key changed on each of %d attempts" % (attempt + 1,))
-            return self._transact(node, fn, watch, attempt + 1)
+            return self._transact(shard, fn, watch, attempt + 1)
 
-        return node.newConnection().addCallback(run).addCallback(done)
+        return self._shardNode(shard).newConnection().addCallback(run).addCallback(done)
 
     def close(self) -> "Deferred[None]":
         """
@@ -397,17 +449,12 @@ class Pipeline(Commands):
     def _send(self, queued: List[Tuple[List[Any], Optional[Sequence[Key]], Transform]],
               raiseOnError: bool) -> "Deferred[List[Any]]":
         client = self._client
-        groups: Dict[int, Tuple[RedisNode, List[int]]] = {}
-        for index, (_, keys, _) in enumerate(queued):
-            node = client._nodeForKeys(keys)
-            groups.setdefault(id(node), (node, []))[1].append(index)
-        results: List["Deferred[Any]"] = [None] * len(queued)  # type: ignore[list-item]
-        for node, indexes in groups.values():
-            for index, d in zip(indexes, node.executeMany([queued[i][0] for i in indexes])):
-                if client._stats is not None:
-                    client._stats.observe(queued[index][0][0], d)
-                transform = queued[index][2]
-                results[index] = d if transform is None else d.addCallback(transform)
+        results = client._sendMany([(args, keys) for args, keys, _ in queued])
+        for index, d in enumerate(results):
+            if client._stats is not None:
+                client._stats.observe(queued[index][0][0], d)
+            transform = queued[index][2]
+            results[index] = d if transform is None else d.addCallback(transform)
         return _joinInOrder(results, raiseOnError)
 
 
@@ -418,15 +465,14 @@ class Transaction(Commands):
     pipeline of the commands to queue.
     """
 
-    def __init__(self, client: RedisClient, node: RedisNode, connection: RedisConnection) -> None:
+    def __init__(self, client: RedisClient, shard: Any, connection: RedisConnection) -> None:
         self._client = client
-        self._node = node
+        self._shard = shard
         self._connection = connection
         self._queue: Optional[_TransactionQueue] = None
 
     def _check(self, keys: Optional[Sequence[Key]]) -> None:
-        if keys and self._client._nodeForKeys(keys) is not self._node:
-            raise CrossShardError("the keys %r are not on the transaction's server" % (list(keys),))
+        self._client._checkShard(keys, self._shard)
 
     def execute(self, *args: Any) -> "Deferred[Any]":
         """

@@ -35,6 +35,8 @@ _CHECKS = OptionChecks("Redis client", {
     ),
     "maxTransactionRetries": (integer(0), "an int >= 0"),
     "blockingPoolSize": (integer(1), "an int >= 1"),
+    "maxRedirects": (lambda v: integer(0)(v) and v <= 100, "an int from 0 to 100"),
+    "maxClusterRetries": (lambda v: integer(0)(v) and v <= 100, "an int from 0 to 100"),
 })
 
 
