@@ -6,7 +6,7 @@ C{MOVED} during a resharding, C{ASK} during a migration, and a failover.
 
 from prometheus_client import CollectorRegistry
 from twisted.internet import reactor
-from twisted.internet.defer import DeferredList, inlineCallbacks
+from twisted.internet.defer import DeferredList, DeferredQueue, inlineCallbacks
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
@@ -159,6 +159,59 @@ class HelpersTests(_ClusterTestMixin, TestCase):
         replies = yield c.transaction(debit, watch=["{acct}balance"])
         self.assertEqual(attempts, [10, 15])
         self.assertEqual(replies, [True, b"12", 1])
+
+
+class PubSubAndBlockingTests(_ClusterTestMixin, TestCase):
+    """
+    Pub/sub and blocking commands through the cluster.
+    """
+
+    @inlineCallbacks
+    def test_pubSubOnce(self):
+        """
+        Channels and patterns subscribed through the cluster get each
+        message once, whichever master it was published on.
+        """
+        c = self.client()
+        received = DeferredQueue()
+        yield c.subscribe("ch:a", "ch:b", onMessage=lambda *m: received.put(m))
+        yield c.psubscribe("p.*", onMessage=lambda *m: received.put(m))
+        masters = yield self.cluster.masters()
+        yield c.publish("ch:a", "1")
+        for master in masters:
+            yield master.execute("PUBLISH", "ch:b", "via %d" % (master.port,))
+        yield c.publish("p.x", "2")
+        # A message published on another master crosses the cluster bus, in
+        # order per master: once each master's "end" arrived, every earlier
+        # message (and any duplicate) did too.
+        for master in masters:
+            yield master.execute("PUBLISH", "ch:a", "end %d" % (master.port,))
+        messages = []
+        ends = set()
+        while len(ends) < len(masters):
+            message = yield received.get()
+            if message[1].startswith(b"end "):
+                ends.add(message)
+            else:
+                messages.append(message)
+        expected = [(b"ch:a", b"1"), (b"p.*", b"p.x", b"2")] + [(b"ch:b", b"via %d" % (m.port,)) for m in masters]
+        self.assertEqual(sorted(messages), sorted(expected))
+        self.assertEqual(len(received.pending), 0)
+
+    @inlineCallbacks
+    def test_blpop(self):
+        """
+        A BLPOP waits on its key's master, on a connection of its own,
+        while other commands go on, and gets what another client pushes.
+        """
+        c = self.client(blockingPoolSize=2)
+        other = self.client()
+        popped = c.blpop("{q}jobs", timeout=10)
+        for i in range(100):
+            yield c.set("k%d" % (i,), i)
+        self.assertNoResult(popped)
+        yield other.rpush("{q}jobs", "job")
+        self.assertEqual((yield popped), (b"{q}jobs", b"job"))
 
 
 class _Load:

@@ -173,6 +173,7 @@ class Redis:
                                                          maxTransactionRetries=maxTransactionRetries,
                                                          maxRedirects=maxRedirects,
                                                          maxClusterRetries=maxClusterRetries, backoff=backoff,
+                                                         blockingPoolSize=blockingPoolSize,
                                                          connectTimeout=connectTimeout))
         addresses = parseStatic(dest) if isinstance(dest, str) and dest.startswith("tcp://") else None
         destination = None if addresses is not None else resolveDestination(

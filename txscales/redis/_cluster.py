@@ -35,6 +35,7 @@ from txscales.errors import (
     RequestTimeoutError,
 )
 from txscales.redis._client import RedisClient, _keyBytes
+from txscales.redis._blockingpool import DEFAULT_BLOCKING_POOL_SIZE
 from txscales.redis._commands import Key, Transform
 from txscales.redis._errors import (
     AskError,
@@ -97,7 +98,8 @@ def newClusterClient(dest: str, makeNode: Callable[[Address], RedisNode], option
     stats = RedisStats(label, options["reactor"], options["registry"]) if options["stats"] else None
     return ClusterClient(makeNode, seeds, options["reactor"], options["random"], stats, options["maxPending"],
                          options["maxTransactionRetries"], options["maxRedirects"], options["maxClusterRetries"],
-                         options["backoff"], options["connectTimeout"])
+                         options["backoff"], options["connectTimeout"],
+                         blockingPoolSize=options["blockingPoolSize"])
 
 
 class _Command:
@@ -134,7 +136,8 @@ class ClusterClient(RedisClient):
     def __init__(self, makeNode: Any, seeds: Sequence[Address], reactor: Any, random: Random, stats: Any,
                  maxPending: int, maxTransactionRetries: int, maxRedirects: int, maxRetries: int,
                  backoff: Tuple[float, float], refreshTimeout: float,
-                 refreshInterval: float = REFRESH_INTERVAL) -> None:
+                 refreshInterval: float = REFRESH_INTERVAL, blockingPoolSize: int = DEFAULT_BLOCKING_POOL_SIZE
+                 ) -> None:
         """
         @param makeNode: makes the L{RedisNode} of an address.
         @param seeds: the nodes asked for the first slot map.
@@ -144,8 +147,11 @@ class ClusterClient(RedisClient):
         @param backoff: C{(start, maximum)} seconds before sending again.
         @param refreshTimeout: seconds a node may take to give the map.
         @param refreshInterval: seconds between the starts of refreshes.
+        @param blockingPoolSize: the most connections of blocking commands
+            per master.
         """
-        RedisClient.__init__(self, makeNode, None, None, False, stats, maxPending, maxTransactionRetries)
+        RedisClient.__init__(self, makeNode, None, None, False, stats, maxPending, maxTransactionRetries,
+                             blockingPoolSize=blockingPoolSize)
         self.seeds = list(seeds)
         self.slots: SlotMap = [None] * SLOTS
         self.refreshes = 0
@@ -241,6 +247,12 @@ class ClusterClient(RedisClient):
         self._setMasters()
         for address in [a for a in self._nodes if a not in self._masters]:
             self._nodes.pop(address).close()
+        self._pools.retain(list(self._nodes.values()))
+        if self._anyMaster is not None:
+            # A cluster sends every PUBLISH to every node: one master's
+            # connection receives every channel and pattern, once.
+            subscriber = self._nodeAt(self._anyMaster)
+            self._pubsub.setNodes([subscriber], lambda name: subscriber)
         self._ready = True
         waiters, self._discoveryWaiters = self._discoveryWaiters, []
         for waiter in waiters:
