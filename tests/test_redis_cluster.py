@@ -127,6 +127,9 @@ class FakeNode:
         self.test = test
         self.connection = object()
         self.closed = False
+        self.reactor = test.clock
+        self.timeout = None
+        self.encoding = None
 
     def executeMany(self, commands, timeout=-1.0):
         self.test.sent.append((self.address, [list(c) for c in commands]))
