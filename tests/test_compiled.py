@@ -11,8 +11,12 @@ itself; scripts/test builds them, and under CI requires them
 """
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
+from importlib.machinery import EXTENSION_SUFFIXES
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -115,6 +119,52 @@ class SwitchTests(SynchronousTestCase):
         if os.environ.get("TXSCALES_REQUIRE_COMPILED") != "1" or _compiled.pureForced():
             raise self.skipTest("the compiled modules are not required here")
         self.assertEqual(_compiled.compiledModules(), list(_compiled.MODULES))
+
+    def checkout(self, sourceAge, extensionAge):
+        """
+        @return: a folder holding a C{txscales/mux/_messages.py} and an
+            extension file (not a real one) beside it, with the given ages in
+            seconds.
+        """
+        root = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, root)
+        folder = os.path.join(root, "txscales", "mux")
+        os.makedirs(folder)
+        now = time.time()
+        for name, age in (("_messages.py", sourceAge), ("_messages" + EXTENSION_SUFFIXES[0], extensionAge)):
+            path = os.path.join(folder, name)
+            with open(path, "w"):
+                pass
+            os.utime(path, (now - age, now - age))
+        return root
+
+    def test_staleModules(self):
+        """
+        An extension older than its source is stale; one written at the
+        same time (as a wheel's files are installed) or later is not.
+        """
+        self.assertEqual(_compiled.staleModules(self.checkout(50, 100)), ["txscales.mux._messages"])
+        self.assertEqual(_compiled.staleModules(self.checkout(50, 50.5)), [])
+        self.assertEqual(_compiled.staleModules(self.checkout(100, 50)), [])
+
+    def test_staleMeansPure(self):
+        """
+        With a stale extension, or when forced, L{_compiled.install} puts
+        the pure path in use (a stale one with a warning); otherwise it
+        leaves the import system alone.
+        """
+        self.patch(sys, "meta_path", [f for f in sys.meta_path if not isinstance(f, _compiled.PureFinder)])
+        before = list(sys.meta_path)
+        self.assertFalse(_compiled.install({}, self.checkout(100, 50)))
+        self.assertEqual(sys.meta_path, before)
+        self.assertTrue(_compiled.install({"TXSCALES_NO_EXTENSIONS": "1"}, self.checkout(100, 50)))
+        self.assertIsInstance(sys.meta_path[0], _compiled.PureFinder)
+        self.assertEqual(self.flushWarnings(), [])
+        sys.meta_path[:] = before
+        self.assertTrue(_compiled.install({}, self.checkout(50, 100)))
+        self.assertIsInstance(sys.meta_path[0], _compiled.PureFinder)
+        [warning] = self.flushWarnings()
+        self.assertIn("its compiled modules txscales.mux._messages are older than their sources", warning["message"])
 
     def test_twinsLeaveModulesAlone(self):
         """

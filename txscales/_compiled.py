@@ -6,14 +6,18 @@ The modules named in L{MODULES} are plain Python.  When txscales is built
 with Cython and a C compiler (C{pip install} does, see setup.py), each also
 exists as an extension module beside its C{.py}, built from that same file
 (with the C{.pxd} beside it, where one declares C types).  Python's import
-system prefers the extension; setting C{TXSCALES_NO_EXTENSIONS=1} before
-txscales is imported installs L{PureFinder}, which finds the C{.py}
-instead.  Standard library only: C{txscales/__init__.py} imports it first.
+system prefers the extension.  L{install}, which C{txscales/__init__.py}
+runs first, puts a L{PureFinder} before it, which finds the C{.py} files
+instead when C{TXSCALES_NO_EXTENSIONS=1} is set, or when any extension is
+older than its sources (a checkout edited since its last build; with a
+warning).  The modules are compiled or pure all together: a compiled module
+may depend on another's C types.  Standard library only.
 """
 
 import importlib
 import os
 import sys
+import warnings
 from importlib.machinery import EXTENSION_SUFFIXES, ModuleSpec
 from importlib.util import spec_from_file_location
 from types import ModuleType
@@ -37,6 +41,35 @@ def pureForced(environ: Mapping[str, str] = os.environ) -> bool:
     @return: whether C{environ} asks for the pure-Python path.
     """
     return environ.get(ENVIRONMENT_VARIABLE, "") not in ("", "0")
+
+
+STALE_SECONDS = 1.0
+"""How much newer than its extension a source must be for the extension to
+be stale: the files of one wheel, written one after the other when it is
+installed, are not."""
+
+
+def _stale(folder: str, leaf: str) -> bool:
+    """
+    @return: whether C{folder} holds an extension module C{leaf} older than
+        its C{.py} or C{.pxd}.
+    """
+    for suffix in EXTENSION_SUFFIXES:
+        extension = os.path.join(folder, leaf + suffix)
+        if os.path.isfile(extension):
+            built = os.path.getmtime(extension) + STALE_SECONDS
+            sources = [os.path.join(folder, leaf + ending) for ending in (".py", ".pxd")]
+            return any(os.path.isfile(s) and os.path.getmtime(s) > built for s in sources)
+    return False
+
+
+def staleModules(root: str = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) -> List[str]:
+    """
+    @param root: the folder that holds the C{txscales} package.
+    @return: the names of L{MODULES} whose extension is older than their
+        C{.py} or C{.pxd}.
+    """
+    return [name for name in MODULES if _stale(os.path.join(root, *name.split(".")[:-1]), name.rpartition(".")[2])]
 
 
 class PureFinder:
@@ -67,13 +100,29 @@ class PureFinder:
         return None
 
 
-def install(environ: Mapping[str, str] = os.environ) -> None:
+def install(environ: Mapping[str, str] = os.environ, root: Optional[str] = None) -> bool:
     """
-    Put a L{PureFinder} first on C{sys.meta_path} when C{environ} forces the
-    pure path (once).
+    Put a L{PureFinder} first on C{sys.meta_path} (once) when C{environ}
+    forces the pure path, or when a compiled module under C{root} (by
+    default, where this txscales is) is older than its sources, which a
+    warning says.
+
+    @return: whether the pure path is in use.
     """
-    if pureForced(environ) and not any(isinstance(f, PureFinder) for f in sys.meta_path):
-        sys.meta_path.insert(0, PureFinder())
+    if any(isinstance(f, PureFinder) for f in sys.meta_path):
+        return True
+    if not pureForced(environ):
+        stale = staleModules() if root is None else staleModules(root)
+        if not stale:
+            return False
+        warnings.warn(
+            "txscales runs in pure Python: its compiled modules %s are older than their sources"
+            " (rebuild them: scripts/bootstrap, or setup.py build_ext --inplace)" % (", ".join(stale),),
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    sys.meta_path.insert(0, PureFinder())
+    return True
 
 
 def isCompiled(module: ModuleType) -> bool:
