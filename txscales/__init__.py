@@ -3,8 +3,9 @@ txscales: Twisted-native RPC.
 
 ThriftMux client and server byte-compatible with Finagle, with more protocols
 behind one client stack.  The protocol facades live in subpackages (for
-example L{txscales.thriftmux.ThriftMux}); this package exports the version and
-the error classes, and imports nothing outside the standard library.
+example L{txscales.thriftmux.ThriftMux}); this package exports the version,
+the error classes and L{compiled}, and imports nothing outside the standard
+library.
 """
 
 from txscales import _compiled
@@ -21,8 +22,9 @@ __all__ = ["__version__", "TxScalesError", "compiled"]
 compiled: bool
 """Whether the compiled hot path is in use: True when every module that
 txscales can compile was built and is loaded compiled; False on the
-pure-Python path (no C compiler or Cython at install time, or
-C{TXSCALES_NO_EXTENSIONS=1} set before txscales was imported)."""
+pure-Python path (no C compiler or Cython at install time, a compiled
+module older than its source, or C{TXSCALES_NO_EXTENSIONS=1} set before
+txscales was imported)."""
 
 
 def __getattr__(name: str) -> bool:
