@@ -40,6 +40,7 @@ HELD_CALLS = 10000
 
 GOALS = {
     "throughput": 0.60,  # txscales ThriftMux >= 0.60x raw echo at 100 outstanding, 32 B
+    "throughputPure": 0.40,  # the same, pure Python (TXSCALES_NO_EXTENSIONS=1 on both sides)
     "scales": 20.0,  # txscales client >= 20x Scales' client against the same server
     "p2c": 1.5,  # P2C pick at 1000 endpoints <= 1.5x its cost at 10
     "memoryMB": 50.0,  # 10 000 outstanding calls use < 50 MB above the idle client
@@ -48,6 +49,9 @@ GOALS = {
 SERVING = re.compile(r"txscales: serving .+ on (?P<host>\S+):(?P<port>\d+)\s*$")
 
 NA = "n/a (not available)"
+
+# What makes a client or server process run txscales' pure-Python modules.
+PURE = {"TXSCALES_NO_EXTENSIONS": "1"}
 
 
 def say(message):
@@ -77,13 +81,13 @@ class Processes:
         self.env = env
         self._running = []
 
-    def start(self, argv):
+    def start(self, argv, env=None):
         p = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=self.env,
+            env=dict(self.env, **env) if env else self.env,
             cwd=REPO,
             start_new_session=True,
         )
@@ -109,7 +113,7 @@ class Processes:
         for p in list(self._running):
             self.stop(p)
 
-    def run(self, argv, timeout, watch=None):
+    def run(self, argv, timeout, watch=None, env=None):
         """
         Run a client to completion.
 
@@ -119,7 +123,7 @@ class Processes:
         @raise Failed: when it fails, prints no JSON or takes too long.
         """
         before = cpuSeconds(watch) if watch is not None else None
-        p = self.start(argv)
+        p = self.start(argv, env)
         try:
             out, err = p.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -245,13 +249,20 @@ class Bench:
             [self.python, "-c", "from txscales.thrift import Thrift"], capture_output=True, env=self.procs.env, cwd=REPO
         )
         available["thrift"] = True if r.returncode == 0 else NA
+        # Which path txscales runs on unless told otherwise.
+        r = subprocess.run(
+            [self.python, "-c", "import txscales; print(txscales.compiled)"],
+            capture_output=True, env=self.procs.env, cwd=REPO, text=True,
+        )
+        self.results["compiled"] = r.stdout.strip() == "True"
+        say("txscales: %s" % ("compiled modules in use" if self.results["compiled"] else "pure Python (no compiled modules built)"))
         for name, state in sorted(available.items()):
             say("%s: %s" % (name, "available" if state is True else state))
 
     # --- servers -------------------------------------------------------------
 
-    def server(self, kind, *extra):
-        p = self.current = self.procs.start([self.python, os.path.join(HERE, "server.py"), kind] + list(extra))
+    def server(self, kind, *extra, env=None):
+        p = self.current = self.procs.start([self.python, os.path.join(HERE, "server.py"), kind] + list(extra), env)
         return p, self.procs.waitFor(p, _jsonPort)
 
     def twistdThriftServer(self):
@@ -301,13 +312,13 @@ class Bench:
 
     # --- clients -------------------------------------------------------------
 
-    def client(self, kind, port, mode, *extra, timeout=60):
+    def client(self, kind, port, mode, *extra, timeout=60, env=None):
         argv = [self.python, os.path.join(HERE, "client.py"), kind, "--port", str(port), "--mode", mode] + list(extra)
         if kind == "ttwisted":
             argv += ["--gen-dir", self.genDir]
-        return self.procs.run(argv, timeout, watch=self.current)
+        return self.procs.run(argv, timeout, watch=self.current, env=env)
 
-    def throughputCell(self, kind, port, cell, *extra):
+    def throughputCell(self, kind, port, cell, *extra, env=None):
         concurrency, size = cell
         if kind == "scales":
             argv = [
@@ -322,7 +333,7 @@ class Bench:
             ] + self.loopArgs
             return self.procs.run(argv, 90, watch=self.current)
         return self.client(
-            kind, port, "throughput", "--size", str(size), "--concurrency", str(concurrency), *(self.loopArgs + list(extra))
+            kind, port, "throughput", "--size", str(size), "--concurrency", str(concurrency), *(self.loopArgs + list(extra)), env=env
         )
 
     def record(self, table, row, cell, run):
@@ -384,6 +395,12 @@ class Bench:
         self.record(v, "thriftmux, stats=False both sides", GOAL_CELL, lambda: self.throughputCell("thriftmux", port, GOAL_CELL, "--no-stats"))
         self.procs.stop(p)
 
+        # Both sides on the pure-Python path.
+        p, port = self.server("thriftmux", env=PURE)
+        for cell in CELLS:
+            self.record(t, "thriftmux-pure", cell, lambda: self.throughputCell("thriftmux", port, cell, env=PURE))
+        self.procs.stop(p)
+
         if available["thrift"] is True:
             p = self.thriftServer()
             if p is None:
@@ -412,10 +429,10 @@ class Bench:
         # The goals' cells once more, alternating, so that each side of a
         # ratio had two chances at a quiet machine.
         for _ in range(self.args.goal_repeats):
-            for kind, server in (("echo", ("echo",)), ("thriftmux", ("thriftmux",))):
-                p, port = self.server(*server)
-                self.record(t, kind, GOAL_CELL, lambda: self.throughputCell(kind, port, GOAL_CELL))
-                if kind == "thriftmux" and available["scales"] is True:
+            for row, kind, env in (("echo", "echo", None), ("thriftmux", "thriftmux", None), ("thriftmux-pure", "thriftmux", PURE)):
+                p, port = self.server(kind, env=env)
+                self.record(t, row, GOAL_CELL, lambda: self.throughputCell(kind, port, GOAL_CELL, env=env))
+                if row == "thriftmux" and available["scales"] is True:
                     self.record(t, "scales", GOAL_CELL, lambda: self.throughputCell("scales", port, GOAL_CELL))
                 self.procs.stop(p)
 
@@ -496,12 +513,15 @@ class Bench:
             self.procs.stop(p)
 
     def hotpath(self):
+        argv = [self.python, os.path.join(HERE, "hotpath.py"), "--calls", "30000", "--repeats", "3"]
         try:
-            r = self.procs.run(
-                [self.python, os.path.join(HERE, "hotpath.py"), "--calls", "30000", "--repeats", "3"], 180
-            )
+            r = self.procs.run(argv, 180)
             self.results["hotpath"] = r["us"]
-            for kind, us in sorted(r["us"].items()):
+            # The same, pure Python: the kinds that run txscales.
+            pure = self.procs.run(argv + ["--kinds", "thriftmux,mux-floor"], 180, env=PURE)
+            for kind, us in pure["us"].items():
+                self.results["hotpath"][kind + "-pure"] = us
+            for kind, us in sorted(self.results["hotpath"].items()):
                 say("CPU per call in-process %-18s client %.2f us, server %.2f us" % (kind, us["client"], us["server"]))
         except Failed as e:
             self.results["hotpath"] = {"error": str(e)}
@@ -531,6 +551,13 @@ class Bench:
             goal("throughput", "txscales ThriftMux >= 0.60x raw echo (100 outstanding, 32 B)", r, GOALS["throughput"], r >= GOALS["throughput"], "%.2fx (%.0f vs %.0f calls/s)" % (r, mux, echo))
         else:
             goal("throughput", "txscales ThriftMux >= 0.60x raw echo (100 outstanding, 32 B)", None, GOALS["throughput"], None, "not measured")
+        pure = self.best("thriftmux-pure")
+        text = "txscales ThriftMux in pure Python (TXSCALES_NO_EXTENSIONS=1) >= 0.40x raw echo (100 outstanding, 32 B)"
+        if echo and pure:
+            r = pure / echo
+            goal("throughputPure", text, r, GOALS["throughputPure"], r >= GOALS["throughputPure"], "%.2fx (%.0f vs %.0f calls/s)" % (r, pure, echo))
+        else:
+            goal("throughputPure", text, None, GOALS["throughputPure"], None, "not measured")
         if mux and scales:
             r = mux / scales
             goal("scales", "txscales client >= 20x Scales' client, same txscales server (100 outstanding, 32 B)", r, GOALS["scales"], r >= GOALS["scales"], "%.1fx (%.0f vs %.0f calls/s)" % (r, mux, scales))
@@ -557,6 +584,7 @@ class Bench:
 ROWS = [
     ("echo", "raw Twisted echo (baseline)"),
     ("thriftmux", "txscales ThriftMux"),
+    ("thriftmux-pure", "txscales ThriftMux, pure Python (TXSCALES_NO_EXTENSIONS=1)"),
     ("thrift", "txscales plain Thrift (framed)"),
     ("ttwisted", "Apache Thrift TTwisted"),
     ("scales", "Scales' client -> txscales server"),
@@ -648,6 +676,9 @@ def markdown(results):
         "the goal cells were measured %d more time(s), alternating." % (
             results["settings"]["windows"], results["settings"]["window"], results["settings"]["warmup"], results["settings"]["goalRepeats"]),
         "",
+        "txscales ran %s, except in the rows that say pure Python (TXSCALES_NO_EXTENSIONS=1 on both sides)." % (
+            "its compiled modules (txscales.compiled was True)" if results.get("compiled") else "in pure Python: its compiled modules were not built",),
+        "",
         "## Calls per second",
         "",
         "| | " + " | ".join(cellName(c) for c in CELLS) + " |",
@@ -691,6 +722,8 @@ def markdown(results):
             "thriftmux-nostats": "txscales ThriftMux, stats=False",
             "thriftmux-timeout": "txscales ThriftMux, timeout=1 s",
             "mux-floor": "Mux protocol alone (no client stack)",
+            "thriftmux-pure": "txscales ThriftMux, pure Python",
+            "mux-floor-pure": "Mux protocol alone, pure Python",
         }
         if "error" not in hot:
             echo = hot.get("echo")
@@ -805,6 +838,7 @@ def chart(results, path):
                 ax.text(x, value, "%.2f" % value, ha="center", va="bottom", fontsize=7)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.axhline(GOALS["throughput"], color="red", linestyle="--", linewidth=0.8, label="goal for ThriftMux at 100 outst., 32 B (0.60x)")
+    ax.axhline(GOALS["throughputPure"], color="orange", linestyle=":", linewidth=0.8, label="goal for pure-Python ThriftMux (0.40x)")
     ax.set_xticks(range(len(CELLS)))
     ax.set_xticklabels([cellName(c) for c in CELLS])
     ax.set_ylabel("calls/s as a ratio to the raw Twisted echo (= 1)")

@@ -191,6 +191,17 @@ def checkInstalled():
         for f in dist.files
         if f.parent.as_posix() == "twisted/plugins" and f.suffix == ".py"
     ]
+    # The compiled hot path: the wheel, built where a C compiler is, must
+    # use it (TXSCALES_REQUIRE_COMPILED=1, as CI sets).
+    compiledPath = txscales.compiled
+    print("check_dist: txscales runs %s" % ("compiled" if compiledPath else "in pure Python",))
+    if os.environ.get("TXSCALES_REQUIRE_COMPILED") == "1" and not compiledPath:
+        from txscales._compiled import MODULES, compiledModules
+
+        problems.append(
+            "the installed txscales does not use its compiled modules (only %s of %s)"
+            % (compiledModules(), list(MODULES))
+        )
     for name in modules:
         if name in dict(failed):
             continue

@@ -19,6 +19,7 @@ LAYERS: List[Set[str]] = [
     {
         "txscales",
         "txscales._backoff",
+        "txscales._compiled",
         "txscales._connection",
         "txscales._draining",
         "txscales._framing",
