@@ -32,13 +32,15 @@ def listenEcho(reactor, batched):
     return TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(EchoServerFactory(reactor, batched))
 
 
-def listenThriftMux(reactor, stats):
+def listenThriftMux(reactor, stats, maxPending=None):
     from txscales.demo.gen import TestService
     from txscales.demo.handler import TestServiceHandler
     from txscales.thriftmux import ThriftMux
 
+    options = {} if maxPending is None else {"maxPendingPerConnection": maxPending}
     service = ThriftMux.newServer(
-        TestService.Iface, TestServiceHandler(reactor), "tcp:0:interface=127.0.0.1", reactor=reactor, stats=stats
+        TestService.Iface, TestServiceHandler(reactor), "tcp:0:interface=127.0.0.1", reactor=reactor, stats=stats,
+        **options
     )
     service.startService()
     return service.listening
@@ -104,6 +106,7 @@ def main():
     parser.add_argument("kind", choices=["echo", "echo-batched", "thriftmux", "thrift", "ttwisted"])
     parser.add_argument("--no-stats", action="store_true", help="thriftmux, thrift: stats=False")
     parser.add_argument("--gen-dir", help="ttwisted: where benchgen/ was generated")
+    parser.add_argument("--max-pending", type=int, help="thriftmux: requests one connection may have running")
     args = parser.parse_args()
 
     from twisted.internet import reactor
@@ -111,7 +114,7 @@ def main():
     if args.kind in ("echo", "echo-batched"):
         d = listenEcho(reactor, args.kind == "echo-batched")
     elif args.kind == "thriftmux":
-        d = listenThriftMux(reactor, not args.no_stats)
+        d = listenThriftMux(reactor, not args.no_stats, args.max_pending)
     elif args.kind == "thrift":
         d = listenThrift(reactor, not args.no_stats)
     else:
