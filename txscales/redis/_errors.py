@@ -400,6 +400,27 @@ class ServerDownError(RedisError, ConnectError):
         self.reason = reason
 
 
+class ServerDeadError(ServerDownError):
+    """
+    The server a command goes to was marked dead by failure accrual (too
+    many timeouts or failed connections): the command failed at once,
+    without being sent, until a probe finds the server healthy again.
+
+    @ivar address: the server's C{(host, port)}.
+    @ivar reason: why it was marked dead.
+    """
+
+    def __init__(self, address: Tuple[str, int], reason: Any = "marked dead by failure accrual") -> None:
+        """
+        @param address: see L{address}.
+        @param reason: see L{reason}.
+        """
+        RedisError.__init__(self, "the Redis server %s:%d is %s; the command was not sent"
+                            % (address[0], address[1], reason))
+        self.address = address
+        self.reason = reason
+
+
 class KeylessCommandError(RedisError):
     """
     A command without a key (PING, INFO, FLUSHDB, ...) was given to a
