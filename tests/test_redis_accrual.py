@@ -55,12 +55,12 @@ class AccrualTests(SynchronousTestCase):
         Send C{count} GETs of C{key} that time out, and their late
         replies (dropped).
         """
-        address = client.nodeFor(key).address
+        node = client.nodeFor(key)
         sent = [client.get(key) for _ in range(count)]
         self.clock.advance(1.0)
         for d in sent:
             self.failureResultOf(d, RequestTimeoutError)
-        self.connectionTo(address).feed(b"$-1\r\n" * count)
+        node.connection.dataReceived(b"$-1\r\n" * count)
 
     def test_deadAfterTimeouts(self):
         """
@@ -175,6 +175,34 @@ class AccrualTests(SynchronousTestCase):
         self.connectionTo(SERVERS[0]).feed(b"$1\r\nw\r\n")
         self.assertEqual(self.successResultOf(probe), b"w")
         self.assertEqual({key: client.nodeFor(key).address for key in keys}, home)
+
+    def test_ejectMovesChannels(self):
+        """
+        With ejectFailedHosts, the channels of a dead server are subscribed
+        on the server that now receives their PUBLISH, and again on their
+        own server once it is back.
+        """
+        client = self.makeClient(SERVERS[:2], eject=True)
+        channels = ["c%d" % (i,) for i in range(20)]
+        placed = {c: client.nodeFor(c).address for c in channels}
+        mine = [c.encode() for c in channels if placed[c] == SERVERS[0]]
+        d = client.subscribe(*channels, onMessage=lambda *m: None)
+        subscribers = {c.address: c for c in self.servers.connections}
+        for connection in subscribers.values():
+            connection.written()
+            ours = [c for c in channels if placed[c] == connection.address]
+            for count, channel in enumerate(ours, 1):
+                connection.feed(b"*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:%d\r\n"
+                                % (len(channel), channel.encode(), count))
+        self.successResultOf(d)
+        self.timeOut(client, mine[0], 3)
+        self.assertEqual(subscribers[SERVERS[1]].written(), encodeCommand(["SUBSCRIBE"] + mine))
+        self.assertEqual(client.nodeFor(mine[0]).address, SERVERS[1])
+        self.assertEqual(subscribers[SERVERS[0]].written(), encodeCommand(["UNSUBSCRIBE"] + mine))
+        self.clock.advance(5.0)
+        self.assertEqual(client.nodeFor(mine[0]).address, SERVERS[0])
+        self.assertEqual(subscribers[SERVERS[0]].written(), encodeCommand(["SUBSCRIBE"] + mine))
+        self.assertEqual(subscribers[SERVERS[1]].written(), encodeCommand(["UNSUBSCRIBE"] + mine))
 
     def test_noEjectByDefault(self):
         """
