@@ -132,7 +132,12 @@ def liveRing(nodes: "Dict[Address, RedisNode]", addresses: Sequence[Address],
     """
     live = list(addresses)
     if eject:
-        live = [a for a in addresses if nodes[a].health is None or not nodes[a].health.dead] or live
+        live = [a for a in addresses if not _dead(nodes[a])] or live
     if not live:
         return None
     return KetamaRing([(ketamaName(host, port), 1, nodes[(host, port)]) for host, port in live])
+
+
+def _dead(node: "RedisNode") -> bool:
+    health = node.health
+    return health is not None and health.dead
