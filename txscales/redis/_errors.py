@@ -384,7 +384,9 @@ class ServerDownError(RedisError, ConnectError):
     """
     The server a key maps to is down (its last connection attempt failed)
     and the client reconnects with backoff: the command failed at once,
-    without being sent.  Keys are not moved to another server meanwhile.
+    without being sent.  Keys are not moved to another server meanwhile
+    (unless C{ejectFailedHosts} and failure accrual take it out of the
+    ring).
 
     @ivar address: the server's C{(host, port)}.
     @ivar reason: why its last connection attempt failed.

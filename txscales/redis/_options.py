@@ -33,7 +33,7 @@ def _failFast(value: Any) -> bool:
         return False
     if not all(number(0, strict=True)(x) for x in value.values()):
         return False
-    return value.get("start", 0.05) <= value.get("maximum", 5.0)
+    return value.get("start", DEFAULT_FAIL_FAST[0]) <= value.get("maximum", DEFAULT_FAIL_FAST[1])
 
 
 _ACCRUAL = {
