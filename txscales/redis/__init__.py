@@ -10,7 +10,7 @@ L{RedisError} (or another L{txscales.errors.TxScalesError}).
 """
 
 from random import Random
-from typing import TYPE_CHECKING, Any, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Literal, Optional, Tuple, Union
 
 from txscales._reactor import defaultReactor
 from txscales.discovery import parseStatic, resolveDestination
@@ -20,7 +20,8 @@ from txscales.redis._client import Pipeline, RedisClient, Transaction
 from txscales.redis._cluster import CLUSTER_SCHEME, ClusterClient, newClusterClient
 from txscales.redis._connection import DEFAULT_MAX_PENDING
 from txscales.redis._node import RedisNode, handshakeCommands
-from txscales.redis._options import checkOptions
+from txscales.redis._health import NodeHealth
+from txscales.redis._options import checkOptions, failFastDelays
 from txscales.redis._pubsub import Subscription
 from txscales.redis._stats import RedisStats
 
@@ -58,6 +59,7 @@ from txscales.redis._errors import (
     RedisReplyError,
     RefusedCommandError,
     ReplyTooLargeError,
+    ServerDeadError,
     ServerDownError,
     TooManyPendingCommandsError,
     TooManyRedirectsError,
@@ -80,12 +82,15 @@ class Redis:
     def newClient(dest: str, password: Optional[str] = None, username: Optional[str] = None, db: int = 0,
                   clientName: Optional[str] = None, protocol: int = 2, timeout: Optional[float] = None,
                   connectTimeout: float = 10.0, maxPending: int = DEFAULT_MAX_PENDING,
-                  decodeResponses: bool = False, backoff: Tuple[float, float] = (0.05, 5.0),
+                  decodeResponses: bool = False, backoff: Optional[Tuple[float, float]] = None,
                   maxTransactionRetries: int = 10, blockingPoolSize: int = DEFAULT_BLOCKING_POOL_SIZE,
                   stats: bool = True,
                   registry: "Optional[CollectorRegistry]" = None, label: Optional[str] = None,
                   reactor: Any = None, random: Optional[Random] = None,
-                  maxRedirects: int = 5, maxClusterRetries: int = 5) -> RedisClient:
+                  maxRedirects: int = 5, maxClusterRetries: int = 5,
+                  failFast: Optional[Dict[str, float]] = None,
+                  failureAccrual: Union[Dict[str, Any], Literal[False], None] = None,
+                  ejectFailedHosts: bool = False) -> RedisClient:
         """
         A client of the Redis servers at C{dest}.  It connects at its first
         command.
@@ -120,9 +125,28 @@ class Redis:
             L{TooManyPendingCommandsError}, not sent.
         @param decodeResponses: give replies as str (UTF-8) instead of
             bytes.
-        @param backoff: C{(start, maximum)} seconds between reconnection
-            attempts (exponential, jittered).  While a server is down, its
-            commands fail at once with L{ServerDownError}.
+        @param failFast: C{{"start": s, "maximum": m}}, the seconds between
+            reconnection attempts (exponential, jittered; default 0.05 to
+            5), as the ThriftMux client's option: once a connection attempt
+            failed, the server's commands fail at once with
+            L{ServerDownError} (not sent) until an attempt succeeds.
+        @param backoff: deprecated alias of C{failFast}, as a
+            C{(start, maximum)} tuple.
+        @param failureAccrual: the options of
+            L{txscales.stack.FailureAccrual} per server
+            (C{consecutiveFailures=5}, C{successRate=0.8}, C{window=30.0},
+            C{minRequests=5}, C{markDeadFor=(5.0, 300.0)},
+            C{countTimeouts=True}), or False to turn it off.  Commands that
+            timed out after they were sent, connections lost under commands
+            and failed connection attempts count as failures; any reply,
+            error replies included, as a success.  A server marked dead
+            fails its commands at once with L{ServerDeadError} (not sent)
+            until, after C{markDeadFor}, a probe command succeeds.
+        @param ejectFailedHosts: on a sharded client, take a server marked
+            dead by failure accrual out of the ketama ring (its keys go to
+            the next server on the ring) and put it back when it may be
+            probed, as Finagle's C{ejectFailedHost} and twemproxy's
+            C{auto_eject_hosts}; off by default.
         @param maxTransactionRetries: how often L{RedisClient.transaction}
             runs again after a WATCH conflict.
         @param blockingPoolSize: how many connections of their own the
@@ -154,7 +178,8 @@ class Redis:
         """
         checkOptions(dict(password=password, username=username, db=db, clientName=clientName, protocol=protocol,
                           timeout=timeout, connectTimeout=connectTimeout, maxPending=maxPending,
-                          decodeResponses=decodeResponses, backoff=backoff,
+                          decodeResponses=decodeResponses, backoff=backoff, failFast=failFast,
+                          failureAccrual=failureAccrual, ejectFailedHosts=ejectFailedHosts,
                           maxTransactionRetries=maxTransactionRetries, stats=stats, registry=registry,
                           label=label, blockingPoolSize=blockingPoolSize, maxRedirects=maxRedirects,
                           maxClusterRetries=maxClusterRetries))
@@ -162,10 +187,13 @@ class Redis:
         random = random if random is not None else Random()
         handshake = handshakeCommands(protocol, username, password, db, clientName)
         encoding = "utf-8" if decodeResponses else None
+        backoff = failFastDelays(failFast, backoff)
+        accrual = {} if failureAccrual is None else failureAccrual
 
         def makeNode(address: Tuple[str, int]) -> RedisNode:
+            health = NodeHealth(address, reactor, random, accrual) if accrual is not False else None
             return RedisNode(address, reactor, random, handshake, timeout, connectTimeout, maxPending, encoding,
-                             backoff)
+                             backoff, health=health)
 
         if isinstance(dest, str) and dest.startswith(CLUSTER_SCHEME):
             return newClusterClient(dest, makeNode, dict(db=db, reactor=reactor, random=random, stats=stats,
@@ -180,7 +208,8 @@ class Redis:
             dest, reactor, connectTimeout=connectTimeout)
         redisStats = RedisStats(label if label is not None else dest, reactor, registry) if stats else None
         return RedisClient(makeNode, addresses, destination, addresses is not None and len(addresses) == 1,
-                           redisStats, maxPending, maxTransactionRetries, blockingPoolSize=blockingPoolSize)
+                           redisStats, maxPending, maxTransactionRetries, blockingPoolSize=blockingPoolSize,
+                           ejectFailedHosts=ejectFailedHosts)
 
     @staticmethod
     def newBuilder() -> RedisClientBuilder:
@@ -203,6 +232,7 @@ __all__ = [
     "CrossShardError",
     "KeylessCommandError",
     "RedisHandshakeError",
+    "ServerDeadError",
     "ServerDownError",
     "WatchConflictError",
     "AskError",

@@ -103,9 +103,32 @@ class RedisClientBuilder:
 
     def backoff(self, backoff: Tuple[float, float]) -> "RedisClientBuilder":
         """
-        Set the C{(start, maximum)} seconds between reconnection attempts.
+        Set the C{(start, maximum)} seconds between reconnection attempts
+        (deprecated: use L{failFast}).
         """
         return self._set("backoff", backoff)
+
+    def failFast(self, start: float = 0.05, maximum: float = 5.0) -> "RedisClientBuilder":
+        """
+        Set the seconds between reconnection attempts of a server that
+        refuses connections (its commands fail fast meanwhile).
+        """
+        return self._set("failFast", {"start": start, "maximum": maximum})
+
+    def failureAccrual(self, enabled: bool = True, **options: Any) -> "RedisClientBuilder":
+        """
+        Configure failure accrual (C{consecutiveFailures}, C{successRate},
+        C{window}, C{minRequests}, C{markDeadFor}, C{countTimeouts}), or
+        turn it off.
+        """
+        return self._set("failureAccrual", options if enabled else False)
+
+    def ejectFailedHosts(self, eject: bool = True) -> "RedisClientBuilder":
+        """
+        On a sharded client, take servers failure accrual marked dead out
+        of the ketama ring until they are revived.
+        """
+        return self._set("ejectFailedHosts", eject)
 
     def maxTransactionRetries(self, count: int) -> "RedisClientBuilder":
         """

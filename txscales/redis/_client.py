@@ -20,7 +20,8 @@ from txscales.redis._errors import (
     TooManyPendingCommandsError,
     WatchConflictError,
 )
-from txscales.redis._hashing import KetamaRing, ketamaName
+from txscales.redis._hashing import KetamaRing
+from txscales.redis._health import liveRing
 from txscales.redis._node import Address, RedisNode
 from txscales.redis._pubsub import CHANNEL, PATTERN, PubSub, Subscription
 from txscales.redis._routing import commandKeys
@@ -37,13 +38,14 @@ class RedisClient(Commands, BlockingCommands):
     With several servers, a command goes to the server its key maps to on
     a ketama ring (as twemproxy's and Finagle's); a server that is down
     is not replaced: its keys fail fast with L{ServerDownError} until it is
-    back.
+    back, unless C{ejectFailedHosts} takes a server that failure accrual
+    marked dead out of the ring until it is revived.
     """
 
     def __init__(self, makeNode: Callable[[Address], RedisNode], addresses: Optional[Sequence[Address]],
                  destination: Optional[IDestination], single: bool, stats: Optional[RedisStats],
                  maxPending: int, maxTransactionRetries: int,
-                 blockingPoolSize: int = DEFAULT_BLOCKING_POOL_SIZE) -> None:
+                 blockingPoolSize: int = DEFAULT_BLOCKING_POOL_SIZE, ejectFailedHosts: bool = False) -> None:
         """
         @param makeNode: makes the L{RedisNode} of an address.
         @param addresses: the servers of a static destination.
@@ -57,6 +59,9 @@ class RedisClient(Commands, BlockingCommands):
             after a WATCH conflict.
         @param blockingPoolSize: the most connections of blocking commands
             per server.
+        @param ejectFailedHosts: take a server that failure accrual marked
+            dead out of the ring (its keys go to the next server on it),
+            and put it back when its probe may be sent.
         """
         self._makeNode = makeNode
         self._single = single
@@ -65,6 +70,8 @@ class RedisClient(Commands, BlockingCommands):
         self._maxTransactionRetries = maxTransactionRetries
         self._nodes: Dict[Address, RedisNode] = {}
         self._ring: Optional[KetamaRing[RedisNode]] = None
+        self._addresses: List[Address] = []
+        self._ejectFailedHosts = ejectFailedHosts
         self._destination = destination
         self._discoveryWaiters: List["Deferred[None]"] = []
         self._discoveryFailure: Optional[Failure] = None
@@ -94,19 +101,27 @@ class RedisClient(Commands, BlockingCommands):
         nodes: Dict[Address, RedisNode] = {}
         for address in addresses:
             node = self._nodes.pop(address, None)
-            nodes[address] = node if node is not None else self._makeNode(address)
+            if node is None:
+                node = self._makeNode(address)
+                if self._ejectFailedHosts and node.health is not None:
+                    node.health.onChange = self._healthChanged
+            nodes[address] = node
         for node in self._nodes.values():
             node.close()
         self._nodes = nodes
-        if nodes:
-            self._ring = KetamaRing([(ketamaName(host, port), 1, nodes[(host, port)]) for host, port in addresses])
-        else:
-            self._ring = None
+        self._addresses = addresses
+        self._ring = liveRing(nodes, addresses, self._ejectFailedHosts)
         self._pools.retain(list(nodes.values()))
         self._pubsub.setNodes([nodes[a] for a in addresses], self.nodeFor)
         waiters, self._discoveryWaiters = self._discoveryWaiters, []
         for waiter in waiters:
             waiter.callback(None)
+
+    def _healthChanged(self) -> None:
+        if self._closed:
+            return
+        self._ring = liveRing(self._nodes, self._addresses, self._ejectFailedHosts)
+        self._pubsub.setNodes([self._nodes[a] for a in self._addresses], self.nodeFor)
 
     def _notDiscovered(self, failure: Failure) -> None:
         self._discoveryFailure = failure

@@ -384,7 +384,9 @@ class ServerDownError(RedisError, ConnectError):
     """
     The server a key maps to is down (its last connection attempt failed)
     and the client reconnects with backoff: the command failed at once,
-    without being sent.  Keys are not moved to another server meanwhile.
+    without being sent.  Keys are not moved to another server meanwhile
+    (unless C{ejectFailedHosts} and failure accrual take it out of the
+    ring).
 
     @ivar address: the server's C{(host, port)}.
     @ivar reason: why its last connection attempt failed.
@@ -396,6 +398,27 @@ class ServerDownError(RedisError, ConnectError):
         @param reason: see L{reason}.
         """
         RedisError.__init__(self, "the Redis server %s:%d is down: %s" % (address[0], address[1], reason))
+        self.address = address
+        self.reason = reason
+
+
+class ServerDeadError(ServerDownError):
+    """
+    The server a command goes to was marked dead by failure accrual (too
+    many timeouts or failed connections): the command failed at once,
+    without being sent, until a probe finds the server healthy again.
+
+    @ivar address: the server's C{(host, port)}.
+    @ivar reason: why it was marked dead.
+    """
+
+    def __init__(self, address: Tuple[str, int], reason: Any = "marked dead by failure accrual") -> None:
+        """
+        @param address: see L{address}.
+        @param reason: see L{reason}.
+        """
+        RedisError.__init__(self, "the Redis server %s:%d is %s; the command was not sent"
+                            % (address[0], address[1], reason))
         self.address = address
         self.reason = reason
 

@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 from txscales._backoff import exponentialJittered
 from txscales.errors import ClientClosedError, RequestTimeoutError, TxScalesError
 from txscales.redis._connection import RedisConnection
+from txscales.redis._health import NodeHealth
 from txscales.redis._errors import RedisHandshakeError, ServerDownError, TooManyPendingCommandsError
 from txscales.redis._resp import CommandArgument
 
@@ -103,7 +104,8 @@ class RedisNode:
     def __init__(self, address: Address, reactor: Any, random: Random, handshake: Sequence[Command],
                  timeout: Optional[float], connectTimeout: float, maxPending: int, encoding: Optional[str],
                  backoff: Tuple[float, float] = (0.05, 5.0),
-                 connect: Optional[Callable[[Address, RedisConnection], "Deferred[Any]"]] = None) -> None:
+                 connect: Optional[Callable[[Address, RedisConnection], "Deferred[Any]"]] = None,
+                 health: Optional[NodeHealth] = None) -> None:
         """
         @param handshake: the commands each connection starts with (see
             L{handshakeCommands}).
@@ -117,6 +119,7 @@ class RedisNode:
         @param connect: C{connect(address, protocol)} connects C{protocol}
             and returns a Deferred firing once it is connected (default:
             TCP with C{connectTimeout}).
+        @param health: the server's failure accrual, or None.
         """
         self.address = address
         self._reactor = reactor
@@ -138,6 +141,7 @@ class RedisNode:
         self._waiting: List[_Waiting] = []
         self._waitingCount = 0
         self._closed = False
+        self.health = health
 
     def _connectTCP(self, address: Address, protocol: RedisConnection) -> "Deferred[Any]":
         endpoint = TCP4ClientEndpoint(self._reactor, address[0], address[1], timeout=self._connectTimeout)
@@ -201,6 +205,8 @@ class RedisNode:
             connection.close()
             return
         self.connection = connection
+        if self.down is not None and self.health is not None:
+            self.health.connected()
         self.down = None
         self._delays = None
         self._connectedAt = self._reactor.seconds()
@@ -222,6 +228,8 @@ class RedisNode:
         if self._closed:
             return
         self.down = failure.value
+        if self.health is not None:
+            self.health.connectFailed()
         error = failure.value
         if not isinstance(error, RedisHandshakeError):
             error = ServerDownError(self.address, error)
@@ -298,12 +306,22 @@ class RedisNode:
         @param timeout: as L{RedisConnection.executeMany}'s; while waiting
             for a connection too.
         @return: a Deferred per command: as L{RedisConnection.executeMany}'s,
-            or failing with L{ServerDownError} while the server is down.
+            or failing with L{ServerDownError} while the server is down
+            (L{txscales.redis._errors.ServerDeadError} while failure accrual
+            has it dead).
         """
         if timeout == -1.0:
             timeout = self._timeout
+        health = self.health
+        if health is not None:
+            dead = health.admit(len(commands))
+            if dead is not None:
+                return [fail(dead) for _ in commands]
         if self.connection is not None:
-            return self.connection.executeMany(commands, timeout)
+            sent = self.connection.executeMany(commands, timeout)
+            if health is not None:
+                health.watch(sent)
+            return sent
         error: Optional[TxScalesError] = None
         if self._closed:
             error = ClientClosedError("the Redis client is closed")
@@ -321,6 +339,8 @@ class RedisNode:
         self._waiting.append(entry)
         self._waitingCount += len(commands)
         self.start()
+        if health is not None:
+            health.watch(entry.deferreds)
         return entry.deferreds
 
     def _waitedTooLong(self, entry: _Waiting) -> None:
@@ -336,6 +356,8 @@ class RedisNode:
         with L{ClientClosedError}.
         """
         self._closed = True
+        if self.health is not None:
+            self.health.stop()
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         self._retry = None

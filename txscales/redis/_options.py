@@ -4,7 +4,8 @@ a L{BadOptionError} naming the option, when the client (or its builder's
 setter) is called, not at the first command.
 """
 
-from typing import Any, Mapping
+import warnings
+from typing import Any, Mapping, Optional, Tuple
 
 from prometheus_client import CollectorRegistry
 
@@ -12,8 +13,47 @@ from txscales._options import OptionChecks, flag, instanceOf, integer, number, o
 from txscales.errors import BadOptionError
 
 
+DEFAULT_FAIL_FAST = (0.05, 5.0)
+"""
+The default C{(start, maximum)} seconds between reconnection attempts.
+"""
+
+
 def _text(value: Any) -> bool:
     return isinstance(value, str) and value != "" and not any(c in value for c in " \r\n")
+
+
+def _interval(value: Any) -> bool:
+    return (isinstance(value, tuple) and len(value) == 2 and all(number(0, strict=True)(x) for x in value)
+            and value[0] <= value[1])
+
+
+def _failFast(value: Any) -> bool:
+    if not isinstance(value, dict) or not set(value) <= {"start", "maximum"}:
+        return False
+    if not all(number(0, strict=True)(x) for x in value.values()):
+        return False
+    return value.get("start", DEFAULT_FAIL_FAST[0]) <= value.get("maximum", DEFAULT_FAIL_FAST[1])
+
+
+_ACCRUAL = {
+    "consecutiveFailures": integer(0),
+    "successRate": number(0),
+    "window": number(0, strict=True),
+    "minRequests": integer(0),
+    "markDeadFor": _interval,
+    "countTimeouts": flag,
+}
+
+
+def _failureAccrual(value: Any) -> bool:
+    if value is False:
+        return True
+    if not isinstance(value, dict):
+        return False
+    if not all(name in _ACCRUAL and _ACCRUAL[name](option) for name, option in value.items()):
+        return False
+    return value.get("successRate", 0.8) <= 1
 
 
 _CHECKS = OptionChecks("Redis client", {
@@ -29,10 +69,14 @@ _CHECKS = OptionChecks("Redis client", {
     "stats": (flag, "True or False"),
     "registry": (optional(instanceOf(CollectorRegistry)), "None or a prometheus CollectorRegistry"),
     "label": (optional(instanceOf(str)), "None or a str"),
-    "backoff": (
-        lambda v: isinstance(v, tuple) and len(v) == 2 and all(number(0, strict=True)(x) for x in v) and v[0] <= v[1],
-        "a (start, maximum) tuple of seconds > 0",
+    "backoff": (optional(_interval), "None or a (start, maximum) tuple of seconds > 0"),
+    "failFast": (optional(_failFast), "None or a dict of start and maximum seconds > 0 (start <= maximum)"),
+    "failureAccrual": (
+        optional(_failureAccrual),
+        "False, or a dict of FailureAccrual's options (consecutiveFailures, successRate, window, minRequests,"
+        " markDeadFor, countTimeouts)",
     ),
+    "ejectFailedHosts": (flag, "True or False"),
     "maxTransactionRetries": (integer(0), "an int >= 0"),
     "blockingPoolSize": (integer(1), "an int >= 1"),
     "maxRedirects": (lambda v: integer(0)(v) and v <= 100, "an int from 0 to 100"),
@@ -61,3 +105,19 @@ def checkOptions(options: Mapping[str, Any]) -> None:
         checkOption(name, value)
     if options.get("username") is not None and options.get("password") is None:
         raise BadOptionError("Redis client option username needs a password")
+    if options.get("backoff") is not None and options.get("failFast") is not None:
+        raise BadOptionError("Redis client options backoff and failFast are the same: give failFast only")
+
+
+def failFastDelays(failFast: Optional[Mapping[str, float]], backoff: Optional[Tuple[float, float]]) -> Tuple[float, float]:
+    """
+    @return: the C{(start, maximum)} seconds between reconnection attempts
+        of the C{failFast} option, or of its deprecated alias C{backoff}
+        (default: 0.05 to 5 s).
+    """
+    if backoff is not None:
+        warnings.warn("the Redis client option backoff=(start, maximum) is deprecated: use"
+                      " failFast={'start': start, 'maximum': maximum}", DeprecationWarning, stacklevel=3)
+        return backoff
+    options = failFast or {}
+    return (options.get("start", DEFAULT_FAIL_FAST[0]), options.get("maximum", DEFAULT_FAIL_FAST[1]))

@@ -3,7 +3,7 @@ Failure accrual and fail-fast, per endpoint (MUX.md 3.3).  Plain Python;
 time and randomness are parameters.
 """
 
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from twisted.internet.defer import Deferred
 
@@ -33,6 +33,9 @@ class FailureAccrual:
     probed at once.
 
     @param clock: an C{IReactorTime}.
+    @param onChange: called with no argument when the endpoint is marked
+        dead and when its probe's place opens (it may take requests again),
+        or None.
     @ivar state: L{ALIVE}, L{DEAD}, L{PROBE_OPEN} or L{PROBE_CLOSED}.
     @ivar removals: how many times it was marked dead.
     @ivar revivals: how many times a probe revived it.
@@ -48,6 +51,7 @@ class FailureAccrual:
         minRequests=5,
         markDeadFor=(5.0, 300.0),
         countTimeouts=True,
+        onChange: Optional[Callable[[], object]] = None,
     ) -> None:
         self._clock = clock
         self._random = random
@@ -56,6 +60,7 @@ class FailureAccrual:
         self._minRequests = minRequests
         self._markDeadFor = markDeadFor
         self._countTimeouts = countTimeouts
+        self._onChange = onChange
         self._successes = WindowedAdder(window, 10, clock.seconds)
         self._failures = WindowedAdder(window, 10, clock.seconds)
         self._consecutive = 0
@@ -152,11 +157,15 @@ class FailureAccrual:
         self.state = DEAD
         self.removals += 1
         self._timer = self._clock.callLater(next(backoff), self._probe)
+        if self._onChange is not None:
+            self._onChange()
 
     def _probe(self) -> None:
         self._timer = None
         self.state = PROBE_OPEN
         self._consecutive = 0
+        if self._onChange is not None:
+            self._onChange()
 
     def stop(self) -> None:
         """
