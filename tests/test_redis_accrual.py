@@ -3,7 +3,6 @@ Tests for the Redis client's failure accrual, fail-fast and
 C{ejectFailedHosts} options, over C{StringTransport}s and a C{task.Clock}.
 """
 
-import warnings
 from random import Random
 
 from twisted.internet.error import ConnectionRefusedError
@@ -252,8 +251,6 @@ class AccrualOptionsTests(SynchronousTestCase):
                             ("failureAccrual", {"markDeadFor": (2, 1)}), ("ejectFailedHosts", 1)]:
             error = self.assertRaises(BadOptionError, Redis.newClient, "tcp://h:1", **{name: value})
             self.assertIn(name, str(error))
-        self.assertRaises(BadOptionError, Redis.newClient, "tcp://h:1", backoff=(1, 2),
-                          failFast={"start": 1.0})
         self.assertRaises(BadOptionError, Redis.newBuilder().failFast, 2.0, 1.0)
         self.assertRaises(BadOptionError, Redis.newBuilder().failureAccrual, window=0)
         self.assertRaises(BadOptionError, Redis.newBuilder().ejectFailedHosts, "yes")
@@ -272,14 +269,3 @@ class AccrualOptionsTests(SynchronousTestCase):
         self.assertEqual(node.health.accrual._limit, 1)
         client = Redis.newBuilder().dest("tcp://h:1").stats(False).failureAccrual(False).build()
         self.assertIsNone(client.nodes[0].health)
-
-    def test_backoffAlias(self):
-        """
-        backoff still sets the reconnection delays, with a
-        DeprecationWarning.
-        """
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            client = Redis.newClient("tcp://h:1", backoff=(3.0, 3.0), stats=False)
-        self.assertEqual(next(client.nodes[0].backoffDelays()), 3.0)
-        self.assertEqual([w.category for w in caught], [DeprecationWarning])

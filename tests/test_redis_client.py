@@ -41,7 +41,7 @@ class OptionsTests(SynchronousTestCase):
         is made.
         """
         for name, value in [("protocol", 1), ("timeout", 0), ("connectTimeout", -1), ("maxPending", 0),
-                            ("db", -1), ("clientName", "a b"), ("decodeResponses", 1), ("backoff", (2, 1))]:
+                            ("db", -1), ("clientName", "a b"), ("decodeResponses", 1), ("failFast", {"start": 2, "maximum": 1})]:
             error = self.assertRaises(BadOptionError, Redis.newClient, "tcp://127.0.0.1:1", reactor=Clock(),
                                       **{name: value})
             self.assertIn(name, str(error))

@@ -276,7 +276,7 @@ class ShardingTests(TestCase):
         yield DeferredList([s.start() for s in self.servers], fireOnOneErrback=True, consumeErrors=True)
         self.dest = "tcp://" + ",".join(s.address for s in self.servers)
         self.client = Redis.newClient(self.dest, reactor=reactor, registry=CollectorRegistry(),
-                                      backoff=(0.05, 0.1), timeout=5.0)
+                                      failFast={"start": 0.05, "maximum": 0.1}, timeout=5.0)
         self.addCleanup(self.client.close)
         self.ring = KetamaRing([(ketamaName("127.0.0.1", s.port), 1, s) for s in sorted(
             self.servers, key=lambda s: s.port)])

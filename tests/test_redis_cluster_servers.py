@@ -280,7 +280,7 @@ class ReshardTests(_ClusterTestMixin, TestCase):
         commands go on: they follow MOVED and ASK, 0 wrong replies, 0
         failed.
         """
-        c = self.client(backoff=(0.02, 0.2), maxClusterRetries=20)
+        c = self.client(failFast={"start": 0.02, "maximum": 0.2}, maxClusterRetries=20)
         masters = yield self.cluster.masters()
         ids = yield self.ids()
         source, target = masters[0], masters[1]
@@ -369,7 +369,7 @@ class FailoverTests(_ClusterTestMixin, TestCase):
         once the map is refreshed; only commands that may have reached it
         fail, none gets a wrong reply.
         """
-        c = self.client(backoff=(0.05, 0.5), maxClusterRetries=30, timeout=2.0)
+        c = self.client(failFast={"start": 0.05, "maximum": 0.5}, maxClusterRetries=30, timeout=2.0)
         masters = yield self.cluster.masters()
         victim = masters[1]
         replicas = yield self.cluster.replicasOf(victim)

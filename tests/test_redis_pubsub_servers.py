@@ -26,7 +26,7 @@ class _Base:
     def client(self, dest=None, **options):
         options.setdefault("registry", CollectorRegistry())
         options.setdefault("protocol", self.protocol)
-        options.setdefault("backoff", (0.05, 0.2))
+        options.setdefault("failFast", {"start": 0.05, "maximum": 0.2})
         options.setdefault("timeout", 5.0)
         client = Redis.newClient(dest or self.server.dest, reactor=reactor, **options)
         self.addCleanup(client.close)

@@ -82,7 +82,7 @@ class Redis:
     def newClient(dest: str, password: Optional[str] = None, username: Optional[str] = None, db: int = 0,
                   clientName: Optional[str] = None, protocol: int = 2, timeout: Optional[float] = None,
                   connectTimeout: float = 10.0, maxPending: int = DEFAULT_MAX_PENDING,
-                  decodeResponses: bool = False, backoff: Optional[Tuple[float, float]] = None,
+                  decodeResponses: bool = False,
                   maxTransactionRetries: int = 10, blockingPoolSize: int = DEFAULT_BLOCKING_POOL_SIZE,
                   stats: bool = True,
                   registry: "Optional[CollectorRegistry]" = None, label: Optional[str] = None,
@@ -130,8 +130,6 @@ class Redis:
             5), as the ThriftMux client's option: once a connection attempt
             failed, the server's commands fail at once with
             L{ServerDownError} (not sent) until an attempt succeeds.
-        @param backoff: deprecated alias of C{failFast}, as a
-            C{(start, maximum)} tuple.
         @param failureAccrual: the options of
             L{txscales.stack.FailureAccrual} per server
             (C{consecutiveFailures=5}, C{successRate=0.8}, C{window=30.0},
@@ -170,7 +168,7 @@ class Redis:
         @param maxClusterRetries: on a Redis Cluster, how often a command
             that surely did not reach a server (its connection refused,
             C{CLUSTERDOWN}, C{TRYAGAIN}, ...) is sent again, after delays
-            of C{backoff}, while the slot map is refreshed.
+            of C{failFast}, while the slot map is refreshed.
         @raise txscales.errors.BadOptionError: for a bad option.
         @raise txscales.errors.BadDestinationError: for a malformed C{dest}.
         @raise txscales.errors.UnknownPluginError: for a discovery scheme
@@ -178,7 +176,7 @@ class Redis:
         """
         checkOptions(dict(password=password, username=username, db=db, clientName=clientName, protocol=protocol,
                           timeout=timeout, connectTimeout=connectTimeout, maxPending=maxPending,
-                          decodeResponses=decodeResponses, backoff=backoff, failFast=failFast,
+                          decodeResponses=decodeResponses, failFast=failFast,
                           failureAccrual=failureAccrual, ejectFailedHosts=ejectFailedHosts,
                           maxTransactionRetries=maxTransactionRetries, stats=stats, registry=registry,
                           label=label, blockingPoolSize=blockingPoolSize, maxRedirects=maxRedirects,
@@ -187,7 +185,7 @@ class Redis:
         random = random if random is not None else Random()
         handshake = handshakeCommands(protocol, username, password, db, clientName)
         encoding = "utf-8" if decodeResponses else None
-        backoff = failFastDelays(failFast, backoff)
+        backoff = failFastDelays(failFast)
         accrual = {} if failureAccrual is None else failureAccrual
 
         def makeNode(address: Tuple[str, int]) -> RedisNode:

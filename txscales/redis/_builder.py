@@ -4,7 +4,7 @@ ThriftMux client's builder does.
 """
 
 from random import Random
-from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from txscales.errors import BadDestinationError
 from txscales.redis._options import checkOption
@@ -100,13 +100,6 @@ class RedisClientBuilder:
         Give replies as str (UTF-8) instead of bytes.
         """
         return self._set("decodeResponses", decode)
-
-    def backoff(self, backoff: Tuple[float, float]) -> "RedisClientBuilder":
-        """
-        Set the C{(start, maximum)} seconds between reconnection attempts
-        (deprecated: use L{failFast}).
-        """
-        return self._set("backoff", backoff)
 
     def failFast(self, start: float = 0.05, maximum: float = 5.0) -> "RedisClientBuilder":
         """

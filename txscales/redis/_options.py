@@ -4,7 +4,6 @@ a L{BadOptionError} naming the option, when the client (or its builder's
 setter) is called, not at the first command.
 """
 
-import warnings
 from typing import Any, Mapping, Optional, Tuple
 
 from prometheus_client import CollectorRegistry
@@ -69,7 +68,6 @@ _CHECKS = OptionChecks("Redis client", {
     "stats": (flag, "True or False"),
     "registry": (optional(instanceOf(CollectorRegistry)), "None or a prometheus CollectorRegistry"),
     "label": (optional(instanceOf(str)), "None or a str"),
-    "backoff": (optional(_interval), "None or a (start, maximum) tuple of seconds > 0"),
     "failFast": (optional(_failFast), "None or a dict of start and maximum seconds > 0 (start <= maximum)"),
     "failureAccrual": (
         optional(_failureAccrual),
@@ -105,19 +103,12 @@ def checkOptions(options: Mapping[str, Any]) -> None:
         checkOption(name, value)
     if options.get("username") is not None and options.get("password") is None:
         raise BadOptionError("Redis client option username needs a password")
-    if options.get("backoff") is not None and options.get("failFast") is not None:
-        raise BadOptionError("Redis client options backoff and failFast are the same: give failFast only")
 
 
-def failFastDelays(failFast: Optional[Mapping[str, float]], backoff: Optional[Tuple[float, float]]) -> Tuple[float, float]:
+def failFastDelays(failFast: Optional[Mapping[str, float]]) -> Tuple[float, float]:
     """
     @return: the C{(start, maximum)} seconds between reconnection attempts
-        of the C{failFast} option, or of its deprecated alias C{backoff}
-        (default: 0.05 to 5 s).
+        of the C{failFast} option (default: 0.05 to 5 s).
     """
-    if backoff is not None:
-        warnings.warn("the Redis client option backoff=(start, maximum) is deprecated: use"
-                      " failFast={'start': start, 'maximum': maximum}", DeprecationWarning, stacklevel=3)
-        return backoff
     options = failFast or {}
     return (options.get("start", DEFAULT_FAIL_FAST[0]), options.get("maximum", DEFAULT_FAIL_FAST[1]))
