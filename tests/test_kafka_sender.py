@@ -402,3 +402,23 @@ class TypedErrorTests(SenderTestsMixin, SynchronousTestCase):
             self.assertEqual(error.codec, codec)
             self.assertRaises(UnsupportedCodecError, self.producer, compression=codec)
         self.assertNoDelayedCalls()
+
+
+class RecordMetadataTests(SynchronousTestCase):
+    """
+    L{RecordMetadata} is an immutable value.
+    """
+
+    def test_value(self) -> None:
+        """
+        It has its four attributes, equals and hashes as another with the
+        same ones, never equals a plain tuple, and shows its fields.
+        """
+        metadata = RecordMetadata("t", 1, 7, T0)
+        self.assertEqual((metadata.topic, metadata.partition, metadata.offset, metadata.timestamp), ("t", 1, 7, T0))
+        self.assertEqual(metadata, RecordMetadata("t", 1, 7, T0))
+        self.assertEqual(hash(metadata), hash(RecordMetadata("t", 1, 7, T0)))
+        self.assertNotEqual(metadata, RecordMetadata("t", 1, 8, T0))
+        self.assertNotEqual(metadata, ("t", 1, 7, T0))
+        self.assertEqual(repr(metadata), "RecordMetadata(topic='t', partition=1, offset=7, timestamp=%d)" % (T0,))
+        self.assertRaises(AttributeError, setattr, metadata, "offset", 8)

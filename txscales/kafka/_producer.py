@@ -11,7 +11,7 @@ broker writes a batch it already has only once.
 
 import random as _random
 from collections import deque
-from dataclasses import dataclass
+from operator import itemgetter as _itemgetter
 from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 from twisted.internet.defer import Deferred, succeed
@@ -54,10 +54,15 @@ _RESET_CODES = frozenset([OutOfOrderSequenceError.code, InvalidProducerEpochErro
 Header = Tuple[str, Optional[bytes]]
 
 
-@dataclass(frozen=True)
-class RecordMetadata:
+class RecordMetadata(tuple):  # type: ignore[type-arg]
     """
-    Where the broker appended a record.
+    Where the broker appended a record: an immutable value with the
+    attributes below, equal to another L{RecordMetadata} with the same
+    ones.
+
+    It is a tuple underneath (one object for the garbage collector to visit
+    while its Deferred is kept, and quick to make: the producer makes one
+    per record), yet never equal to a plain tuple.
 
     @ivar topic: its topic.
     @ivar partition: its partition.
@@ -67,10 +72,29 @@ class RecordMetadata:
         time when the topic uses it, else the record's.
     """
 
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
+    __slots__ = ()
+
+    def __new__(cls, topic: str, partition: int, offset: int, timestamp: int) -> "RecordMetadata":
+        return tuple.__new__(cls, (topic, partition, offset, timestamp))
+
+    topic: str = property(_itemgetter(0), doc="its topic")  # type: ignore[assignment]
+    partition: int = property(_itemgetter(1), doc="its partition")  # type: ignore[assignment]
+    offset: int = property(_itemgetter(2), doc="its offset, or -1 when unknown")  # type: ignore[assignment]
+    timestamp: int = property(_itemgetter(3), doc="its timestamp in milliseconds")  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and tuple.__eq__(self, other)  # type: ignore[arg-type]
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = tuple.__hash__
+
+    def __repr__(self) -> str:
+        return "RecordMetadata(topic=%r, partition=%r, offset=%r, timestamp=%r)" % tuple(self)
+
+    def __reduce__(self) -> Any:
+        return (RecordMetadata, tuple(self))
 
 
 class KafkaProducer(WaitingMixin):
@@ -558,15 +582,11 @@ class KafkaProducer(WaitingMixin):
             offset = response.baseOffset
             appendTime = response.logAppendTimeMs
         base = batch.baseTimestamp
-        # RecordMetadata's frozen __init__ costs more than the rest of a
-        # record's completion: fill each one's __dict__ directly.
-        new, setattr_ = object.__new__, object.__setattr__
+        # RecordMetadata.__new__, inlined: tuple's own constructor.
+        new = tuple.__new__
         for i, (deferred, delta) in enumerate(zip(batch.deferreds, batch.deltas)):
-            metadata = new(RecordMetadata)
-            setattr_(metadata, "__dict__", {
-                "topic": topic, "partition": partition, "offset": offset + i if offset >= 0 else -1,
-                "timestamp": appendTime if appendTime != -1 else base + delta})
-            deferred.callback(metadata)
+            deferred.callback(new(RecordMetadata, (topic, partition, offset + i if offset >= 0 else -1,
+                                                   appendTime if appendTime != -1 else base + delta)))
         self._settle(batch)
 
     def _failBatch(self, batch: Batch, failure: Failure) -> None:
