@@ -100,6 +100,24 @@ class InFlightTests(SenderTestsMixin, SynchronousTestCase):
     batch per partition.
     """
 
+    def test_nextBatchBeforeDeferreds(self):
+        """
+        A response sends the partition's next batch before the records it
+        acknowledged fire their Deferreds.
+        """
+        producer = self.producer(batchSize=250)
+        first = self.send(producer, b"x" * 150)
+        second = self.send(producer, b"y" * 150)
+        self.clock.advance(0)
+        [request] = self.cluster.produces()
+        seen = []
+        first.addCallback(lambda _: seen.append(len(self.cluster.produces())))
+        request.answer()
+        self.assertEqual(seen, [2])
+        self.cluster.produces()[1].answer()
+        self.successResultOf(second)
+        self.assertNoDelayedCalls()
+
     def test_maxInFlightPerBroker(self):
         """
         No more than C{maxInFlight} Produce requests are in flight to one

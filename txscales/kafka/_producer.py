@@ -509,12 +509,14 @@ class KafkaProducer(WaitingMixin):
                 for batch in chosen:
                     self._complete(batch, None)
                 return
+            acknowledged = []
             for batch in chosen:
                 parts = [p for p in response.topics.get(batch.tp[0], []) if p.partition == batch.tp[1]]
                 if not parts:
                     self._retry(batch, errorForCode(-1, "the broker did not answer for %s-%d" % batch.tp))
                 elif parts[0].errorCode in (0, DuplicateSequenceError.code):
-                    self._complete(batch, parts[0])
+                    self._removeBatch(batch)
+                    acknowledged.append((batch, parts[0]))
                 else:
                     error = errorForCode(parts[0].errorCode, parts[0].errorMessage)
                     if self._idempotence and error.code in _RESET_CODES:
@@ -527,6 +529,12 @@ class KafkaProducer(WaitingMixin):
                     else:
                         self._removeBatch(batch)
                         self._failBatch(batch, Failure(error))
+            if acknowledged:
+                # The partitions' next batches leave before these records'
+                # Deferreds fire: the broker works on them meanwhile.
+                self._drain()
+                for batch, part in acknowledged:
+                    self._complete(batch, part)
             self._scheduleDrain(0)
 
         def failed(failure: Failure) -> None:
