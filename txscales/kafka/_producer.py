@@ -346,10 +346,15 @@ class KafkaProducer(WaitingMixin):
         if self._open.get(batch.tp) is batch:
             del self._open[batch.tp]
         queue = self._batches.get(batch.tp)
-        if queue is not None and batch in queue:
+        if queue is None:
+            return
+        if queue and queue[0] is batch:
+            # The usual case: the partition's oldest batch, acknowledged.
+            queue.popleft()
+        elif batch in queue:
             queue.remove(batch)
-            if not queue:
-                del self._batches[batch.tp]
+        if not queue:
+            del self._batches[batch.tp]
 
     # Sender
 
@@ -507,6 +512,7 @@ class KafkaProducer(WaitingMixin):
                 batch.inFlight = False
             if response is None:
                 for batch in chosen:
+                    self._removeBatch(batch)
                     self._complete(batch, None)
                 return
             acknowledged = []
@@ -577,7 +583,10 @@ class KafkaProducer(WaitingMixin):
         self._retry(batch, error)
 
     def _complete(self, batch: Batch, response: Optional[PartitionProduceResponse]) -> None:
-        self._removeBatch(batch)
+        """
+        Fire the Deferreds of an acknowledged batch, already removed from
+        its partition's queue.
+        """
         if batch.timer is not None and batch.timer.active():
             batch.timer.cancel()
         batch.timer = None
