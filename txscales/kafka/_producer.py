@@ -538,9 +538,11 @@ class KafkaProducer(WaitingMixin):
             if acknowledged:
                 # The partitions' next batches leave before these records'
                 # Deferreds fire: the broker works on them meanwhile.
-                self._drain()
-                for batch, part in acknowledged:
-                    self._complete(batch, part)
+                try:
+                    self._drain()
+                finally:
+                    for batch, part in acknowledged:
+                        self._complete(batch, part)
             self._scheduleDrain(0)
 
         def failed(failure: Failure) -> None:
