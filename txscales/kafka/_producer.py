@@ -543,7 +543,9 @@ class KafkaProducer(WaitingMixin):
                 finally:
                     for batch, part in acknowledged:
                         self._complete(batch, part)
-            self._scheduleDrain(0)
+            if len(acknowledged) < len(chosen):
+                # Batches to retry: the drain finds when they are due.
+                self._scheduleDrain(0)
 
         def failed(failure: Failure) -> None:
             self._inFlight[node] -= 1
