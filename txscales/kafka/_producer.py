@@ -54,7 +54,7 @@ _RESET_CODES = frozenset([OutOfOrderSequenceError.code, InvalidProducerEpochErro
 Header = Tuple[str, Optional[bytes]]
 
 
-class RecordMetadata(tuple):  # type: ignore[type-arg]
+class RecordMetadata(tuple):
     """
     Where the broker appended a record: an immutable value with the
     attributes below, equal to another L{RecordMetadata} with the same
@@ -83,7 +83,7 @@ class RecordMetadata(tuple):  # type: ignore[type-arg]
     timestamp: int = property(_itemgetter(3), doc="its timestamp in milliseconds")  # type: ignore[assignment]
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and tuple.__eq__(self, other)  # type: ignore[arg-type]
+        return type(other) is type(self) and tuple.__eq__(self, other)
 
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
