@@ -44,22 +44,6 @@ def requestHeader(data):
     return apiKey, version, correlationId, length + 4
 
 
-class _SocketTransport(StringTransport):
-    """
-    A L{StringTransport} with a TCP transport's C{doWrite}: what it holds
-    counts as sent only once C{doWrite} ran.
-    """
-
-    connected = True
-
-    def __init__(self) -> None:
-        StringTransport.__init__(self)
-        self.flushed = b""
-
-    def doWrite(self) -> None:
-        self.flushed = self.value()
-
-
 class ConnectionTests(SynchronousTestCase):
     """
     Tests for L{KafkaConnection}.
@@ -93,21 +77,6 @@ class ConnectionTests(SynchronousTestCase):
             headers.append(header[:3])
             data = data[header[3]:]
         return headers
-
-    def test_requestWrittenAtOnce(self):
-        """
-        A request reaches a TCP transport's socket at once (its C{doWrite}),
-        not at the reactor's next turn, unless the transport is closing.
-        """
-        self.transport = _SocketTransport()
-        connection = KafkaConnection(Clock())
-        connection.makeConnection(self.transport)
-        self.assertEqual(self.transport.flushed, self.transport.value())
-        self.transport.clear()
-        self.transport.flushed = b""
-        self.transport.disconnecting = True
-        connection.request(METADATA, 12, b"")
-        self.assertEqual(self.transport.flushed, b"")
 
     def test_apiVersionsFirst(self):
         """

@@ -217,7 +217,6 @@ class KafkaConnection(Protocol):
             pending.timer = self._clock.callLater(timeout, self._timedOut, correlationId, timeout)
         self._pending[correlationId] = pending
         self._transport.write(encodeRequest(apiKey, version, correlationId, self.clientId, body))
-        self._flush()
         return d
 
     def send(self, apiKey: int, version: int, body: bytes) -> None:
@@ -244,20 +243,6 @@ class KafkaConnection(Protocol):
             self._transport.loseConnection()
 
     # Internals
-
-    def _flush(self) -> None:
-        """
-        Hand what was written to the socket now rather than at the reactor's
-        next turn (a TCP transport's C{doWrite}, which the reactor would call
-        once the socket is writable; a full socket keeps the rest): the
-        broker starts on a request while the caller goes on with its work,
-        such as firing the Deferreds of the records the last response
-        acknowledged.
-        """
-        transport = self._transport
-        doWrite = getattr(transport, "doWrite", None)
-        if doWrite is not None and transport.connected and not transport.disconnecting:
-            doWrite()
 
     def _newId(self) -> int:
         while True:
