@@ -536,8 +536,8 @@ class KafkaProducer(WaitingMixin):
                         self._removeBatch(batch)
                         self._failBatch(batch, Failure(error))
             if acknowledged:
-                # The partitions' next batches leave before these records'
-                # Deferreds fire: the broker works on them meanwhile.
+                # The partitions' next batches are written before these
+                # records' Deferreds fire, without a reactor turn between.
                 try:
                     self._drain()
                 finally:
