@@ -100,6 +100,24 @@ class InFlightTests(SenderTestsMixin, SynchronousTestCase):
     batch per partition.
     """
 
+    def test_nextBatchBeforeDeferreds(self):
+        """
+        A response sends the partition's next batch before the records it
+        acknowledged fire their Deferreds.
+        """
+        producer = self.producer(batchSize=250)
+        first = self.send(producer, b"x" * 150)
+        second = self.send(producer, b"y" * 150)
+        self.clock.advance(0)
+        [request] = self.cluster.produces()
+        seen = []
+        first.addCallback(lambda _: seen.append(len(self.cluster.produces())))
+        request.answer()
+        self.assertEqual(seen, [2])
+        self.cluster.produces()[1].answer()
+        self.successResultOf(second)
+        self.assertNoDelayedCalls()
+
     def test_maxInFlightPerBroker(self):
         """
         No more than C{maxInFlight} Produce requests are in flight to one
@@ -402,3 +420,23 @@ class TypedErrorTests(SenderTestsMixin, SynchronousTestCase):
             self.assertEqual(error.codec, codec)
             self.assertRaises(UnsupportedCodecError, self.producer, compression=codec)
         self.assertNoDelayedCalls()
+
+
+class RecordMetadataTests(SynchronousTestCase):
+    """
+    L{RecordMetadata} is an immutable value.
+    """
+
+    def test_value(self) -> None:
+        """
+        It has its four attributes, equals and hashes as another with the
+        same ones, never equals a plain tuple, and shows its fields.
+        """
+        metadata = RecordMetadata("t", 1, 7, T0)
+        self.assertEqual((metadata.topic, metadata.partition, metadata.offset, metadata.timestamp), ("t", 1, 7, T0))
+        self.assertEqual(metadata, RecordMetadata("t", 1, 7, T0))
+        self.assertEqual(hash(metadata), hash(RecordMetadata("t", 1, 7, T0)))
+        self.assertNotEqual(metadata, RecordMetadata("t", 1, 8, T0))
+        self.assertNotEqual(metadata, ("t", 1, 7, T0))
+        self.assertEqual(repr(metadata), "RecordMetadata(topic='t', partition=1, offset=7, timestamp=%d)" % (T0,))
+        self.assertRaises(AttributeError, setattr, metadata, "offset", 8)

@@ -27,6 +27,7 @@ from txscales.kafka._primitives import (
     nullableString,
     string,
     taggedFields,
+    uvarint,
 )
 
 PRODUCE = 0
@@ -355,20 +356,16 @@ def encodeProduceRequest(
     """
     flexible = version >= 9
     tail = b"\x00" if flexible else b""
-
-    def partition(data: Tuple[int, bytes]) -> bytes:
-        return int32(data[0]) + bytesField(data[1], flexible) + tail
-
-    def topic(data: Tuple[str, Sequence[Tuple[int, bytes]]]) -> bytes:
-        return string(data[0], flexible) + array(data[1], partition, flexible) + tail
-
-    return (
-        nullableString(transactionalId, flexible)
-        + int16(acks)
-        + int32(timeoutMs)
-        + array(topicData, topic, flexible)
-        + tail
-    )
+    # One list of parts, joined once: each record batch is copied once.
+    parts = [nullableString(transactionalId, flexible), int16(acks), int32(timeoutMs),
+             arrayLength(len(topicData), flexible)]
+    for name, partitions in topicData:
+        parts += (string(name, flexible), arrayLength(len(partitions), flexible))
+        for index, records in partitions:
+            parts += (int32(index), uvarint(len(records) + 1) if flexible else int32(len(records)), records, tail)
+        parts.append(tail)
+    parts.append(tail)
+    return b"".join(parts)
 
 
 def _partitionProduceResponse(reader: Reader, version: int) -> PartitionProduceResponse:

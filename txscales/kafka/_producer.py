@@ -11,7 +11,7 @@ broker writes a batch it already has only once.
 
 import random as _random
 from collections import deque
-from dataclasses import dataclass
+from operator import itemgetter as _itemgetter
 from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 from twisted.internet.defer import Deferred, succeed
@@ -54,10 +54,15 @@ _RESET_CODES = frozenset([OutOfOrderSequenceError.code, InvalidProducerEpochErro
 Header = Tuple[str, Optional[bytes]]
 
 
-@dataclass(frozen=True)
-class RecordMetadata:
+class RecordMetadata(tuple):
     """
-    Where the broker appended a record.
+    Where the broker appended a record: an immutable value with the
+    attributes below, equal to another L{RecordMetadata} with the same
+    ones.
+
+    It is a tuple underneath (one object for the garbage collector to visit
+    while its Deferred is kept, and quick to make: the producer makes one
+    per record), yet never equal to a plain tuple.
 
     @ivar topic: its topic.
     @ivar partition: its partition.
@@ -67,10 +72,29 @@ class RecordMetadata:
         time when the topic uses it, else the record's.
     """
 
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
+    __slots__ = ()
+
+    def __new__(cls, topic: str, partition: int, offset: int, timestamp: int) -> "RecordMetadata":
+        return tuple.__new__(cls, (topic, partition, offset, timestamp))
+
+    topic: str = property(_itemgetter(0), doc="its topic")  # type: ignore[assignment]
+    partition: int = property(_itemgetter(1), doc="its partition")  # type: ignore[assignment]
+    offset: int = property(_itemgetter(2), doc="its offset, or -1 when unknown")  # type: ignore[assignment]
+    timestamp: int = property(_itemgetter(3), doc="its timestamp in milliseconds")  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = tuple.__hash__
+
+    def __repr__(self) -> str:
+        return "RecordMetadata(topic=%r, partition=%r, offset=%r, timestamp=%r)" % tuple(self)
+
+    def __reduce__(self) -> Any:
+        return (RecordMetadata, tuple(self))
 
 
 class KafkaProducer(WaitingMixin):
@@ -322,10 +346,15 @@ class KafkaProducer(WaitingMixin):
         if self._open.get(batch.tp) is batch:
             del self._open[batch.tp]
         queue = self._batches.get(batch.tp)
-        if queue is not None and batch in queue:
+        if queue is None:
+            return
+        if queue and queue[0] is batch:
+            # The usual case: the partition's oldest batch, acknowledged.
+            queue.popleft()
+        elif batch in queue:
             queue.remove(batch)
-            if not queue:
-                del self._batches[batch.tp]
+        if not queue:
+            del self._batches[batch.tp]
 
     # Sender
 
@@ -483,14 +512,17 @@ class KafkaProducer(WaitingMixin):
                 batch.inFlight = False
             if response is None:
                 for batch in chosen:
+                    self._removeBatch(batch)
                     self._complete(batch, None)
                 return
+            acknowledged = []
             for batch in chosen:
                 parts = [p for p in response.topics.get(batch.tp[0], []) if p.partition == batch.tp[1]]
                 if not parts:
                     self._retry(batch, errorForCode(-1, "the broker did not answer for %s-%d" % batch.tp))
                 elif parts[0].errorCode in (0, DuplicateSequenceError.code):
-                    self._complete(batch, parts[0])
+                    self._removeBatch(batch)
+                    acknowledged.append((batch, parts[0]))
                 else:
                     error = errorForCode(parts[0].errorCode, parts[0].errorMessage)
                     if self._idempotence and error.code in _RESET_CODES:
@@ -503,7 +535,17 @@ class KafkaProducer(WaitingMixin):
                     else:
                         self._removeBatch(batch)
                         self._failBatch(batch, Failure(error))
-            self._scheduleDrain(0)
+            if acknowledged:
+                # The partitions' next batches are written before these
+                # records' Deferreds fire, without a reactor turn between.
+                try:
+                    self._drain()
+                finally:
+                    for batch, part in acknowledged:
+                        self._complete(batch, part)
+            if len(acknowledged) < len(chosen):
+                # Batches to retry: the drain finds when they are due.
+                self._scheduleDrain(0)
 
         def failed(failure: Failure) -> None:
             self._inFlight[node] -= 1
@@ -545,7 +587,10 @@ class KafkaProducer(WaitingMixin):
         self._retry(batch, error)
 
     def _complete(self, batch: Batch, response: Optional[PartitionProduceResponse]) -> None:
-        self._removeBatch(batch)
+        """
+        Fire the Deferreds of an acknowledged batch, already removed from
+        its partition's queue.
+        """
         if batch.timer is not None and batch.timer.active():
             batch.timer.cancel()
         batch.timer = None
@@ -558,15 +603,11 @@ class KafkaProducer(WaitingMixin):
             offset = response.baseOffset
             appendTime = response.logAppendTimeMs
         base = batch.baseTimestamp
-        # RecordMetadata's frozen __init__ costs more than the rest of a
-        # record's completion: fill each one's __dict__ directly.
-        new, setattr_ = object.__new__, object.__setattr__
+        # RecordMetadata.__new__, inlined: tuple's own constructor.
+        new = tuple.__new__
         for i, (deferred, delta) in enumerate(zip(batch.deferreds, batch.deltas)):
-            metadata = new(RecordMetadata)
-            setattr_(metadata, "__dict__", {
-                "topic": topic, "partition": partition, "offset": offset + i if offset >= 0 else -1,
-                "timestamp": appendTime if appendTime != -1 else base + delta})
-            deferred.callback(metadata)
+            deferred.callback(new(RecordMetadata, (topic, partition, offset + i if offset >= 0 else -1,
+                                                   appendTime if appendTime != -1 else base + delta)))
         self._settle(batch)
 
     def _failBatch(self, batch: Batch, failure: Failure) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from struct import Struct
 from typing import List, Optional, Sequence, Tuple, Union
 
+from google_crc32c import extend as extendCrc32c
 from google_crc32c import value as crc32c
 
 from txscales.kafka._codecs import checkCodec, compress, decompress
@@ -232,11 +233,12 @@ class RecordBatchBuilder:
         if self.codec:
             records = compress(self.codec, records, self.compressionLevel)
         attributes = self.codec | (TRANSACTIONAL_MASK if self.transactional else 0)
-        body = _AFTER_CRC.pack(attributes, self.recordCount - 1, self.baseTimestamp, self._maxTimestamp,
-                               producerId, producerEpoch, baseSequence, self.recordCount) + records
-        crc = crc32c(body)
-        length = len(body) + _PREFIX.size - _LENGTH_OFFSET
-        return _PREFIX.pack(baseOffset, length, partitionLeaderEpoch, 2, crc) + body
+        header = _AFTER_CRC.pack(attributes, self.recordCount - 1, self.baseTimestamp, self._maxTimestamp,
+                                 producerId, producerEpoch, baseSequence, self.recordCount)
+        # The records are copied once more, into the batch.
+        crc = extendCrc32c(crc32c(header), records)
+        length = len(header) + len(records) + _PREFIX.size - _LENGTH_OFFSET
+        return b"".join((_PREFIX.pack(baseOffset, length, partitionLeaderEpoch, 2, crc), header, records))
 
 
 def _headers(reader: Reader) -> List[Tuple[str, Optional[bytes]]]:

@@ -100,6 +100,15 @@ class WaitingMixin:
             if self._used + record.size <= self._bufferMemory:
                 self._used += record.size
                 queue.popleft()
+                if record.topic not in self._topicQueues:
+                    # As send()'s fast path: straight into its batch when
+                    # its topic's metadata is known.
+                    if now is None:
+                        now = self._clock.seconds()
+                    metadata = self._cluster.cached(record.topic, now)
+                    if metadata is not None:
+                        self._routeAndAppend(record, metadata)
+                        continue
                 self._enqueueTopic(record)
                 continue
             if now is None:
@@ -156,16 +165,23 @@ class WaitingMixin:
                         record.sentAt + self._deliveryTimeout - now, self._pumpTopic, topic)
                 return
             queue.popleft()
-            try:
-                tp = self._route(topic, record.key, record.partition, current)
-            except KafkaError as e:
-                self._release(record.size)
-                self._giveUp(record, e)
-                continue
-            self._append(tp, record.deferred, record.timestamp, record.key, record.value, record.headers,
-                         record.size, record.sentAt, record.waiters)
+            self._routeAndAppend(record, current)
         if self._topicQueues.get(topic) is queue:
             self._forget(topic)
+
+    def _routeAndAppend(self, record: WaitingRecord, metadata: Any) -> None:
+        """
+        Append a record that waited to its batch, or fail it when its
+        partition does not exist.
+        """
+        try:
+            tp = self._route(record.topic, record.key, record.partition, metadata)
+        except KafkaError as e:
+            self._release(record.size)
+            self._giveUp(record, e)
+            return
+        self._append(tp, record.deferred, record.timestamp, record.key, record.value, record.headers,
+                     record.size, record.sentAt, record.waiters)
 
     def _forget(self, topic: str) -> None:
         """
