@@ -35,6 +35,7 @@ attrib}) come out as a separate list before their reply, and blob errors
 from typing import Any, List, Optional, Sequence, Union
 
 import hiredis
+from hiredis import pack_command as _pack
 
 from txscales.redis._errors import (
     RedisEncodeError,
@@ -107,6 +108,14 @@ def _argument(argument: Any) -> bytes:
     )
 
 
+_PACKED = frozenset([bytes, str, int])
+"""
+The argument types hiredis' C{pack_command} encodes exactly as
+L{encodeCommand} does (a float goes the long way: C{pack_command} would
+take NaN, and a subclass's C{repr}).
+"""
+
+
 def encodeCommand(args: Sequence[CommandArgument]) -> bytes:
     """
     Encode one command.
@@ -118,6 +127,17 @@ def encodeCommand(args: Sequence[CommandArgument]) -> bytes:
     @raise RedisEncodeError: for an empty command or an argument of another
         type.
     """
+    if args:
+        # The common case, in C: every argument bytes, str or int.
+        for argument in args:
+            if type(argument) not in _PACKED:
+                break
+        else:
+            return _pack(args if type(args) is tuple else tuple(args))
+    return _encode(args)
+
+
+def _encode(args: Sequence[CommandArgument]) -> bytes:
     if not args:
         raise RedisEncodeError("a command needs at least its name")
     parts = [b"*%d\r\n" % (len(args),)]
