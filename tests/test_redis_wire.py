@@ -17,6 +17,7 @@ from txscales.redis._resp import (
     ReplyDecodeError,
     ReplyReader,
     encodeCommand,
+    _encode,
     encodeCommands,
 )
 
@@ -142,6 +143,28 @@ class EncodeTests(SynchronousTestCase):
         Any command encodes as hiredis' own C{pack_command} encodes it.
         """
         self.assertEqual(encodeCommand(command), hiredis.pack_command(tuple(command)))
+
+    @settings(max_examples=200)
+    @given(st.lists(st.one_of(st.binary(max_size=40), st.text(max_size=20), st.integers()), min_size=1, max_size=8))
+    def test_fastPathSame(self, command):
+        """
+        Commands of bytes, str and int, which hiredis encodes, encode as
+        the Python encoder does, as a list or a tuple.
+        """
+        self.assertEqual(encodeCommand(command), _encode(command))
+        self.assertEqual(encodeCommand(tuple(command)), _encode(command))
+
+    def test_floatSubclass(self):
+        """
+        A float subclass with a C{repr} of its own (as numpy's) encodes as
+        its value.
+        """
+
+        class Score(float):
+            def __repr__(self):
+                return "Score(%s)" % (float.__repr__(self),)
+
+        self.assertEqual(encodeCommand((b"ZADD", b"z", Score(1.5), b"m")), encodeCommand((b"ZADD", b"z", 1.5, b"m")))
 
     @given(st.lists(st.binary(max_size=40), min_size=1, max_size=8))
     def test_readsBack(self, command):

@@ -221,12 +221,19 @@ class RedisConnection(Protocol):
             L{ConnectionLostError} (the connection ended while the command
             waited).  Cancelling it drops the reply.
         """
+        return self.executeOne(args, timeout)
+
+    def executeOne(self, command: Sequence[CommandArgument], timeout: Optional[float] = -1.0) -> "Deferred[Any]":
+        """
+        Send a command and wait for its reply: L{execute} with the command
+        as one sequence (a tuple is encoded without a copy).
+        """
         if self._closed is not None or self._transport is None:
             return _failed(ClientClosedError("the connection to the Redis server is closed"))
         if len(self._pending) >= self._maxPending:
             return _failed(self._tooMany())
         try:
-            data = encodeCommand(args)
+            data = encodeCommand(command)
         except RedisEncodeError as e:
             return _failed(e)
         d = self._queue(self.timeout if timeout == -1.0 else timeout)

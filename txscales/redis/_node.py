@@ -256,7 +256,8 @@ class RedisNode:
         """
         connection = self.connection
         if connection is not None:
-            return connection.execute(*args, timeout=self._timeout)
+            # Made with this node's timeout, its default.
+            return connection.executeOne(args)
         return self.executeMany([args])[0]
 
     def executeMany(self, commands: Sequence[Command], timeout: Optional[float] = -1.0) -> List["Deferred[Any]"]:

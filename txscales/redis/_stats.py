@@ -6,6 +6,7 @@ share their series.
 """
 
 import weakref
+from bisect import bisect_left
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -88,9 +89,15 @@ class RedisStats:
             collector = _collectors[registry] = _Metrics()
             registry.register(collector)
         self._commands = collector.series.setdefault(label, {})
+        # The commands by the name as given (b"get", "GET", ...).
+        self._byName: Dict[Any, _Command] = {}
         self._seconds: Callable[[], float] = clock.seconds
 
     def _command(self, name: Any) -> _Command:
+        command = self._byName.get(name)
+        if command is not None:
+            return command
+        key = name
         if isinstance(name, bytes):
             name = name.decode("ascii", "replace")
         name = str(name).upper()
@@ -99,6 +106,8 @@ class RedisStats:
             if len(self._commands) >= MAX_COMMANDS:
                 name = "OTHER"
             command = self._commands.setdefault(name, _Command())
+        if len(self._byName) < 4 * MAX_COMMANDS and type(key) in (str, bytes):
+            self._byName[key] = command
         return command
 
     def observe(self, name: Any, reply: "Deferred[Any]") -> "Deferred[Any]":
@@ -111,18 +120,13 @@ class RedisStats:
         """
         command = self._command(name)
         command.calls += 1
-        start = self._seconds()
+        return reply.addBoth(self._done, command, self._seconds())
 
-        def done(result: Any) -> Any:
-            latency = self._seconds() - start
-            index = 0
-            while index < len(LATENCY_BUCKETS) and latency > LATENCY_BUCKETS[index]:
-                index += 1
-            command.buckets[index] += 1
-            command.sum += latency
-            if isinstance(result, Failure):
-                error = type(result.value).__name__
-                command.errors[error] = command.errors.get(error, 0) + 1
-            return result
-
-        return reply.addBoth(done)
+    def _done(self, result: Any, command: _Command, start: float) -> Any:
+        latency = self._seconds() - start
+        command.buckets[bisect_left(LATENCY_BUCKETS, latency)] += 1
+        command.sum += latency
+        if isinstance(result, Failure):
+            error = type(result.value).__name__
+            command.errors[error] = command.errors.get(error, 0) + 1
+        return result
