@@ -24,7 +24,7 @@ the connection is lost: each may have run.
 """
 
 from collections import deque
-from typing import Any, Callable, Deque, List, Optional, Sequence
+from typing import Any, Callable, Deque, List, Optional, Sequence, cast
 
 from hiredis import PushNotification
 from twisted.internet.defer import Deferred
@@ -56,7 +56,7 @@ may round down.
 """
 
 
-class _Command(Deferred):  # type: ignore[type-arg]
+class _Command(Deferred):
     """
     A command's Deferred, and its entry in its connection's queue: it stays
     queued until its reply arrives, even once it fired (it timed out or was
@@ -134,7 +134,8 @@ class RedisConnection(Protocol):
             # Within a delivery (a callback fed us): it writes at its end.
             self._receive(data)
             return
-        self._held = held = []
+        held: List[bytes] = []
+        self._held = held
         try:
             self._receive(data)
         finally:
@@ -304,7 +305,7 @@ class RedisConnection(Protocol):
         else:
             deadline = self._clock.seconds() + timeout
             deadlines = self._deadlines
-            if not deadlines or deadline >= deadlines[-1].deadline:  # type: ignore[operator]
+            if not deadlines or deadline >= deadlines[-1].deadline:
                 d = _Command()
                 d.deadline = deadline
                 d.timeout = timeout
@@ -331,20 +332,20 @@ class RedisConnection(Protocol):
         while count and deadlines:
             count -= 1
             d = deadlines[0]
-            if d.deadline - now > _EARLY:  # type: ignore[operator]
+            if d.deadline - now > _EARLY:
                 break
             deadlines.popleft()
             d.deadline = None
             if not d.called:
                 d.errback(Failure(RequestTimeoutError(d.timeout)))
         if deadlines and self._timer is None:
-            self._timer = self._clock.callLater(max(deadlines[0].deadline - now, 0.0),  # type: ignore[operator]
-                                                self._expire)
+            self._timer = self._clock.callLater(max(deadlines[0].deadline - now, 0.0), self._expire)
 
-    def _cancelled(self, d: _Command) -> None:
-        if d.timer is not None:
-            d.timer.cancel()
-            d.timer = None
+    def _cancelled(self, d: "Deferred[Any]") -> None:
+        command = cast(_Command, d)
+        if command.timer is not None:
+            command.timer.cancel()
+            command.timer = None
 
     def _timedOut(self, d: _Command) -> None:
         d.timer = None

@@ -133,7 +133,7 @@ def encodeCommand(args: Sequence[CommandArgument]) -> bytes:
             if type(argument) not in _PACKED:
                 break
         else:
-            return _pack(args if type(args) is tuple else tuple(args))
+            return _pack(args if type(args) is tuple else tuple(args))  # type: ignore[arg-type]
     return _encode(args)
 
 
