@@ -179,8 +179,10 @@ def main():
             "Redis clients against one redis-server (%s) on 127.0.0.1, RESP2, every client in its own process,"
             " one at a time: commands/s, median of %d alternating rounds (in parentheses: the client process'"
             " CPU per command).  See benchmarks/redis/clients.py for how each client keeps commands in flight"
-            " (redis-sync and redis-benchmark send batches of OUTSTANDING commands per round trip).\n\n%s"
-            % (version.split(" sha=")[0], args.rounds, table))
+            " (redis-sync and redis-benchmark send batches of OUTSTANDING commands per round trip). The"
+            " server and the client share the machine's %d cores (with whatever else runs on it): the CPU per"
+            " command varies less from run to run than the commands/s.\n\n%s"
+            % (version.split(" sha=")[0], args.rounds, os.cpu_count(), table))
     return 0
 
 
