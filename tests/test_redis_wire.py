@@ -17,6 +17,7 @@ from txscales.redis._resp import (
     ReplyDecodeError,
     ReplyReader,
     encodeCommand,
+    _PIECE,
     _encode,
     encodeCommands,
 )
@@ -186,6 +187,30 @@ class ReaderTests(SynchronousTestCase):
     """
     Tests for L{ReplyReader}.
     """
+
+    def test_largeReadInPieces(self):
+        """
+        A large read is fed to hiredis in pieces of at most C{_PIECE} bytes
+        (hiredis' time grows with the square of what it holds), with the
+        same replies, some across two pieces, and an error after them still
+        gives them.
+        """
+        replies = [b"v" * (i * 37 % 3000) for i in range(300)]
+        data = b"".join(b"$%d\r\n%s\r\n" % (len(r), r) for r in replies)
+        self.assertGreater(len(data), 20 * _PIECE)
+        reader = ReplyReader()
+        fed = []
+        hiredisReader = reader._reader
+        reader._reader = type("Recording", (), {
+            "feed": lambda self, *args: (fed.append(args[2] if len(args) > 1 else len(args[0])),
+                                         hiredisReader.feed(*args)),
+            "gets": lambda self: hiredisReader.gets(),
+        })()
+        self.assertEqual(reader.feed(data), replies)
+        self.assertEqual(sum(fed), len(data))
+        self.assertLessEqual(max(fed), _PIECE)
+        e = self.assertRaises(errors.RedisProtocolError, ReplyReader().feed, data + b"?bad\r\n" + data)
+        self.assertEqual(e.replies, replies)
 
     def test_table(self):
         """

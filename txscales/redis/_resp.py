@@ -60,6 +60,14 @@ The default bound of L{ReplyReader}: Redis' own largest bulk string
 
 _NOT_ENOUGH_DATA = object()
 
+_PIECE = 8192
+"""
+Bytes fed to hiredis at once.  After each reply, once past its buffer's
+first KiB, hiredis moves the rest of its buffer to the front: a large read
+fed whole costs time in the square of its length (100 replies of 1 KiB in
+one read: 4 times as long as fed in pieces).
+"""
+
 
 class ReplyDecodeError(RedisError):
     """
@@ -223,17 +231,26 @@ class ReplyReader:
             self._failure.replies = []
             raise self._failure
         reader = self._reader
-        reader.feed(data)
         replies: List[Any] = []
+        size = len(data)
+        offset = 0
         try:
             while True:
-                try:
-                    reply = reader.gets()
-                except UnicodeDecodeError as e:
-                    reply = ReplyDecodeError(e)
-                if reply is _NOT_ENOUGH_DATA:
+                if size > _PIECE:
+                    reader.feed(data, offset, min(_PIECE, size - offset))
+                else:
+                    reader.feed(data)
+                offset += _PIECE
+                while True:
+                    try:
+                        reply = reader.gets()
+                    except UnicodeDecodeError as e:
+                        reply = ReplyDecodeError(e)
+                    if reply is _NOT_ENOUGH_DATA:
+                        break
+                    replies.append(reply)
+                if offset >= size:
                     break
-                replies.append(reply)
         except RedisProtocolError as e:
             raise self._fail(e, replies)
         except MemoryError:
