@@ -206,6 +206,9 @@ class FakeCluster:
             return fail(UnknownTopicOrPartitionError("the cluster did not describe topic %r" % (name,)))
         return succeed(self.topics[name])
 
+    def cached(self, name, now):
+        return self.topics.get(name) if self.reachable else None
+
     def leaderOf(self, topic, partition):
         for p in self.topics.get(topic, TopicMetadata(0, topic, [])).partitions:
             if p.partition == partition:

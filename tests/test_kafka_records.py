@@ -21,6 +21,7 @@ from txscales.kafka._records import (
     decodeRecordBatch,
     decodeRecordBatches,
     producerOf,
+    restamp,
 )
 
 BASE = 1700000000000
@@ -97,6 +98,18 @@ class ByteExactTests(SynchronousTestCase):
         """
         for producer in ((1234, 5, 17), (-1, -1, -1), (2**62, 32767, 2**31 - 1)):
             self.assertEqual(producerOf(theirs("gzip", records(3), producer)), producer[:2])
+
+    def test_restamp(self):
+        """
+        L{restamp} turns a batch encoded under one producer state into
+        kafka-python's batch of the same records under another, compressed
+        or not.
+        """
+        for codec in ("none", "gzip"):
+            self.patch(gzip, "time", _ZeroTime)
+            encoded = theirs(codec, records(3), (1234, 5, 17))
+            for producer in ((1234, 6, 0), (-1, -1, -1), (2**62, 32767, 2**31 - 1)):
+                self.assertEqual(restamp(encoded, *producer).hex(), theirs(codec, records(3), producer).hex())
 
     def test_gzip(self):
         """

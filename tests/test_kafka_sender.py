@@ -78,7 +78,7 @@ class AccumulatorTests(SenderTestsMixin, SynchronousTestCase):
         A batch that reached C{batchSize} is sent without waiting for
         C{lingerMs}; the next record starts a new batch.
         """
-        producer = self.producer(lingerMs=10000, batchSize=200)
+        producer = self.producer(lingerMs=10000, batchSize=250)
         sent = [self.send(producer, b"x" * 60) for _ in range(3)]
         self.clock.advance(0)
         [request] = self.cluster.produces()
@@ -266,7 +266,7 @@ class BufferMemoryTests(SenderTestsMixin, SynchronousTestCase):
         A record that does not fit waits until acknowledged records make
         room.
         """
-        producer = self.producer(bufferMemory=250, maxBlock=1.0)
+        producer = self.producer(bufferMemory=300, maxBlock=1.0)
         sent = [self.send(producer, b"x" * 100) for _ in range(3)]
         self.clock.advance(0)
         [request] = self.cluster.pending()
@@ -285,7 +285,7 @@ class BufferMemoryTests(SenderTestsMixin, SynchronousTestCase):
         A record that finds no room within C{maxBlock} fails with
         L{BufferExhaustedError}, not sent; the others are unaffected.
         """
-        producer = self.producer(bufferMemory=250, maxBlock=1.0)
+        producer = self.producer(bufferMemory=300, maxBlock=1.0)
         sent = [self.send(producer, b"x" * 100) for _ in range(3)]
         self.clock.advance(0)
         self.clock.advance(0.999)

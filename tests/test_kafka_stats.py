@@ -74,6 +74,9 @@ class FakeCluster:
     def topic(self, name):
         return succeed(self.topics[name])
 
+    def cached(self, name, now):
+        return self.topics[name]
+
     def leaderOf(self, topic, partition):
         return 0
 

@@ -23,6 +23,7 @@ LAYERS: List[Set[str]] = [
         "txscales._draining",
         "txscales._framing",
         "txscales._listening",
+        "txscales._metrics",
         "txscales._moving",
         "txscales._options",
         "txscales._plugins",

@@ -381,15 +381,17 @@ class TimeoutTests(_ServerTestMixin, TestCase):
         timeout.
         """
         registry = CollectorRegistry()
-        c = self.client(timeout=0.2, registry=registry, label="t")
+        c = self.client(timeout=0.5, registry=registry, label="t")
         yield c.set("k", "v")
-        yield self.assertFailure(c.execute("BLPOP", "q", 0), RequestTimeoutError)
+        # The server holds every command for 0.8 s: INCR times out at 0.5 s,
+        # GET is answered after it.
+        yield self.server.execute("CLIENT", "PAUSE", "800", "ALL")
+        yield self.assertFailure(c.execute("INCR", "n"), RequestTimeoutError)
         after = c.get("k")
-        yield self.server.execute("LPUSH", "q", "x")
         self.assertEqual((yield after), b"v")
         self.assertEqual(c.nodeFor("k").connection.droppedReplies, 1)
         sample = registry.get_sample_value
-        self.assertEqual(sample("txscales_redis_client_calls_total", {"client": "t", "command": "BLPOP"}), 1)
+        self.assertEqual(sample("txscales_redis_client_calls_total", {"client": "t", "command": "INCR"}), 1)
         self.assertEqual(sample("txscales_redis_client_errors_total",
-                                {"client": "t", "command": "BLPOP", "error": "RequestTimeoutError"}), 1)
+                                {"client": "t", "command": "INCR", "error": "RequestTimeoutError"}), 1)
         self.assertEqual(sample("txscales_redis_client_latency_seconds_count", {"client": "t", "command": "GET"}), 1)

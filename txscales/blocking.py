@@ -14,11 +14,19 @@ to it and the calling thread waits for the answer, up to a timeout::
 
 Do not use it from the reactor thread itself (code already running under
 Twisted should use the Deferred API).
+
+A call that gives an object whose own methods return Deferreds (a Redis
+pipeline or subscription) gives a blocking view of it, which works the same
+way::
+
+    redis = BlockingClient(lambda: Redis.newClient("tcp://127.0.0.1:6379"), timeout=5)
+    redis.pipeline().set("a", 1).incr("a").execute()      # [True, 2]
 """
 
 from typing import Any, Callable
 
 import crochet
+from twisted.internet.defer import Deferred
 
 from txscales.errors import RequestTimeoutError
 
@@ -49,10 +57,13 @@ class BlockingClient:
 
     def _wait(self, result: crochet.EventualResult) -> Any:
         try:
-            return result.wait(self._timeout)
+            value = result.wait(self._timeout)
         except crochet.TimeoutError:
             result.cancel()
             raise RequestTimeoutError(self._timeout, written=True)
+        if _hasDeferredMethods(value):
+            return _BlockingView(value, self._timeout)
+        return value
 
     def __getattr__(self, name: str) -> Any:
         """
@@ -75,3 +86,29 @@ class BlockingClient:
         Close the client and wait until it is closed.
         """
         self._wait(crochet.run_in_reactor(self._client.close)())
+
+
+class _BlockingView(BlockingClient):
+    """
+    A blocking view of an object a client's call gave (a Redis pipeline or
+    subscription): its methods run in the reactor thread, each call blocks.
+    """
+
+    def __init__(self, target: Any, timeout: float) -> None:
+        self._timeout = timeout
+        self._client = target
+
+    def __repr__(self) -> str:
+        return "<blocking view of %r>" % (self._client,)
+
+
+def _hasDeferredMethods(value: Any) -> bool:
+    """
+    @return: whether C{value} is an object given by a client whose methods
+        return Deferreds, which a blocking caller needs a view of.
+    """
+    if isinstance(value, Deferred) or type(value).__module__.split(".")[0] != "txscales":
+        return False
+    from txscales.redis import Pipeline, Subscription
+
+    return isinstance(value, (Pipeline, Subscription))

@@ -10,13 +10,11 @@ page exports them.
 
 import time
 import weakref
-from bisect import bisect_left
-from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Optional, Tuple, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.samples import Sample
-from prometheus_client.utils import floatToGoString
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
@@ -24,6 +22,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from txscales._listening import ListeningService
+from txscales._metrics import Histogram, Labelled
 
 _T = TypeVar("_T")
 
@@ -52,7 +51,7 @@ class _Series:
     request and read only when the registry is collected.
     """
 
-    __slots__ = ("requests", "finished", "success", "failures", "buckets", "sum", "created", "failuresCreated")
+    __slots__ = ("requests", "finished", "success", "failures", "latency", "created", "failuresCreated")
 
     def __init__(self) -> None:
         self.requests = 0
@@ -60,12 +59,11 @@ class _Series:
         self.success = 0
         self.failures: Dict[str, int] = {}
         self.failuresCreated: Dict[str, float] = {}
-        self.buckets = [0] * (len(_LATENCY_BUCKETS) + 1)
-        self.sum = 0.0
+        self.latency = Histogram(_LATENCY_BUCKETS)
         self.created = time.time()
 
 
-class _RequestMetrics:
+class _RequestMetrics(Labelled[_Series]):
     """
     A prometheus collector for one side's request metrics (requests,
     success, failures, pending, latency), every label in one registry.
@@ -78,15 +76,9 @@ class _RequestMetrics:
     """
 
     def __init__(self, side: str) -> None:
+        Labelled.__init__(self, _Series)
         self._side = side
         self._prefix = "txscales_%s_" % (side,)
-        self.series: Dict[str, _Series] = {}
-
-    def seriesFor(self, label: str) -> _Series:
-        series = self.series.get(label)
-        if series is None:
-            series = self.series[label] = _Series()
-        return series
 
     def _families(self) -> _Families:
         prefix, side = self._prefix, self._side
@@ -103,19 +95,13 @@ class _RequestMetrics:
 
     def collect(self) -> _Families:
         requests, success, failures, pending, latency = families = self._families()
-        bounds = [floatToGoString(b) for b in _LATENCY_BUCKETS] + ["+Inf"]
         for label, s in list(self.series.items()):
             requests.add_metric([label], s.requests, created=s.created)
             success.add_metric([label], s.success, created=s.created)
             for error, count in list(s.failures.items()):
                 failures.add_metric([label, error], count, created=s.failuresCreated[error])
             pending.add_metric([label], s.requests - s.finished)
-            cumulative: List[Tuple[str, float]] = []
-            total = 0
-            for bound, count in zip(bounds, list(s.buckets)):
-                total += count
-                cumulative.append((bound, total))
-            latency.add_metric([label], cumulative, s.sum)
+            latency.add_metric([label], s.latency.cumulative(), s.latency.sum)
             latency.samples.append(Sample(latency.name + "_created", {self._side: label}, s.created, None, None))
         return families
 
@@ -176,8 +162,7 @@ class Stats:
         s = self._series
         s.finished += 1
         s.success += 1
-        s.buckets[bisect_left(_LATENCY_BUCKETS, latency)] += 1
-        s.sum += latency
+        s.latency.observe(latency)
 
     def settled(self, d: "Deferred[_T]", seconds: Callable[[], float], start: float) -> "Deferred[_T]":
         """
@@ -208,8 +193,7 @@ class Stats:
             s.failuresCreated[name] = time.time()
             s.failures[name] = 0
         s.failures[name] += 1
-        s.buckets[bisect_left(_LATENCY_BUCKETS, latency)] += 1
-        s.sum += latency
+        s.latency.observe(latency)
 
 
 class ClientStats(Stats):

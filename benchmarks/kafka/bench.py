@@ -111,6 +111,17 @@ def markdown(results, names, sizes):
             figures = results[name][str(s)]
             cells += ["{:,.0f}".format(figures["median"]), "%.1f" % (figures["cpuMicrosecondsPerRecord"],)]
         rows.append("| %s | %s |" % (name, " | ".join(cells)))
+    memory = [(name, s, results[name][str(s)]["memory"]) for name in names for s in sizes
+              if "memory" in results[name][str(s)]]
+    if memory:
+        rows += ["", "Memory held by records sent and not yet acknowledged (all sent within one turn of the "
+                 "event loop, before the broker could answer), per record: Python's allocations (tracemalloc) "
+                 "and the process's RSS growth.", "",
+                 "| producer | records buffered | value size | traced bytes/record | RSS bytes/record |",
+                 "|---|---|---|---|---|"]
+        for name, s, m in memory:
+            rows.append("| %s | {:,} | %d B | %.0f | %.0f |".format(m["records"])
+                        % (name, s, m["tracedBytesPerRecord"], m["rssBytesPerRecord"]))
     return "\n".join(rows) + "\n"
 
 
@@ -135,11 +146,14 @@ def main():
         count = args.count or (100000 if size <= 256 else 50000)
         runs = {name: [] for name in names}
         cpu = {name: [] for name in names}
+        memory = {name: [] for name in names}
         for r in range(args.rounds):
             for name in names if r % 2 == 0 else names[::-1]:
                 result = runOnce(name, count, size, args.timeout)
                 runs[name].append(result["recordsPerSecond"])
                 cpu[name].append(result["cpuMicrosecondsPerRecord"])
+                if "memory" in result:
+                    memory[name].append(result["memory"])
                 print("kafka-bench: %d B, round %d, %s: %.0f records/s" % (size, r + 1, name, runs[name][-1]),
                       flush=True)
         for name in names:
@@ -149,6 +163,13 @@ def main():
                 "median": statistics.median(runs[name]),
                 "cpuMicrosecondsPerRecord": statistics.median(cpu[name]),
             }
+            if memory[name]:
+                results[name][str(size)]["memory"] = {
+                    "records": memory[name][0]["records"],
+                    "runs": memory[name],
+                    "tracedBytesPerRecord": statistics.median(m["tracedBytesPerRecord"] for m in memory[name]),
+                    "rssBytesPerRecord": statistics.median(m["rssBytesPerRecord"] for m in memory[name]),
+                }
 
     table = markdown(results, names, sizes)
     print(table, end="")

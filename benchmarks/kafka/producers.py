@@ -22,16 +22,21 @@ C{(bootstrap, topic, warmup, records) -> (acked, seconds, cpuSeconds)}: it
 makes its producer, sends the C{warmup} values and then the C{records}
 values, each time until all are settled, and returns how many of
 C{records} were acknowledged, how long they took and the CPU they used
-(L{timed} measures). A producer
-is added by writing its function and adding a row.
+(L{timed} measures); it may add a fourth item, a dictionary of the
+memory C{MEMORY_RECORDS} records hold once sent and not yet acknowledged
+(L{bufferedMemory}), which the result then carries as C{"memory"}. A
+producer is added by writing its function and adding a row.
 """
 
+import gc
 import json
 import os
 import sys
 import time
+import tracemalloc
 
 WARMUP = 1000
+MEMORY_RECORDS = 100000
 
 SETTINGS = {"acks": "all", "lingerMs": 5, "compression": "none", "idempotence": False}
 
@@ -142,11 +147,17 @@ def confluentKafka(bootstrap, topic, warmup, records):
 
 def txscalesProducer(bootstrap, topic, warmup, records):
     """
-    txscales' producer on Twisted's reactor: send every record, then
-    flush.
+    txscales' producer on Twisted's reactor: send every record, keeping
+    its Deferred, then flush and count the Deferreds that succeeded (as
+    the other producers keep and check their futures; a C{DeferredList}
+    would add several objects and a callback per record). Then
+    L{bufferedMemory} of L{MEMORY_RECORDS} records, when they fit the
+    default C{bufferMemory}, measured after the warm-up and before the
+    timed part (which would leave its memory to be reused).
     """
     from twisted.internet import reactor
-    from twisted.internet.defer import DeferredList, ensureDeferred
+    from twisted.internet.defer import ensureDeferred
+    from twisted.python.failure import Failure
 
     from txscales.kafka import Kafka
 
@@ -160,13 +171,35 @@ def txscalesProducer(bootstrap, topic, warmup, records):
     )
 
     async def send(batch):
-        results = DeferredList([producer.send(topic, v) for v in batch], consumeErrors=True)
+        sent = [producer.send(topic, v) for v in batch]
         await producer.flush()
-        return sum(1 for ok, _ in await results if ok)
+        acked = [0]
+
+        def tally(outcome):
+            if not isinstance(outcome, Failure):
+                acked[0] += 1
+
+        for d in sent:
+            d.addBoth(tally)
+        return acked[0]
+
+    async def buffered(size):
+        # Each pass sends all its records within one turn of the reactor:
+        # the broker cannot have answered any.
+        pending = values(MEMORY_RECORDS, size)
+        memory = bufferedMemory(lambda: [producer.send(topic, v) for v in pending])
+        await producer.flush()
+        return memory
 
     async def run():
         try:
-            return await timedAsync(send, warmup, records)
+            memory = None
+            size = len(records[0])
+            if MEMORY_RECORDS * (size + 64) <= 32 * 1024 * 1024:
+                checkWarmup(await send(warmup), warmup)
+                memory = await buffered(size)
+            acked, seconds, cpuSeconds = await timedAsync(send, warmup, records)
+            return acked, seconds, cpuSeconds, memory
         finally:
             await producer.close()
 
@@ -182,6 +215,44 @@ def txscalesProducer(bootstrap, topic, warmup, records):
     if not isinstance(outcome[0], tuple):
         outcome[0].raiseException()
     return outcome[0]
+
+
+def bufferedMemory(sendAll):
+    """
+    Measure what records hold between C{send()} and their acknowledgement.
+
+    @param sendAll: sends records made beforehand all at once, before any
+        can be acknowledged, and returns what must be kept alive (their
+        futures); it is called twice.
+    @return: C{{"records", "rssBytesPerRecord", "tracedBytesPerRecord"}}:
+        the growth of the process's resident set size over the first call,
+        and of the memory Python allocated (tracemalloc) over the second:
+        what the producer and the futures hold, the values excluded.
+    """
+    gc.collect()
+    rss = residentBytes()
+    kept = sendAll()
+    grown = residentBytes() - rss
+    count = len(kept)
+    del kept
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    kept = sendAll()
+    traced = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return {"records": count, "rssBytesPerRecord": grown / count, "tracedBytesPerRecord": traced / count}
+
+
+def residentBytes():
+    """
+    @return: this process's resident set size in bytes (Linux), else 0.
+    """
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
 
 
 def timed(send, warmup, records):
@@ -231,8 +302,9 @@ def measure(name, bootstrap, topic, count, size):
     @return: the result dictionary this module prints.
     """
     run = PRODUCERS[name][1]
-    acked, seconds, cpuSeconds = run(bootstrap, topic, values(WARMUP, size), values(count, size))
-    return {
+    outcome = run(bootstrap, topic, values(WARMUP, size), values(count, size))
+    acked, seconds, cpuSeconds = outcome[:3]
+    result = {
         "producer": name,
         "count": count,
         "size": size,
@@ -241,6 +313,9 @@ def measure(name, bootstrap, topic, count, size):
         "recordsPerSecond": acked / seconds,
         "cpuMicrosecondsPerRecord": cpuSeconds / max(acked, 1) * 1e6,
     }
+    if len(outcome) > 3 and outcome[3] is not None:
+        result["memory"] = outcome[3]
+    return result
 
 
 def main(argv):

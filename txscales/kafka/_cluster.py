@@ -178,6 +178,18 @@ class Cluster:
 
         return self.refresh().addCallback(answer)
 
+    def cached(self, name: str, now: float) -> "Optional[TopicMetadata]":
+        """
+        @param now: the reactor's time.
+        @return: the topic's metadata when it is known, fresh and without
+            error (what L{topic} would give at once), else None.
+        """
+        known = self.topics.get(name)
+        if (known is not None and known.errorCode == 0 and known.partitions and self._fetchedAt is not None
+                and now - self._fetchedAt < self._metadataMaxAge):
+            return known
+        return None
+
     def _fresh(self) -> bool:
         return self._fetchedAt is not None and self._reactor.seconds() - self._fetchedAt < self._metadataMaxAge
 

@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
-from txscales.errors import ClientClosedError, TxScalesError
+from txscales.errors import ClientClosedError
 from txscales.kafka._cluster import Cluster
 from txscales.kafka._connection import KafkaConnection
 from txscales.kafka._errors import (
@@ -40,41 +40,18 @@ from txscales.kafka._messages import (
     encodeProduceRequest,
 )
 from txscales.kafka._codecs import checkCodec
+from txscales.kafka._accumulator import Batch, FlushWaiter, WaitingRecord, recordSizeBound
 from txscales.kafka._partitioners import Murmur2Partitioner, RandomSource
-from txscales.kafka._records import HEADER_SIZE, RecordBatchBuilder, encodeRecord, producerOf
+from txscales.kafka._records import HEADER_SIZE, RecordBatchBuilder, producerOf
 from txscales.kafka._stats import ProducerStats
+from txscales.kafka._waiting import BufferExhaustedError, DeliveryTimeoutError, WaitingMixin
+
+__all__ = ["BufferExhaustedError", "DeliveryTimeoutError", "KafkaProducer", "RecordMetadata"]
 
 TopicPartition = Tuple[str, int]
 # Answers to an idempotent batch after which the producer bumps its epoch.
 _RESET_CODES = frozenset([OutOfOrderSequenceError.code, InvalidProducerEpochError.code, UnknownProducerIdError.code])
 Header = Tuple[str, Optional[bytes]]
-
-
-class BufferExhaustedError(TxScalesError):
-    """
-    A record did not fit in the producer's C{bufferMemory} within
-    C{maxBlock}; it was not sent.
-    """
-
-    mayHaveReachedServer = False
-    retryable = True
-
-
-class DeliveryTimeoutError(TxScalesError):
-    """
-    A record was not acknowledged within the producer's
-    C{deliveryTimeout}.
-
-    @ivar written: whether a request carrying it was written to a broker
-        (it may then have been appended).
-    """
-
-    def __init__(self, timeout: float, written: bool, last: Optional[BaseException] = None) -> None:
-        TxScalesError.__init__(self, "record not delivered within %g s%s"
-                               % (timeout, "" if last is None else " (last error: %s)" % (last,)))
-        self.timeout = timeout
-        self.written = written
-        self.mayHaveReachedServer = written
 
 
 @dataclass(frozen=True)
@@ -96,36 +73,7 @@ class RecordMetadata:
     timestamp: int
 
 
-class _Record:
-    __slots__ = ("deferred", "timestamp", "size")
-
-    def __init__(self, deferred: "Deferred[RecordMetadata]", timestamp: int, size: int) -> None:
-        self.deferred = deferred
-        self.timestamp = timestamp
-        self.size = size
-
-
-class _Batch:
-    """
-    The records of one partition that travel in one RecordBatch.
-    """
-
-    def __init__(self, tp: TopicPartition, builder: RecordBatchBuilder, deadline: float) -> None:
-        self.tp = tp
-        self.builder = builder
-        self.records: List[_Record] = []
-        self.deadline = deadline
-        self.full = False
-        self.inFlight = False
-        self.written = False
-        self.encoded: Optional[bytes] = None
-        self.baseSequence = -1
-        self.retryAt = 0.0
-        self.lastError: Optional[BaseException] = None
-        self.timer: Optional[IDelayedCall] = None
-
-
-class KafkaProducer:
+class KafkaProducer(WaitingMixin):
     """
     Send records to the partitions of Kafka topics.
 
@@ -166,13 +114,14 @@ class KafkaProducer:
         # keyed records, sticky for the others).
         self._partitioner = partitioner if partitioner is not None else Murmur2Partitioner(
             cast(RandomSource, random if random is not None else _random.Random()))
-        self._batches: Dict[TopicPartition, Deque[_Batch]] = {}
+        self._batches: Dict[TopicPartition, Deque[Batch]] = {}
         self._inFlight: Dict[int, int] = {}
         self._used = 0
-        self._memoryWaiters: Deque[Tuple[int, "Deferred[None]", IDelayedCall]] = deque()
-        self._count = 0
-        self._outstanding: Dict[int, None] = {}
-        self._flushWaiters: List[Tuple[int, "Deferred[None]"]] = []
+        self._initWaiting()
+        self._batchLimit = min(batchSize, maxRequestSize)
+        # The batch of each partition that takes its next records.
+        self._open: Dict[TopicPartition, Batch] = {}
+        self._partitions: Dict[str, Tuple[Any, List[int]]] = {}
         self._flushing = 0
         self._drainTimer: Optional[IDelayedCall] = None
         self._closed = False
@@ -197,42 +146,39 @@ class KafkaProducer:
         """
         if self._closed:
             return _failed(ClientClosedError("the producer is closed"))
-        headerList = list(headers or ())
-        if timestamp is None:
-            timestamp = int(self._clock.seconds() * 1000)
-        size = len(encodeRecord(0, 0, key, value, headerList))
+        if headers is None:
+            headers = ()
+        # recordSizeBound, inlined for the usual record.
+        size = 36 + (len(value) if value is not None else 0)
+        if key is not None:
+            size += len(key)
+        if headers:
+            headers = list(headers)
+            size = recordSizeBound(key, value, headers)
         if size + HEADER_SIZE > self._maxRequestSize or size > self._bufferMemory:
-            tooLarge = MessageTooLargeError("the record is %d bytes, over maxRequestSize %d or bufferMemory %d"
+            tooLarge = MessageTooLargeError("the record is up to %d bytes, over maxRequestSize %d or bufferMemory %d"
                                             % (size + HEADER_SIZE, self._maxRequestSize, self._bufferMemory))
             tooLarge.mayHaveReachedServer = False  # nothing was sent
             return _failed(tooLarge)
-        number = self._count
-        self._count += 1
-        self._outstanding[number] = None
+        now = self._clock.seconds()
+        if timestamp is None:
+            timestamp = int(now * 1000)
         result: "Deferred[RecordMetadata]" = Deferred()
-        record = _Record(result, timestamp, size)
-        deadline = self._clock.seconds() + self._deliveryTimeout
-
-        held = [False]
-
-        def hold(_: None) -> None:
-            held[0] = True
-
-        def done(outcome: Any) -> Any:
-            if held[0]:
-                self._release(size)
-            del self._outstanding[number]
-            self._wakeFlushers()
-            return outcome
-
-        reserved: "Deferred[Any]" = self._reserve(size)
-        reserved.addCallback(hold)
-        reserved.addCallback(lambda _: self._route(topic, key, partition, deadline))
-        reserved.addCallback(lambda tp: self._append(tp, record, key, value, headerList, deadline))
-        reserved.addErrback(lambda f: self._finish(record, f))
-        out: "Deferred[RecordMetadata]" = Deferred()
-        result.addBoth(done).addBoth(lambda outcome: _fire(out, outcome))
-        return out
+        if not self._memoryQueue and topic not in self._topicQueues and self._used + size <= self._bufferMemory:
+            # The fast path: memory is free, the topic's metadata known and
+            # no earlier record waits for either.
+            metadata = self._cluster.cached(topic, now)
+            if metadata is not None:
+                try:
+                    tp = self._route(topic, key, partition, metadata)
+                except KafkaError as e:
+                    result.errback(Failure(e))
+                    return result
+                self._used += size
+                self._append(tp, result, timestamp, key, value, headers, size, now)
+                return result
+        self._sendLater(WaitingRecord(result, topic, value, key, partition, headers, timestamp, size, now))
+        return result
 
     def flush(self) -> "Deferred[None]":
         """
@@ -240,13 +186,21 @@ class KafkaProducer:
 
         @return: a Deferred firing once each of them succeeded or failed.
         """
-        if not self._outstanding:
+        waiter = FlushWaiter(Deferred())
+        for queue in self._batches.values():
+            for batch in queue:
+                batch.waiters.append(waiter)
+                waiter.remaining += 1
+        for record in self._waitingRecords():
+            if record.waiters is None:
+                record.waiters = []
+            record.waiters.append(waiter)
+            waiter.remaining += 1
+        if not waiter.remaining:
             return succeed(None)
-        d: "Deferred[None]" = Deferred()
-        self._flushWaiters.append((self._count, d))
         self._flushing += 1
         self._drain()
-        return d
+        return cast("Deferred[None]", waiter.deferred)
 
     def close(self) -> "Deferred[None]":
         """
@@ -273,115 +227,100 @@ class KafkaProducer:
         """
         return 0 if self._closed else self._bufferMemory - self._used
 
-    def _reserve(self, size: int) -> "Deferred[None]":
-        if not self._memoryWaiters and self._used + size <= self._bufferMemory:
-            self._used += size
-            return succeed(None)
-        d: "Deferred[None]" = Deferred()
-
-        def timedOut() -> None:
-            self._memoryWaiters.remove(entry)
-            d.errback(BufferExhaustedError("no room for %d bytes in bufferMemory within %g s"
-                                           % (size, self._maxBlock)))
-
-        entry = (size, d, self._clock.callLater(self._maxBlock, timedOut))
-        self._memoryWaiters.append(entry)
-        return d
-
-    def _release(self, size: int) -> None:
-        self._used -= size
-        while self._memoryWaiters and self._used + self._memoryWaiters[0][0] <= self._bufferMemory:
-            size, d, timer = self._memoryWaiters.popleft()
-            timer.cancel()
-            self._used += size
-            d.callback(None)
-
     # Routing
 
-    def _route(self, topic: str, key: Optional[bytes], partition: Optional[int],
-               deadline: float) -> "Deferred[TopicPartition]":
-        result: "Deferred[TopicPartition]" = Deferred()
-        last: List[Optional[BaseException]] = [None]
-        retry: List[Optional[IDelayedCall]] = [None]
-
-        def attempt() -> None:
-            retry[0] = None
-            self._cluster.topic(topic).addCallbacks(found, failed)
-
-        def expired() -> None:
-            if retry[0] is not None and retry[0].active():
-                retry[0].cancel()
-            result.errback(DeliveryTimeoutError(self._deliveryTimeout, False, last[0]))
-
-        timer = self._clock.callLater(max(0.0, deadline - self._clock.seconds()), expired)
-
-        def found(metadata: Any) -> None:
-            if result.called:
-                return
-            timer.cancel()
-            partitions = [p.partition for p in metadata.partitions]
-            if partition is not None:
-                if partition not in partitions:
-                    result.errback(errorForCode(3, "topic %r has no partition %d" % (topic, partition)))
-                    return
-                result.callback((topic, partition))
-            else:
-                result.callback((topic, self._partitioner.partition(topic, key, partitions)))
-
-        def failed(failure: Failure) -> None:
-            if result.called:
-                return
-            error = failure.value
-            # UNKNOWN_TOPIC_OR_PARTITION here means the cluster answered
-            # that the topic does not exist.
-            if isinstance(error, KafkaError) and (not error.retryable or error.code == 3):
-                timer.cancel()
-                result.errback(failure)
-                return
-            last[0] = error
-            retry[0] = self._clock.callLater(self._retryBackoff, attempt)
-
-        attempt()
-        return result
+    def _route(self, topic: str, key: Optional[bytes], partition: Optional[int], metadata: Any) -> TopicPartition:
+        """
+        @param metadata: the topic's metadata.
+        @return: the partition a record goes to.
+        @raise UnknownTopicOrPartitionError: for a partition the topic does
+            not have.
+        """
+        cached = self._partitions.get(topic)
+        if cached is None or cached[0] is not metadata:
+            cached = self._partitions[topic] = (metadata, [p.partition for p in metadata.partitions])
+        partitions = cached[1]
+        if partition is not None:
+            if partition not in partitions:
+                raise errorForCode(3, "topic %r has no partition %d" % (topic, partition))
+            return (topic, partition)
+        return (topic, self._partitioner.partition(topic, key, partitions))
 
     # Accumulator
 
-    def _append(self, tp: TopicPartition, record: _Record, key: Optional[bytes], value: Optional[bytes],
-                headers: List[Header], deadline: float) -> None:
-        queue = self._batches.setdefault(tp, deque())
-        batch = queue[-1] if queue else None
-        if batch is not None and (batch.full or batch.encoded is not None
-                                  or batch.builder.sizeInBytes() + record.size > self._batchSize
-                                  or batch.builder.sizeInBytes() + record.size > self._maxRequestSize):
-            if not batch.full:
-                batch.full = True
-                self._partitioner.onNewBatch(tp[0], tp[1], self._partitionsOf(tp[0]))
-                self._scheduleDrain(0)
-            batch = None
-        if batch is None:
-            batch = _Batch(tp, RecordBatchBuilder(self._compression), deadline)
-            batch.timer = self._clock.callLater(max(0.0, deadline - self._clock.seconds()), self._expire, batch)
-            queue.append(batch)
-            self._scheduleDrain(self._linger)
-        batch.builder.append(record.timestamp, key, value, headers)
-        batch.records.append(record)
-        if batch.builder.sizeInBytes() >= self._batchSize:
-            batch.full = True
-            self._partitioner.onNewBatch(tp[0], tp[1], self._partitionsOf(tp[0]))
+    def _append(self, tp: TopicPartition, deferred: "Deferred[RecordMetadata]", timestamp: int,
+                key: Optional[bytes], value: Optional[bytes], headers: Sequence[Header], size: int, sentAt: float,
+                waiters: Optional[List[FlushWaiter]] = None) -> None:
+        """
+        Encode a record into its partition's open batch, or a new one.
+
+        @param size: the memory it holds (L{recordSizeBound}).
+        @param sentAt: when it was sent: a new batch's linger and delivery
+            timeout count from then.
+        @param waiters: the flush waiters that counted it before it had a
+            batch.
+        """
+        batch = self._open.get(tp)
+        if batch is None or batch.size + size > self._batchLimit:
+            batch = self._newBatch(tp, timestamp, sentAt)
+        batch.size += batch.builder.append(timestamp, key, value, headers)  # type: ignore[union-attr]
+        batch.deferreds.append(deferred)
+        batch.deltas.append(timestamp - batch.baseTimestamp)
+        batch.memory += size
+        if waiters:
+            for waiter in waiters:
+                if waiter in batch.waiters:
+                    waiter.remaining -= 1
+                else:
+                    batch.waiters.append(waiter)
+        if batch.size >= self._batchSize:
+            self._close(batch)
             self._scheduleDrain(0)
 
-    def _partitionsOf(self, topic: str) -> List[int]:
-        metadata = self._cluster.topics.get(topic)
-        return [p.partition for p in metadata.partitions] if metadata else []
+    def _newBatch(self, tp: TopicPartition, timestamp: int, sentAt: float) -> Batch:
+        """
+        Close the partition's open batch, if any, and open a new one.
+        """
+        full = self._open.get(tp)
+        if full is not None:
+            # It is sent now, not after lingerMs.
+            self._close(full)
+            self._scheduleDrain(0)
+        queue = self._batches.get(tp)
+        if queue is None:
+            queue = self._batches[tp] = deque()
+        batch = Batch(tp, RecordBatchBuilder(self._compression), timestamp, sentAt, sentAt + self._deliveryTimeout)
+        batch.timer = self._clock.callLater(max(0.0, batch.deadline - self._clock.seconds()), self._expire, batch)
+        queue.append(batch)
+        self._open[tp] = batch
+        self._scheduleDrain(self._linger)
+        return batch
 
-    def _expire(self, batch: _Batch) -> None:
+    def _close(self, batch: Batch) -> None:
+        """
+        Take no more records into C{batch}: the next of its partition start
+        a new one, and the partitioner may move on.
+        """
+        if self._open.get(batch.tp) is batch:
+            del self._open[batch.tp]
+        if not batch.full:
+            batch.full = True
+            self._partitioner.onNewBatch(batch.tp[0], batch.tp[1], self._partitionsOf(batch.tp[0]))
+
+    def _partitionsOf(self, topic: str) -> List[int]:
+        cached = self._partitions.get(topic)
+        return cached[1] if cached is not None else []
+
+    def _expire(self, batch: Batch) -> None:
         batch.timer = None
         if batch.inFlight:
             return
         self._removeBatch(batch)
         self._failBatch(batch, Failure(DeliveryTimeoutError(self._deliveryTimeout, batch.written, batch.lastError)))
 
-    def _removeBatch(self, batch: _Batch) -> None:
+    def _removeBatch(self, batch: Batch) -> None:
+        if self._open.get(batch.tp) is batch:
+            del self._open[batch.tp]
         queue = self._batches.get(batch.tp)
         if queue is not None and batch in queue:
             queue.remove(batch)
@@ -391,6 +330,8 @@ class KafkaProducer:
     # Sender
 
     def _scheduleDrain(self, delay: float) -> None:
+        if not self._batches:
+            return
         if self._drainTimer is not None and self._drainTimer.active():
             if self._drainTimer.getTime() <= self._clock.seconds() + delay:
                 return
@@ -405,13 +346,13 @@ class KafkaProducer:
             self._initProducerId()
             return
         now = self._clock.seconds()
-        byNode: Dict[int, List[_Batch]] = {}
+        byNode: Dict[int, List[Batch]] = {}
         nextWake: Optional[float] = None
         for tp, queue in list(self._batches.items()):
             batch = queue[0]
             if batch.inFlight:
                 continue
-            due = now if (batch.full or self._flushing or self._closed) else batch.deadline - self._deliveryTimeout + self._linger
+            due = now if (batch.full or self._flushing or self._closed) else batch.createdAt + self._linger
             due = max(due, batch.retryAt)
             if due > now:
                 nextWake = due if nextWake is None else min(nextWake, due)
@@ -499,18 +440,20 @@ class KafkaProducer:
                     self._failBatch(batch, failure)
         return retry and bool(self._batches)
 
-    def _sendTo(self, node: int, batches: List[_Batch]) -> None:
+    def _sendTo(self, node: int, batches: List[Batch]) -> None:
         total = 0
-        chosen: List[_Batch] = []
+        chosen: List[Batch] = []
         for batch in batches:
+            sequence = -1
+            if self._idempotence and (batch.encoded is None or batch.stale):
+                sequence = self._sequences.get(batch.tp, 0)
+                self._sequences[batch.tp] = (sequence + len(batch.deferreds)) & 0x7FFFFFFF
             if batch.encoded is None:
-                if self._idempotence:
-                    batch.baseSequence = self._sequences.get(batch.tp, 0)
-                    self._sequences[batch.tp] = (batch.baseSequence + len(batch.records)) & 0x7FFFFFFF
-                batch.encoded = batch.builder.build(self._producerId, self._producerEpoch, batch.baseSequence)
-            if chosen and total + len(batch.encoded) > self._maxRequestSize:
+                self._close(batch)
+            encoded = batch.build(self._producerId, self._producerEpoch, sequence)
+            if chosen and total + len(encoded) > self._maxRequestSize:
                 break
-            total += len(batch.encoded)
+            total += len(encoded)
             chosen.append(batch)
             batch.inFlight = True
         self._inFlight[node] = self._inFlight.get(node, 0) + 1
@@ -572,7 +515,7 @@ class KafkaProducer:
 
         self._cluster.connectionToNode(node).addCallback(send).addCallbacks(answered, failed)
 
-    def _retry(self, batch: _Batch, error: BaseException) -> None:
+    def _retry(self, batch: Batch, error: BaseException) -> None:
         batch.lastError = error
         batch.retryAt = self._clock.seconds() + self._retryBackoff
         if batch.timer is None:
@@ -580,9 +523,9 @@ class KafkaProducer:
             self._removeBatch(batch)
             self._failBatch(batch, Failure(DeliveryTimeoutError(self._deliveryTimeout, batch.written, error)))
         elif self._stats is not None:
-            self._stats.retried(error, len(batch.records))
+            self._stats.retried(error, len(batch.deferreds))
 
-    def _resetProducer(self, batch: _Batch, error: KafkaError) -> None:
+    def _resetProducer(self, batch: Batch, error: KafkaError) -> None:
         """
         The broker lost this producer's state or sequence numbers for the
         batch's partition, or refused its epoch: the batch was not written.
@@ -598,56 +541,60 @@ class KafkaProducer:
             self._previousProducer = (producerId, epoch)
             self._producerId = -1
             self._sequences.clear()
-        batch.encoded = None
-        batch.baseSequence = -1
+        batch.stale = True
         self._retry(batch, error)
 
-    def _complete(self, batch: _Batch, response: Optional[PartitionProduceResponse]) -> None:
+    def _complete(self, batch: Batch, response: Optional[PartitionProduceResponse]) -> None:
         self._removeBatch(batch)
         if batch.timer is not None and batch.timer.active():
             batch.timer.cancel()
         batch.timer = None
+        self._release(batch.memory)
         if self._stats is not None:
-            self._stats.batchSent(len(batch.records), len(batch.encoded or b""), batch.builder.sizeInBytes())
+            self._stats.batchSent(len(batch.deferreds), len(batch.encoded or b""), batch.size)
         topic, partition = batch.tp
-        for i, record in enumerate(batch.records):
-            offset = -1
-            timestamp = record.timestamp
-            if response is not None and response.errorCode == 0:
-                offset = response.baseOffset + i
-                if response.logAppendTimeMs != -1:
-                    timestamp = response.logAppendTimeMs
-            record.deferred.callback(RecordMetadata(topic, partition, offset, timestamp))
+        offset = appendTime = -1
+        if response is not None and response.errorCode == 0:
+            offset = response.baseOffset
+            appendTime = response.logAppendTimeMs
+        base = batch.baseTimestamp
+        # RecordMetadata's frozen __init__ costs more than the rest of a
+        # record's completion: fill each one's __dict__ directly.
+        new, setattr_ = object.__new__, object.__setattr__
+        for i, (deferred, delta) in enumerate(zip(batch.deferreds, batch.deltas)):
+            metadata = new(RecordMetadata)
+            setattr_(metadata, "__dict__", {
+                "topic": topic, "partition": partition, "offset": offset + i if offset >= 0 else -1,
+                "timestamp": appendTime if appendTime != -1 else base + delta})
+            deferred.callback(metadata)
+        self._settle(batch)
 
-    def _failBatch(self, batch: _Batch, failure: Failure) -> None:
+    def _failBatch(self, batch: Batch, failure: Failure) -> None:
         if self._stats is not None:
-            self._stats.failed(failure.value, len(batch.records))
+            self._stats.failed(failure.value, len(batch.deferreds))
         if batch.timer is not None and batch.timer.active():
             batch.timer.cancel()
         batch.timer = None
-        for record in batch.records:
-            self._finish(record, failure)
+        self._release(batch.memory)
+        for deferred in batch.deferreds:
+            if not deferred.called:
+                deferred.errback(failure)
+        self._settle(batch)
 
-    def _finish(self, record: _Record, failure: Failure) -> None:
-        if not record.deferred.called:
-            record.deferred.errback(failure)
+    def _settle(self, batch: Batch) -> None:
+        """
+        The batch's records all succeeded or failed: count it off the
+        flush waiters that wait for it.
+        """
+        self._unwait(batch.waiters)
+        batch.waiters = []
 
-    def _wakeFlushers(self) -> None:
-        oldest = next(iter(self._outstanding), self._count)
-        ready = [w for w in self._flushWaiters if w[0] <= oldest]
-        if not ready:
-            return
-        self._flushWaiters = [w for w in self._flushWaiters if w[0] > oldest]
-        self._flushing -= len(ready)
-        for _, d in ready:
-            d.callback(None)
-
-
-def _fire(d: "Deferred[Any]", outcome: Any) -> None:
-    if isinstance(outcome, Failure):
-        d.errback(outcome)
-    else:
-        d.callback(outcome)
+    def _unwait(self, waiters: List[FlushWaiter]) -> None:
+        for waiter in waiters:
+            waiter.remaining -= 1
+            if waiter.remaining == 0:
+                self._flushing -= 1
+                waiter.deferred.callback(None)
 
 
 def _failed(error: Exception) -> "Deferred[Any]":

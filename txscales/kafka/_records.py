@@ -141,15 +141,23 @@ def encodeRecord(offsetDelta: int, timestampDelta: int, key: Optional[bytes], va
     return _varint(len(body)) + body
 
 
+# The zigzag varints of 0.._SMALL - 1: offset deltas, timestamp deltas and
+# lengths of the usual record, found without arithmetic.
+_SMALL = 4096
+_VARINTS = tuple(_varint(n) for n in range(_SMALL))
+
+
 class RecordBatchBuilder:
     """
     Collect records into one RecordBatch v2.
 
-    Records are encoded as they are appended; L{build} compresses them and
-    writes the header once the producer state is known.
+    Records are encoded once, as they are appended, into one buffer;
+    L{build} compresses them and writes the header once the producer state
+    is known.
 
     @ivar codec: the compression codec's number.
     @ivar recordCount: how many records were appended.
+    @ivar baseTimestamp: the first record's timestamp.
     """
 
     def __init__(self, codec: str = "none", compressionLevel: Optional[int] = None,
@@ -165,9 +173,8 @@ class RecordBatchBuilder:
         self.compressionLevel = compressionLevel
         self.transactional = transactional
         self.recordCount = 0
-        self._records: List[bytes] = []
-        self._size = 0
-        self._baseTimestamp = 0
+        self._records = bytearray()
+        self.baseTimestamp = 0
         self._maxTimestamp = -1
 
     def append(self, timestamp: int, key: Optional[bytes], value: Optional[bytes],
@@ -178,14 +185,25 @@ class RecordBatchBuilder:
         @param timestamp: its create time, in milliseconds since the epoch.
         @return: its size in the batch, before compression.
         """
-        if self.recordCount == 0:
-            self._baseTimestamp = timestamp
-        record = encodeRecord(self.recordCount, timestamp - self._baseTimestamp, key, value, headers)
-        self._records.append(record)
-        self.recordCount += 1
-        self._size += len(record)
+        count = self.recordCount
+        if count == 0:
+            self.baseTimestamp = timestamp
+        delta = timestamp - self.baseTimestamp
         if timestamp > self._maxTimestamp:
             self._maxTimestamp = timestamp
+        self.recordCount = count + 1
+        if (not headers and 0 <= delta < _SMALL and count < _SMALL and value is not None
+                and len(value) < _SMALL and (key is None or len(key) < _SMALL)):
+            # The usual record, in one formatting operation.
+            small = _VARINTS
+            start = small[delta] + small[count]
+            start += b"\x01" if key is None else small[len(key)] + key
+            length = 2 + len(start) + len(small[len(value)]) + len(value)
+            if length < _SMALL:
+                self._records += b"%b\x00%b%b%b\x00" % (small[length], start, small[len(value)], value)
+                return length + len(small[length])
+        record = encodeRecord(count, delta, key, value, headers)
+        self._records += record
         return len(record)
 
     def sizeInBytes(self) -> int:
@@ -193,7 +211,7 @@ class RecordBatchBuilder:
         @return: the batch's size so far, header included, before
             compression.
         """
-        return HEADER_SIZE + self._size
+        return HEADER_SIZE + len(self._records)
 
     def build(self, producerId: int = -1, producerEpoch: int = -1, baseSequence: int = -1,
               partitionLeaderEpoch: int = -1, baseOffset: int = 0) -> bytes:
@@ -210,11 +228,11 @@ class RecordBatchBuilder:
         """
         if not self.recordCount:
             raise KafkaEncodeError("a RecordBatch needs at least one record")
-        records = b"".join(self._records)
+        records: bytes = bytes(self._records)
         if self.codec:
             records = compress(self.codec, records, self.compressionLevel)
         attributes = self.codec | (TRANSACTIONAL_MASK if self.transactional else 0)
-        body = _AFTER_CRC.pack(attributes, self.recordCount - 1, self._baseTimestamp, self._maxTimestamp,
+        body = _AFTER_CRC.pack(attributes, self.recordCount - 1, self.baseTimestamp, self._maxTimestamp,
                                producerId, producerEpoch, baseSequence, self.recordCount) + records
         crc = crc32c(body)
         length = len(body) + _PREFIX.size - _LENGTH_OFFSET
@@ -279,6 +297,24 @@ def producerOf(batch: bytes) -> Tuple[int, int]:
     """
     producerId, epoch = _PRODUCER.unpack_from(batch, _PREFIX.size + 22)
     return producerId, epoch
+
+
+_STAMP = Struct(">qhi")
+
+
+def restamp(batch: bytes, producerId: int, producerEpoch: int, baseSequence: int) -> bytes:
+    """
+    Give an encoded RecordBatch v2 another producer id, epoch and base
+    sequence (an idempotent producer's retry after an epoch bump), with its
+    CRC computed again; its records, compressed or not, are kept as they are.
+
+    @param batch: an encoded RecordBatch v2.
+    @return: the batch under the new producer state.
+    """
+    body = bytearray(memoryview(batch)[_PREFIX.size:])
+    _STAMP.pack_into(body, 22, producerId, producerEpoch, baseSequence)
+    baseOffset, length, leaderEpoch, magic, _ = _PREFIX.unpack_from(batch)
+    return _PREFIX.pack(baseOffset, length, leaderEpoch, magic, crc32c(bytes(body))) + body
 
 
 def decodeRecordBatch(data: bytes, offset: int = 0, maxBatchSize: int = DEFAULT_MAX_BATCH_SIZE

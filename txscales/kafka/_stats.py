@@ -10,14 +10,13 @@ the registry is collected.
 """
 
 import weakref
-from bisect import bisect_left
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.utils import floatToGoString
 from twisted.internet.defer import Deferred
 
+from txscales._metrics import Histogram, Labelled, registered
 from txscales.kafka._errors import KafkaError
 
 PREFIX = "txscales_kafka_producer_"
@@ -36,31 +35,6 @@ uncompressed batch: 1 without compression)."""
 _collectors: "weakref.WeakKeyDictionary[CollectorRegistry, _ProducerMetrics]" = weakref.WeakKeyDictionary()
 
 
-class _Histogram:
-    """
-    Bucket counts and a sum, for one series of a histogram.
-    """
-
-    __slots__ = ("bounds", "buckets", "sum")
-
-    def __init__(self, bounds: Sequence[float]) -> None:
-        self.bounds = bounds
-        self.buckets = [0] * (len(bounds) + 1)
-        self.sum = 0.0
-
-    def observe(self, value: float) -> None:
-        self.buckets[bisect_left(self.bounds, value)] += 1
-        self.sum += value
-
-    def cumulative(self) -> List[Tuple[str, float]]:
-        out: List[Tuple[str, float]] = []
-        total = 0
-        for bound, count in zip([floatToGoString(b) for b in self.bounds] + ["+Inf"], list(self.buckets)):
-            total += count
-            out.append((bound, total))
-        return out
-
-
 class _Series:
     """
     The counts of one label.
@@ -71,9 +45,9 @@ class _Series:
         self.bytes = 0
         self.requests = 0
         self.answered = 0
-        self.batchSize = _Histogram(BATCH_SIZE_BUCKETS)
-        self.ratio = _Histogram(RATIO_BUCKETS)
-        self.latency = _Histogram(LATENCY_BUCKETS)
+        self.batchSize = Histogram(BATCH_SIZE_BUCKETS)
+        self.ratio = Histogram(RATIO_BUCKETS)
+        self.latency = Histogram(LATENCY_BUCKETS)
         self.retries: Dict[Tuple[str, str], int] = {}
         self.errors: Dict[Tuple[str, str], int] = {}
         self.producers: "weakref.WeakSet[Any]" = weakref.WeakSet()
@@ -85,19 +59,13 @@ _Families = Tuple[
 ]
 
 
-class _ProducerMetrics:
+class _ProducerMetrics(Labelled[_Series]):
     """
     A Prometheus collector for the producers of one registry, every label.
     """
 
     def __init__(self) -> None:
-        self.series: Dict[str, _Series] = {}
-
-    def seriesFor(self, label: str) -> _Series:
-        series = self.series.get(label)
-        if series is None:
-            series = self.series[label] = _Series()
-        return series
+        Labelled.__init__(self, _Series)
 
     def describe(self) -> _Families:
         return self._families()
@@ -171,11 +139,7 @@ class ProducerStats:
         @param registry: the prometheus C{CollectorRegistry} (default: the
             global one).
         """
-        registry = registry if registry is not None else REGISTRY
-        collector = _collectors.get(registry)
-        if collector is None:
-            collector = _collectors[registry] = _ProducerMetrics()
-            registry.register(collector)
+        collector = registered(_collectors, registry if registry is not None else REGISTRY, _ProducerMetrics)
         self.label = label
         self._series = collector.seriesFor(label)
         self._seconds: Callable[[], float] = clock.seconds

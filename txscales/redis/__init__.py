@@ -1,11 +1,11 @@
 """
-Redis (in progress): a pipelined Redis client, on one server or sharded
-over several by ketama consistent hashing.
+Redis (in progress): a pipelined Redis client, on one server, sharded
+over several by ketama consistent hashing, or of a Redis Cluster.
 
     >>> client = Redis.newClient("tcp://127.0.0.1:6379", timeout=1.0)
     >>> d = client.set("k", "v").addCallback(lambda _: client.get("k"))
 
-Not yet: Redis Cluster, pub/sub, blocking commands.  Every error is a
+Every error is a
 L{RedisError} (or another L{txscales.errors.TxScalesError}).
 """
 
@@ -14,11 +14,14 @@ from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 from txscales._reactor import defaultReactor
 from txscales.discovery import parseStatic, resolveDestination
+from txscales.redis._blockingpool import DEFAULT_BLOCKING_POOL_SIZE
 from txscales.redis._builder import RedisClientBuilder
 from txscales.redis._client import Pipeline, RedisClient, Transaction
+from txscales.redis._cluster import CLUSTER_SCHEME, ClusterClient, newClusterClient
 from txscales.redis._connection import DEFAULT_MAX_PENDING
 from txscales.redis._node import RedisNode, handshakeCommands
 from txscales.redis._options import checkOptions
+from txscales.redis._pubsub import Subscription
 from txscales.redis._stats import RedisStats
 
 if TYPE_CHECKING:
@@ -30,6 +33,7 @@ from txscales.redis._errors import (
     BusyGroupError,
     BusyKeyError,
     ClusterDownError,
+    ClusterMapError,
     CrossShardError,
     CrossSlotError,
     ERROR_CLASSES,
@@ -56,6 +60,7 @@ from txscales.redis._errors import (
     ReplyTooLargeError,
     ServerDownError,
     TooManyPendingCommandsError,
+    TooManyRedirectsError,
     TryAgainError,
     UnexpectedReplyError,
     UnavailableError,
@@ -76,9 +81,11 @@ class Redis:
                   clientName: Optional[str] = None, protocol: int = 2, timeout: Optional[float] = None,
                   connectTimeout: float = 10.0, maxPending: int = DEFAULT_MAX_PENDING,
                   decodeResponses: bool = False, backoff: Tuple[float, float] = (0.05, 5.0),
-                  maxTransactionRetries: int = 10, stats: bool = True,
+                  maxTransactionRetries: int = 10, blockingPoolSize: int = DEFAULT_BLOCKING_POOL_SIZE,
+                  stats: bool = True,
                   registry: "Optional[CollectorRegistry]" = None, label: Optional[str] = None,
-                  reactor: Any = None, random: Optional[Random] = None) -> RedisClient:
+                  reactor: Any = None, random: Optional[Random] = None,
+                  maxRedirects: int = 5, maxClusterRetries: int = 5) -> RedisClient:
         """
         A client of the Redis servers at C{dest}.  It connects at its first
         command.
@@ -92,6 +99,9 @@ class Redis:
             (L{KeylessCommandError}) and commands whose keys are on several
             servers (L{CrossShardError}), except C{mget}, C{mset},
             C{delete} and C{exists}, which it splits.
+            C{redis-cluster://host:port[,host:port...]} for a Redis
+            Cluster (a L{ClusterClient}), whose slot map is asked of these
+            nodes.
         @param password: authenticate with it (C{AUTH}, or inside
             C{HELLO 3}).
         @param username: the ACL user (with C{password}).
@@ -115,6 +125,13 @@ class Redis:
             commands fail at once with L{ServerDownError}.
         @param maxTransactionRetries: how often L{RedisClient.transaction}
             runs again after a WATCH conflict.
+        @param blockingPoolSize: how many connections of their own the
+            blocking commands (C{blpop}, C{brpop}, C{blmove}, C{bzpopmin},
+            C{bzpopmax}, and C{execute} of any blocking command) may have
+            per server; further ones wait for a free connection, at most
+            C{maxPending} of them and for at most C{timeout}.  Such a
+            command's own timeout is the server's (its C{timeout}
+            argument) plus C{timeout}.
         @param stats: count calls, errors and latency per command in
             prometheus metrics (C{txscales_redis_client_*}).
         @param registry: the prometheus C{CollectorRegistry} (None: the
@@ -123,6 +140,13 @@ class Redis:
         @param reactor: the reactor (default: the global one).
         @param random: the backoff's jitter (default: a new
             C{random.Random}).
+        @param maxRedirects: on a Redis Cluster, how many C{MOVED} or
+            C{ASK} redirects a command follows before it fails with
+            L{TooManyRedirectsError}.
+        @param maxClusterRetries: on a Redis Cluster, how often a command
+            that surely did not reach a server (its connection refused,
+            C{CLUSTERDOWN}, C{TRYAGAIN}, ...) is sent again, after delays
+            of C{backoff}, while the slot map is refreshed.
         @raise txscales.errors.BadOptionError: for a bad option.
         @raise txscales.errors.BadDestinationError: for a malformed C{dest}.
         @raise txscales.errors.UnknownPluginError: for a discovery scheme
@@ -132,7 +156,8 @@ class Redis:
                           timeout=timeout, connectTimeout=connectTimeout, maxPending=maxPending,
                           decodeResponses=decodeResponses, backoff=backoff,
                           maxTransactionRetries=maxTransactionRetries, stats=stats, registry=registry,
-                          label=label))
+                          label=label, blockingPoolSize=blockingPoolSize, maxRedirects=maxRedirects,
+                          maxClusterRetries=maxClusterRetries))
         reactor = defaultReactor(reactor)
         random = random if random is not None else Random()
         handshake = handshakeCommands(protocol, username, password, db, clientName)
@@ -142,12 +167,20 @@ class Redis:
             return RedisNode(address, reactor, random, handshake, timeout, connectTimeout, maxPending, encoding,
                              backoff)
 
+        if isinstance(dest, str) and dest.startswith(CLUSTER_SCHEME):
+            return newClusterClient(dest, makeNode, dict(db=db, reactor=reactor, random=random, stats=stats,
+                                                         registry=registry, label=label, maxPending=maxPending,
+                                                         maxTransactionRetries=maxTransactionRetries,
+                                                         maxRedirects=maxRedirects,
+                                                         maxClusterRetries=maxClusterRetries, backoff=backoff,
+                                                         blockingPoolSize=blockingPoolSize,
+                                                         connectTimeout=connectTimeout))
         addresses = parseStatic(dest) if isinstance(dest, str) and dest.startswith("tcp://") else None
         destination = None if addresses is not None else resolveDestination(
             dest, reactor, connectTimeout=connectTimeout)
         redisStats = RedisStats(label if label is not None else dest, reactor, registry) if stats else None
         return RedisClient(makeNode, addresses, destination, addresses is not None and len(addresses) == 1,
-                           redisStats, maxPending, maxTransactionRetries)
+                           redisStats, maxPending, maxTransactionRetries, blockingPoolSize=blockingPoolSize)
 
     @staticmethod
     def newBuilder() -> RedisClientBuilder:
@@ -162,7 +195,11 @@ __all__ = [
     "Redis",
     "RedisClient",
     "RedisClientBuilder",
+    "Subscription",
     "Transaction",
+    "ClusterClient",
+    "ClusterMapError",
+    "TooManyRedirectsError",
     "CrossShardError",
     "KeylessCommandError",
     "RedisHandshakeError",

@@ -39,8 +39,8 @@ class RedisClientBuilder:
 
     def dest(self, dest: str) -> "RedisClientBuilder":
         """
-        Set the servers: C{tcp://host:port[,host:port...]} or a discovery
-        URI.
+        Set the servers: C{tcp://host:port[,host:port...]}, a discovery
+        URI, or C{redis-cluster://host:port[,host:port...]}.
         """
         if not isinstance(dest, str):
             raise BadDestinationError("a Redis destination is a str, not %r" % (dest,))
@@ -112,6 +112,26 @@ class RedisClientBuilder:
         Set how often a transaction runs again after a WATCH conflict.
         """
         return self._set("maxTransactionRetries", count)
+
+    def blockingPoolSize(self, size: int) -> "RedisClientBuilder":
+        """
+        Set how many connections of blocking commands (BLPOP, ...) a
+        server may have.
+        """
+        return self._set("blockingPoolSize", size)
+
+    def maxRedirects(self, count: int) -> "RedisClientBuilder":
+        """
+        Set how many MOVED or ASK redirects a Redis Cluster command follows.
+        """
+        return self._set("maxRedirects", count)
+
+    def maxClusterRetries(self, count: int) -> "RedisClientBuilder":
+        """
+        Set how often a Redis Cluster command that did not reach a server is
+        sent again.
+        """
+        return self._set("maxClusterRetries", count)
 
     def stats(self, enabled: bool = True, registry: "Optional[CollectorRegistry]" = None) -> "RedisClientBuilder":
         """

@@ -10,6 +10,8 @@ from twisted.python.failure import Failure
 
 from txscales.errors import ClientClosedError
 from txscales.interfaces import IDestination
+from txscales.redis._blockingcommands import BlockingCommands, blockingCommand
+from txscales.redis._blockingpool import DEFAULT_BLOCKING_POOL_SIZE, BlockingPools
 from txscales.redis._commands import Commands, Key, Transform
 from txscales.redis._connection import RedisConnection
 from txscales.redis._errors import (
@@ -20,13 +22,14 @@ from txscales.redis._errors import (
 )
 from txscales.redis._hashing import KetamaRing, ketamaName
 from txscales.redis._node import Address, RedisNode
+from txscales.redis._pubsub import CHANNEL, PATTERN, PubSub, Subscription
 from txscales.redis._routing import commandKeys
 from txscales.redis._stats import RedisStats
 
 Combine = str
 
 
-class RedisClient(Commands):
+class RedisClient(Commands, BlockingCommands):
     """
     A Redis client: every helper of L{Commands} returns a Deferred of its
     reply.  Made by L{txscales.redis.Redis.newClient}.
@@ -39,7 +42,8 @@ class RedisClient(Commands):
 
     def __init__(self, makeNode: Callable[[Address], RedisNode], addresses: Optional[Sequence[Address]],
                  destination: Optional[IDestination], single: bool, stats: Optional[RedisStats],
-                 maxPending: int, maxTransactionRetries: int) -> None:
+                 maxPending: int, maxTransactionRetries: int,
+                 blockingPoolSize: int = DEFAULT_BLOCKING_POOL_SIZE) -> None:
         """
         @param makeNode: makes the L{RedisNode} of an address.
         @param addresses: the servers of a static destination.
@@ -51,6 +55,8 @@ class RedisClient(Commands):
         @param maxPending: bound on the commands waiting for discovery.
         @param maxTransactionRetries: how often a transaction is run again
             after a WATCH conflict.
+        @param blockingPoolSize: the most connections of blocking commands
+            per server.
         """
         self._makeNode = makeNode
         self._single = single
@@ -64,6 +70,8 @@ class RedisClient(Commands):
         self._discoveryFailure: Optional[Failure] = None
         self._closed = False
         self._stopWatching: Callable[[], None] = lambda: None
+        self._pubsub = PubSub()
+        self._pools = BlockingPools(blockingPoolSize)
         if addresses is not None:
             self._setServers(addresses)
         elif destination is not None:
@@ -94,6 +102,8 @@ class RedisClient(Commands):
             self._ring = KetamaRing([(ketamaName(host, port), 1, nodes[(host, port)]) for host, port in addresses])
         else:
             self._ring = None
+        self._pools.retain(list(nodes.values()))
+        self._pubsub.setNodes([nodes[a] for a in addresses], self.nodeFor)
         waiters, self._discoveryWaiters = self._discoveryWaiters, []
         for waiter in waiters:
             waiter.callback(None)
@@ -151,8 +161,59 @@ class RedisClient(Commands):
             L{RedisReplyError}, L{RequestTimeoutError}, L{ServerDownError},
             L{ConnectionLostError}, or, on a sharded client,
             L{KeylessCommandError} or L{CrossShardError} (nothing sent).
+            A blocking command (C{BLPOP}, C{XREAD ... BLOCK}, ...) runs on
+            a pooled connection of its own, as the blocking helpers.
         """
+        blocking = blockingCommand(args)
+        if blocking is not None:
+            return self._callBlocking(list(args), *blocking)
         return self._send(list(args), commandKeys(args) if args else None)
+
+    def _callBlocking(self, args: List[Any], keys: List[Any], seconds: Optional[float],
+                      transform: Transform = None) -> "Deferred[Any]":
+        def send() -> "Deferred[Any]":
+            d = self._pools.poolFor(self._nodeForKeys(keys)).execute(args, seconds)
+            if self._stats is not None:
+                self._stats.observe(args[0], d)
+            return d if transform is None else d.addCallback(transform)
+
+        return self._whenReady(lambda: maybeDeferred(send))
+
+    # Pub/sub
+
+    def subscribe(self, *channels: Key, onMessage: Callable[[Any, Any], Any]) -> "Deferred[Subscription]":
+        """
+        C{SUBSCRIBE} to C{channels}, on a connection of its own per server
+        (a channel on the server C{publish} sends it to).
+
+        After a lost connection the client connects again and subscribes
+        again; messages published meanwhile are lost.
+
+        @param onMessage: called with C{(channel, message)} for each
+            message (bytes, or str with C{decodeResponses}); an exception
+            it raises is logged (rate-limited) and the subscription goes
+            on.
+        @return: a Deferred firing with the L{Subscription} once the
+            servers confirmed it; failing with L{ServerDownError},
+            L{RedisHandshakeError}, L{RequestTimeoutError} (after the
+            client's C{timeout}), the server's error (a channel the ACL
+            user may not use) or L{ClientClosedError}.
+        @raise TypeError: without a channel.
+        """
+        return self._pubsub.subscribe(CHANNEL, channels, onMessage, self._whenReady)
+
+    def psubscribe(self, *patterns: Key, onMessage: Callable[[Any, Any, Any], Any]) -> "Deferred[Subscription]":
+        """
+        C{PSUBSCRIBE} to channels matching C{patterns}, on every server of
+        a sharded client, as L{subscribe} does.
+
+        @param onMessage: called with C{(pattern, channel, message)} for
+            each message.
+        @return: a Deferred firing with the L{Subscription}, as for
+            L{subscribe}.
+        @raise TypeError: without a pattern.
+        """
+        return self._pubsub.subscribe(PATTERN, patterns, onMessage, self._whenReady)
 
     def _send(self, args: List[Any], keys: Optional[Sequence[Key]], transform: Transform = None) -> "Deferred[Any]":
         if self._ring is None or self._closed:
@@ -180,19 +241,18 @@ class RedisClient(Commands):
                transform: Transform) -> "Deferred[Any]":
         if not keys:
             return fail(KeylessCommandError("%s needs at least one key" % (name,)))
-        groups: Dict[int, Tuple[RedisNode, List[int]]] = {}
+        groups: Dict[Any, List[int]] = {}
         try:
             for index, key in enumerate(keys):
-                node = self._nodeForKeys([key])
-                groups.setdefault(id(node), (node, []))[1].append(index)
+                groups.setdefault(self._shardOf(key), []).append(index)
         except Exception:
             return fail(Failure())
         parts = []
-        for node, indexes in groups.values():
+        for shard, indexes in groups.items():
             command: List[Any] = [name]
             for index in indexes:
                 command.extend(args[index])
-            d = node.executeMany([command])[0]
+            d = self._sendTo(shard, command)
             if self._stats is not None:
                 self._stats.observe(name, d)
             parts.append(d)
@@ -203,12 +263,65 @@ class RedisClient(Commands):
             if combine == "all":
                 return all(transform(reply) if transform else reply for reply in replies)
             out: List[Any] = [None] * len(keys)
-            for (_, indexes), reply in zip(groups.values(), replies):
+            for indexes, reply in zip(groups.values(), replies):
                 for index, value in zip(indexes, reply):
                     out[index] = value
             return out
 
         return gatherResults(parts, consumeErrors=True).addCallbacks(join, _firstError)
+
+    # Where commands go: the hooks a cluster client replaces.
+
+    def _shardOf(self, key: Key) -> Any:
+        """
+        @return: what a split command groups C{key} by: its node.
+        """
+        return self._nodeForKeys([key])
+
+    def _sendTo(self, shard: Any, command: List[Any]) -> "Deferred[Any]":
+        """
+        Send a command whose keys are all in C{shard} (a L{_shardOf}).
+        """
+        node: RedisNode = shard
+        return node.executeMany([command])[0]
+
+    def _sendMany(self, commands: Sequence[Tuple[List[Any], Optional[Sequence[Key]]]]) -> List["Deferred[Any]"]:
+        """
+        Send a pipeline's commands, each server's in one write.
+
+        @param commands: C{(args, keys)} of each command.
+        @return: a Deferred per command, in order.
+        @raise RedisError: when a command cannot be routed (nothing sent).
+        """
+        groups: Dict[int, Tuple[RedisNode, List[int]]] = {}
+        for index, (_, keys) in enumerate(commands):
+            node = self._nodeForKeys(keys)
+            groups.setdefault(id(node), (node, []))[1].append(index)
+        results: List["Deferred[Any]"] = [None] * len(commands)  # type: ignore[list-item]
+        for node, indexes in groups.values():
+            for index, d in zip(indexes, node.executeMany([commands[i][0] for i in indexes])):
+                results[index] = d
+        return results
+
+    def _transactionShard(self, keys: Sequence[Key]) -> Any:
+        """
+        @return: where a transaction over C{keys} runs: their node.
+        """
+        return self._nodeForKeys(keys)
+
+    def _shardNode(self, shard: Any) -> RedisNode:
+        """
+        @return: the node of a L{_transactionShard}.
+        """
+        node: RedisNode = shard
+        return node
+
+    def _checkShard(self, keys: Optional[Sequence[Key]], shard: Any) -> None:
+        """
+        @raise CrossShardError: when C{keys} are not in C{shard}.
+        """
+        if keys and self._nodeForKeys(keys) is not shard:
+            raise CrossShardError("the keys %r are not on the transaction's server" % (list(keys),))
 
     # Pipelines and transactions
 
@@ -241,13 +354,13 @@ class RedisClient(Commands):
             (nothing sent), or C{fn}'s error (the transaction discarded).
         """
         keys = list(watch) or ([shardKey] if shardKey is not None else [])
-        return self._whenReady(lambda: maybeDeferred(self._nodeForKeys, keys).addCallback(
+        return self._whenReady(lambda: maybeDeferred(self._transactionShard, keys).addCallback(
             self._transact, fn, list(watch), 0))
 
-    def _transact(self, node: RedisNode, fn: Callable[["Transaction"], Any], watch: List[Key],
+    def _transact(self, shard: Any, fn: Callable[["Transaction"], Any], watch: List[Key],
                   attempt: int) -> "Deferred[List[Any]]":
         def run(connection: RedisConnection) -> "Deferred[Any]":
-            tx = Transaction(self, node, connection)
+            tx = Transaction(self, shard, connection)
             d = connection.execute("WATCH", *watch) if watch else succeed(None)
             d.addCallback(lambda _: maybeDeferred(fn, tx))
             d.addCallback(lambda _: tx._exec())
@@ -262,9 +375,9 @@ class RedisClient(Commands):
                 return replies
             if attempt >= self._maxTransactionRetries:
                 raise WatchConflictError("a watched key changed on each of %d attempts" % (attempt + 1,))
-            return self._transact(node, fn, watch, attempt + 1)
+            return self._transact(shard, fn, watch, attempt + 1)
 
-        return node.newConnection().addCallback(run).addCallback(done)
+        return self._shardNode(shard).newConnection().addCallback(run).addCallback(done)
 
     def close(self) -> "Deferred[None]":
         """
@@ -276,6 +389,8 @@ class RedisClient(Commands):
         if self._closed:
             return succeed(None)
         self._closed = True
+        self._pubsub.close()
+        self._pools.close()
         for node in self._nodes.values():
             node.close()
         self._nodes = {}
@@ -340,17 +455,12 @@ class Pipeline(Commands):
     def _send(self, queued: List[Tuple[List[Any], Optional[Sequence[Key]], Transform]],
               raiseOnError: bool) -> "Deferred[List[Any]]":
         client = self._client
-        groups: Dict[int, Tuple[RedisNode, List[int]]] = {}
-        for index, (_, keys, _) in enumerate(queued):
-            node = client._nodeForKeys(keys)
-            groups.setdefault(id(node), (node, []))[1].append(index)
-        results: List["Deferred[Any]"] = [None] * len(queued)  # type: ignore[list-item]
-        for node, indexes in groups.values():
-            for index, d in zip(indexes, node.executeMany([queued[i][0] for i in indexes])):
-                if client._stats is not None:
-                    client._stats.observe(queued[index][0][0], d)
-                transform = queued[index][2]
-                results[index] = d if transform is None else d.addCallback(transform)
+        results = client._sendMany([(args, keys) for args, keys, _ in queued])
+        for index, d in enumerate(results):
+            if client._stats is not None:
+                client._stats.observe(queued[index][0][0], d)
+            transform = queued[index][2]
+            results[index] = d if transform is None else d.addCallback(transform)
         return _joinInOrder(results, raiseOnError)
 
 
@@ -361,15 +471,14 @@ class Transaction(Commands):
     pipeline of the commands to queue.
     """
 
-    def __init__(self, client: RedisClient, node: RedisNode, connection: RedisConnection) -> None:
+    def __init__(self, client: RedisClient, shard: Any, connection: RedisConnection) -> None:
         self._client = client
-        self._node = node
+        self._shard = shard
         self._connection = connection
         self._queue: Optional[_TransactionQueue] = None
 
     def _check(self, keys: Optional[Sequence[Key]]) -> None:
-        if keys and self._client._nodeForKeys(keys) is not self._node:
-            raise CrossShardError("the keys %r are not on the transaction's server" % (list(keys),))
+        self._client._checkShard(keys, self._shard)
 
     def execute(self, *args: Any) -> "Deferred[Any]":
         """

@@ -419,6 +419,46 @@ class CrossShardError(RedisError):
     mayHaveReachedServer = False
 
 
+class TooManyRedirectsError(RedisError):
+    """
+    A Redis Cluster command was redirected (C{MOVED} or C{ASK}) more often
+    than the client's C{maxRedirects}: the slot map keeps changing, or a
+    node misbehaves.  No attempt ran the command.
+
+    @ivar last: the last redirect, a L{RedirectError}.
+    """
+
+    mayHaveReachedServer = False
+    retryable = True
+
+    def __init__(self, last: "RedirectError", count: int) -> None:
+        """
+        @param last: see L{last}.
+        @param count: how many redirects the command followed.
+        """
+        RedisError.__init__(self, "redirected %d times, last by %s" % (count, last.message))
+        self.last = last
+
+
+class ClusterMapError(RedisError):
+    """
+    No node of a Redis Cluster (its seeds, then the masters known) gave a
+    slot map: the command was not sent.
+
+    @ivar reason: the last node's error.
+    """
+
+    mayHaveReachedServer = False
+    retryable = True
+
+    def __init__(self, reason: Any) -> None:
+        """
+        @param reason: see L{reason}.
+        """
+        RedisError.__init__(self, "no Redis Cluster node gave a slot map: %s" % (reason,))
+        self.reason = reason
+
+
 class WatchConflictError(RedisError):
     """
     A transaction's watched keys changed before its EXEC on every attempt

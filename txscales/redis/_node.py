@@ -145,17 +145,23 @@ class RedisNode:
 
     # Connections
 
-    def newConnection(self, made: Optional[List[RedisConnection]] = None) -> "Deferred[RedisConnection]":
+    def newConnection(self, made: Optional[List[RedisConnection]] = None,
+                      factory: Optional[Callable[..., "_NodeConnection"]] = None) -> "Deferred[RedisConnection]":
         """
         Make a connection of its own to the server, handshake done (for a
         transaction, which must not share the pipelined connection).
 
         @param made: where to put the connection as soon as it is made,
             to close it before its handshake is done.
+        @param factory: makes the connection, called as
+            C{factory(clock, timeout, maxPending, encoding=encoding)}
+            (default: a L{RedisConnection} that tells C{onLost} when it
+            ends).
         @return: a Deferred firing with the L{RedisConnection}, or failing
             with the connection error or L{RedisHandshakeError}.
         """
-        connection = _NodeConnection(self._reactor, self._timeout, self._maxPending, encoding=self._encoding)
+        factory = factory if factory is not None else _NodeConnection
+        connection = factory(self._reactor, self._timeout, self._maxPending, encoding=self._encoding)
         if made is not None:
             made[:] = [connection]
         d = self._connect(self.address, connection)
@@ -241,10 +247,47 @@ class RedisNode:
 
     def _retryLater(self) -> None:
         if self._delays is None:
-            self._delays = exponentialJittered(self._backoff[0], self._backoff[1], self._random)
+            self._delays = self.backoffDelays()
         if self.down is None:
             self.down = ClientClosedError("the connection was lost")
         self._retry = self._reactor.callLater(next(self._delays), self.start)
+
+    # Settings the client's other connections share
+
+    @property
+    def reactor(self) -> Any:
+        """
+        The reactor (and clock) of the node's connections.
+        """
+        return self._reactor
+
+    @property
+    def timeout(self) -> Optional[float]:
+        """
+        The client's C{timeout} option: a command's default timeout.
+        """
+        return self._timeout
+
+    @property
+    def encoding(self) -> Optional[str]:
+        """
+        The codec of replies' strings (None: bytes).
+        """
+        return self._encoding
+
+    @property
+    def maxPending(self) -> int:
+        """
+        The client's C{maxPending} option.
+        """
+        return self._maxPending
+
+    def backoffDelays(self) -> Iterator[float]:
+        """
+        @return: the delays between reconnection attempts, as the node's
+            own (the client's C{backoff}, jittered).
+        """
+        return exponentialJittered(self._backoff[0], self._backoff[1], self._random)
 
     # Commands
 

@@ -34,6 +34,9 @@ _CHECKS = OptionChecks("Redis client", {
         "a (start, maximum) tuple of seconds > 0",
     ),
     "maxTransactionRetries": (integer(0), "an int >= 0"),
+    "blockingPoolSize": (integer(1), "an int >= 1"),
+    "maxRedirects": (lambda v: integer(0)(v) and v <= 100, "an int from 0 to 100"),
+    "maxClusterRetries": (lambda v: integer(0)(v) and v <= 100, "an int from 0 to 100"),
 })
 
 

@@ -6,13 +6,14 @@ share their series.
 """
 
 import weakref
-from bisect import bisect_left
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
+
+from txscales._metrics import Histogram, Labelled, registered
 
 PREFIX = "txscales_redis_client_"
 
@@ -26,22 +27,22 @@ _collectors: "weakref.WeakKeyDictionary[CollectorRegistry, _Metrics]" = weakref.
 
 
 class _Command:
-    __slots__ = ("calls", "errors", "buckets", "sum")
+    __slots__ = ("calls", "errors", "latency")
 
     def __init__(self) -> None:
         self.calls = 0
         self.errors: Dict[str, int] = {}
-        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
-        self.sum = 0.0
+        self.latency = Histogram(LATENCY_BUCKETS)
 
 
-class _Metrics:
+class _Metrics(Labelled[Dict[str, _Command]]):
     """
-    A collector for the Redis clients of one registry.
+    A collector for the Redis clients of one registry: each label's
+    commands by name.
     """
 
     def __init__(self) -> None:
-        self.series: Dict[str, Dict[str, _Command]] = {}
+        Labelled.__init__(self, dict)
 
     def describe(self) -> Tuple[Any, ...]:
         return self._families()
@@ -57,17 +58,12 @@ class _Metrics:
 
     def collect(self) -> Tuple[Any, ...]:
         calls, errors, latency = families = self._families()
-        bounds = [repr(float(b)) for b in LATENCY_BUCKETS] + ["+Inf"]
         for label, commands in list(self.series.items()):
             for name, c in sorted(commands.items()):
                 calls.add_metric([label, name], c.calls)
                 for error, count in sorted(c.errors.items()):
                     errors.add_metric([label, name, error], count)
-                total, cumulative = 0, []
-                for bound, count in zip(bounds, list(c.buckets)):
-                    total += count
-                    cumulative.append((bound, total))
-                latency.add_metric([label, name], cumulative, c.sum)
+                latency.add_metric([label, name], c.latency.cumulative(), c.latency.sum)
         return families
 
 
@@ -83,12 +79,8 @@ class RedisStats:
         @param registry: the prometheus C{CollectorRegistry} (default: the
             global one).
         """
-        registry = registry if registry is not None else REGISTRY
-        collector = _collectors.get(registry)
-        if collector is None:
-            collector = _collectors[registry] = _Metrics()
-            registry.register(collector)
-        self._commands = collector.series.setdefault(label, {})
+        collector = registered(_collectors, registry if registry is not None else REGISTRY, _Metrics)
+        self._commands = collector.seriesFor(label)
         # The commands by the name as given (b"get", "GET", ...).
         self._byName: Dict[Any, _Command] = {}
         self._seconds: Callable[[], float] = clock.seconds
@@ -123,9 +115,7 @@ class RedisStats:
         return reply.addBoth(self._done, command, self._seconds())
 
     def _done(self, result: Any, command: _Command, start: float) -> Any:
-        latency = self._seconds() - start
-        command.buckets[bisect_left(LATENCY_BUCKETS, latency)] += 1
-        command.sum += latency
+        command.latency.observe(self._seconds() - start)
         if isinstance(result, Failure):
             error = type(result.value).__name__
             command.errors[error] = command.errors.get(error, 0) + 1
