@@ -27,7 +27,7 @@ from txscales.redis._client import RedisClient
 from txscales.redis._node import HEALTHY_AFTER, RedisNode, handshakeCommands
 from txscales.redis._resp import encodeCommand, encodeCommands
 from txscales.redis._routing import commandKeys
-from txscales.redis._stats import RedisStats
+from txscales.redis._stats import MAX_COMMANDS, RedisStats
 
 
 class OptionsTests(SynchronousTestCase):
@@ -296,6 +296,28 @@ class StatsTests(SynchronousTestCase):
         self.assertEqual(sample("txscales_redis_client_latency_seconds_bucket",
                                 {"client": "c", "command": "GET", "le": "0.001"}), 0)
         self.assertEqual(sample("txscales_redis_client_latency_seconds_count", {"client": "c", "command": "GET"}), 2)
+
+    def test_namesAndBounds(self):
+        """
+        A command's name counts alike however it is spelt, past
+        C{MAX_COMMANDS} names as C{OTHER}; a latency equal to a bucket's
+        bound counts in that bucket.
+        """
+        clock, registry = Clock(), CollectorRegistry()
+        stats = RedisStats("c", clock, registry)
+        for name in [b"get", "get", "GET", b"GET", "Get"] + ["X%d" % (i,) for i in range(MAX_COMMANDS)] * 2:
+            d = Deferred()
+            stats.observe(name, d)
+            clock.advance(0.001)
+            d.callback(None)
+        sample = registry.get_sample_value
+        self.assertEqual(sample("txscales_redis_client_calls_total", {"client": "c", "command": "GET"}), 5)
+        self.assertEqual(sample("txscales_redis_client_latency_seconds_bucket",
+                                {"client": "c", "command": "GET", "le": "0.001"}), 5)
+        self.assertEqual(sample("txscales_redis_client_latency_seconds_bucket",
+                                {"client": "c", "command": "GET", "le": "0.0005"}), 0)
+        self.assertEqual(sample("txscales_redis_client_calls_total", {"client": "c", "command": "X0"}), 2)
+        self.assertEqual(sample("txscales_redis_client_calls_total", {"client": "c", "command": "OTHER"}), 2)
 
 
 class _Destination:

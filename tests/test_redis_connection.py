@@ -252,3 +252,115 @@ class RedisConnectionTests(SynchronousTestCase):
         L{ClientClosedError}.
         """
         self.failureResultOf(RedisConnection(self.clock).execute(b"PING"), ClientClosedError)
+
+
+class HotPathTests(SynchronousTestCase):
+    """
+    Tests for what keeps L{RedisConnection}'s command path cheap: one timer
+    per connection, and the commands sent by reply callbacks written
+    together.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.writes = []
+        self.transport = StringTransport()
+        self.transport.write = self.writes.append
+        self.connection = RedisConnection(self.clock, timeout=1.0)
+        self.connection.makeConnection(self.transport)
+
+    def tearDown(self):
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_oneTimer(self):
+        """
+        Commands with the same timeout share one timer, set for the
+        earliest deadline; each times out at its own deadline, and the
+        timer stops once no command has a deadline.
+        """
+        first = [self.connection.execute(b"PING") for _ in range(100)]
+        self.clock.advance(0.5)
+        second = [self.connection.execute(b"PING") for _ in range(100)]
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(0.5)
+        for d in first:
+            self.failureResultOf(d, RequestTimeoutError)
+        for d in second:
+            self.assertNoResult(d)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(0.499)
+        for d in second:
+            self.assertNoResult(d)
+        self.connection.dataReceived(b"+PONG\r\n" * 150)
+        self.assertEqual([self.successResultOf(d) for d in second[:50]], [b"PONG"] * 50)
+        self.assertEqual(self.connection.droppedReplies, 100)
+        self.clock.advance(0.001)
+        for d in second[50:]:
+            self.failureResultOf(d, RequestTimeoutError)
+        self.connection.dataReceived(b"+PONG\r\n" * 50)
+        self.assertEqual(self.connection.pendingCount, 0)
+
+    def test_shorterTimeout(self):
+        """
+        A command whose deadline comes before that of a command sent
+        earlier gets a timer of its own: it times out in time, and its
+        timer stops when it is answered or cancelled.
+        """
+        long = self.connection.execute(b"GET", b"a", timeout=5.0)
+        short = self.connection.execute(b"GET", b"b", timeout=0.5)
+        cancelled = self.connection.execute(b"GET", b"c", timeout=0.25)
+        answered = self.connection.execute(b"GET", b"d", timeout=0.75)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 4)
+        cancelled.cancel()
+        self.failureResultOf(cancelled, CancelledError)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 3)
+        self.clock.advance(0.5)
+        self.assertEqual(self.failureResultOf(short, RequestTimeoutError).value.timeout, 0.5)
+        self.assertNoResult(long)
+        self.connection.dataReceived(b"$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n")
+        self.assertEqual((self.successResultOf(long), self.successResultOf(answered)), (b"a", b"d"))
+        self.assertEqual(self.connection.droppedReplies, 2)
+
+    def test_timeoutCallbacks(self):
+        """
+        A command sent by the callback of one that timed out does not time
+        out with it; a callback that closes the connection fails the rest
+        with L{ClientClosedError}.
+        """
+        sent, failures = [], []
+        first = self.connection.execute(b"PING")
+        first.addErrback(lambda f: (failures.append(f.value), sent.append(self.connection.execute(b"PING"))))
+        closing = self.connection.execute(b"PING")
+        closing.addErrback(lambda f: (failures.append(f.value), self.connection.close()))
+        last = self.connection.execute(b"PING")
+        self.clock.advance(1.0)
+        self.assertEqual([type(e) for e in failures], [RequestTimeoutError, RequestTimeoutError])
+        self.failureResultOf(last, ClientClosedError)
+        self.failureResultOf(sent[0], ClientClosedError)
+
+    def test_writesHeldWhileDelivering(self):
+        """
+        Commands sent by the callbacks of replies go out in one write once
+        the replies are delivered, after the commands sent before.
+        """
+        self.connection.timeout = None
+        for name in (b"a", b"b", b"c"):
+            self.connection.execute(b"GET", name).addCallback(lambda value: self.connection.execute(b"GET", value + b"2"))
+        self.assertEqual(len(self.writes), 3)
+        self.connection.dataReceived(b"$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n")
+        self.assertEqual(self.writes[3:], [b"".join(encodeCommand((b"GET", name + b"2")) for name in (b"a", b"b", b"c"))])
+        self.assertEqual(self.connection.pendingCount, 3)
+
+    def test_closedWhileDelivering(self):
+        """
+        When a reply's callback closes the connection, the commands sent by
+        the callbacks before are not written, and fail with
+        L{ClientClosedError}.
+        """
+        self.connection.timeout = None
+        held = []
+        self.connection.execute(b"GET", b"a").addCallback(lambda _: held.append(self.connection.execute(b"PING")))
+        self.connection.execute(b"GET", b"b").addCallback(lambda _: self.connection.close())
+        self.connection.dataReceived(b"$1\r\na\r\n$1\r\nb\r\n")
+        self.assertEqual(len(self.writes), 2)
+        self.failureResultOf(held[0], ClientClosedError)

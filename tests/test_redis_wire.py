@@ -17,6 +17,8 @@ from txscales.redis._resp import (
     ReplyDecodeError,
     ReplyReader,
     encodeCommand,
+    _PIECE,
+    _encode,
     encodeCommands,
 )
 
@@ -143,6 +145,28 @@ class EncodeTests(SynchronousTestCase):
         """
         self.assertEqual(encodeCommand(command), hiredis.pack_command(tuple(command)))
 
+    @settings(max_examples=200)
+    @given(st.lists(st.one_of(st.binary(max_size=40), st.text(max_size=20), st.integers()), min_size=1, max_size=8))
+    def test_fastPathSame(self, command):
+        """
+        Commands of bytes, str and int, which hiredis encodes, encode as
+        the Python encoder does, as a list or a tuple.
+        """
+        self.assertEqual(encodeCommand(command), _encode(command))
+        self.assertEqual(encodeCommand(tuple(command)), _encode(command))
+
+    def test_floatSubclass(self):
+        """
+        A float subclass with a C{repr} of its own (as numpy's) encodes as
+        its value.
+        """
+
+        class Score(float):
+            def __repr__(self):
+                return "Score(%s)" % (float.__repr__(self),)
+
+        self.assertEqual(encodeCommand((b"ZADD", b"z", Score(1.5), b"m")), encodeCommand((b"ZADD", b"z", 1.5, b"m")))
+
     @given(st.lists(st.binary(max_size=40), min_size=1, max_size=8))
     def test_readsBack(self, command):
         """
@@ -163,6 +187,30 @@ class ReaderTests(SynchronousTestCase):
     """
     Tests for L{ReplyReader}.
     """
+
+    def test_largeReadInPieces(self):
+        """
+        A large read is fed to hiredis in pieces of at most C{_PIECE} bytes
+        (hiredis' time grows with the square of what it holds), with the
+        same replies, some across two pieces, and an error after them still
+        gives them.
+        """
+        replies = [b"v" * (i * 37 % 3000) for i in range(300)]
+        data = b"".join(b"$%d\r\n%s\r\n" % (len(r), r) for r in replies)
+        self.assertGreater(len(data), 20 * _PIECE)
+        reader = ReplyReader()
+        fed = []
+        hiredisReader = reader._reader
+        reader._reader = type("Recording", (), {
+            "feed": lambda self, *args: (fed.append(args[2] if len(args) > 1 else len(args[0])),
+                                         hiredisReader.feed(*args)),
+            "gets": lambda self: hiredisReader.gets(),
+        })()
+        self.assertEqual(reader.feed(data), replies)
+        self.assertEqual(sum(fed), len(data))
+        self.assertLessEqual(max(fed), _PIECE)
+        e = self.assertRaises(errors.RedisProtocolError, ReplyReader().feed, data + b"?bad\r\n" + data)
+        self.assertEqual(e.replies, replies)
 
     def test_table(self):
         """

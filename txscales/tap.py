@@ -1,6 +1,7 @@
 """
-The C{twistd txscales} command: C{serve}, C{demo-server}, C{demo-client}
-and C{kafka-produce} (L{txscales.kafka.tap})::
+The C{twistd txscales} command: C{serve}, C{demo-server}, C{demo-client},
+C{kafka-produce} (L{txscales.kafka.tap}) and C{redis-bench}
+(L{txscales.redis.tap})::
 
     twistd -n txscales serve --listen tcp:9090:interface=127.0.0.1 \\
         --iface mypkg.gen.MyService.Iface --handler mypkg.handler:makeHandler
@@ -9,6 +10,7 @@ and C{kafka-produce} (L{txscales.kafka.tap})::
         --tls-cert server.pem --tls-key server.key [--tls-ca clients-ca.pem]
     twistd -n txscales demo-client --dest tcp://127.0.0.1:9090 --count 1000
     twistd -n txscales kafka-produce --dest tcp://127.0.0.1:9092 --topic t --count 100000
+    twistd -n txscales redis-bench --dest tcp://127.0.0.1:6379 --command get --concurrency 100
 """
 
 import atexit
@@ -256,12 +258,22 @@ def _kafkaProduceOptions() -> usage.Options:
     return KafkaProduceOptions(localEndpoint)
 
 
+def _redisBenchOptions() -> usage.Options:
+    """
+    @return: the options of C{redis-bench}, whose module (and the Redis
+        client's) is imported only when that subcommand is used.
+    """
+    from txscales.redis.tap import RedisBenchOptions
+
+    return RedisBenchOptions(localEndpoint)
+
+
 class Options(usage.Options):
     """
     Options of C{twistd txscales}.
     """
 
-    synopsis = "serve|demo-server|demo-client|kafka-produce [options]"
+    synopsis = "serve|demo-server|demo-client|kafka-produce|redis-bench [options]"
     subCommands = [
         ["serve", None, ServeOptions, "Serve a generated Thrift service."],
         ["demo-server", None, DemoServerOptions, "Serve the demo TestService (query(x) = x + x)."],
@@ -272,11 +284,18 @@ class Options(usage.Options):
             _kafkaProduceOptions,
             "Send records to a Kafka topic and print a throughput and latency summary.",
         ],
+        [
+            "redis-bench",
+            None,
+            _redisBenchOptions,
+            "Run a Redis command many times and print a throughput and latency summary.",
+        ],
     ]
 
     def postOptions(self) -> None:
         if self.subCommand is None:
-            raise usage.UsageError("a subcommand is required: serve, demo-server, demo-client or kafka-produce")
+            raise usage.UsageError(
+                "a subcommand is required: serve, demo-server, demo-client, kafka-produce or redis-bench")
 
 
 def localEndpoint(option: str, value: str) -> str:
@@ -431,6 +450,8 @@ def makeService(options: usage.Options, reactor: Any = None) -> IService:
         return _serverService(sub, TestService.Iface, TestServiceHandler(reactor), reactor)
     if options.subCommand == "kafka-produce":
         return _kafkaProduceService(sub, reactor)
+    if options.subCommand == "redis-bench":
+        return _redisBenchService(sub, reactor)
     from txscales.demo import DemoClientService
 
     service = MultiService()
@@ -447,6 +468,18 @@ def _kafkaProduceService(options: usage.Options, reactor: Any) -> IService:
 
         MetricsService(options["metrics"], reactor).setServiceParent(service)
     KafkaProduceService(options, reactor, sys.stdout, _exitAtInterpreterExit).setServiceParent(service)
+    return service
+
+
+def _redisBenchService(options: usage.Options, reactor: Any) -> IService:
+    from txscales.redis.tap import RedisBenchService
+
+    service = MultiService()
+    if options["metrics"]:
+        from txscales.stats import MetricsService
+
+        MetricsService(options["metrics"], reactor).setServiceParent(service)
+    RedisBenchService(options, reactor, sys.stdout, _exitAtInterpreterExit).setServiceParent(service)
     return service
 
 

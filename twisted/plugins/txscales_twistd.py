@@ -7,6 +7,7 @@ from twisted.application.service import ServiceMaker
 txscales = ServiceMaker(
     "txscales",
     "txscales.tap",
-    "txscales: ThriftMux servers and demos, Kafka producer (serve, demo-server, demo-client, kafka-produce)",
+    "txscales: ThriftMux servers and demos, Kafka producer, Redis benchmark"
+    " (serve, demo-server, demo-client, kafka-produce, redis-bench)",
     "txscales",
 )

@@ -231,13 +231,19 @@ class RedisClient(Commands, BlockingCommands):
         return self._pubsub.subscribe(PATTERN, patterns, onMessage, self._whenReady)
 
     def _send(self, args: List[Any], keys: Optional[Sequence[Key]], transform: Transform = None) -> "Deferred[Any]":
-        def send() -> "Deferred[Any]":
-            d = self._nodeForKeys(keys).executeMany([args])[0]
-            if self._stats is not None and args:
-                self._stats.observe(args[0], d)
-            return d if transform is None else d.addCallback(transform)
+        if self._ring is None or self._closed:
+            return self._whenReady(lambda: maybeDeferred(self._sendNow, args, keys, transform))
+        # The hot path: no closure, no maybeDeferred.
+        try:
+            return self._sendNow(args, keys, transform)
+        except Exception:
+            return fail()
 
-        return self._whenReady(lambda: maybeDeferred(send))
+    def _sendNow(self, args: List[Any], keys: Optional[Sequence[Key]], transform: Transform) -> "Deferred[Any]":
+        d = self._nodeForKeys(keys).execute(*args)
+        if self._stats is not None and args:
+            self._stats.observe(args[0], d)
+        return d if transform is None else d.addCallback(transform)
 
     def _call(self, args: List[Any], transform: Transform = None) -> "Deferred[Any]":
         return self._send(args, args[1:2], transform)

@@ -9,6 +9,14 @@ queue.  A command that times out or is cancelled keeps its place in the
 queue until its reply arrives, and that reply is then dropped: no later
 command is ever shifted by one and given another command's reply.
 
+The hot path is kept cheap.  A command is its own queue entry (a
+L{Deferred} that stays queued once it fired).  Commands sent while replies
+are being delivered (by the replies' callbacks) go out in one write at the
+end of the delivery.  Timeouts take one timer per connection, not one per
+command: commands' deadlines are queued in order, and the timer is set for
+the earliest; only a command whose deadline comes before that of a command
+sent earlier (a shorter timeout of its own) gets a timer of its own.
+
 An error reply fails its own command only.  Bytes that are not RESP, a
 reply too large, or a reply while no command waits close the connection,
 and every command waiting on it fails with L{ConnectionLostError}, as when
@@ -16,7 +24,7 @@ the connection is lost: each may have run.
 """
 
 from collections import deque
-from typing import Any, Callable, Deque, List, Optional, Sequence
+from typing import Any, Callable, Deque, List, Optional, Sequence, cast
 
 from hiredis import PushNotification
 from twisted.internet.defer import Deferred
@@ -40,17 +48,30 @@ The default bound on the commands a connection waits for at once.
 """
 
 
-class _Pending:
+_EARLY = 1e-6
+"""
+Seconds before its deadline a command may time out: the timer of a later
+deadline is set for the difference of two clock readings, which a float
+may round down.
+"""
+
+
+class _Command(Deferred):
     """
-    A command waiting for its reply: its Deferred (None once it timed out or
-    was cancelled: the reply is then dropped) and its timer.
+    A command's Deferred, and its entry in its connection's queue: it stays
+    queued until its reply arrives, even once it fired (it timed out or was
+    cancelled: the reply is then dropped).
+
+    @ivar deadline: when it times out, while it is in its connection's
+        queue of deadlines; else None.
+    @ivar timeout: its timeout, for its L{RequestTimeoutError}.
+    @ivar timer: its own timer, for a deadline that came before that of a
+        command sent earlier; else None.
     """
 
-    __slots__ = ("deferred", "timer")
-
-    def __init__(self) -> None:
-        self.deferred: Optional["Deferred[Any]"] = None
-        self.timer: Optional[IDelayedCall] = None
+    deadline: Optional[float] = None
+    timeout = 0.0
+    timer: Optional[IDelayedCall] = None
 
 
 class RedisConnection(Protocol):
@@ -90,7 +111,13 @@ class RedisConnection(Protocol):
         self.timeout = timeout
         self._maxPending = maxPending
         self._reader = ReplyReader(maxReplyBytes, encoding)
-        self._pending: Deque[_Pending] = deque()
+        self._pending: Deque[_Command] = deque()
+        # The commands of _pending that have a deadline and no timer of
+        # their own, in order (so by deadline), and the timer of the first.
+        self._deadlines: Deque[_Command] = deque()
+        self._timer: Optional[IDelayedCall] = None
+        # While replies are delivered: the commands to write at its end.
+        self._held: Optional[List[bytes]] = None
         self._closed: Optional[TxScalesError] = None
         self._transport: Any = None
         self.droppedReplies = 0
@@ -103,6 +130,20 @@ class RedisConnection(Protocol):
         noDelay(self.transport)
 
     def dataReceived(self, data: bytes) -> None:
+        if self._held is not None:
+            # Within a delivery (a callback fed us): it writes at its end.
+            self._receive(data)
+            return
+        held: List[bytes] = []
+        self._held = held
+        try:
+            self._receive(data)
+        finally:
+            self._held = None
+        if held and self._closed is None:
+            self._transport.write(b"".join(held))
+
+    def _receive(self, data: bytes) -> None:
         try:
             replies = self._reader.feed(data)
         except RedisProtocolError as e:
@@ -128,15 +169,21 @@ class RedisConnection(Protocol):
                 kind = type(reply).__name__
                 self._abort(UnexpectedReplyError("a reply (%s) arrived while no command waited" % (kind,)))
                 return False
-            entry = pending.popleft()
-            d = entry.deferred
-            if d is None:
+            d = pending.popleft()
+            if d.deadline is not None:
+                # The first of the deadlines, as every command before it
+                # was answered or timed out.
+                deadlines = self._deadlines
+                deadlines.popleft()
+                if not deadlines and self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+            if d.called:
                 self.droppedReplies += 1
                 continue
-            entry.deferred = None
-            if entry.timer is not None:
-                entry.timer.cancel()
-                entry.timer = None
+            if d.timer is not None:
+                d.timer.cancel()
+                d.timer = None
             if isinstance(reply, Exception):
                 d.errback(Failure(reply))
             else:
@@ -175,7 +222,28 @@ class RedisConnection(Protocol):
             L{ConnectionLostError} (the connection ended while the command
             waited).  Cancelling it drops the reply.
         """
-        return self.executeMany([args], timeout)[0]
+        return self.executeOne(args, timeout)
+
+    def executeOne(self, command: Sequence[CommandArgument], timeout: Optional[float] = -1.0) -> "Deferred[Any]":
+        """
+        Send a command and wait for its reply: L{execute} with the command
+        as one sequence (a tuple is encoded without a copy).
+        """
+        if self._closed is not None or self._transport is None:
+            return _failed(ClientClosedError("the connection to the Redis server is closed"))
+        if len(self._pending) >= self._maxPending:
+            return _failed(self._tooMany())
+        try:
+            data = encodeCommand(command)
+        except RedisEncodeError as e:
+            return _failed(e)
+        d = self._queue(self.timeout if timeout == -1.0 else timeout)
+        held = self._held
+        if held is None:
+            self._transport.write(data)
+        else:
+            held.append(data)
+        return d
 
     def executeMany(
         self, commands: Sequence[Sequence[CommandArgument]], timeout: Optional[float] = -1.0
@@ -193,25 +261,17 @@ class RedisConnection(Protocol):
             if self._closed is not None or self._transport is None:
                 raise ClientClosedError("the connection to the Redis server is closed")
             if len(self._pending) + len(commands) > self._maxPending:
-                raise TooManyPendingCommandsError(
-                    "%d commands already wait for their replies (maxPending %d)"
-                    % (len(self._pending), self._maxPending)
-                )
+                raise self._tooMany()
             data = b"".join([encodeCommand(command) for command in commands])
         except (ClientClosedError, TooManyPendingCommandsError, RedisEncodeError) as e:
             return [_failed(e) for _ in commands]
         if timeout == -1.0:
             timeout = self.timeout
-        deferreds = []
-        for _ in commands:
-            entry = _Pending()
-            d: "Deferred[Any]" = Deferred(self._canceller(entry))
-            entry.deferred = d
-            if timeout is not None:
-                entry.timer = self._clock.callLater(timeout, self._timedOut, entry, timeout)
-            self._pending.append(entry)
-            deferreds.append(d)
-        self._transport.write(data)
+        deferreds: List["Deferred[Any]"] = [self._queue(timeout) for _ in commands]
+        if self._held is None:
+            self._transport.write(data)
+        else:
+            self._held.append(data)
         return deferreds
 
     def close(self) -> None:
@@ -228,24 +288,69 @@ class RedisConnection(Protocol):
 
     # Internals
 
-    def _canceller(self, entry: _Pending) -> Callable[["Deferred[Any]"], None]:
-        def cancel(d: "Deferred[Any]") -> None:
-            self._abandon(entry)
+    def _tooMany(self) -> TooManyPendingCommandsError:
+        return TooManyPendingCommandsError(
+            "%d commands already wait for their replies (maxPending %d)" % (len(self._pending), self._maxPending)
+        )
 
-        return cancel
+    def _queue(self, timeout: Optional[float]) -> _Command:
+        """
+        Queue a command about to be written.
 
-    def _abandon(self, entry: _Pending) -> None:
-        entry.deferred = None
-        if entry.timer is not None:
-            if entry.timer.active():
-                entry.timer.cancel()
-            entry.timer = None
+        @param timeout: its timeout, or None.
+        @return: its Deferred.
+        """
+        if timeout is None:
+            d = _Command()
+        else:
+            deadline = self._clock.seconds() + timeout
+            deadlines = self._deadlines
+            if not deadlines or deadline >= deadlines[-1].deadline:
+                d = _Command()
+                d.deadline = deadline
+                d.timeout = timeout
+                deadlines.append(d)
+                if self._timer is None:
+                    self._timer = self._clock.callLater(timeout, self._expire)
+            else:
+                d = _Command(self._cancelled)
+                d.timeout = timeout
+                d.timer = self._clock.callLater(timeout, self._timedOut, d)
+        self._pending.append(d)
+        return d
 
-    def _timedOut(self, entry: _Pending, timeout: float) -> None:
-        entry.timer = None
-        d, entry.deferred = entry.deferred, None
-        if d is not None:
-            d.errback(Failure(RequestTimeoutError(timeout)))
+    def _expire(self) -> None:
+        """
+        Time out the commands whose deadline passed, then set the timer for
+        the next deadline.
+        """
+        self._timer = None
+        now = self._clock.seconds()
+        deadlines = self._deadlines
+        # Not those queued by the callbacks of those timed out here.
+        count = len(deadlines)
+        while count and deadlines:
+            count -= 1
+            d = deadlines[0]
+            if d.deadline - now > _EARLY:
+                break
+            deadlines.popleft()
+            d.deadline = None
+            if not d.called:
+                d.errback(Failure(RequestTimeoutError(d.timeout)))
+        if deadlines and self._timer is None:
+            self._timer = self._clock.callLater(max(deadlines[0].deadline - now, 0.0), self._expire)
+
+    def _cancelled(self, d: "Deferred[Any]") -> None:
+        command = cast(_Command, d)
+        if command.timer is not None:
+            command.timer.cancel()
+            command.timer = None
+
+    def _timedOut(self, d: _Command) -> None:
+        d.timer = None
+        if not d.called:
+            d.errback(Failure(RequestTimeoutError(d.timeout)))
 
     def _abort(self, error: RedisProtocolError) -> None:
         self._closed = ConnectionLostError(error)
@@ -255,10 +360,14 @@ class RedisConnection(Protocol):
 
     def _fail(self, reason: TxScalesError) -> None:
         pending, self._pending = self._pending, deque()
-        for entry in pending:
-            d = entry.deferred
-            self._abandon(entry)
-            if d is not None:
+        self._deadlines.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for d in pending:
+            d.deadline = None
+            self._cancelled(d)
+            if not d.called:
                 d.errback(Failure(reason))
 
 

@@ -299,6 +299,18 @@ class RedisNode:
 
     # Commands
 
+    def execute(self, *args: CommandArgument) -> "Deferred[Any]":
+        """
+        Send one command, with the default timeout.
+
+        @return: as L{executeMany}'s one Deferred.
+        """
+        connection = self.connection
+        if connection is not None:
+            # Made with this node's timeout, its default.
+            return connection.executeOne(args)
+        return self.executeMany([args])[0]
+
     def executeMany(self, commands: Sequence[Command], timeout: Optional[float] = -1.0) -> List["Deferred[Any]"]:
         """
         Send commands (pipelined, in one write) and wait for their replies.

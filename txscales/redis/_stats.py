@@ -81,9 +81,15 @@ class RedisStats:
         """
         collector = registered(_collectors, registry if registry is not None else REGISTRY, _Metrics)
         self._commands = collector.seriesFor(label)
+        # The commands by the name as given (b"get", "GET", ...).
+        self._byName: Dict[Any, _Command] = {}
         self._seconds: Callable[[], float] = clock.seconds
 
     def _command(self, name: Any) -> _Command:
+        command = self._byName.get(name)
+        if command is not None:
+            return command
+        key = name
         if isinstance(name, bytes):
             name = name.decode("ascii", "replace")
         name = str(name).upper()
@@ -92,6 +98,8 @@ class RedisStats:
             if len(self._commands) >= MAX_COMMANDS:
                 name = "OTHER"
             command = self._commands.setdefault(name, _Command())
+        if len(self._byName) < 4 * MAX_COMMANDS and type(key) in (str, bytes):
+            self._byName[key] = command
         return command
 
     def observe(self, name: Any, reply: "Deferred[Any]") -> "Deferred[Any]":
@@ -104,13 +112,11 @@ class RedisStats:
         """
         command = self._command(name)
         command.calls += 1
-        start = self._seconds()
+        return reply.addBoth(self._done, command, self._seconds())
 
-        def done(result: Any) -> Any:
-            command.latency.observe(self._seconds() - start)
-            if isinstance(result, Failure):
-                error = type(result.value).__name__
-                command.errors[error] = command.errors.get(error, 0) + 1
-            return result
-
-        return reply.addBoth(done)
+    def _done(self, result: Any, command: _Command, start: float) -> Any:
+        command.latency.observe(self._seconds() - start)
+        if isinstance(result, Failure):
+            error = type(result.value).__name__
+            command.errors[error] = command.errors.get(error, 0) + 1
+        return result
