@@ -78,6 +78,14 @@ class NodeHealth:
         for d in deferreds:
             d.addBoth(self._outcome)
 
+    def watched(self, d: "Deferred[Any]") -> "Deferred[Any]":
+        """
+        Count the outcome of one command sent.
+
+        @return: C{d}.
+        """
+        return d.addBoth(self._outcome)
+
     def _outcome(self, result: Any) -> Any:
         accrual = self.accrual
         if not isinstance(result, Failure) or isinstance(result.value, RedisReplyError):

@@ -308,7 +308,13 @@ class RedisNode:
         connection = self.connection
         if connection is not None:
             # Made with this node's timeout, its default.
-            return connection.executeOne(args)
+            health = self.health
+            if health is None:
+                return connection.executeOne(args)
+            dead = health.admit(1)
+            if dead is not None:
+                return fail(dead)
+            return health.watched(connection.executeOne(args))
         return self.executeMany([args])[0]
 
     def executeMany(self, commands: Sequence[Command], timeout: Optional[float] = -1.0) -> List["Deferred[Any]"]:
