@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, TextIO, Tuple, Union
 from twisted.internet.defer import Deferred
 from twisted.python import usage
 
-from txscales._loadrun import LoadRun, LoadService, percentile
+from txscales._loadrun import LoadRun, LoadService
 from txscales.discovery import parseZooKeeperUri
 from txscales.errors import BadDestinationError
 from txscales.kafka import Kafka, KafkaProducer, RecordMetadata, UnsupportedCodecError

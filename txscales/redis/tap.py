@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, TextIO, Tuple
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.python import usage
 
-from txscales._loadrun import LoadRun, LoadService, percentile
+from txscales._loadrun import LoadRun, LoadService
 from txscales.discovery import parseStatic, parseZooKeeperUri
 from txscales.errors import BadDestinationError
 from txscales.redis import Redis, RedisClient
