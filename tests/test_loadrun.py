@@ -7,9 +7,10 @@ import io
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
+from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from txscales._loadrun import LoadRun, LoadService, percentile
+from txscales._loadrun import METRICS_PARAMETER, LoadOptions, LoadRun, LoadService, percentile
 
 
 class OperationsRun(LoadRun):
@@ -51,6 +52,43 @@ class PercentileTests(SynchronousTestCase):
         self.assertEqual(percentile([1, 2, 3, 4, 5], 0.99), 5)
         self.assertEqual(percentile([1, 2, 3, 4, 5], 1.0), 5)
         self.assertIsInstance(percentile([1, 2], 0.0), float)
+
+
+class CountOptions(LoadOptions):
+    optParameters = [["count", "n", 1, "Operations.", int], METRICS_PARAMETER]
+    least = {"count": 1}
+
+    def postOptions(self):
+        self.checkLeast()
+        self.readMetrics()
+
+
+class LoadOptionsTests(SynchronousTestCase):
+    """
+    L{LoadOptions} checks the least values of numbers and reads
+    C{--metrics}.
+    """
+
+    def test_least(self):
+        """
+        A number under its least value is a usage error naming it.
+        """
+        options = CountOptions()
+        options.parseOptions(["--count", "1"])
+        self.assertEqual(options["count"], 1)
+        e = self.assertRaises(usage.UsageError, CountOptions().parseOptions, ["--count", "0"])
+        self.assertEqual(str(e), "--count must be 1 or more, not 0")
+
+    def test_metrics(self):
+        """
+        C{--metrics} goes through the C{localEndpoint} given, when given.
+        """
+        options = CountOptions(lambda option, value: "%s=%s" % (option, value))
+        options.parseOptions(["--metrics", "9990"])
+        self.assertEqual(options["metrics"], "--metrics=9990")
+        options = CountOptions(lambda option, value: "%s=%s" % (option, value))
+        options.parseOptions([])
+        self.assertIsNone(options["metrics"])
 
 
 class LoadRunTests(SynchronousTestCase):

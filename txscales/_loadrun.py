@@ -11,7 +11,7 @@ knows nothing of Kafka or Redis.
 
 from array import array
 from collections import Counter
-from typing import Any, Callable, Generic, List, Optional, Sequence, TextIO, Tuple, TypeVar
+from typing import Any, Callable, Dict, Generic, List, Optional, Sequence, TextIO, Tuple, TypeVar
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -20,6 +20,54 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 _Run = TypeVar("_Run", bound="LoadRun")
+
+DESTINATIONS = "tcp://host:port[,host:port...] or zk://zkhost:port[,zkhost:port...]/path[#endpoint]"
+"""The destinations a load command's C{--dest} takes, as its help says."""
+
+METRICS_PARAMETER = [
+    "metrics",
+    None,
+    None,
+    "Also serve Prometheus metrics at /metrics on this port of 127.0.0.1 (e.g. 9990), or on this endpoint"
+    " string, while the run lasts.",
+]
+"""The C{--metrics} entry of a load command's C{optParameters}."""
+
+
+class LoadOptions(usage.Options):
+    """
+    Options of a load command, with L{METRICS_PARAMETER} among its
+    C{optParameters}: checks its numbers' least values and reads
+    C{--metrics}.
+
+    @cvar least: the least value of each number option, by name.
+    """
+
+    least: Dict[str, float] = {}
+
+    def __init__(self, localEndpoint: Callable[[str, str], str] = lambda option, value: value) -> None:
+        """
+        @param localEndpoint: reads C{--metrics} as L{txscales.tap} reads
+            its listening options: C{(option, value) -> endpoint string}.
+        """
+        usage.Options.__init__(self)
+        self._localEndpoint = localEndpoint
+
+    def checkLeast(self) -> None:
+        """
+        @raise usage.UsageError: when a number option is under its least
+            value (in L{least}).
+        """
+        for name, least in self.least.items():
+            if self[name] < least:
+                raise usage.UsageError("--%s must be %s or more, not %s" % (name, least, self[name]))
+
+    def readMetrics(self) -> None:
+        """
+        Read C{--metrics}, when given, into an endpoint string.
+        """
+        if self["metrics"] is not None:
+            self["metrics"] = self._localEndpoint("--metrics", self["metrics"])
 
 
 def percentile(sortedValues: Sequence[float], fraction: float) -> float:

@@ -10,28 +10,22 @@ L{txscales.tap} wires it in as a subcommand.
 """
 
 import random
-from typing import Any, Callable, Dict, TextIO, Tuple, Union
+from typing import Any, Dict, TextIO, Tuple, Union
 
 from twisted.internet.defer import Deferred
 from twisted.python import usage
 
-from txscales._loadrun import LoadRun, LoadService
+from txscales._loadrun import DESTINATIONS, METRICS_PARAMETER, LoadOptions, LoadRun, LoadService
 from txscales.discovery import parseZooKeeperUri
 from txscales.errors import BadDestinationError
 from txscales.kafka import Kafka, KafkaProducer, RecordMetadata, UnsupportedCodecError
 from txscales.kafka._cluster import parseBootstrap
 from txscales.kafka._codecs import checkCodec
 
-DESTINATIONS = "tcp://host:port[,host:port...] or zk://zkhost:port[,zkhost:port...]/path[#endpoint]"
-
 ACKS: Dict[str, Union[int, str]] = {"0": 0, "1": 1, "all": "all", "-1": "all"}
 """The values of C{--acks}, and what the producer takes for each."""
 
-# The least value of each number option.
-_LEAST = {"count": 1, "size": 0, "keys": 0, "linger": 0, "batch-size": 1, "outstanding": 1, "delivery-timeout": 0.001}
-
-
-class KafkaProduceOptions(usage.Options):
+class KafkaProduceOptions(LoadOptions):
     """
     Options of C{twistd txscales kafka-produce}.  They are all checked
     here, so that a wrong one is a usage error and not a failed run.
@@ -50,29 +44,16 @@ class KafkaProduceOptions(usage.Options):
         ["compression", None, "none", "Compression codec: none, gzip, snappy, lz4 or zstd."],
         ["outstanding", None, 10000, "Records awaiting their acknowledgement at once.", int],
         ["delivery-timeout", None, 30.0, "Seconds a record may take, retries included.", float],
-        [
-            "metrics",
-            None,
-            None,
-            "Also serve Prometheus metrics at /metrics on this port of 127.0.0.1 (e.g. 9990), or on this endpoint"
-            " string, while the run lasts.",
-        ],
+        METRICS_PARAMETER,
     ]
-
-    def __init__(self, localEndpoint: Callable[[str, str], str] = lambda option, value: value) -> None:
-        """
-        @param localEndpoint: reads C{--metrics} as L{txscales.tap} reads
-            its listening options: C{(option, value) -> endpoint string}.
-        """
-        usage.Options.__init__(self)
-        self._localEndpoint = localEndpoint
+    least = {
+        "count": 1, "size": 0, "keys": 0, "linger": 0, "batch-size": 1, "outstanding": 1, "delivery-timeout": 0.001,
+    }
 
     def postOptions(self) -> None:
         if not self["topic"]:
             raise usage.UsageError("--topic is required")
-        for name, least in _LEAST.items():
-            if self[name] < least:
-                raise usage.UsageError("--%s must be %s or more, not %s" % (name, least, self[name]))
+        self.checkLeast()
         dest = self["dest"]
         try:
             if "://" not in dest or dest.startswith("tcp://"):
@@ -88,8 +69,7 @@ class KafkaProduceOptions(usage.Options):
             checkCodec(self["compression"])
         except UnsupportedCodecError as e:
             raise usage.UsageError("--compression: %s" % (e,))
-        if self["metrics"] is not None:
-            self["metrics"] = self._localEndpoint("--metrics", self["metrics"])
+        self.readMetrics()
 
 
 class ProduceRun(LoadRun):

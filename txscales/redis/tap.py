@@ -14,13 +14,11 @@ from typing import Any, Callable, Optional, TextIO, Tuple
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.python import usage
 
-from txscales._loadrun import LoadRun, LoadService
+from txscales._loadrun import DESTINATIONS, METRICS_PARAMETER, LoadOptions, LoadRun, LoadService
 from txscales.discovery import parseStatic, parseZooKeeperUri
 from txscales.errors import BadDestinationError
 from txscales.redis import Redis, RedisClient
 from txscales.redis._connection import DEFAULT_MAX_PENDING
-
-DESTINATIONS = "tcp://host:port[,host:port...] or zk://zkhost:port[,zkhost:port...]/path[#endpoint]"
 
 COMMANDS = ("get", "set", "incr", "ping")
 """The commands C{--command} takes."""
@@ -28,11 +26,7 @@ COMMANDS = ("get", "set", "incr", "ping")
 KEY_PREFIX = b"txscales-bench:"
 """The benchmark's keys are this and a number."""
 
-# The least value of each number option.
-_LEAST = {"count": 1, "concurrency": 1, "size": 0, "keys": 1, "timeout": 0}
-
-
-class RedisBenchOptions(usage.Options):
+class RedisBenchOptions(LoadOptions):
     """
     Options of C{twistd txscales redis-bench}.  They are all checked here,
     so that a wrong one is a usage error and not a failed run.
@@ -48,27 +42,12 @@ class RedisBenchOptions(usage.Options):
         ["keys", "k", 1, "Keys to spread the commands over (command I uses key I mod K).", int],
         ["timeout", "t", 5.0, "Seconds a command may take; 0: no limit.", float],
         ["protocol", None, 2, "2 (RESP2) or 3 (RESP3, by HELLO 3).", int],
-        [
-            "metrics",
-            None,
-            None,
-            "Also serve Prometheus metrics at /metrics on this port of 127.0.0.1 (e.g. 9990), or on this endpoint"
-            " string, while the run lasts.",
-        ],
+        METRICS_PARAMETER,
     ]
-
-    def __init__(self, localEndpoint: Callable[[str, str], str] = lambda option, value: value) -> None:
-        """
-        @param localEndpoint: reads C{--metrics} as L{txscales.tap} reads
-            its listening options: C{(option, value) -> endpoint string}.
-        """
-        usage.Options.__init__(self)
-        self._localEndpoint = localEndpoint
+    least = {"count": 1, "concurrency": 1, "size": 0, "keys": 1, "timeout": 0}
 
     def postOptions(self) -> None:
-        for name, least in _LEAST.items():
-            if self[name] < least:
-                raise usage.UsageError("--%s must be %s or more, not %s" % (name, least, self[name]))
+        self.checkLeast()
         self["command"] = self["command"].lower()
         if self["command"] not in COMMANDS:
             raise usage.UsageError("--command must be one of %s, not %r" % (", ".join(COMMANDS), self["command"]))
@@ -84,8 +63,7 @@ class RedisBenchOptions(usage.Options):
             raise usage.UsageError("--dest: %s (expected %s)" % (e, DESTINATIONS))
         if "://" not in dest:
             self["dest"] = "tcp://" + dest
-        if self["metrics"] is not None:
-            self["metrics"] = self._localEndpoint("--metrics", self["metrics"])
+        self.readMetrics()
 
 
 class WrongReplyError(Exception):
