@@ -1,9 +1,10 @@
 """
 What the load commands (C{twistd txscales kafka-produce}, C{redis-bench})
-share: a run that keeps a bounded number of operations outstanding, shows
-progress once a second and sums itself up with latency percentiles, and a
-service that runs it, prints a C{RESULT:} line, closes the client and stops
-the reactor with an exit status.
+share: options checked the same way (L{LoadOptions}), a run that keeps a
+bounded number of operations outstanding, shows progress once a second and
+sums itself up with latency percentiles (L{LoadRun}), and a service that
+runs it, prints a C{RESULT:} line, closes the client and stops the reactor
+with an exit status (L{LoadService}).
 
 Each command keeps its own options, messages and output format; this module
 knows nothing of Kafka or Redis.
