@@ -18,7 +18,7 @@ from tests._twistd import Subprocess, runPeer, spawn, twistdCommand
 from txscales.errors import ConnectionLostError
 from txscales.kafka import DeliveryTimeoutError, MessageTooLargeError, RecordMetadata
 from txscales.kafka._errors import errorForCode
-from txscales.kafka.tap import KafkaProduceService, ProduceRun, percentile
+from txscales.kafka.tap import KafkaProduceService, ProduceRun
 from txscales.stats import MetricsService
 from txscales.tap import Options, makeService
 
@@ -212,14 +212,6 @@ class ProduceRunTests(SynchronousTestCase):
         self.assertEqual((len(producer.sent), run.acknowledged), (4, 4))
         run.interrupt()
         self.assertEqual(self.clock.getDelayedCalls(), [])
-
-    def test_percentile(self):
-        """
-        Percentiles pick from sorted values; empty gives 0.
-        """
-        self.assertEqual(percentile([], 0.5), 0.0)
-        self.assertEqual(percentile([1, 2, 3, 4, 5], 0.5), 3)
-        self.assertEqual(percentile([1, 2, 3, 4, 5], 0.99), 5)
 
 
 def lastLine(result):

@@ -24,6 +24,7 @@ LAYERS: List[Set[str]] = [
         "txscales._draining",
         "txscales._framing",
         "txscales._listening",
+        "txscales._loadrun",
         "txscales._metrics",
         "txscales._moving",
         "txscales._options",

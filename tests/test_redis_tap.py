@@ -17,7 +17,7 @@ from tests._redis import RedisServer
 from tests._twistd import Subprocess, runPeer, spawn, twistdCommand
 from txscales.errors import RequestTimeoutError
 from txscales.redis import ServerDownError
-from txscales.redis.tap import BenchRun, RedisBenchService, percentile
+from txscales.redis.tap import BenchRun, RedisBenchService
 from txscales.stats import MetricsService
 from txscales.tap import Options, makeService
 
@@ -218,14 +218,6 @@ class BenchRunTests(SynchronousTestCase):
         self.assertEqual((len(client.sent), run.ok), (4, 4))
         run.interrupt()
         self.assertEqual(self.clock.getDelayedCalls(), [])
-
-    def test_percentile(self):
-        """
-        Percentiles pick from sorted values; empty gives 0.
-        """
-        self.assertEqual(percentile([], 0.5), 0.0)
-        self.assertEqual(percentile([1, 2, 3, 4, 5], 0.5), 3)
-        self.assertEqual(percentile([1, 2, 3, 4, 5], 0.99), 5)
 
 
 def lastLine(result):

@@ -11,7 +11,7 @@ from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from txscales.demo._client import DemoRun, percentile
+from txscales.demo._client import DemoRun
 from txscales.demo.gen import TestService
 from txscales.demo.handler import TestServiceHandler
 from txscales.tap import DemoClientOptions, Options, loadCallable, makeService
@@ -340,14 +340,6 @@ class DemoRunTests(SynchronousTestCase):
         self.assertIn("calls=20 ok=20 wrong=0 failed=0", run.summary())
         self.assertIn("progress: 20/20 calls", out.getvalue())
         self.successResultOf(client.close())
-
-    def test_percentile(self):
-        """
-        Percentiles pick from sorted values; empty gives 0.
-        """
-        self.assertEqual(percentile([], 0.5), 0.0)
-        self.assertEqual(percentile([1, 2, 3, 4, 5], 0.5), 3)
-        self.assertEqual(percentile([1, 2, 3, 4, 5], 1.0), 5)
 
 
 def lastLine(result):

@@ -449,9 +449,13 @@ def makeService(options: usage.Options, reactor: Any = None) -> IService:
 
         return _serverService(sub, TestService.Iface, TestServiceHandler(reactor), reactor)
     if options.subCommand == "kafka-produce":
-        return _kafkaProduceService(sub, reactor)
+        from txscales.kafka.tap import KafkaProduceService
+
+        return _loadService(KafkaProduceService, sub, reactor)
     if options.subCommand == "redis-bench":
-        return _redisBenchService(sub, reactor)
+        from txscales.redis.tap import RedisBenchService
+
+        return _loadService(RedisBenchService, sub, reactor)
     from txscales.demo import DemoClientService
 
     service = MultiService()
@@ -459,27 +463,20 @@ def makeService(options: usage.Options, reactor: Any = None) -> IService:
     return service
 
 
-def _kafkaProduceService(options: usage.Options, reactor: Any) -> IService:
-    from txscales.kafka.tap import KafkaProduceService
-
+def _loadService(serviceType: Callable[..., IService], options: usage.Options, reactor: Any) -> IService:
+    """
+    @param serviceType: the service of a load command (a
+        C{txscales._loadrun.LoadService}), called with C{(options, reactor,
+        out, setExitStatus)}.
+    @return: that service, with a metrics server beside it when
+        C{--metrics} was given.
+    """
     service = MultiService()
     if options["metrics"]:
         from txscales.stats import MetricsService
 
         MetricsService(options["metrics"], reactor).setServiceParent(service)
-    KafkaProduceService(options, reactor, sys.stdout, _exitAtInterpreterExit).setServiceParent(service)
-    return service
-
-
-def _redisBenchService(options: usage.Options, reactor: Any) -> IService:
-    from txscales.redis.tap import RedisBenchService
-
-    service = MultiService()
-    if options["metrics"]:
-        from txscales.stats import MetricsService
-
-        MetricsService(options["metrics"], reactor).setServiceParent(service)
-    RedisBenchService(options, reactor, sys.stdout, _exitAtInterpreterExit).setServiceParent(service)
+    serviceType(options, reactor, sys.stdout, _exitAtInterpreterExit).setServiceParent(service)
     return service
 
 

@@ -10,19 +10,10 @@ from twisted.application.service import Service
 from twisted.internet.defer import DeferredList, inlineCallbacks
 from twisted.logger import Logger
 
+from txscales._loadrun import percentile
 from txscales.demo.gen import TestService
 
 _log = Logger()
-
-
-def percentile(sortedValues, fraction):
-    """
-    @return: the value at C{fraction} (0..1) of C{sortedValues}, or 0.0.
-    """
-    if not sortedValues:
-        return 0.0
-    index = min(len(sortedValues) - 1, int(round(fraction * (len(sortedValues) - 1))))
-    return sortedValues[index]
 
 
 class DemoRun:
