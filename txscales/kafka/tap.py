@@ -87,7 +87,7 @@ class ProduceRun(LoadRun):
     @ivar latencies: seconds from send to acknowledgement, per record
         acknowledged.
     @ivar elapsed: seconds from the first send to the last outcome.
-    @ivar interrupted: whether L{interrupt} ended the run early.
+    @ivar interrupted: whether C{interrupt()} ended the run early.
     """
 
     def __init__(self, producer: KafkaProducer, topic: str, count: int, size: int, clock: Any, out: TextIO,

@@ -85,7 +85,7 @@ class BenchRun(LoadRun):
         for a C{GET} answered with another value).
     @ivar latencies: seconds from send to reply, per command answered.
     @ivar elapsed: seconds from the first send to the last outcome.
-    @ivar interrupted: whether L{interrupt} ended the run early.
+    @ivar interrupted: whether C{interrupt()} ended the run early.
     """
 
     def __init__(self, client: RedisClient, command: str, count: int, clock: Any, out: Optional[TextIO],
