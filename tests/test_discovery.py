@@ -316,6 +316,27 @@ class ZooKeeperTests(TestCase):
         self.assertEqual(addresses, [("10.0.0.1", 9990)])
 
     @inlineCallbacks
+    def test_pathAppearsBeforeItsWatch(self):
+        """
+        A path created after listing it failed but before the watch for
+        its creation was set is still read.
+        """
+        destination = self.destination("/appearing")
+        call = destination._zk.call
+
+        def createFirst(method, *args, **kwargs):
+            if method != "exists":
+                return call(method, *args, **kwargs)
+            d = self.writer.call("ensure_path", "/appearing")
+            d.addCallback(lambda _: self.writer.call("create", "/appearing/member_", FINAGLE_MEMBER, sequence=True))
+            return d.addCallback(lambda _: call(method, *args, **kwargs))
+
+        destination._zk.call = createFirst
+        self.assertEqual((yield destination.ready), [])
+        addresses = yield self.changed(destination, lambda a: a)
+        self.assertEqual(addresses, [("10.0.0.1", 9090)])
+
+    @inlineCallbacks
     def test_unreachable(self):
         """
         With ZooKeeper unreachable, the destination fails with

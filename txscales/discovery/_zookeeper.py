@@ -181,12 +181,19 @@ class ServersetDestination:
     def _listFailed(self, failure: Failure) -> None:
         self._listing = False
         if failure.check(NoNodeError):
-            # No serverset yet: empty, and wait for the path to appear.
-            self._zk.call("exists", self._path, watch=self._zk.watcher(self._childrenEvent)).addErrback(lambda f: None)
+            # No serverset yet: empty, and wait for the path to appear.  It
+            # may have appeared since get_children failed: then exists finds
+            # it (its watch would only see later changes), and it is read.
+            self._zk.call("exists", self._path, watch=self._zk.watcher(self._childrenEvent)).addCallbacks(
+                self._appeared, lambda f: None)
             self._setMembers({})
         else:
             self._log.warn("listing serverset {path} failed: {error}", path=self._path, error=failure.value)
         if self._relist:
+            self._list()
+
+    def _appeared(self, stat: Any) -> None:
+        if stat is not None and not self._closed:
             self._list()
 
     def _gotChildren(self, children: List[str]) -> None:
