@@ -113,9 +113,7 @@ class RedisClient(Commands, BlockingCommands):
         self._ring = liveRing(nodes, addresses, self._ejectFailedHosts)
         self._pools.retain(list(nodes.values()))
         self._pubsub.setNodes([nodes[a] for a in addresses], self.nodeFor)
-        waiters, self._discoveryWaiters = self._discoveryWaiters, []
-        for waiter in waiters:
-            waiter.callback(None)
+        self._releaseWaiters()
 
     def _healthChanged(self) -> None:
         if self._closed:
@@ -125,9 +123,37 @@ class RedisClient(Commands, BlockingCommands):
 
     def _notDiscovered(self, failure: Failure) -> None:
         self._discoveryFailure = failure
+        self._releaseWaiters(failure)
+
+    def _waitForServers(self, call: Callable[[], "Deferred[Any]"], what: str,
+                        onWait: Callable[[], object] = lambda: None) -> "Deferred[Any]":
+        """
+        Run C{call} once the servers are known (L{_releaseWaiters}), at
+        most C{maxPending} calls waiting.
+
+        @param what: what they wait for, in the error past C{maxPending}.
+        @param onWait: called once a call waits.
+        """
+        if len(self._discoveryWaiters) >= self._maxPending:
+            return fail(TooManyPendingCommandsError(
+                "%d commands already wait for %s (maxPending %d)" % (len(self._discoveryWaiters), what,
+                                                                     self._maxPending)))
+        waiter: "Deferred[None]" = Deferred()
+        self._discoveryWaiters.append(waiter)
+        onWait()
+        return waiter.addCallback(lambda _: self._whenReady(call))
+
+    def _releaseWaiters(self, failure: Optional[Failure] = None) -> None:
+        """
+        Let the calls waiting for the servers go on, or fail them with
+        C{failure}.
+        """
         waiters, self._discoveryWaiters = self._discoveryWaiters, []
         for waiter in waiters:
-            waiter.errback(failure)
+            if failure is None:
+                waiter.callback(None)
+            else:
+                waiter.errback(failure)
 
     def nodeFor(self, key: Key) -> RedisNode:
         """
@@ -157,13 +183,7 @@ class RedisClient(Commands, BlockingCommands):
             return call()
         if self._discoveryFailure is not None:
             return fail(self._discoveryFailure)
-        if len(self._discoveryWaiters) >= self._maxPending:
-            return fail(TooManyPendingCommandsError(
-                "%d commands already wait for discovery (maxPending %d)" % (len(self._discoveryWaiters),
-                                                                           self._maxPending)))
-        waiter: "Deferred[None]" = Deferred()
-        self._discoveryWaiters.append(waiter)
-        return waiter.addCallback(lambda _: self._whenReady(call))
+        return self._waitForServers(call, "discovery")
 
     # Commands
 

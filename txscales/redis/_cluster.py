@@ -50,7 +50,6 @@ from txscales.redis._errors import (
     RedisHandshakeError,
     RedisReplyError,
     ServerDownError,
-    TooManyPendingCommandsError,
     TooManyRedirectsError,
     TryAgainError,
 )
@@ -254,9 +253,7 @@ class ClusterClient(RedisClient):
             subscriber = self._nodeAt(self._anyMaster)
             self._pubsub.setNodes([subscriber], lambda name: subscriber)
         self._ready = True
-        waiters, self._discoveryWaiters = self._discoveryWaiters, []
-        for waiter in waiters:
-            waiter.callback(None)
+        self._releaseWaiters()
         self._refreshed()
 
     def _notMapped(self, failure: Failure) -> None:
@@ -264,9 +261,7 @@ class ClusterClient(RedisClient):
         if self._closed:
             return
         error = failure.value if isinstance(failure.value, ClusterMapError) else ClusterMapError(failure.value)
-        waiters, self._discoveryWaiters = self._discoveryWaiters, []
-        for waiter in waiters:
-            waiter.errback(Failure(error))
+        self._releaseWaiters(Failure(error))
         self._refreshed()
 
     def _refreshed(self) -> None:
@@ -289,14 +284,7 @@ class ClusterClient(RedisClient):
             return fail(ClientClosedError("the Redis client is closed"))
         if self._ready:
             return call()
-        if len(self._discoveryWaiters) >= self._maxPending:
-            return fail(TooManyPendingCommandsError(
-                "%d commands already wait for the slot map (maxPending %d)" % (len(self._discoveryWaiters),
-                                                                               self._maxPending)))
-        waiter: "Deferred[None]" = Deferred()
-        self._discoveryWaiters.append(waiter)
-        self.requestRefresh()
-        return waiter.addCallback(lambda _: self._whenReady(call))
+        return self._waitForServers(call, "the slot map", self.requestRefresh)
 
     # Routing
 
