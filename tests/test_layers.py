@@ -31,6 +31,7 @@ LAYERS: List[Set[str]] = [
         "txscales._plugins",
         "txscales._ratelimit",
         "txscales._reactor",
+        "txscales._sampling",
         "txscales._timers",
         "txscales._tls",
         "txscales._version",
