@@ -173,15 +173,13 @@ def txscalesProducer(bootstrap, topic, warmup, records):
     async def send(batch):
         sent = [producer.send(topic, v) for v in batch]
         await producer.flush()
-        acked = [0]
-
-        def tally(outcome):
-            if not isinstance(outcome, Failure):
-                acked[0] += 1
-
+        acked = 0
         for d in sent:
-            d.addBoth(tally)
-        return acked[0]
+            if d.called and not isinstance(d.result, Failure):
+                acked += 1
+            else:
+                d.addErrback(lambda f: None)
+        return acked
 
     async def buffered(size):
         # Each pass sends all its records within one turn of the reactor:

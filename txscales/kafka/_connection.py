@@ -217,6 +217,7 @@ class KafkaConnection(Protocol):
             pending.timer = self._clock.callLater(timeout, self._timedOut, correlationId, timeout)
         self._pending[correlationId] = pending
         self._transport.write(encodeRequest(apiKey, version, correlationId, self.clientId, body))
+        self._flush()
         return d
 
     def send(self, apiKey: int, version: int, body: bytes) -> None:
@@ -229,6 +230,7 @@ class KafkaConnection(Protocol):
         if self._closed is not None or self._transport is None:
             raise ClientClosedError("the connection to the broker is closed")
         self._transport.write(encodeRequest(apiKey, version, self._newId(), self.clientId, body))
+        self._flush()
 
     def close(self, reason: Optional[TxScalesError] = None) -> None:
         """
@@ -243,6 +245,22 @@ class KafkaConnection(Protocol):
             self._transport.loseConnection()
 
     # Internals
+
+    def _flush(self) -> None:
+        """
+        Hand what was written to the socket now rather than at the reactor's
+        next turn: the broker starts on a request while this process goes
+        on with its work, such as firing the Deferreds of the records the
+        last response acknowledged.  A TCP transport's C{doWrite} is what
+        the reactor itself would call once the socket is writable; what the
+        socket does not take stays buffered for the reactor, and a write
+        error is left for the reactor's own C{doWrite} to find and report.
+        Other transports (TLS) write at the reactor's turn, as before.
+        """
+        transport = self._transport
+        doWrite = getattr(transport, "doWrite", None)
+        if doWrite is not None and transport.connected and not transport.disconnecting:
+            doWrite()
 
     def _newId(self) -> int:
         while True:
