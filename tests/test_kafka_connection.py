@@ -78,6 +78,33 @@ class ConnectionTests(SynchronousTestCase):
             data = data[header[3]:]
         return headers
 
+    def test_writtenAtOnce(self):
+        """
+        A request (and an unanswered one) is handed to a TCP transport's
+        socket at once, not at the reactor's next turn.
+        """
+        connection = self.connect()
+        self.transport.connected, self.transport.disconnecting = True, False
+        writes = []
+        self.transport.doWrite = lambda: writes.append(self.transport.value())
+        connection.request(PRODUCE, 9, b"")
+        connection.send(PRODUCE, 9, b"")
+        self.assertEqual(len(writes), 2)
+        self.assertTrue(writes[0] and writes[1].startswith(writes[0]))
+        self.assertEqual(writes[1], self.transport.value())
+        self.assertEqual([h[0] for h in self.sent()], [PRODUCE, PRODUCE])
+
+    def test_notWrittenWhileDisconnecting(self):
+        """
+        A transport that is closing is left to the reactor.
+        """
+        connection = self.connect()
+        self.transport.connected, self.transport.disconnecting = True, True
+        writes = []
+        self.transport.doWrite = lambda: writes.append(None)
+        connection.request(PRODUCE, 9, b"")
+        self.assertEqual(writes, [])
+
     def test_apiVersionsFirst(self):
         """
         The connection asks ApiVersions first and chooses each API's
