@@ -9,7 +9,6 @@ import re
 import treq
 from prometheus_client import CollectorRegistry, Counter
 from twisted.application.service import Service
-from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.task import Clock
@@ -211,7 +210,8 @@ class ServerPageTests(SynchronousTestCase):
         self.assertFalse(page.json()["draining"])
         network.clock.advance(1)
         self.assertEqual(self.successResultOf(answer), "xx")
-        self.assertEqual(fetch(site(registry), b"GET", b"/admin/server")[0].json()["servers"][0]["sessions"][0]["pending"], 0)
+        [described] = fetch(site(registry), b"GET", b"/admin/server")[0].json()["servers"]
+        self.assertEqual(described["sessions"][0]["pending"], 0)
         self.successResultOf(client.close())
         self.successResultOf(server.stopService())
         self.assertEqual(network.clock.getDelayedCalls(), [])
@@ -269,7 +269,8 @@ class ClientsPageTests(SynchronousTestCase):
             node.accrual.failure()
         pending = client.delayedQuery("b", 1000)
         [endpoint, _] = client.stack.describe()["endpoints"]
-        self.assertEqual((endpoint["status"], endpoint["accrual"]["state"], endpoint["accrual"]["removals"]), ("busy", "dead", 1))
+        accrual = endpoint["accrual"]
+        self.assertEqual((endpoint["status"], accrual["state"], accrual["removals"]), ("busy", "dead", 1))
         self.assertEqual(sum(e["pending"] for e in client.stack.describe()["endpoints"]), 1)
         self.network.clock.advance(1)
         self.successResultOf(pending)
@@ -309,7 +310,8 @@ class TracingPageTests(SynchronousTestCase):
         """
         POST with a JSON body sets the rate and answers the new one.
         """
-        response = fetch(self.site, b"POST", b"/admin/tracing", b'{"sampleRate": 0.5}', [b"Content-Type: application/json"])[0]
+        body, headers = b'{"sampleRate": 0.5}', [b"Content-Type: application/json"]
+        response = fetch(self.site, b"POST", b"/admin/tracing", body, headers)[0]
         self.assertEqual((response.code, response.json()), (200, {"sampleRate": 0.5}))
         self.assertEqual(self.sampler.rate, 0.5)
 
@@ -422,8 +424,8 @@ class TapTests(SynchronousTestCase):
         """
         options = Options()
         options.parseOptions(
-            ["serve", "--iface", "txscales.demo.gen.TestService.Iface", "--handler", "txscales.demo.handler:makeHandler",
-             "--admin", "0", "--metrics", "0"]
+            ["serve", "--iface", "txscales.demo.gen.TestService.Iface",
+             "--handler", "txscales.demo.handler:makeHandler", "--admin", "0", "--metrics", "0"]
         )
         service = makeService(options, Clock())
         self.assertIsInstance(service, WithAdmin)
@@ -492,7 +494,8 @@ class TwistdAdminTests(TestCase):
         held.addErrback(lambda _: None)
         code, body = yield _get(base + "/admin/server")
         [listener] = json.loads(body)["servers"]
-        self.assertEqual((code, listener["address"], listener["drainState"]), (200, "127.0.0.1:%d" % (server.port,), "serving"))
+        address = "127.0.0.1:%d" % (server.port,)
+        self.assertEqual((code, listener["address"], listener["drainState"]), (200, address, "serving"))
         self.assertEqual([s["pending"] for s in listener["sessions"]], [1])
 
         self.assertEqual((yield _get(base + "/admin/tracing")), (200, b'{"sampleRate": 0.001}\n'))

@@ -188,7 +188,7 @@ class BoundedRequest(Request):
         if self._tooLarge:
             return
         self._tooLarge = True
-        transport = self.channel.transport
+        transport: Any = self.channel.transport
         transport.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         transport.loseConnection()
 

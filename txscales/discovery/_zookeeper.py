@@ -166,9 +166,8 @@ class ServersetDestination:
             if member is None:
                 members.append({"name": name, "status": "BAD"})
             else:
-                members.append(
-                    {"name": name, "host": member.host, "port": member.port, "status": member.status, "shard": member.shard}
-                )
+                where = {"host": member.host, "port": member.port}
+                members.append(dict(where, name=name, status=member.status, shard=member.shard))
         return {"kind": "serverset", "path": self._path, "endpoint": self._endpointName, "members": members}
 
     def _timedOut(self, hosts: str, timeout: float) -> None:
