@@ -217,6 +217,23 @@ class ServerPageTests(SynchronousTestCase):
         self.assertEqual(network.clock.getDelayedCalls(), [])
 
 
+    def test_thriftSessions(self):
+        """
+        A plain Thrift server's connection shows its pending calls.
+        """
+        network = MemoryNetwork()
+        factory = network.serveThrift(TestService.Iface, TestServiceHandler(network.clock), 9002)
+        server = ListeningService(factory, _Endpoint(), network.clock, description="Thrift")
+        client = network.thriftClient(TestService.Iface, "tcp://127.0.0.1:9002", registry=CollectorRegistry())
+        answer = client.delayedQuery("x", 1000)
+        [session] = server.describe()["sessions"]
+        self.assertEqual(session["pending"], 1)
+        network.clock.advance(1)
+        self.assertEqual(self.successResultOf(answer), "xx")
+        self.assertEqual([s["pending"] for s in server.describe()["sessions"]], [0])
+        self.successResultOf(client.close())
+
+
 class ClientsPageTests(SynchronousTestCase):
     """
     /admin/clients shows each live client's stack.
