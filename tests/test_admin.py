@@ -5,6 +5,7 @@ and servers they read, and a real C{twistd txscales serve --admin}.
 
 import json
 import re
+from random import Random
 
 import treq
 from prometheus_client import CollectorRegistry, Counter
@@ -25,6 +26,8 @@ from txscales.demo.handler import TestServiceHandler
 from txscales.stats import MetricsService
 from txscales.tap import Options, makeService
 from txscales.testing import MemoryNetwork
+from txscales.redis import Redis
+from txscales.redis._node import RedisNode
 from txscales.thriftmux import ThriftMux
 
 from tests._twistd import startTwistd
@@ -306,6 +309,61 @@ class ClientsPageTests(SynchronousTestCase):
         self.assertEqual((described["protocol"], described["label"]), ("thrift", TestService.__name__))
         self.assertEqual(described["endpoints"][0]["requests"], 1)
         self.successResultOf(client.close())
+
+
+    def test_redis(self):
+        """
+        A Redis client lists itself with its servers, their connection
+        state, pending commands and failure accrual, until closed.
+        """
+        client = Redis.newClient("tcp://127.0.0.1:6379,127.0.0.1:6380", reactor=Clock(), stats=False, label="cache")
+        self.assertIn(client, REGISTRY.clients())
+        described = client.describe()
+        endpoints = described.pop("endpoints")
+        self.assertEqual(
+            described,
+            {
+                "label": "cache",
+                "destination": "tcp://127.0.0.1:6379,127.0.0.1:6380",
+                "protocol": "redis",
+                "balancer": {"name": "ketama"},
+                "retryBudget": None,
+                "resolved": True,
+                "closed": False,
+                "discovery": {
+                    "kind": "static",
+                    "members": [{"host": "127.0.0.1", "port": 6379}, {"host": "127.0.0.1", "port": 6380}],
+                },
+            },
+        )
+        self.assertEqual(
+            [(e["port"], e["status"], e["pending"], e["accrual"]["state"]) for e in endpoints],
+            [(6379, "busy", 0, "alive"), (6380, "busy", 0, "alive")],
+        )
+        self.successResultOf(client.close())
+        self.assertNotIn(client, REGISTRY.clients())
+
+    def test_redisNode(self):
+        """
+        A connected Redis server is open, and counts the commands waiting
+        for their replies.
+        """
+        clock = Clock()
+
+        def connect(address, protocol):
+            protocol.makeConnection(StringTransport())
+            return succeed(protocol)
+
+        node = RedisNode(("h", 1), clock, Random(3), (), None, 5.0, 10, None, connect=connect)
+        reply = node.execute("GET", "k")
+        described = node.describe()
+        self.assertEqual(
+            (described["host"], described["status"], described["pending"], described["down"], described["accrual"]),
+            ("h", "open", 1, False, None),
+        )
+        node.close()
+        self.failureResultOf(reply)
+        self.assertEqual(clock.getDelayedCalls(), [])
 
 
 class TracingPageTests(SynchronousTestCase):
