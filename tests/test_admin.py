@@ -16,7 +16,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from txscales._admin import MAX_BODY, AdminService, WithAdmin, adminResource, adminSite
+from txscales._admin import MAX_BODY, MAX_CONNECTIONS, AdminService, WithAdmin, adminResource, adminSite
 from txscales._draining import DrainingFactory
 from txscales._listening import DRAINING, SERVING, STARTING, STOPPED, ListeningService
 from txscales._registry import REGISTRY, Registry
@@ -459,6 +459,35 @@ class MetricsPageTests(SynchronousTestCase):
         response = fetch(site(metrics=metrics), b"GET", b"/metrics")[0]
         self.assertEqual(response.code, 200)
         self.assertIn(b"admin_test_total 3.0", response.body)
+
+
+class AdminServiceTests(SynchronousTestCase):
+    """
+    The admin site's service bounds its connections.
+    """
+
+    def test_connectionsBounded(self):
+        """
+        Past MAX_CONNECTIONS open connections, a new one is closed at once;
+        once one closes, a new one is served again.
+        """
+        service = AdminService("tcp:0", Clock(), Registry(), Sampler())
+        address = IPv4Address("TCP", "127.0.0.1", 40000)
+        served = []
+        for _ in range(MAX_CONNECTIONS + 1):
+            protocol = service.limit.buildProtocol(address)
+            transport = StringTransport()
+            protocol.makeConnection(transport)
+            served.append((protocol, transport))
+        self.assertEqual([t.disconnecting for _, t in served], [False] * MAX_CONNECTIONS + [True])
+        served[0][0].connectionLost(None)
+        protocol = service.limit.buildProtocol(address)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        protocol.dataReceived(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertEqual(_Response(transport.value()).body, b"ok\n")
+        for protocol, _ in served[1:]:
+            protocol.connectionLost(None)
 
 
 class _Stopping(Service):

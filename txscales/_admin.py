@@ -21,6 +21,7 @@ from typing import Any, Optional
 from prometheus_client import CollectorRegistry
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.protocols.policies import WrappingFactory
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
@@ -34,6 +35,10 @@ from txscales.stats import MetricsPage
 MAX_BODY = 1024
 """The largest request body the admin site reads, in bytes; a larger one
 is answered 413 and its connection closed."""
+
+MAX_CONNECTIONS = 64
+"""The most connections the admin site holds at once; new ones past it are
+closed at once."""
 
 
 def _json(request: IRequest, value: Any, code: int = 200) -> bytes:
@@ -232,7 +237,8 @@ def adminSite(root: Resource, reactor: Any = None) -> Site:
 
 class AdminService(ListeningService):
     """
-    Serve the admin site on a Twisted server endpoint string.
+    Serve the admin site on a Twisted server endpoint string, holding at
+    most L{MAX_CONNECTIONS} connections.
 
     @ivar port: the listening port, once started.
     @ivar listening: a Deferred firing with the port once listening.
@@ -252,7 +258,9 @@ class AdminService(ListeningService):
     ) -> None:
         reactor = defaultReactor(reactor)
         site = adminSite(adminResource(registry, sampler, metrics), reactor)
-        ListeningService.__init__(self, site, listen, reactor)
+        # The wrapper keeps the connections in its protocols, which the
+        # limit counts.
+        ListeningService.__init__(self, WrappingFactory(site), listen, reactor, maxConnections=MAX_CONNECTIONS)
 
 
 class WithAdmin(MultiService):
