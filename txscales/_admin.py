@@ -260,7 +260,9 @@ class AdminService(ListeningService):
         site = adminSite(adminResource(registry, sampler, metrics), reactor)
         # The wrapper keeps the connections in its protocols, which the
         # limit counts.
-        ListeningService.__init__(self, WrappingFactory(site), listen, reactor, maxConnections=MAX_CONNECTIONS)
+        wrapper = WrappingFactory(site)
+        wrapper.noisy = False
+        ListeningService.__init__(self, wrapper, listen, reactor, maxConnections=MAX_CONNECTIONS)
 
 
 class WithAdmin(MultiService):
