@@ -23,11 +23,11 @@ from txscales._registry import REGISTRY, Registry
 from txscales._sampling import SAMPLER, Sampler
 from txscales.demo.gen import TestService
 from txscales.demo.handler import TestServiceHandler
+from txscales.redis import Redis
+from txscales.redis._node import RedisNode
 from txscales.stats import MetricsService
 from txscales.tap import Options, makeService
 from txscales.testing import MemoryNetwork
-from txscales.redis import Redis
-from txscales.redis._node import RedisNode
 from txscales.thriftmux import ThriftMux
 
 from tests._twistd import startTwistd
