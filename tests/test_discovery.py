@@ -270,6 +270,10 @@ class ZooKeeperTests(TestCase):
         destination = self.destination()
         addresses = yield destination.ready
         self.assertEqual(addresses, [("127.0.0.1", 9001), ("127.0.0.1", 9002)])
+        described = destination.describe()
+        self.assertEqual((described["kind"], described["path"], described["endpoint"]), ("serverset", "/svc", None))
+        members = sorted((m["status"], m.get("port")) for m in described["members"])
+        self.assertEqual(members, [("ALIVE", 9001), ("ALIVE", 9002), ("BAD", None), ("DEAD", 9090)])
         yield self.create(memberData(9003))
         yield self.changed(destination, lambda a: ("127.0.0.1", 9003) in a)
         yield self.writer.call("delete", first)

@@ -31,6 +31,7 @@ LAYERS: List[Set[str]] = [
         "txscales._plugins",
         "txscales._ratelimit",
         "txscales._reactor",
+        "txscales._registry",
         "txscales._sampling",
         "txscales._timers",
         "txscales._tls",
@@ -39,6 +40,8 @@ LAYERS: List[Set[str]] = [
         "txscales.interfaces",
     },
     {"txscales.stats"},
+    # The admin site, on the metrics page and the registry.
+    {"txscales._admin"},
     {"txscales.balancer", "txscales.discovery", "txscales.pool", "txscales.mux"},
     {"txscales.stack"},
     {"txscales.thrift"},

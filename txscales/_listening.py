@@ -5,7 +5,7 @@ stopped, stop listening and (for a L{txscales._draining.DrainingFactory})
 drain every connection.
 """
 
-from typing import Any, Callable, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import Service
@@ -19,11 +19,22 @@ from zope.interface import implementer
 
 from txscales._reactor import defaultReactor
 from txscales._ratelimit import RateLimitedLog
+from txscales._registry import REGISTRY
 
 _log = Logger()
 
 DEFAULT_MAX_CONNECTIONS = 10000
 """The most connections a server holds at once unless configured otherwise."""
+
+STARTING = "starting"
+"""A server's drain state before it listens."""
+SERVING = "serving"
+"""A server's drain state while it listens."""
+DRAINING = "draining"
+"""A server's drain state once stopping: it no longer listens, and its
+sessions are draining."""
+STOPPED = "stopped"
+"""A server's drain state once stopped (or when listening failed)."""
 
 
 class ListeningService(StreamServerEndpointService):
@@ -47,11 +58,16 @@ class ListeningService(StreamServerEndpointService):
     @ivar listening: a Deferred firing with the port once listening, or
         failing with the reason listening failed.
     @ivar limit: the L{ConnectionLimit} in force, or None.
+    @ivar drainState: L{STARTING}, L{SERVING}, L{DRAINING} or L{STOPPED}.
+    @cvar listed: whether the service is one of the process's servers on
+        the admin page (C{/admin/server}, C{/health}); the admin and
+        metrics sites are not.
     """
 
     servingFormat = "txscales: serving {what} on {host}:{port}"
     defaultDrainTimeout: Optional[float] = None
     description = "txscales"
+    listed = True
 
     def __init__(
         self,
@@ -97,6 +113,9 @@ class ListeningService(StreamServerEndpointService):
         self._drainTimeout = drainTimeout if drainTimeout is not None else self.defaultDrainTimeout
         self._listenCalled = False
         self._failedAtStart: Optional[List[Failure]] = None
+        self.drainState = STARTING
+        if self.listed:
+            REGISTRY.addServer(self)
 
     def privilegedStartService(self) -> None:
         """
@@ -121,6 +140,7 @@ class ListeningService(StreamServerEndpointService):
 
     def _listened(self, port: IListeningPort) -> IListeningPort:
         self.port = port
+        self.drainState = SERVING
         address = port.getHost()
         # A TCP or SSL port's address has a host and a port; a UNIX socket's
         # has neither.
@@ -141,6 +161,7 @@ class ListeningService(StreamServerEndpointService):
                 listen=self._listen,
                 error=failure.value,
             )
+        self.drainState = STOPPED
         if self._failedAtStart is not None:
             self._failedAtStart.append(failure)
         self.listening.errback(failure)
@@ -155,18 +176,67 @@ class ListeningService(StreamServerEndpointService):
         @return: a Deferred firing once stopped (and drained).
         """
         if self._listenCalled:
+            self.drainState = DRAINING
             d = StreamServerEndpointService.stopService(self)
         else:
             # Never started: nothing listens.
             Service.stopService(self)
             d = succeed(None)
-        if self._drainTimeout is None:
-            return d
-        factory, timeout = self.factory, self._drainTimeout
-        _log.info("txscales: draining {n} session(s)", n=len(factory.protocols))
-        d.addCallback(lambda _: factory.drainAll(timeout))
-        d.addCallback(lambda _: _log.info("txscales: all sessions closed"))
+        if self._drainTimeout is not None:
+            factory, timeout = self.factory, self._drainTimeout
+            _log.info("txscales: draining {n} session(s)", n=len(factory.protocols))
+            d.addCallback(lambda _: factory.drainAll(timeout))
+            d.addCallback(lambda _: _log.info("txscales: all sessions closed"))
+        d.addBoth(self._stopped)
         return d
+
+    def _stopped(self, result: object) -> object:
+        self.drainState = STOPPED
+        return result
+
+    def describe(self) -> Dict[str, Any]:
+        """
+        @return: the server for the admin page: what it serves
+            (C{protocol}), where it listens (C{address}, None until it
+            does), its C{drainState}, how many connections it refused past
+            its limit, and its C{sessions} (each with its C{peer} and
+            C{pending} calls), or None when its factory does not track
+            them.
+        """
+        address = self.port.getHost() if self.port is not None else None
+        protocols = getattr(self.factory, "protocols", None)
+        sessions = None
+        if protocols is not None:
+            sessions = [_describeSession(p) for p in list(protocols)]
+        return {
+            "protocol": self.description,
+            "address": _formatAddress(address) if address is not None else None,
+            "drainState": self.drainState,
+            "refused": self.limit.refused if self.limit is not None else 0,
+            "sessions": sessions,
+        }
+
+
+def _formatAddress(address: Any) -> str:
+    """
+    @return: C{host:port} of a TCP address (C{[host]:port} for IPv6), else
+        the address's own text.
+    """
+    host, port = getattr(address, "host", None), getattr(address, "port", None)
+    if host is None or port is None:
+        return str(getattr(address, "name", address))
+    return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
+
+
+def _describeSession(protocol: Any) -> Dict[str, Any]:
+    """
+    @return: a session's C{describe()}, with its C{peer} filled in.
+    """
+    describe = getattr(protocol, "describe", None)
+    found = describe() if describe is not None else {}
+    transport = getattr(protocol, "transport", None)
+    peer = transport.getPeer() if transport is not None else None
+    return dict(found, peer=_formatAddress(peer) if peer is not None else None)
 
 
 @implementer(IStreamServerEndpoint)

@@ -34,12 +34,21 @@ METRICS_PARAMETER = [
 ]
 """The C{--metrics} entry of a load command's C{optParameters}."""
 
+ADMIN_PARAMETER = [
+    "admin",
+    None,
+    None,
+    "Also serve the admin pages (/health, /metrics, /admin/clients, /admin/tracing) on this port of 127.0.0.1"
+    " (e.g. 9990), or on this endpoint string, while the run lasts.",
+]
+"""The C{--admin} entry of a load command's C{optParameters}."""
+
 
 class LoadOptions(usage.Options):
     """
-    Options of a load command, with L{METRICS_PARAMETER} among its
-    C{optParameters}: checks its numbers' least values and reads
-    C{--metrics}.
+    Options of a load command, with L{METRICS_PARAMETER} and
+    L{ADMIN_PARAMETER} among its C{optParameters}: checks its numbers'
+    least values and reads C{--metrics} and C{--admin}.
 
     @cvar least: the least value of each number option, by name.
     """
@@ -65,10 +74,11 @@ class LoadOptions(usage.Options):
 
     def readMetrics(self) -> None:
         """
-        Read C{--metrics}, when given, into an endpoint string.
+        Read C{--metrics} and C{--admin}, when given, into endpoint strings.
         """
-        if self["metrics"] is not None:
-            self["metrics"] = self._localEndpoint("--metrics", self["metrics"])
+        for name in ("metrics", "admin"):
+            if self[name] is not None:
+                self[name] = self._localEndpoint("--" + name, self[name])
 
 
 def percentile(sortedValues: Sequence[float], fraction: float) -> float:

@@ -271,6 +271,7 @@ class MetricsService(ListeningService):
 
     servingFormat = "txscales: metrics on http://{host}:{port}/metrics"
     description = "metrics"
+    listed = False
 
     def __init__(self, listen: str, reactor: Any = None, registry: Optional[CollectorRegistry] = None) -> None:
         root = Resource()

@@ -98,6 +98,13 @@ class _ServerOptions(usage.Options):
             "Also serve Prometheus metrics at /metrics on this port of 127.0.0.1 (e.g. 9990), or on this endpoint"
             " string (e.g. tcp:9990:interface=127.0.0.1; tcp:9990 alone listens on every interface).",
         ],
+        [
+            "admin",
+            None,
+            None,
+            "Also serve the admin pages (/health, /metrics, /admin/server, /admin/clients, /admin/tracing) on this"
+            " port of 127.0.0.1 (e.g. 9990), or on this endpoint string.",
+        ],
         ["label", None, None, "The server's name in metrics (default: the service's module)."],
         ["announce", None, None, "Announce the server in a ZooKeeper serverset: zk://zkhost:port[,...]/path."],
         [
@@ -132,8 +139,9 @@ class _ServerOptions(usage.Options):
         if self["transport"] != "framed" and self["protocol"] != "thrift":
             raise usage.UsageError("--transport applies to --protocol thrift only")
         self._postTls()
-        if self["metrics"] is not None:
-            self["metrics"] = localEndpoint("--metrics", self["metrics"])
+        for name in ("metrics", "admin"):
+            if self[name] is not None:
+                self[name] = localEndpoint("--" + name, self[name])
         if self["announce"] is not None:
             from txscales.discovery import parseZooKeeperUri
             from txscales.errors import BadDestinationError
@@ -425,13 +433,30 @@ def _serverService(options: _ServerOptions, iface: type, handler: object, reacto
         from txscales.discovery import AnnouncedService
 
         server = AnnouncedService(server, options["announce"], reactor)
-    if not options["metrics"]:
+    if not options["metrics"] and not options["admin"]:
         return server
-    from txscales.stats import MetricsService
-
-    service = MultiService()
-    MetricsService(options["metrics"], reactor).setServiceParent(service)
+    service = _sites(options, reactor)
     server.setServiceParent(service)
+    return service
+
+
+def _sites(options: usage.Options, reactor: Any) -> MultiService:
+    """
+    @return: a service running the C{--metrics} and C{--admin} sites when
+        given, for the command's own service to join; the admin site stops
+        only once that service has (so C{/health} says 503 while it
+        drains).
+    """
+    if options["admin"]:
+        from txscales._admin import AdminService, WithAdmin
+
+        service: MultiService = WithAdmin(AdminService(options["admin"], reactor))
+    else:
+        service = MultiService()
+    if options["metrics"]:
+        from txscales.stats import MetricsService
+
+        MetricsService(options["metrics"], reactor).setServiceParent(service)
     return service
 
 
@@ -468,14 +493,10 @@ def _loadService(serviceType: Callable[..., IService], options: usage.Options, r
     @param serviceType: the service of a load command (a
         C{txscales._loadrun.LoadService}), called with C{(options, reactor,
         out, setExitStatus)}.
-    @return: that service, with a metrics server beside it when
-        C{--metrics} was given.
+    @return: that service, with a metrics or admin site beside it when
+        C{--metrics} or C{--admin} was given.
     """
-    service = MultiService()
-    if options["metrics"]:
-        from txscales.stats import MetricsService
-
-        MetricsService(options["metrics"], reactor).setServiceParent(service)
+    service = _sites(options, reactor)
     serviceType(options, reactor, sys.stdout, _exitAtInterpreterExit).setServiceParent(service)
     return service
 

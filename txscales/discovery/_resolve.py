@@ -2,7 +2,7 @@
 Destinations: the static one, and resolution of URIs by scheme.
 """
 
-from typing import Any, Callable, Iterable, List, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Tuple
 
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
@@ -21,6 +21,13 @@ class StaticDestination:
     def __init__(self, addresses: Iterable[Tuple[str, int]]) -> None:
         self.addresses = list(addresses)
         self.ready = succeed(self.addresses)
+
+    def describe(self) -> Dict[str, Any]:
+        """
+        @return: the destination for the admin page: C{static}, and its
+            servers as C{members}.
+        """
+        return {"kind": "static", "members": [{"host": host, "port": port} for host, port in self.addresses]}
 
     def watch(self, callback: Callable[[List[Tuple[str, int]]], object]) -> Callable[[], None]:
         callback(self.addresses)

@@ -153,6 +153,23 @@ class ServersetDestination:
         self._zk.onState(self._stateChanged)
         self._zk.start()
 
+    def describe(self) -> Dict[str, Any]:
+        """
+        @return: the destination for the admin page: C{serverset}, its
+            C{path}, the C{endpoint} name it uses, and its C{members}
+            (each with its node C{name}, C{host}, C{port}, C{status} and
+            C{shard}; a member whose data could not be read has only its
+            name and C{"status": "BAD"}).
+        """
+        members: List[Dict[str, Any]] = []
+        for name, member in sorted(self.members.items()):
+            if member is None:
+                members.append({"name": name, "status": "BAD"})
+            else:
+                where = {"host": member.host, "port": member.port}
+                members.append(dict(where, name=name, status=member.status, shard=member.shard))
+        return {"kind": "serverset", "path": self._path, "endpoint": self._endpointName, "members": members}
+
     def _timedOut(self, hosts: str, timeout: float) -> None:
         self._timer = None
         if not self.ready.called:

@@ -283,5 +283,5 @@ def buildHttpClient(
     def makeEndpoint(host: str, port: int, stats: Any) -> HttpEndpoint:
         return HttpEndpoint(reactor, http, host, port, scheme, connectTimeout)
 
-    stack = buildStack(dest, makeEndpoint, reactor, label or "http", **stackOptions)
+    stack = buildStack(dest, makeEndpoint, reactor, label or "http", protocol="http", **stackOptions)
     return HttpClient(stack, pool, timeout, raiseForStatus)

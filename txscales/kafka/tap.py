@@ -15,7 +15,7 @@ from typing import Any, Dict, TextIO, Tuple, Union
 from twisted.internet.defer import Deferred
 from twisted.python import usage
 
-from txscales._loadrun import DESTINATIONS, METRICS_PARAMETER, LoadOptions, LoadRun, LoadService
+from txscales._loadrun import ADMIN_PARAMETER, DESTINATIONS, METRICS_PARAMETER, LoadOptions, LoadRun, LoadService
 from txscales.discovery import parseZooKeeperUri
 from txscales.errors import BadDestinationError
 from txscales.kafka import Kafka, KafkaProducer, RecordMetadata, UnsupportedCodecError
@@ -45,6 +45,7 @@ class KafkaProduceOptions(LoadOptions):
         ["outstanding", None, 10000, "Records awaiting their acknowledgement at once.", int],
         ["delivery-timeout", None, 30.0, "Seconds a record may take, retries included.", float],
         METRICS_PARAMETER,
+        ADMIN_PARAMETER,
     ]
     least = {
         "count": 1, "size": 0, "keys": 0, "linger": 0, "batch-size": 1, "outstanding": 1, "delivery-timeout": 0.001,

@@ -135,6 +135,14 @@ class MuxServerProtocol(Protocol):
         """
         return self._session
 
+    def describe(self) -> Dict[str, Any]:
+        """
+        @return: the session for the admin page: its C{pending} requests
+            (received, not yet answered), Mux's or a Thrift fallback's.
+        """
+        session = self._session
+        return {"pending": session.pendingCount if session is not None else 0}
+
     def connectionMade(self) -> None:
         noDelay(self.transport)
         self._throttle = ReadThrottle(self.transport)

@@ -13,6 +13,7 @@ from random import Random
 from typing import TYPE_CHECKING, Any, Dict, Literal, Optional, Tuple, Union
 
 from txscales._reactor import defaultReactor
+from txscales._registry import REGISTRY
 from txscales.discovery import parseStatic, resolveDestination
 from txscales.redis._blockingpool import DEFAULT_BLOCKING_POOL_SIZE
 from txscales.redis._builder import RedisClientBuilder
@@ -71,6 +72,18 @@ from txscales.redis._errors import (
     WrongTypeError,
 )
 from txscales.redis._resp import ReplyDecodeError
+
+
+def _listed(client: RedisClient, label: Optional[str], dest: str) -> RedisClient:
+    """
+    Name C{client} and list it among the process's clients (for the admin
+    page) until it is closed.
+
+    @return: C{client}.
+    """
+    client.label, client.dest = label if label is not None else dest, dest
+    REGISTRY.addClient(client)
+    return client
 
 
 class Redis:
@@ -194,20 +207,21 @@ class Redis:
                              backoff, health=health)
 
         if isinstance(dest, str) and dest.startswith(CLUSTER_SCHEME):
-            return newClusterClient(dest, makeNode, dict(db=db, reactor=reactor, random=random, stats=stats,
+            return _listed(newClusterClient(dest, makeNode, dict(db=db, reactor=reactor, random=random, stats=stats,
                                                          registry=registry, label=label, maxPending=maxPending,
                                                          maxTransactionRetries=maxTransactionRetries,
                                                          maxRedirects=maxRedirects,
                                                          maxClusterRetries=maxClusterRetries, backoff=backoff,
                                                          blockingPoolSize=blockingPoolSize,
-                                                         connectTimeout=connectTimeout))
+                                                         connectTimeout=connectTimeout)), label, dest)
         addresses = parseStatic(dest) if isinstance(dest, str) and dest.startswith("tcp://") else None
         destination = None if addresses is not None else resolveDestination(
             dest, reactor, connectTimeout=connectTimeout)
         redisStats = RedisStats(label if label is not None else dest, reactor, registry) if stats else None
-        return RedisClient(makeNode, addresses, destination, addresses is not None and len(addresses) == 1,
-                           redisStats, maxPending, maxTransactionRetries, blockingPoolSize=blockingPoolSize,
-                           ejectFailedHosts=ejectFailedHosts)
+        client = RedisClient(makeNode, addresses, destination, addresses is not None and len(addresses) == 1,
+                             redisStats, maxPending, maxTransactionRetries, blockingPoolSize=blockingPoolSize,
+                             ejectFailedHosts=ejectFailedHosts)
+        return _listed(client, label, dest)
 
     @staticmethod
     def newBuilder() -> RedisClientBuilder:

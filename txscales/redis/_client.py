@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from twisted.internet.defer import Deferred, DeferredList, FirstError, fail, gatherResults, maybeDeferred, succeed
 from twisted.python.failure import Failure
 
+from txscales._registry import REGISTRY
 from txscales.errors import ClientClosedError
 from txscales.interfaces import IDestination
 from txscales.redis._blockingcommands import BlockingCommands, blockingCommand
@@ -40,7 +41,15 @@ class RedisClient(Commands, BlockingCommands):
     is not replaced: its keys fail fast with L{ServerDownError} until it is
     back, unless C{ejectFailedHosts} takes a server that failure accrual
     marked dead out of the ring until it is revived.
+
+    @ivar label: the client's name in metrics, or None.
+    @ivar dest: the destination URI it was made with, or None.
+    @cvar sharding: how commands find their server, for the admin page.
     """
+
+    label: Optional[str] = None
+    dest: Optional[str] = None
+    sharding = "ketama"
 
     def __init__(self, makeNode: Callable[[Address], RedisNode], addresses: Optional[Sequence[Address]],
                  destination: Optional[IDestination], single: bool, stats: Optional[RedisStats],
@@ -414,6 +423,32 @@ class RedisClient(Commands, BlockingCommands):
 
         return self._shardNode(shard).newConnection().addCallback(run).addCallback(done)
 
+    def describe(self) -> Dict[str, Any]:
+        """
+        @return: the client for the admin page, in the shape of
+            L{txscales.stack.ClientStack.describe}: its C{label},
+            C{destination}, C{balancer} (C{ketama} sharding, or C{slots}
+            for a cluster), its servers as C{endpoints}
+            (L{RedisNode.describe}) and its destination's C{discovery}
+            members; Redis has no retry budget.
+        """
+        describeDestination = getattr(self._destination, "describe", None)
+        if describeDestination is not None:
+            discovery = describeDestination()
+        else:
+            discovery = {"kind": "static", "members": [{"host": h, "port": p} for h, p in self._addresses]}
+        return {
+            "label": self.label,
+            "destination": self.dest,
+            "protocol": "redis",
+            "balancer": {"name": self.sharding},
+            "retryBudget": None,
+            "resolved": bool(self._nodes),
+            "closed": self._closed,
+            "endpoints": [node.describe() for node in self.nodes],
+            "discovery": discovery,
+        }
+
     def close(self) -> "Deferred[None]":
         """
         Close every connection and stop following the destination:
@@ -424,6 +459,7 @@ class RedisClient(Commands, BlockingCommands):
         if self._closed:
             return succeed(None)
         self._closed = True
+        REGISTRY.removeClient(self)
         self._pubsub.close()
         self._pools.close()
         for node in self._nodes.values():

@@ -132,6 +132,8 @@ class ClusterClient(RedisClient):
     @ivar refreshes: how many refreshes of the slot map started.
     """
 
+    sharding = "slots"
+
     def __init__(self, makeNode: Any, seeds: Sequence[Address], reactor: Any, random: Random, stats: Any,
                  maxPending: int, maxTransactionRetries: int, maxRedirects: int, maxRetries: int,
                  backoff: Tuple[float, float], refreshTimeout: float,

@@ -10,7 +10,7 @@ attempts following an exponential jittered backoff.
 """
 
 from random import Random
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, FirstError, fail, gatherResults, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
@@ -367,6 +367,28 @@ class RedisNode:
         self._waitingCount -= len(entry.commands)
         for d in entry.deferreds:
             d.errback(Failure(RequestTimeoutError(entry.timeout or 0.0, written=False)))
+
+    def describe(self) -> Dict[str, Any]:
+        """
+        @return: the server for the admin page, as the client stack's
+            endpoints describe themselves: C{host}, C{port}, C{status}
+            (C{open} once connected, C{closed} while down, else C{busy}:
+            connecting), C{pending} commands (waiting for the connection or
+            for their replies), whether it is C{down} and why, and its
+            failure C{accrual} (None when off).
+        """
+        connection = self.connection
+        status = "open" if connection is not None else "closed" if self.down is not None else "busy"
+        pending = self._waitingCount + (connection.pendingCount if connection is not None else 0)
+        return {
+            "host": self.address[0],
+            "port": self.address[1],
+            "status": status,
+            "pending": pending,
+            "down": self.down is not None,
+            "downReason": str(self.down) if self.down is not None else None,
+            "accrual": self.health.accrual.describe() if self.health is not None else None,
+        }
 
     def close(self) -> None:
         """

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, TextIO, Tuple
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.python import usage
 
-from txscales._loadrun import DESTINATIONS, METRICS_PARAMETER, LoadOptions, LoadRun, LoadService
+from txscales._loadrun import ADMIN_PARAMETER, DESTINATIONS, METRICS_PARAMETER, LoadOptions, LoadRun, LoadService
 from txscales.discovery import parseStatic, parseZooKeeperUri
 from txscales.errors import BadDestinationError
 from txscales.redis import Redis, RedisClient
@@ -43,6 +43,7 @@ class RedisBenchOptions(LoadOptions):
         ["timeout", "t", 5.0, "Seconds a command may take; 0: no limit.", float],
         ["protocol", None, 2, "2 (RESP2) or 3 (RESP3, by HELLO 3).", int],
         METRICS_PARAMETER,
+        ADMIN_PARAMETER,
     ]
     least = {"count": 1, "concurrency": 1, "size": 0, "keys": 1, "timeout": 0}
 

@@ -3,7 +3,7 @@ Failure accrual and fail-fast, per endpoint (MUX.md 3.3).  Plain Python;
 time and randomness are parameters.
 """
 
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
 from twisted.internet.defer import Deferred
 
@@ -76,6 +76,20 @@ class FailureAccrual:
         L{OPEN} while alive or ready for a probe, L{BUSY} otherwise.
         """
         return OPEN if self.state in (ALIVE, PROBE_OPEN) else BUSY
+
+    def describe(self) -> Dict[str, Any]:
+        """
+        @return: the accrual for the admin page: its C{state}, the
+            C{consecutiveFailures} counted towards marking it dead, and how
+            many times it was marked dead (C{removals}) and revived
+            (C{revivals}).
+        """
+        return {
+            "state": self.state,
+            "consecutiveFailures": self._consecutive,
+            "removals": self.removals,
+            "revivals": self.revivals,
+        }
 
     def admit(self) -> None:
         """

@@ -10,6 +10,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from txscales._plugins import balancerFactory
+from txscales._registry import REGISTRY
 from txscales.errors import ClientClosedError, DiscoveryError
 from txscales.interfaces import IDestination, IEndpoint
 from txscales.stack._accrual import FailFast, FailureAccrual
@@ -64,7 +65,15 @@ class ClientStack:
     @ivar budget: the L{RetryBudget} shared by requeues and retry policy.
     @ivar dispatcher: the L{Dispatcher} (its C{requeues} and
         C{budgetExhausted} count requeues).
+    @ivar label: the client's name in metrics, or None.
+    @ivar dest: the destination URI the client was built with, or None.
+    @ivar protocol: the client's protocol (C{thriftmux}, C{thrift},
+        C{http}), or None.
     """
+
+    label: Optional[str] = None
+    dest: Optional[str] = None
+    protocol: Optional[str] = None
 
     def __init__(
         self,
@@ -90,6 +99,7 @@ class ClientStack:
         self._resolved = False
         self._discoveryFailure: Optional[BaseException] = None
         self._waiters: List[Deferred] = []
+        self.balancerName = balancer
         self.balancer = balancerFactory(balancer).build(clock, random, **(balancerOptions or {}))
         self.budget = retryBudget if retryBudget is not None else RetryBudget(clock.seconds)
         self.nodes: List[EndpointNode] = []
@@ -176,13 +186,43 @@ class ClientStack:
         except Exception as e:
             return fail(e)
 
+    def describe(self) -> Dict[str, Any]:
+        """
+        @return: the client for the admin page, as plain data: its
+            C{label}, C{destination}, C{protocol}, C{balancer} (its name,
+            and its C{aperture} and C{panicked} count where it has them),
+            C{retryBudget} balance, whether discovery has answered
+            (C{resolved}), its C{endpoints} (L{EndpointNode.describe}) and
+            its destination's own description (C{discovery}: its members),
+            or None when the destination has no C{describe()}.
+        """
+        balancer: Dict[str, Any] = {"name": self.balancerName}
+        for name in ("aperture", "panicked"):
+            value = getattr(self.balancer, name, None)
+            if isinstance(value, int):
+                balancer[name] = value
+        describeDestination = getattr(self.destination, "describe", None)
+        return {
+            "label": self.label,
+            "destination": self.dest,
+            "protocol": self.protocol,
+            "balancer": balancer,
+            "retryBudget": {"balance": self.budget.balance()},
+            "resolved": self._resolved,
+            "closed": self._closed,
+            "endpoints": [node.describe() for node in self.nodes],
+            "discovery": describeDestination() if describeDestination is not None else None,
+        }
+
     def close(self) -> Deferred:
         """
         Close every endpoint; later calls fail with L{ClientClosedError}.
+        The client leaves the admin page's list.
 
         @return: a Deferred firing when all are closed.
         """
         self._closed = True
+        REGISTRY.removeClient(self)
         self._unwatch()
         if not self._resolved and self._discoveryFailure is None:
             self._discoveryFailed(_closedFailure())

@@ -4,7 +4,7 @@ the balancer picks from.  The stack is put together, with the reason for
 each layer's place, in L{txscales.stack._clientstack.ClientStack}.
 """
 
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.python.failure import Failure
@@ -47,6 +47,29 @@ class EndpointNode:
         if accrual is not None and accrual.state != ALIVE and accrual.status != OPEN:
             return accrual.status if endpointStatus != CLOSED else CLOSED
         return endpointStatus
+
+    def describe(self) -> Dict[str, Any]:
+        """
+        @return: the node for the admin page: its endpoint's C{host} and
+            C{port}, its C{status} (as the balancer sees it), its C{pending}
+            requests (the load the least-loaded balancers read), how many
+            C{requests} were sent to it, whether it is C{down} (fail-fast:
+            connecting failed, reconnecting in the background) and why, its
+            failure C{accrual} (None when off), and whether it is
+            C{retiring} (left the destination, finishing its requests).
+        """
+        reason = self.failFast.reason if self.failFast.down else None
+        return {
+            "host": self.endpoint.host,
+            "port": self.endpoint.port,
+            "status": self.status,
+            "pending": self.pending,
+            "requests": self.requests,
+            "down": self.failFast.down,
+            "downReason": str(reason) if reason is not None else None,
+            "accrual": self.accrual.describe() if self.accrual is not None else None,
+            "retiring": self.retiring,
+        }
 
     def send(self, request: Any) -> Deferred:
         """

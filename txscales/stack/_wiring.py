@@ -7,6 +7,7 @@ plugin and its metrics.
 from random import Random
 from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
 
+from txscales._registry import REGISTRY
 from txscales.interfaces import IEndpoint
 from txscales.stack._clientstack import ClientStack
 
@@ -36,13 +37,16 @@ def buildStack(
     stats: bool = True,
     registry: "Optional[CollectorRegistry]" = None,
     discoveryTimeout: float = 10.0,
+    protocol: Optional[str] = None,
     **stackOptions: Any
 ) -> ClientStack:
     """
     Build the stack of a protocol's client: resolve C{dest}, count in
     metrics under C{label}, make nodes with C{makeEndpoint(host, port,
-    stats)}.
+    stats)}, and list it among the process's clients (for the admin page)
+    until it is closed.
 
+    @param protocol: the client's protocol, as the admin page names it.
     @param stackOptions: the L{STACK_OPTIONS} settings.
     @return: a L{ClientStack}.
     """
@@ -51,7 +55,7 @@ def buildStack(
 
     clientStats = ClientStats(label, registry) if stats else None
     destination = resolveDestination(dest, reactor, connectTimeout=discoveryTimeout)
-    return ClientStack(
+    stack = ClientStack(
         reactor,
         random if random is not None else Random(),
         destination,
@@ -59,3 +63,6 @@ def buildStack(
         stats=clientStats,
         **stackOptions
     )
+    stack.label, stack.dest, stack.protocol = label, dest, protocol
+    REGISTRY.addClient(stack)
+    return stack

@@ -100,7 +100,7 @@ def buildClient(
             onConnect,
         )
 
-    stack = buildStack(dest, makeEndpoint, reactor, label or iface.__module__, **stackOptions)
+    stack = buildStack(dest, makeEndpoint, reactor, label or iface.__module__, protocol="thrift", **stackOptions)
     methods = describeService(iface)
     cls = proxyClass(ThriftClient, iface, methods)
     return cls(stack, protocol, timeout)

@@ -117,6 +117,13 @@ class ThriftServerProtocol(Protocol):
         """
         return self._session
 
+    def describe(self) -> Dict[str, Any]:
+        """
+        @return: the connection for the admin page: its C{pending} calls
+            (received, not yet answered).
+        """
+        return {"pending": self._session.pendingCount}
+
     def connectionMade(self) -> None:
         noDelay(self.transport)
         self._throttle = ReadThrottle(self.transport)

@@ -118,7 +118,9 @@ def buildClient(
             reactor, host, port, protocolOptions, connectTimeout, endpointFactory, onConnect, random, **reconnect
         )
 
-    stack = buildStack(dest, makeEndpoint, reactor, label or iface.__module__, random, **stackOptions)
+    stack = buildStack(
+        dest, makeEndpoint, reactor, label or iface.__module__, random, protocol="thriftmux", **stackOptions
+    )
     methods = describeService(iface)
     cls = proxyClass(ThriftMuxClient, iface, methods)
     return cls(methods, stack, reactor, timeout, clientId, random)
