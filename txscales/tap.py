@@ -25,6 +25,7 @@ from twisted.python.reflect import namedAny
 from txscales._listening import DEFAULT_MAX_CONNECTIONS
 from txscales._reactor import defaultReactor
 from txscales._timers import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT
+from txscales._tls import CLIENT_TLS_PARAMETERS
 
 DEFAULT_LISTEN = "tcp:9090:interface=127.0.0.1"
 LOCAL_INTERFACE = "127.0.0.1"
@@ -238,10 +239,7 @@ class DemoClientOptions(usage.Options):
         ["count", "n", 1000, "Number of calls.", int],
         ["concurrency", "c", 10, "Calls outstanding at once.", int],
         ["timeout", "t", 1.0, "Per-call timeout in seconds.", float],
-        ["tls-ca", None, None, "With a tls:// destination: trust this PEM CA (default: the platform's CAs)."],
-        ["tls-cert", None, None, "With a tls:// destination: present this PEM client certificate."],
-        ["tls-key", None, None, "The PEM key of --tls-cert (default: in the same file)."],
-    ]
+    ] + CLIENT_TLS_PARAMETERS
 
     def postOptions(self) -> None:
         # Checked here: the run would otherwise fail only once started.
