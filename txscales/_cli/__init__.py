@@ -8,7 +8,10 @@ See L{txscales._cli._call} for what it does and its exit statuses.
 """
 
 import sys
-from typing import List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
 
 __all__ = ["main"]
 
@@ -24,7 +27,7 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     from txscales._cli._call import run
 
-    def start(reactor: object) -> object:
+    def start(reactor: Any) -> "Deferred[None]":
         return run(reactor, sys.argv[1:] if argv is None else argv, sys.stdout, sys.stderr, sys.stdin).addCallback(_exit)
 
     react(start)

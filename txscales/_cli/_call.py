@@ -8,7 +8,7 @@ Exit statuses: L{OK}, L{DECLARED_EXCEPTION}, L{CALL_FAILED}, L{USAGE}
 
 import json
 import traceback
-from typing import IO, Any, Callable, Optional
+from typing import IO, Any, Callable, Optional, Tuple, Type
 
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.python import usage
@@ -117,7 +117,7 @@ def call(
         return _usageError(err, "call", e)
     except Exception:
         return _internalError(err)
-    declared = tuple(cls for _, _, cls in method.exceptions)
+    declared: Tuple[Type[BaseException], ...] = tuple(cls for _, _, cls in method.exceptions)
     try:
         try:
             result = yield getattr(client, method.name)(**options.arguments)

@@ -75,7 +75,7 @@ class Method:
         @return: the method on one line, as the IDL declares it:
             C{string S.query(1: string x) throws (1: Oops oops)}.
         """
-        defaults = dict(self.argsClass.default_spec)  # type: ignore[attr-defined]
+        defaults = dict(self.argsClass.default_spec)
         arguments = []
         for fieldId, name, kind, required in fields(self.argsClass):
             text = "%d: %s%s %s" % (fieldId, "required " if required else "", typeName(kind), name)

@@ -24,7 +24,16 @@ def _describe(error: BaseException) -> str:
     return "%s: %s" % (type(error).__name__, error)
 
 
-class CallOptions(usage.Options):
+class _AnyOrder(usage.Options):
+    """
+    Options that may also follow the positional arguments (GNU style).
+    """
+
+    def parseOptions(self, options: Optional[List[str]] = None) -> None:
+        super().parseOptions(optionsFirst(self, sys.argv[1:] if options is None else options))
+
+
+class CallOptions(_AnyOrder):
     """
     Options of C{txscales call}.
 
@@ -73,14 +82,7 @@ class CallOptions(usage.Options):
         usage.Options.__init__(self)
         self._stdin = stdin
 
-    def parseOptions(self, options: Optional[List[str]] = None) -> None:
-        """
-        Parse C{options}, whose options may also follow the positional
-        arguments (GNU style).
-        """
-        super().parseOptions(optionsFirst(self, sys.argv[1:] if options is None else options))
-
-    def parseArgs(self, dest: str, method: str, arguments: Optional[str] = None) -> None:
+    def parseArgs(self, dest: str, method: str, arguments: Optional[str] = None) -> None:  # type: ignore[override]
         self["dest"] = dest
         self["method"] = method
         self["arguments"] = arguments
@@ -187,7 +189,7 @@ def optionsFirst(options: usage.Options, argv: List[str]) -> List[str]:
     return first + ["--"] + positional
 
 
-class ListOptions(usage.Options):
+class ListOptions(_AnyOrder):
     """
     Options of C{txscales list}.
     """
