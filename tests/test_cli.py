@@ -197,6 +197,8 @@ class JsonTests(SynchronousTestCase):
         self.assertEqual(argumentsFromJson(args, [{"x": 1}, 3], "m"), {"p": shapes.Point(x=1), "dx": 3})
         self.assertEqual(argumentsFromJson(args, [None, 3], "m"), {"dx": 3})
         self.assertEqual(argumentsFromJson(args, None, "m"), {})
+        error = self.assertRaises(UsageError, argumentsFromJson, args, {"q": 1}, "Shapes.move")
+        self.assertEqual(str(error), "Shapes.move has no argument q (its arguments: p, dx)")
         error = self.assertRaises(UsageError, argumentsFromJson, args, [1, 2, 3], "Shapes.move")
         self.assertEqual(str(error), "Shapes.move takes 2 arguments (p, dx), not 3")
         error = self.assertRaises(UsageError, argumentsFromJson, args, "x", "Shapes.move")

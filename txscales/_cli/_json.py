@@ -229,17 +229,23 @@ def structFromJson(cls: type, value: Any, where: str) -> Any:
     return cls(**_fieldsFromJson(cls, value, where))
 
 
-def _fieldsFromJson(cls: type, value: Dict[str, Any], where: str) -> Dict[str, Any]:
+def _fieldsFromJson(cls: type, value: Dict[str, Any], where: str, owner: Optional[str] = None) -> Dict[str, Any]:
+    """
+    @param owner: the arguments' method (None for a struct's fields).
+    """
+    noun = "argument" if owner else "field"
+    owner = owner or cls.__name__
+    prefix = "" if owner == where else where + ": "
     known = {name: (kind, required) for _, name, kind, required in fields(cls)}
     unknown = sorted(set(value) - set(known))
     if unknown:
         raise UsageError(
-            "%s: %s has no field %s (its fields: %s)"
-            % (where, cls.__name__, ", ".join(unknown), ", ".join(known) or "none")
+            "%s%s has no %s %s (its %ss: %s)"
+            % (prefix, owner, noun, ", ".join(unknown), noun, ", ".join(known) or "none")
         )
     missing = [name for name, (_, required) in known.items() if required and value.get(name) is None]
     if missing:
-        raise UsageError("%s: %s's required field %s is missing" % (where, cls.__name__, ", ".join(missing)))
+        raise UsageError("%s%s's required %s %s is missing" % (prefix, owner, noun, ", ".join(missing)))
     return {
         name: fromJson(known[name][0], item, "%s.%s" % (where, name))
         for name, item in value.items()
@@ -269,7 +275,7 @@ def argumentsFromJson(argsClass: type, value: Any, where: str) -> Dict[str, Any]
         value = dict(zip(names, value))
     if not isinstance(value, dict):
         raise _bad(where, "arguments as an object by name or an array in order", value)
-    return _fieldsFromJson(argsClass, value, where)
+    return _fieldsFromJson(argsClass, value, where, where)
 
 
 def toJson(kind: Type, value: Any) -> Any:
