@@ -37,6 +37,7 @@ from txscales.thrift._codec import (
     encodeMessageHeader,
     readMessageBegin,
 )
+from txscales.thrift._idl import idlService, idlServices, loadIdl
 from txscales.thrift._framing import BUFFERED, DEFAULT_MAX_MESSAGE_SIZE, FRAMED, FramedDecoder, encodeFrame
 from txscales.thrift._processor import ThriftProcessor, missingMethods
 from txscales.thrift._proxy import proxyClass
@@ -47,7 +48,21 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from twisted.internet.ssl import CertificateOptions
 
-__all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FRAMED", "BUFFERED", "BINARY", "COMPACT", "missingMethods", "serverTlsOptions"]
+__all__ = [
+    "Thrift",
+    "ThriftBuilder",
+    "ThriftClient",
+    "ThriftServerService",
+    "FRAMED",
+    "BUFFERED",
+    "BINARY",
+    "COMPACT",
+    "missingMethods",
+    "serverTlsOptions",
+    "loadIdl",
+    "idlServices",
+    "idlService",
+]
 
 # Also here, for txscales' other protocol packages (ThriftMux, Thrift over
 # HTTP) and txscales.testing, not for users: the call codec
