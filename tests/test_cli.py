@@ -380,7 +380,7 @@ class CommandTests(SynchronousTestCase):
             ((), "txscales: error: a subcommand is required: call or list"),
             (("call", dest), "txscales call: error: Wrong number of arguments."),
             (("call", dest, "Shapes.ping"), "txscales call: error: --idl FILE is required"),
-            (("call", dest, "Shapes.ping", "--idl", SHAPES + ".nope"), "--idl %s.nope: cannot load it: " % (SHAPES,)),
+            (("call", dest, "Shapes.ping", "--idl", SHAPES + ".nope"), "txscales call: error: --idl: %s.nope: " % (SHAPES,)),
             (("call", dest, "Shapes.nope") + idl, "Shapes has no method nope (methods: move, names, colors, fire, ping)"),
             (("call", dest, "Other.ping") + idl, "no service Other in the IDL (services: Base, Shapes)"),
             (("call", dest, "ping") + idl, "ping: name the service too, SERVICE.METHOD (services: Base, Shapes)"),

@@ -9,23 +9,20 @@ from twisted.python.usage import UsageError
 
 from txscales._cli._json import Type, defaultText, fields, typeName
 
-INSTALL_HINT = "pip install 'txscales[idl]'"
-
 
 def loadIdl(path: str) -> Any:
     """
     @param path: a C{.thrift} file.
-    @return: the module thriftpy2 loads from it.
+    @return: the module thriftpy2 loads from it (L{txscales.thrift.loadIdl}).
     @raise UsageError: when thriftpy2 is missing or cannot load the file.
     """
+    from txscales.errors import IdlError, MissingExtraError
+    from txscales.thrift import loadIdl as load
+
     try:
-        import thriftpy2
-    except ImportError:
-        raise UsageError("--idl needs thriftpy2 (%s)" % (INSTALL_HINT,))
-    try:
-        return thriftpy2.load(path)
-    except Exception as e:
-        raise UsageError("--idl %s: cannot load it: %s: %s" % (path, type(e).__name__, e))
+        return load(path)
+    except (IdlError, MissingExtraError) as e:
+        raise UsageError("--idl: %s" % (e,))
 
 
 def services(module: Any) -> Dict[str, type]:
@@ -33,7 +30,9 @@ def services(module: Any) -> Dict[str, type]:
     @param module: a module loaded by L{loadIdl}.
     @return: its services by name, in declaration order.
     """
-    return {service.__name__: service for service in module.__thrift_meta__["services"]}
+    from txscales.thrift import idlServices
+
+    return idlServices(module)
 
 
 class Method:
