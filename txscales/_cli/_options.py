@@ -24,10 +24,22 @@ def _describe(error: BaseException) -> str:
     return "%s: %s" % (type(error).__name__, error)
 
 
+def _printVersion(options: usage.Options) -> None:
+    """
+    Display txscales' version and exit.
+    """
+    from txscales._version import __version__
+
+    print("txscales %s" % (__version__,))
+    sys.exit(0)
+
+
 class _AnyOrder(usage.Options):
     """
     Options that may also follow the positional arguments (GNU style).
     """
+
+    opt_version = _printVersion
 
     def parseOptions(self, options: Optional[List[str]] = None) -> None:
         super().parseOptions(optionsFirst(self, sys.argv[1:] if options is None else options))
@@ -218,6 +230,7 @@ class Options(usage.Options):
     """
 
     synopsis = "txscales"
+    opt_version = _printVersion
     longdesc = "Call a method of any Thrift service, or list the methods of an IDL: 'txscales call --help', 'txscales list --help'."
 
     def __init__(self, stdin: Optional[IO[str]] = None) -> None:
