@@ -1,7 +1,8 @@
 """
-Tests for the C{txscales} command's parts, without a network: the JSON
+Tests for the C{txscales} command's parts: the JSON
 mapping of Thrift values, C{txscales list}'s lines, C{txscales call}'s
-options, usage errors and exit statuses (with fake clients).
+options, usage errors and exit statuses (with fake clients), and calls to
+servers of this process.
 """
 
 import base64
@@ -9,10 +10,11 @@ import io
 import json
 import os
 
-from twisted.internet.defer import fail, succeed
+from twisted.internet import reactor
+from twisted.internet.defer import fail, inlineCallbacks, succeed
 from twisted.internet.task import Clock
 from twisted.python.usage import UsageError
-from twisted.trial.unittest import SkipTest, SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from txscales.errors import ApplicationError, ConnectError, RequestTimeoutError
 
@@ -460,3 +462,108 @@ class ClientOptionsTests(SynchronousTestCase):
         self.assertEqual(options["tls"], True)
         self.assertEqual(options["trustRoot"], self.ca.trustRoot())
         self.assertEqual(options["path"], "/")
+
+
+class ShapesHandler:
+    """
+    A handler of the Shapes service that answers with what it was given.
+    """
+
+    def __init__(self):
+        self.fired = []
+
+    def ping(self):
+        pass
+
+    def move(self, p, dx):
+        if dx == 0:
+            raise shapes.Oops(message="no move", code=0)
+        return shapes.Point(x=p.x + dx, y=p.y, label=p.label)
+
+    def names(self, byId, byColor, flags):
+        return {len(byId): "byId", len(byColor): "byColor", len(flags): "flags"}
+
+    def colors(self, cs, blobs, d, b, small, big, medium):
+        assert blobs == [b"\x00\xff"] and d == 0.5 and b is True and (small, big, medium) == (-1, 2**40, 7), (
+            blobs, d, b, small, big, medium,
+        )
+        return cs
+
+    def fire(self, n):
+        self.fired.append(n)
+
+
+class RoundTripTests(TestCase):
+    """
+    C{txscales call} (in this process) against servers of the Shapes IDL:
+    what it reads from JSON reaches the handler, and the handler's answers
+    print back as JSON.
+    """
+
+    def setUp(self):
+        needThriftpy2(self)
+
+    @inlineCallbacks
+    def serve(self, facade, **options):
+        """
+        Serve a L{ShapesHandler} on a free port of 127.0.0.1.
+
+        @return: a Deferred firing with its C{tcp://} destination.
+        """
+        self.handler = ShapesHandler()
+        server = facade.newServer(shapes.Shapes, self.handler, "tcp:0:interface=127.0.0.1", reactor=reactor, **options)
+        server.startService()
+        self.addCleanup(server.stopService)
+        port = yield server.listening
+        return "tcp://127.0.0.1:%d" % (port.getHost().port,)
+
+    @inlineCallbacks
+    def command(self, *argv):
+        """
+        Run C{txscales call ARGV... --idl Shapes.thrift}.
+
+        @return: a Deferred firing with (exit status, JSON printed).
+        """
+        out, err = io.StringIO(), io.StringIO()
+        status = yield run(reactor, ["call"] + list(argv) + ["--idl", SHAPES], out, err)
+        self.assertEqual(err.getvalue(), "")
+        return status, json.loads(out.getvalue())
+
+    @inlineCallbacks
+    def test_thriftMux(self):
+        """
+        Structs, maps in both forms, enums, sets, binary and every number
+        type make the round trip over ThriftMux; a declared exception exits
+        1.
+        """
+        from txscales.thriftmux import ThriftMux
+
+        dest = yield self.serve(ThriftMux)
+        moved = yield self.command(dest, "Shapes.move", '{"p": {"x": 1, "label": "a"}, "dx": 2}')
+        self.assertEqual(moved, (OK, {"x": 3, "y": 5, "label": "a"}))
+        names = yield self.command(
+            dest, "Shapes.names", '[{"1": "a", "2": "b"}, {"RED": [{"x": 1}], "3": []}, [[{"x": 1}, true]]]'
+        )
+        self.assertEqual(names, (OK, {"2": "byColor", "1": "flags"}))
+        colors = yield self.command(
+            dest, "Shapes.colors",
+            '{"cs": ["BLUE", "RED", 1], "blobs": ["AP8="], "d": 0.5, "b": true, "small": -1, "big": 1099511627776,'
+            ' "medium": 7}',
+        )
+        self.assertEqual(colors, (OK, ["BLUE", "RED"]))
+        failed = yield self.command(dest, "Shapes.move", '[{"x": 1}, 0]')
+        self.assertEqual(failed, (DECLARED_EXCEPTION, {"exception": "Oops", "fields": {"message": "no move", "code": 0}}))
+
+    @inlineCallbacks
+    def test_thriftCompact(self):
+        """
+        Plain Thrift, compact and buffered, carries calls and one-way calls.
+        """
+        from txscales.thrift import Thrift
+
+        dest = yield self.serve(Thrift, transport="buffered")
+        thrift = ("-p", "thrift", "--compact", "--transport", "buffered")
+        moved = yield self.command(dest, "Shapes.move", '[{"x": 1}]', *thrift)
+        self.assertEqual(moved, (OK, {"x": 2, "y": 5}))
+        fired = yield self.command(dest, "Shapes.fire", "[3]", *thrift)
+        self.assertEqual(fired, (OK, None))
