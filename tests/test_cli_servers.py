@@ -1,7 +1,8 @@
 """
 Tests of the C{txscales} command run as users run it, a process of its own,
-against C{twistd -n txscales demo-server}: the client's runtime IDL
-(thriftpy2) calls the server's generated code.
+against C{twistd -n txscales serve --idl} (both ends read the demo's IDL at
+run time) and C{twistd -n txscales demo-server} (the client's runtime IDL
+calls the server's generated code).
 """
 
 import json
@@ -14,10 +15,13 @@ from twisted.trial.unittest import TestCase
 
 import txscales.demo
 from tests._tls import Authorities
-from tests._twistd import runPeer, startDemoServer
+from tests._twistd import runPeer, startDemoServer, startTwistd
 from tests.test_cli import needThriftpy2
 
 DEMO_IDL = ("--idl", os.path.join(os.path.dirname(os.path.abspath(txscales.demo.__file__)), "TestService.thrift"))
+
+
+IDL_HANDLER = "txscales.demo.handler:makeIdlHandler"
 
 
 def closedPort():
@@ -58,13 +62,15 @@ class CallCommandTests(TestCase):
     @inlineCallbacks
     def test_call(self):
         """
-        Calls over ThriftMux, plain Thrift and Thrift over HTTP print their
-        results as JSON (arguments by name or in order) and exit 0; a
-        declared exception prints as JSON and exits 1; a timeout prints the
-        typed error and exits 2.
+        Calls over ThriftMux and plain Thrift (to C{serve --idl}) and Thrift
+        over HTTP (to C{demo-server}) print their results as JSON
+        (arguments by name or in order) and exit 0; a declared exception
+        prints as JSON and exits 1; a timeout prints the typed error and
+        exits 2.
         """
+        serve = ("txscales", "serve", "--listen", "tcp:0:interface=127.0.0.1", "--handler", IDL_HANDLER) + DEMO_IDL
         mux, http = yield gatherResults(
-            [startDemoServer(addCleanup=self.addCleanup), startDemoServer("--protocol", "http", addCleanup=self.addCleanup)]
+            [startTwistd(serve, addCleanup=self.addCleanup), startDemoServer("--protocol", "http", addCleanup=self.addCleanup)]
         )
         results = yield gatherResults(
             [
