@@ -384,7 +384,7 @@ class CommandTests(SynchronousTestCase):
             (("call", dest, "Shapes.ping"), "txscales call: error: --idl FILE is required"),
             (("call", dest, "Shapes.ping", "--idl", SHAPES + ".nope"), "txscales call: error: --idl: %s.nope: " % (SHAPES,)),
             (("call", dest, "Shapes.nope") + idl, "Shapes has no method nope (methods: move, names, colors, fire, ping)"),
-            (("call", dest, "Other.ping") + idl, "no service Other in the IDL (services: Base, Shapes)"),
+            (("call", dest, "Other.ping") + idl, "defines no service 'Other' (services: Base, Shapes)"),
             (("call", dest, "ping") + idl, "ping: name the service too, SERVICE.METHOD (services: Base, Shapes)"),
             (("call", dest, "Shapes.move", "{") + idl, "JSON-ARGS is not JSON ("),
             (("call", dest, "Shapes.move", '{"p": {}}') + idl, "Shapes.move.p: Point's required field x is missing"),
@@ -400,7 +400,7 @@ class CommandTests(SynchronousTestCase):
             (("call", dest, "Shapes.ping", "--opportunistic-tls", "maybe") + idl, "must be desired or required"),
             (("call", dest, "Shapes.ping", "--nope") + idl, "txscales call: error: option --nope not recognized"),
             (("list",), "txscales list: error: --idl FILE is required"),
-            (("list", "Other") + idl, "no service Other in the IDL"),
+            (("list", "Other") + idl, "defines no service 'Other' (services: Base, Shapes)"),
         ]
         for argv, message in cases:
             self.err = io.StringIO()

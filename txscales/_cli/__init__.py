@@ -28,7 +28,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     from txscales._cli._call import run
 
     def start(reactor: Any) -> "Deferred[None]":
-        return run(reactor, sys.argv[1:] if argv is None else argv, sys.stdout, sys.stderr, sys.stdin).addCallback(_exit)
+        arguments = sys.argv[1:] if argv is None else argv
+        return run(reactor, arguments, sys.stdout, sys.stderr, sys.stdin).addCallback(_exit)
 
     react(start)
 

@@ -102,7 +102,11 @@ def run(
 
 @inlineCallbacks
 def call(
-    reactor: Any, options: CallOptions, out: IO[str], err: IO[str], clientFactory: Callable[[CallOptions, Any], Any] = makeClient
+    reactor: Any,
+    options: CallOptions,
+    out: IO[str],
+    err: IO[str],
+    clientFactory: Callable[[CallOptions, Any], Any] = makeClient,
 ) -> Any:
     """
     Make the call C{options} describe and print its outcome.
@@ -131,8 +135,8 @@ def call(
         return CALL_FAILED
     except Exception:
         return _internalError(err)
-    returns = None if method.oneway else method.returns
-    _write(out, json.dumps(toJson(returns, result) if returns is not None else None, indent=2))
+    # void and one-way methods print null.
+    _write(out, json.dumps(None if method.returns is None else toJson(method.returns, result), indent=2))
     return OK
 
 

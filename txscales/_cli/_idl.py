@@ -101,6 +101,21 @@ def methods(service: type) -> List[Method]:
     return [Method(service, name) for name in service.thrift_services]  # type: ignore[attr-defined]
 
 
+def findService(module: Any, name: str) -> type:
+    """
+    @param module: a module loaded by L{loadIdl}.
+    @return: its service C{name}.
+    @raise UsageError: naming the services it has, when it has no such one.
+    """
+    from txscales.errors import IdlError
+    from txscales.thrift import idlService
+
+    try:
+        return idlService(module, name)
+    except IdlError as e:
+        raise UsageError(str(e))
+
+
 def findMethod(module: Any, name: str) -> Method:
     """
     @param module: a module loaded by L{loadIdl}.
@@ -117,9 +132,7 @@ def findMethod(module: Any, name: str) -> Method:
                 "%s: name the service too, SERVICE.METHOD (services: %s)" % (name, ", ".join(found) or "none")
             )
         serviceName = next(iter(found))
-    service = found.get(serviceName)
-    if service is None:
-        raise UsageError("no service %s in the IDL (services: %s)" % (serviceName, ", ".join(found) or "none"))
+    service = findService(module, serviceName)
     names = service.thrift_services  # type: ignore[attr-defined]
     if methodName not in names:
         raise UsageError("%s has no method %s (methods: %s)" % (serviceName, methodName, ", ".join(names)))

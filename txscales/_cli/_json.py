@@ -184,7 +184,9 @@ def _set(items: List[Any]) -> Any:
 def _mapFromJson(arg: Any, value: Any, where: str) -> Dict[Any, Any]:
     keyKind, valueKind = splitType(arg[0]), splitType(arg[1])
     if isinstance(value, dict):
-        pairs = [(_keyFromText(keyKind, key, where), item, "%s[%s]" % (where, json.dumps(key))) for key, item in value.items()]
+        pairs = [
+            (_keyFromText(keyKind, key, where), item, "%s[%s]" % (where, json.dumps(key))) for key, item in value.items()
+        ]
     elif isinstance(value, list) and all(isinstance(p, list) and len(p) == 2 for p in value):
         pairs = [
             (fromJson(keyKind, p[0], "%s[%d] key" % (where, i)), p[1], "%s[%d] value" % (where, i))

@@ -12,7 +12,7 @@ from typing import IO, Any, Dict, List, Optional
 
 from twisted.python import usage
 
-from txscales._cli._idl import Method, findMethod, loadIdl, methods, services
+from txscales._cli._idl import Method, findMethod, findService, loadIdl, methods, services
 from txscales._cli._json import argumentsFromJson
 from txscales._tls import CLIENT_TLS_PARAMETERS, TLS_SCHEME, clientCreator, clientTlsKeywords
 
@@ -103,12 +103,16 @@ class CallOptions(_AnyOrder):
         if not self["idl"]:
             raise usage.UsageError("--idl FILE is required")
         if self["protocol"] not in PROTOCOLS:
-            raise usage.UsageError("unsupported --protocol %r (supported: %s)" % (self["protocol"], ", ".join(PROTOCOLS)))
+            raise usage.UsageError(
+                "unsupported --protocol %r (supported: %s)" % (self["protocol"], ", ".join(PROTOCOLS))
+            )
         if not 0 < self["timeout"] < float("inf"):
             raise usage.UsageError("--timeout must be a number of seconds over 0")
         method = findMethod(loadIdl(self["idl"]), self["method"])
         if method.oneway and self["protocol"] == "thriftmux":
-            raise usage.UsageError("%s is one-way, which ThriftMux does not carry: use --protocol thrift" % (method.qualifiedName,))
+            raise usage.UsageError(
+                "%s is one-way, which ThriftMux does not carry: use --protocol thrift" % (method.qualifiedName,)
+            )
         self.arguments = argumentsFromJson(method.argsClass, self._readArguments(), method.qualifiedName)
         self.method = method
         self.client = self._clientOptions()
@@ -154,11 +158,12 @@ class CallOptions(_AnyOrder):
         keywords = clientTlsKeywords(self)
         if not tls:
             if keywords:
-                raise usage.UsageError("--tls-ca, --tls-cert, --tls-key and --tls-hostname need --tls or a tls:// destination")
+                raise usage.UsageError(
+                    "--tls-ca, --tls-cert, --tls-key and --tls-hostname need --tls or a tls:// destination"
+                )
             return {}
         if protocol == "http":
-            unsupported = sorted(set(keywords) - {"tlsCa"})
-            if unsupported:
+            if set(keywords) - {"tlsCa"}:
                 raise usage.UsageError("--protocol http over TLS takes --tls-ca only")
             options: Dict[str, Any] = {"tls": True}
             if self["tls-ca"]:
@@ -172,7 +177,9 @@ class CallOptions(_AnyOrder):
             return options
         try:
             # Reads the files now, so that a bad one is a usage error.
-            clientCreator("localhost", keywords.get("tlsCa"), keywords.get("tlsClientCert"), keywords.get("tlsClientKey"))
+            clientCreator(
+                "localhost", keywords.get("tlsCa"), keywords.get("tlsClientCert"), keywords.get("tlsClientKey")
+            )
         except Exception as e:
             raise usage.UsageError("--tls-ca/--tls-cert/--tls-key: %s" % (_describe(e),))
         if self["opportunistic-tls"] is not None:
@@ -194,7 +201,8 @@ def optionsFirst(options: usage.Options, argv: List[str]) -> List[str]:
     except getopt.error as e:
         raise usage.UsageError(str(e))
     takesValue = {"--" + name[:-1] for name in options.longOpt if name.endswith("=")}
-    takesValue.update("-" + letter for letter, colon in zip(options.shortOpt, options.shortOpt[1:] + " ") if colon == ":")
+    # shortOpt is getopt's: "p:t:" (a colon after a letter taking a value).
+    takesValue.update("-" + options.shortOpt[i - 1] for i, c in enumerate(options.shortOpt) if c == ":")
     first: List[str] = []
     for option, value in found:
         first.extend([option, value] if option in takesValue else [option])
@@ -216,12 +224,12 @@ class ListOptions(_AnyOrder):
     def postOptions(self) -> None:
         if not self["idl"]:
             raise usage.UsageError("--idl FILE is required")
-        found = services(loadIdl(self["idl"]))
-        if self["service"] is not None:
-            if self["service"] not in found:
-                raise usage.UsageError("no service %s in the IDL (services: %s)" % (self["service"], ", ".join(found) or "none"))
-            found = {self["service"]: found[self["service"]]}
-        self.lines = [method.describe() for service in found.values() for method in methods(service)]
+        module = loadIdl(self["idl"])
+        if self["service"] is None:
+            found = list(services(module).values())
+        else:
+            found = [findService(module, self["service"])]
+        self.lines = [method.describe() for service in found for method in methods(service)]
 
 
 class Options(usage.Options):
@@ -231,7 +239,10 @@ class Options(usage.Options):
 
     synopsis = "txscales"
     opt_version = _printVersion
-    longdesc = "Call a method of any Thrift service, or list the methods of an IDL: 'txscales call --help', 'txscales list --help'."
+    longdesc = (
+        "Call a method of any Thrift service, or list the methods of an IDL: 'txscales call --help',"
+        " 'txscales list --help'."
+    )
 
     def __init__(self, stdin: Optional[IO[str]] = None) -> None:
         """
@@ -239,7 +250,7 @@ class Options(usage.Options):
         """
         usage.Options.__init__(self)
         self.subCommands = [
-            ["call", None, lambda: CallOptions(stdin), "Call a method of a Thrift service and print its result as JSON."],
+            ["call", None, lambda: CallOptions(stdin), "Call a method of a Thrift service, print its result as JSON."],
             ["list", None, ListOptions, "Show the methods of the services of a Thrift IDL file."],
         ]
 
