@@ -454,6 +454,18 @@ class ClientOptionsTests(SynchronousTestCase):
             self.clientOptions("--opportunistic-tls", "desired"), {"tls": True, "opportunisticTls": "desired"}
         )
 
+    def test_demoClientTls(self):
+        """
+        twistd txscales demo-client takes the same TLS options, read the
+        same way.
+        """
+        from txscales._tls import clientTlsKeywords
+        from txscales.tap import DemoClientOptions
+
+        options = DemoClientOptions()
+        options.parseOptions(["--dest", "tls://127.0.0.1:1", "--tls-ca", "ca.pem", "--tls-hostname", "example.com"])
+        self.assertEqual(clientTlsKeywords(options), {"tlsCa": "ca.pem", "tlsHostname": "example.com"})
+
     def test_httpTls(self):
         """
         Thrift over HTTPS trusts --tls-ca's certificate.
