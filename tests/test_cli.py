@@ -5,7 +5,6 @@ options, usage errors and exit statuses (with fake clients), and calls to
 servers of this process.
 """
 
-import base64
 import io
 import json
 import os
@@ -27,7 +26,7 @@ except ImportError:
 
 if thriftpy2 is not None:
     from txscales._cli._call import CALL_FAILED, DECLARED_EXCEPTION, INTERNAL_ERROR, OK, USAGE, makeClient, run
-    from txscales._cli._idl import findMethod, loadIdl
+    from txscales._cli._idl import loadIdl
     from txscales._cli._json import (
         BINARY,
         BOOL,
