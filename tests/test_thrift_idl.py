@@ -310,6 +310,15 @@ class CodecTests(SynchronousTestCase):
         self.assertIsNone(method.resultClass)
         self.assertEqual(method.callHeaderZero, self.generated["fire"].callHeaderZero)
 
+    def test_extends(self):
+        """
+        A service extending another has the other's methods too.
+        """
+        module = loadIdl(self.writeIdl("service A { i32 f(1: i32 x) }\nservice B extends A { oneway void g() }"))
+        methods = describeService(module.B)
+        self.assertEqual(sorted(methods), ["f", "g"])
+        self.assertEqual((methods["f"].argNames, methods["f"].oneway, methods["g"].oneway), (["x"], False, True))
+
     def test_negativeFieldId(self):
         """
         A negative field id, which Apache Thrift's encoder cannot take, is
