@@ -37,8 +37,8 @@ from txscales.thrift._codec import (
     encodeMessageHeader,
     readMessageBegin,
 )
-from txscales.thrift._idl import idlService, idlServices, loadIdl
 from txscales.thrift._framing import BUFFERED, DEFAULT_MAX_MESSAGE_SIZE, FRAMED, FramedDecoder, encodeFrame
+from txscales.thrift._idl import idlService, idlServices, loadIdl
 from txscales.thrift._processor import ThriftProcessor, missingMethods
 from txscales.thrift._proxy import proxyClass
 from txscales.thrift._server import DEFAULT_MAX_PENDING, ThriftServerService, countedProcess, serverFactory
