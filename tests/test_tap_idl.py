@@ -1,7 +1,7 @@
 """
 C{twistd txscales serve --idl FILE --service NAME}: a service loaded from its
-IDL at run time by thriftpy2, instead of a generated C{--iface}; its usage
-errors, in options and in real C{twistd} processes.
+IDL at run time by thriftpy2, instead of a generated C{--iface}, and its usage
+errors (those of real C{twistd} processes are in C{tests/test_idl_interop.py}).
 """
 
 import os
@@ -10,15 +10,13 @@ import sys
 import tempfile
 
 from twisted.internet import reactor
-from twisted.internet.defer import gatherResults, inlineCallbacks
+from twisted.internet.defer import inlineCallbacks
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from txscales.demo.handler import IDL
 from txscales.tap import Options, makeService
 from txscales.thrift import Thrift
-
-from tests._twistd import runPeer, twistdCommand
 
 HANDLER = "txscales.demo.handler:makeIdlHandler"
 
@@ -135,45 +133,3 @@ class ServeIdlTests(TestCase):
             self.assertEqual((yield client.query("abc")), "abcabc")
             error = yield self.assertFailure(client.raiseError(4), InvalidQueryException)
             self.assertEqual(error.errorCode, 4)
-
-
-class CommandLineTests(TestCase):
-    """
-    Real C{twistd txscales serve --idl} processes with wrong options exit 1
-    with a one-line error and no traceback.
-    """
-
-    timeout = 120
-
-    @inlineCallbacks
-    def test_badIdlOptions(self):
-        """
-        An unknown service, a file that is not Thrift, and thriftpy2 missing
-        each end the process at once with a one-line usage error.
-        """
-        bad = writeFile(self, "Bad.thrift", "service Bad {\n  string f(1: nosuchtype x)\n}\n")
-        # A thriftpy2 that cannot be imported, first on the path.
-        fake = writeFile(self, os.path.join("fake", "thriftpy2", "__init__.py"), "raise ImportError('no thriftpy2 here')\n")
-        hidden = {"PYTHONPATH": os.pathsep.join([os.path.dirname(os.path.dirname(fake))] + sys.path)}
-        cases = [
-            ((IDL, "Nope"), None, "--service Nope: %s defines no service 'Nope' (services: TestService)" % (IDL,)),
-            ((bad, "Bad"), None, "--idl %s: %s: " % (bad, bad)),
-            ((IDL, "TestService"), hidden, "needs thriftpy2: no thriftpy2 here (install txscales[idl])"),
-        ]
-        results = yield gatherResults(
-            [
-                runPeer(
-                    twistdCommand() + ["--pidfile=", "-n", "txscales", "serve", "--listen", "tcp:0:interface=127.0.0.1",
-                                       "--idl", idl, "--service", service, "--handler", HANDLER],
-                    addCleanup=self.addCleanup,
-                    env=env,
-                    timeout=60,
-                )
-                for (idl, service), env, _ in cases
-            ]
-        )
-        for (_, _, message), result in zip(cases, results):
-            self.assertEqual((result.exitCode, result.signal), (1, None), result.describe())
-            lines = [line for line in result.output.splitlines() if line.strip()]
-            self.assertIn(message, lines[-1], result.describe())
-            self.assertNotIn("Traceback", result.output, result.describe())

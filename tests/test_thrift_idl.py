@@ -11,10 +11,14 @@ import shutil
 import sys
 import tempfile
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet import reactor
+from twisted.internet.defer import inlineCallbacks
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.server import Site
 
 from tests.idlgen import Everything as GeneratedEverything, ttypes as generated
 from txscales.errors import ApplicationError, IdlError, MissingExtraError, TxScalesError, UnsupportedError
+from txscales.http import ThriftHttp
 from txscales.testing import MemoryNetwork
 from txscales.thrift import BINARY, COMPACT, idlService, idlServices, loadIdl, missingMethods
 from txscales.thrift._codec import (
@@ -306,6 +310,15 @@ class CodecTests(SynchronousTestCase):
         self.assertIsNone(method.resultClass)
         self.assertEqual(method.callHeaderZero, self.generated["fire"].callHeaderZero)
 
+    def test_extends(self):
+        """
+        A service extending another has the other's methods too.
+        """
+        module = loadIdl(self.writeIdl("service A { i32 f(1: i32 x) }\nservice B extends A { oneway void g() }"))
+        methods = describeService(module.B)
+        self.assertEqual(sorted(methods), ["f", "g"])
+        self.assertEqual((methods["f"].argNames, methods["f"].oneway, methods["g"].oneway), (["x"], False, True))
+
     def test_negativeFieldId(self):
         """
         A negative field id, which Apache Thrift's encoder cannot take, is
@@ -472,3 +485,31 @@ class ClientServerTests(SynchronousTestCase):
         self.assertIn("numbers, groups, flag", type(client).containers.__doc__)
         self.assertEqual(missingMethods(RUNTIME, EverythingHandler(runtime)), [])
         self.assertEqual(missingMethods(RUNTIME, object())[:2], ["bytesOf", "containers"])
+
+
+class ThriftHttpTests(TestCase):
+    """
+    Thrift over HTTP serves and calls a thriftpy2 service.
+    """
+
+    timeout = 30
+
+    @inlineCallbacks
+    def test_resourceAndClient(self):
+        """
+        A resource of the thriftpy2 service answers clients of it and of the
+        generated code.
+        """
+        site = Site(ThriftHttp.newResource(RUNTIME, EverythingHandler(runtime)))
+        site.noisy = False
+        port = reactor.listenTCP(0, site, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        for service, types in [(RUNTIME, runtime), (GENERATED, generated)]:
+            client = ThriftHttp.newClient(service, "tcp://127.0.0.1:%d" % (port.getHost().port,), timeout=5, stats=False)
+            self.addCleanup(client.close)
+            answer = yield client.echoShape(shape(types))
+            self.assertIsInstance(answer, types.Shape)
+            self.assertEqual(fields(answer), fields(shape(types)))
+            error = yield self.assertFailure(client.echoShape(types.Shape()), types.Invalid)
+            self.assertEqual(error.code, 0)
+            self.assertEqual((yield client.containers([1], {"k": set()}, True)), {"k": [set(), {1}]})

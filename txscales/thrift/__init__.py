@@ -37,8 +37,8 @@ from txscales.thrift._codec import (
     encodeMessageHeader,
     readMessageBegin,
 )
-from txscales.thrift._idl import idlService, idlServices, loadIdl
 from txscales.thrift._framing import BUFFERED, DEFAULT_MAX_MESSAGE_SIZE, FRAMED, FramedDecoder, encodeFrame
+from txscales.thrift._idl import idlService, idlServices, loadIdl
 from txscales.thrift._processor import ThriftProcessor, missingMethods
 from txscales.thrift._proxy import proxyClass
 from txscales.thrift._server import DEFAULT_MAX_PENDING, ThriftServerService, countedProcess, serverFactory
@@ -137,7 +137,8 @@ class Thrift:
         """
         Make a client of a generated Thrift service.
 
-        @param iface: the generated C{Iface} class.
+        @param iface: the generated C{Iface} class, or a service class
+            L{txscales.thrift.loadIdl} loaded.
         @param dest: C{tcp://host:port[,host:port...]}, C{zk://...}, or
             C{tls://host:port[,host:port...]} (C{tcp://} with C{tls=True}).
         @param transport: C{"framed"} or C{"buffered"}.

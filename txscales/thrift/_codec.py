@@ -108,8 +108,8 @@ class Method:
         @param argsThriftSpec: the Apache Thrift C{thrift_spec} of
             C{argsClass} when it has another (a thriftpy2 class).
         @param resultThriftSpec: that of C{resultClass}.
-        @param argNames: the argument names in IDL order, when not those of
-            C{argsThriftSpec}.
+        @param argNames: the argument names in IDL order (default: those of
+            the generated C{argsClass.__init__}, else of C{argsThriftSpec}).
         """
         if argsThriftSpec is None:
             argsThriftSpec = argsClass.thrift_spec
