@@ -437,6 +437,7 @@ class ClientOptionsTests(SynchronousTestCase):
 
         options = Options()
         options.parseOptions(["call", "tls://127.0.0.1:1", "Shapes.ping", "--idl", SHAPES] + list(argv))
+        self.dest = options.subOptions["dest"]
         return options.subOptions.client
 
     def test_tls(self):
@@ -467,9 +468,11 @@ class ClientOptionsTests(SynchronousTestCase):
 
     def test_httpTls(self):
         """
-        Thrift over HTTPS trusts --tls-ca's certificate.
+        Thrift over HTTPS trusts --tls-ca's certificate; a tls://
+        destination is the HTTP client's tcp:// one with tls=True.
         """
         options = self.clientOptions("-p", "http", "--tls-ca", self.ca.path("ca.pem"))
+        self.assertEqual(self.dest, "tcp://127.0.0.1:1")
         self.assertEqual(options["tls"], True)
         self.assertEqual(options["trustRoot"], self.ca.trustRoot())
         self.assertEqual(options["path"], "/")

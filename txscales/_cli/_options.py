@@ -165,6 +165,9 @@ class CallOptions(_AnyOrder):
         if protocol == "http":
             if set(keywords) - {"tlsCa"}:
                 raise usage.UsageError("--protocol http over TLS takes --tls-ca only")
+            if self["dest"].startswith(TLS_SCHEME):
+                # The HTTP client takes tls=True, not tls:// destinations.
+                self["dest"] = "tcp://" + self["dest"][len(TLS_SCHEME):]
             options: Dict[str, Any] = {"tls": True}
             if self["tls-ca"]:
                 from twisted.internet.ssl import Certificate
