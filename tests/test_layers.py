@@ -48,7 +48,7 @@ LAYERS: List[Set[str]] = [
     # The clients, on discovery: Kafka's finds its brokers through it.
     {"txscales.thriftmux", "txscales.http", "txscales.kafka", "txscales.redis"},
     {"txscales.demo", "txscales.testing", "txscales.blocking"},
-    {"txscales.tap"},
+    {"txscales.tap", "txscales._cli"},
 ]
 
 _ROOT = os.path.dirname(os.path.abspath(txscales.__file__))

@@ -38,6 +38,33 @@ CLIENT_TLS_OPTIONS = ("tls", "tlsCa", "tlsClientCert", "tlsClientKey", "tlsHostn
 TLS_SCHEME = "tls://"
 """A static destination whose servers are reached over TLS."""
 
+CLIENT_TLS_PARAMETERS = [
+    ["tls-ca", None, None, "Over TLS: trust this PEM CA certificate (default: the platform's CAs)."],
+    ["tls-cert", None, None, "Over TLS: present this PEM client certificate (mutual TLS)."],
+    ["tls-key", None, None, "The PEM key of --tls-cert (default: in the same file)."],
+    ["tls-hostname", None, None, "Over TLS: the name the servers' certificates must be valid for (default: each host)."],
+]
+"""The command-line options of a client's TLS settings, as
+C{twisted.python.usage.Options.optParameters}; L{clientTlsKeywords} reads
+them."""
+
+_CLIENT_TLS_KEYWORDS = (
+    ("tls-ca", "tlsCa"),
+    ("tls-cert", "tlsClientCert"),
+    ("tls-key", "tlsClientKey"),
+    ("tls-hostname", "tlsHostname"),
+)
+
+
+def clientTlsKeywords(options: Any) -> Dict[str, str]:
+    """
+    @param options: parsed command-line options with
+        L{CLIENT_TLS_PARAMETERS}.
+    @return: the client options (C{tlsCa}, C{tlsClientCert}, ...) of those
+        that were given.
+    """
+    return {name: options[option] for option, name in _CLIENT_TLS_KEYWORDS if options.get(option)}
+
 # OpenSSL's X509_V_ERR_CERT_NOT_YET_VALID and X509_V_ERR_CERT_HAS_EXPIRED.
 _EXPIRED = (9, 10)
 

@@ -390,6 +390,30 @@ class UnsupportedError(TxScalesError):
     mayHaveReachedServer = False
 
 
+class MissingExtraError(TxScalesError, ImportError):
+    """
+    A feature needs an optional extra of txscales that is not installed
+    (C{pip install txscales[NAME]}).
+
+    @ivar extra: the extra's name.
+    """
+
+    mayHaveReachedServer = False
+
+    def __init__(self, extra: str, message: str) -> None:
+        super().__init__("%s (install txscales[%s])" % (message, extra))
+        self.extra = extra
+
+
+class IdlError(TxScalesError, ValueError):
+    """
+    A Thrift IDL file could not be loaded (missing, unreadable, or not valid
+    Thrift), or does not define the service asked for.
+    """
+
+    mayHaveReachedServer = False
+
+
 def _describe(reason: Any) -> str:
     """
     Describe a close reason (a Failure, an exception or None) in a few words.

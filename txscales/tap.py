@@ -5,6 +5,8 @@ C{kafka-produce} (L{txscales.kafka.tap}) and C{redis-bench}
 
     twistd -n txscales serve --listen tcp:9090:interface=127.0.0.1 \\
         --iface mypkg.gen.MyService.Iface --handler mypkg.handler:makeHandler
+    twistd -n txscales serve --listen tcp:9090:interface=127.0.0.1 \\
+        --idl MyService.thrift --service MyService --handler mypkg.handler:makeHandler
     twistd -n txscales demo-server --listen tcp:9090:interface=127.0.0.1
     twistd -n txscales demo-server --listen tcp:9443:interface=127.0.0.1 \\
         --tls-cert server.pem --tls-key server.key [--tls-ca clients-ca.pem]
@@ -25,6 +27,7 @@ from twisted.python.reflect import namedAny
 from txscales._listening import DEFAULT_MAX_CONNECTIONS
 from txscales._reactor import defaultReactor
 from txscales._timers import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT
+from txscales._tls import CLIENT_TLS_PARAMETERS
 
 DEFAULT_LISTEN = "tcp:9090:interface=127.0.0.1"
 LOCAL_INTERFACE = "127.0.0.1"
@@ -172,20 +175,29 @@ class _ServerOptions(usage.Options):
 
 class ServeOptions(_ServerOptions):
     """
-    Options of C{twistd txscales serve}.  The Iface is loaded and the
-    handler made here, so that a wrong name, a failing handler callable or
-    a handler lacking methods of the service is a usage error.
+    Options of C{twistd txscales serve}.  The service (a generated Iface, or
+    one loaded from its IDL by thriftpy2) is loaded and the handler made
+    here, so that a wrong name or file, a failing handler callable or a
+    handler lacking methods of the service is a usage error.
 
-    @ivar iface: the generated C{Iface} class named by C{--iface}.
+    With C{--idl}, the file is loaded as the module C{<file name>_thrift}
+    (C{sys.modules}), so that a handler that loads it as thriftpy2 users do,
+    C{thriftpy2.load("x.thrift", module_name="x_thrift")}, gets the same
+    classes: its declared exceptions are those of the service.
+
+    @ivar iface: the generated C{Iface} class named by C{--iface}, or the
+        service class C{--idl} and C{--service} name.
     @ivar handler: the handler object C{--handler}'s callable returned.
     """
 
     synopsis = (
-        "--listen ENDPOINT --iface DOTTED.Iface --handler DOTTED:callable"
+        "--listen ENDPOINT (--iface DOTTED.Iface | --idl FILE.thrift [--service NAME]) --handler DOTTED:callable"
         " [--protocol thriftmux|thrift|http] [--transport framed|buffered]"
     )
     optParameters = [
         ["iface", "i", None, "Dotted name of the generated Thrift Iface class."],
+        ["idl", None, None, "Instead of --iface: a Thrift IDL file, loaded at run time (needs txscales[idl])."],
+        ["service", None, None, "With --idl: the service to serve (default: the file's only service)."],
         ["handler", None, None, "module:callable (or dotted.callable) returning the handler object."],
     ]
 
@@ -194,14 +206,21 @@ class ServeOptions(_ServerOptions):
 
     def postOptions(self) -> None:
         _ServerOptions.postOptions(self)
-        if not self["iface"] or not self["handler"]:
-            raise usage.UsageError("--iface and --handler are required")
+        if bool(self["iface"]) == bool(self["idl"]) or not self["handler"]:
+            raise usage.UsageError("--handler and one of --iface or --idl are required")
         from txscales.thrift import missingMethods
 
-        iface = _load(namedAny, "--iface", self["iface"])
-        # None lacks every method of a service.
-        if not isinstance(iface, type) or not missingMethods(iface, None):
-            raise usage.UsageError("--iface %s: not the Iface class of a generated Thrift service" % (self["iface"],))
+        if self["idl"]:
+            iface = _loadIdlService(self["idl"], self["service"])
+            name = "%s.%s" % (self["idl"], iface.__name__)
+        else:
+            if self["service"]:
+                raise usage.UsageError("--service goes with --idl")
+            iface = _load(namedAny, "--iface", self["iface"])
+            name = self["iface"]
+            # None lacks every method of a service.
+            if not isinstance(iface, type) or not missingMethods(iface, None):
+                raise usage.UsageError("--iface %s: not the Iface class of a generated Thrift service" % (name,))
         makeHandler = _load(loadCallable, "--handler", self["handler"])
         try:
             handler = makeHandler()
@@ -210,10 +229,36 @@ class ServeOptions(_ServerOptions):
         missing = missingMethods(iface, handler)
         if missing:
             raise usage.UsageError(
-                "--handler %s: the handler lacks methods of %s: %s" % (self["handler"], self["iface"], ", ".join(missing))
+                "--handler %s: the handler lacks methods of %s: %s" % (self["handler"], name, ", ".join(missing))
             )
         self.iface = iface
         self.handler = handler
+
+
+def _loadIdlService(path: str, name: Optional[str]) -> type:
+    """
+    @return: the service C{name} of the IDL file at C{path}, loaded as the
+        module C{<file name>_thrift}; without a name, the file's only one.
+    @raise usage.UsageError: when thriftpy2 is missing, the file does not
+        load, or it has no such service.
+    """
+    from txscales.errors import IdlError, MissingExtraError
+    from txscales.thrift import idlService, idlServices, loadIdl
+
+    moduleName = os.path.splitext(os.path.basename(path))[0] + "_thrift"
+    try:
+        module = loadIdl(path, moduleName=moduleName)
+    except (IdlError, MissingExtraError) as e:
+        raise usage.UsageError("--idl %s: %s" % (path, e))
+    if name is None:
+        services = sorted(idlServices(module))
+        if len(services) != 1:
+            raise usage.UsageError("--idl %s: --service is required (services: %s)" % (path, ", ".join(services) or "none"))
+        name = services[0]
+    try:
+        return idlService(module, name)
+    except IdlError as e:
+        raise usage.UsageError("--service %s: %s" % (name, e))
 
 
 def _load(load: Callable[[str], Any], option: str, name: str) -> Any:
@@ -246,10 +291,7 @@ class DemoClientOptions(usage.Options):
         ["count", "n", 1000, "Number of calls.", int],
         ["concurrency", "c", 10, "Calls outstanding at once.", int],
         ["timeout", "t", 1.0, "Per-call timeout in seconds.", float],
-        ["tls-ca", None, None, "With a tls:// destination: trust this PEM CA (default: the platform's CAs)."],
-        ["tls-cert", None, None, "With a tls:// destination: present this PEM client certificate."],
-        ["tls-key", None, None, "The PEM key of --tls-cert (default: in the same file)."],
-    ]
+    ] + CLIENT_TLS_PARAMETERS
 
     def postOptions(self) -> None:
         # Checked here: the run would otherwise fail only once started.

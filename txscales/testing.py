@@ -71,7 +71,8 @@ class MemoryNetwork:
         """
         Serve C{handler} for the generated service C{iface} at C{host:port}.
 
-        @param iface: the C{Iface} class of a service's generated code.
+        @param iface: the C{Iface} class of a service's generated code, or
+            a service class L{txscales.thrift.loadIdl} loaded.
         @param handler: an object with one method per service method.
         @return: the server factory (C{drainAll}, C{protocols}).
         """
@@ -85,7 +86,8 @@ class MemoryNetwork:
         """
         Make a ThriftMux client whose connections go to this network.
 
-        @param iface: the C{Iface} class of a service's generated code.
+        @param iface: the C{Iface} class of a service's generated code, or
+            a service class L{txscales.thrift.loadIdl} loaded.
         @param dest: the destination, e.g. C{"tcp://127.0.0.1:9090"}.
         @param options: as for L{txscales.thriftmux.ThriftMux.newClient};
             pings are off unless C{pingInterval} is given.
@@ -103,7 +105,8 @@ class MemoryNetwork:
         Serve C{handler} for the generated service C{iface} at C{host:port}
         over plain Thrift (C{transport} C{"framed"} or C{"buffered"}).
 
-        @param iface: the C{Iface} class of a service's generated code.
+        @param iface: the C{Iface} class of a service's generated code, or
+            a service class L{txscales.thrift.loadIdl} loaded.
         @param handler: an object with one method per service method.
         @return: the server factory (C{drainAll}, C{protocols}).
         """
@@ -117,7 +120,8 @@ class MemoryNetwork:
         """
         Make a plain Thrift client whose connections go to this network.
 
-        @param iface: the C{Iface} class of a service's generated code.
+        @param iface: the C{Iface} class of a service's generated code, or
+            a service class L{txscales.thrift.loadIdl} loaded.
         @param dest: the destination, e.g. C{"tcp://127.0.0.1:9090"}.
         @param options: as for L{txscales.thrift.Thrift.newClient}.
         @return: the client.

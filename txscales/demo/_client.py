@@ -11,6 +11,7 @@ from twisted.internet.defer import DeferredList, inlineCallbacks
 from twisted.logger import Logger
 
 from txscales._loadrun import percentile
+from txscales._tls import clientTlsKeywords
 from txscales.demo.gen import TestService
 
 _log = Logger()
@@ -144,7 +145,7 @@ class DemoClientService(Service):
                 timeout=options["timeout"],
                 clientId="txscales-demo-client",
                 reactor=self._reactor,
-                **_tlsOptions(options)
+                **clientTlsKeywords(options)
             )
             first = yield client.query("x")
             self._out.write('query("x") = %r\n' % (first,))
@@ -163,11 +164,3 @@ class DemoClientService(Service):
             if self._setExitStatus is not None:
                 self._setExitStatus(self.status)
             self._reactor.stop()
-
-
-def _tlsOptions(options):
-    """
-    @return: the client's TLS options from demo-client's C{--tls-*} ones.
-    """
-    names = (("tls-ca", "tlsCa"), ("tls-cert", "tlsClientCert"), ("tls-key", "tlsClientKey"))
-    return {name: options[option] for option, name in names if options.get(option)}

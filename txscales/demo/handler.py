@@ -1,8 +1,10 @@
 """
-The demo C{TestService} handler.
+The demo C{TestService} handler, for its generated code and for its IDL
+loaded at run time.
 """
 
-from typing import List
+import os
+from typing import Any, List
 
 from twisted.internet.task import deferLater
 
@@ -19,8 +21,13 @@ class TestServiceHandler:
 
     __test__ = False  # not a test case, whatever its name
 
-    def __init__(self, clock=None) -> None:
+    def __init__(self, clock=None, exceptions: Any = None) -> None:
+        """
+        @param exceptions: the module whose C{InvalidQueryException}
+            C{raiseError} raises (default: the generated code's).
+        """
         self._clock = defaultReactor(clock)
+        self._invalidQuery = InvalidQueryException if exceptions is None else exceptions.InvalidQueryException
         self.messages: List[str] = []
 
     def query(self, x):
@@ -40,7 +47,7 @@ class TestServiceHandler:
         """
         @raise InvalidQueryException: always, with C{errorCode}.
         """
-        raise InvalidQueryException(errorCode=errorCode)
+        raise self._invalidQuery(errorCode=errorCode)
 
     def log(self, message) -> None:
         """
@@ -55,3 +62,21 @@ def makeHandler():
         C{twistd txscales serve --handler} names).
     """
     return TestServiceHandler()
+
+
+IDL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "TestService.thrift")
+"""The demo service's IDL file."""
+
+
+def makeIdlHandler():
+    """
+    @return: a L{TestServiceHandler} on the global reactor for C{TestService}
+        loaded from L{IDL} at run time (needs C{txscales[idl]}): the callable
+        of C{twistd txscales serve --idl .../TestService.thrift --handler}.
+        It loads the file as C{twistd} does, as the module
+        C{TestService_thrift}, so that it raises the service's own
+        C{InvalidQueryException}.
+    """
+    from txscales.thrift import loadIdl
+
+    return TestServiceHandler(exceptions=loadIdl(IDL, moduleName="TestService_thrift"))

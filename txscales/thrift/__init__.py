@@ -38,6 +38,7 @@ from txscales.thrift._codec import (
     readMessageBegin,
 )
 from txscales.thrift._framing import BUFFERED, DEFAULT_MAX_MESSAGE_SIZE, FRAMED, FramedDecoder, encodeFrame
+from txscales.thrift._idl import idlService, idlServices, loadIdl
 from txscales.thrift._processor import ThriftProcessor, missingMethods
 from txscales.thrift._proxy import proxyClass
 from txscales.thrift._server import DEFAULT_MAX_PENDING, ThriftServerService, countedProcess, serverFactory
@@ -47,7 +48,21 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from twisted.internet.ssl import CertificateOptions
 
-__all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FRAMED", "BUFFERED", "BINARY", "COMPACT", "missingMethods", "serverTlsOptions"]
+__all__ = [
+    "Thrift",
+    "ThriftBuilder",
+    "ThriftClient",
+    "ThriftServerService",
+    "FRAMED",
+    "BUFFERED",
+    "BINARY",
+    "COMPACT",
+    "missingMethods",
+    "serverTlsOptions",
+    "loadIdl",
+    "idlServices",
+    "idlService",
+]
 
 # Also here, for txscales' other protocol packages (ThriftMux, Thrift over
 # HTTP) and txscales.testing, not for users: the call codec
@@ -122,7 +137,8 @@ class Thrift:
         """
         Make a client of a generated Thrift service.
 
-        @param iface: the generated C{Iface} class.
+        @param iface: the generated C{Iface} class, or a service class
+            L{txscales.thrift.loadIdl} loaded.
         @param dest: C{tcp://host:port[,host:port...]}, C{zk://...}, or
             C{tls://host:port[,host:port...]} (C{tcp://} with C{tls=True}).
         @param transport: C{"framed"} or C{"buffered"}.

@@ -1,5 +1,6 @@
 """
-Thrift messages for generated services: plain Python, no Twisted.
+Thrift messages for generated services (and for those thriftpy2 loads, see
+L{txscales.thrift._idl}): plain Python, no Twisted.
 
 Calls and replies are one Thrift message each (C{TMessage} header, then the
 args or result struct), in the binary or the compact protocol.  Structs go
@@ -20,6 +21,7 @@ from thrift.Thrift import TApplicationException, TMessageType, TType
 from thrift.transport.TTransport import TMemoryBuffer
 
 from txscales.errors import ApplicationError, BadMessageError
+from txscales.thrift._idl import isRuntimeService, runtimeMethods
 
 BINARY = "binary"
 COMPACT = "compact"
@@ -88,9 +90,9 @@ class Method:
     What txscales needs to know about one method of a generated service.
 
     @ivar name: the method name.
-    @ivar argsClass: the generated C{<name>_args} struct.
-    @ivar resultClass: the generated C{<name>_result} struct, or None for a
-        one-way method.
+    @ivar argsClass: the generated C{<name>_args} struct (or thriftpy2's).
+    @ivar resultClass: the generated C{<name>_result} struct (or
+        thriftpy2's), or None for a one-way method.
     @ivar argNames: the argument names, in IDL order.
     @ivar exceptions: (field name, exception class) for each declared
         exception.
@@ -101,14 +103,27 @@ class Method:
     @ivar callType: the C{TMessageType} of its calls, C{CALL} or C{ONEWAY}.
     """
 
-    def __init__(self, name, argsClass, resultClass) -> None:
+    def __init__(self, name, argsClass, resultClass, argsThriftSpec=None, resultThriftSpec=None, argNames=None) -> None:
+        """
+        @param argsThriftSpec: the Apache Thrift C{thrift_spec} of
+            C{argsClass} when it has another (a thriftpy2 class).
+        @param resultThriftSpec: that of C{resultClass}.
+        @param argNames: the argument names in IDL order (default: those of
+            the generated C{argsClass.__init__}, else of C{argsThriftSpec}).
+        """
+        if argsThriftSpec is None:
+            argsThriftSpec = argsClass.thrift_spec
+        if resultThriftSpec is None and resultClass is not None:
+            resultThriftSpec = resultClass.thrift_spec
         self.name = name
         self.nameBytes = name.encode("utf-8")
         self.argsClass = argsClass
-        self.argsSpec = [argsClass, argsClass.thrift_spec]
+        self.argsSpec = [argsClass, argsThriftSpec]
         self.resultClass = resultClass
         self.oneway = resultClass is None
-        self.argNames = [f[2] for f in argsClass.thrift_spec if f is not None]
+        if argNames is None:
+            argNames = _declaredOrder(argsClass, [f[2] for f in argsThriftSpec if f is not None])
+        self.argNames = argNames
         defaults = argsClass()
         defaults = {name: getattr(defaults, name) for name in self.argNames}
         if all(type(value) in _SCALARS for value in defaults.values()):
@@ -117,19 +132,19 @@ class Method:
             self._argsTarget = type(argsClass.__name__, (), defaults)
         else:
             self._argsTarget = argsClass
-        self._argsTargetSpec = [self._argsTarget, argsClass.thrift_spec]
+        self._argsTargetSpec = [self._argsTarget, argsThriftSpec]
         self._argValues = attrgetter(*self.argNames) if self.argNames else None
         self.exceptions = []
         self.hasSuccess = False
         self.successSpec = None
         if resultClass is not None:
-            self.resultSpec = [resultClass, resultClass.thrift_spec]
+            self.resultSpec = [resultClass, resultThriftSpec]
             # A reply decodes into an object whose class holds the result's
             # defaults (all None): no generated __init__ to run per reply.
-            fields = [f[2] for f in resultClass.thrift_spec if f is not None]
+            fields = [f[2] for f in resultThriftSpec if f is not None]
             self._resultTarget = type(resultClass.__name__, (), dict.fromkeys(fields))
-            self._resultTargetSpec = [self._resultTarget, resultClass.thrift_spec]
-            for field in resultClass.thrift_spec:
+            self._resultTargetSpec = [self._resultTarget, resultThriftSpec]
+            for field in resultThriftSpec:
                 if field is None:
                     continue
                 if field[0] == 0:
@@ -167,6 +182,20 @@ class Method:
             method.
         """
         return self.messageHeader(protocol, self.callType, seqid)
+
+
+def _declaredOrder(argsClass, names):
+    """
+    @param names: the argument names of a generated args struct, in field id
+        order.
+    @return: C{names} in IDL order (that of the handler's parameters), which
+        is that of the generated C{__init__}'s.
+    """
+    code = getattr(argsClass.__init__, "__code__", None)
+    if code is None:
+        return names
+    declared = list(code.co_varnames[1 : code.co_argcount])
+    return declared if sorted(declared) == sorted(names) else names
 
 
 def _binaryPrefix(nameBytes, messageType):
@@ -210,12 +239,18 @@ def encodeMessageHeader(protocol: str, nameBytes: bytes, messageType: int, seqid
 
 def describeService(iface):
     """
-    Describe the methods of a generated service.
+    Describe the methods of a generated service, or of one thriftpy2 loaded.
 
     @param iface: the generated C{Iface} class (its module holds the
-        C{<method>_args} and C{<method>_result} classes).
+        C{<method>_args} and C{<method>_result} classes), or a service class
+        of a module C{thriftpy2.load()} made.
     @return: a dict from method name to L{Method}.
     """
+    if isRuntimeService(iface):
+        return {
+            name: Method(name, argsClass, resultClass, argsSpec, resultSpec, argNames)
+            for name, argsClass, argsSpec, resultClass, resultSpec, argNames in runtimeMethods(iface)
+        }
     module = sys.modules[iface.__module__]
     methods = {}
     for name in dir(iface):

@@ -39,7 +39,8 @@ _int = Struct(">i")
 
 def missingMethods(iface: type, handler: object) -> List[str]:
     """
-    @param iface: a generated C{Iface} class.
+    @param iface: a generated C{Iface} class, or a service class
+        L{txscales.thrift.loadIdl} loaded.
     @param handler: a handler for it.
     @return: the names of C{iface}'s methods that C{handler} lacks, sorted
         (its calls would be answered "Invalid method name").
@@ -68,7 +69,8 @@ class ThriftProcessor:
 
     def __init__(self, iface: type, handler: object, clock: Any = None) -> None:
         """
-        @param iface: a generated C{Iface} class.
+        @param iface: a generated C{Iface} class, or a service class
+            L{txscales.thrift.loadIdl} loaded.
         @param handler: a handler for it.
         @param clock: an C{IReactorTime}: when given, the handler's failures
             are logged through a L{RateLimitedLog} on it, since a peer can

@@ -1,9 +1,11 @@
 """
-Client proxies for generated Thrift services.
+Client proxies for generated Thrift services (and those thriftpy2 loads).
 """
 
 from typing import Any, Dict
 from weakref import WeakKeyDictionary
+
+from txscales.thrift._idl import isRuntimeService
 
 # The classes made so far, by service interface, then by base class: saves
 # making a class (~12 us by timeit) per client built; calls do not use it,
@@ -29,7 +31,10 @@ def proxyClass(base: type, iface: type, methods: Dict[str, Any]) -> type:
         namespace = {"__doc__": "A client of %s.%s; every method returns a Deferred." % (iface.__module__, iface.__qualname__)}
         for name, method in methods.items():
             namespace[name] = _makeMethod(method)
-        cls = classes[base] = type("%sClient" % (iface.__module__.rpartition(".")[2],), (base,), namespace)
+        # A generated Iface is named by its module; a thriftpy2 service
+        # class by itself.
+        name = iface.__name__ if isRuntimeService(iface) else iface.__module__.rpartition(".")[2]
+        cls = classes[base] = type("%sClient" % (name,), (base,), namespace)
     return cls
 
 

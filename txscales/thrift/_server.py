@@ -273,7 +273,8 @@ def serverFactory(
     timeouts: "Optional[ServerTimeouts]" = None,
 ) -> ThriftServerFactory:
     """
-    @param iface: the generated C{Iface} class.
+    @param iface: the generated C{Iface} class, or a service class
+        L{txscales.thrift.loadIdl} loaded.
     @param handler: an object with one method per service method.
     @param reactor: the reactor (its clock times drains and calls).
     @param transport: C{"framed"} or C{"buffered"}.

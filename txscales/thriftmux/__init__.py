@@ -119,7 +119,8 @@ class ThriftMux:
         """
         Make a client of a generated Thrift service.
 
-        @param iface: the generated C{Iface} class.
+        @param iface: the generated C{Iface} class, or a service class
+            L{txscales.thrift.loadIdl} loaded.
         @param dest: C{tcp://host:port[,host:port...]}, C{zk://...}, or
             C{tls://host:port[,host:port...]} (C{tcp://} with C{tls=True}).
         @param timeout: default per-call timeout in seconds (None for none);

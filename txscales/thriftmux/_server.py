@@ -57,7 +57,8 @@ def serverFactory(
     timeouts: "Optional[ServerTimeouts]" = None,
 ) -> MuxServerFactory:
     """
-    @param iface: the generated C{Iface} class.
+    @param iface: the generated C{Iface} class, or a service class
+        L{txscales.thrift.loadIdl} loaded.
     @param handler: an object with one method per service method.
     @param reactor: the reactor (its clock times sessions and calls).
     @param maxFrameSize: the largest frame accepted.
