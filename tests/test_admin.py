@@ -23,6 +23,7 @@ from txscales._registry import REGISTRY, Registry
 from txscales._sampling import SAMPLER, Sampler
 from txscales.demo.gen import TestService
 from txscales.demo.handler import TestServiceHandler
+from txscales.kafka import Kafka
 from txscales.redis import Redis
 from txscales.redis._node import RedisNode
 from txscales.stats import MetricsService
@@ -342,6 +343,42 @@ class ClientsPageTests(SynchronousTestCase):
         )
         self.successResultOf(client.close())
         self.assertNotIn(client, REGISTRY.clients())
+
+    def test_kafka(self):
+        """
+        A Kafka producer lists itself with its partitioner, buffer and
+        bootstrap brokers, until closed; its brokers show their connection
+        state and the Produce requests in flight to each.
+        """
+        producer = Kafka.newProducer("tcp://127.0.0.1:9092", reactor=Clock(), stats=False, label="events",
+                                     bufferMemory=4096)
+        self.assertIn(producer, REGISTRY.clients())
+        self.assertEqual(
+            producer.describe(),
+            {
+                "label": "events",
+                "destination": "tcp://127.0.0.1:9092",
+                "protocol": "kafka",
+                "balancer": {"name": "murmur2"},
+                "retryBudget": None,
+                "resolved": False,
+                "closed": False,
+                "endpoints": [],
+                "buffer": {"bufferMemory": 4096, "available": 4096, "batches": 0},
+                "discovery": {"kind": "static", "members": [{"host": "127.0.0.1", "port": 9092}]},
+            },
+        )
+        cluster = producer._cluster
+        cluster.brokers = {2: ("b2", 9093), 1: ("b1", 9092)}
+        cluster._connections[("b1", 9092)] = succeed(None)
+        cluster._connections[("b2", 9093)] = Deferred()
+        self.assertEqual(
+            [(e["node"], e["host"], e["status"], e["pending"]) for e in cluster.describeBrokers({2: 3})],
+            [(1, "b1", "open", 0), (2, "b2", "busy", 3)],
+        )
+        cluster._connections.clear()
+        producer.close()
+        self.assertNotIn(producer, REGISTRY.clients())
 
     def test_redisNode(self):
         """

@@ -37,6 +37,7 @@ from txscales.kafka._errors import (
     UnsupportedCodecError,
     UnsupportedVersionError,
 )
+from txscales._registry import REGISTRY
 from txscales.kafka._producer import BufferExhaustedError, DeliveryTimeoutError, KafkaProducer, RecordMetadata
 from txscales.kafka._stats import ProducerStats
 
@@ -127,12 +128,16 @@ class Kafka:
         chosen = Murmur2Partitioner(cast(RandomSource, random)) if partitioner is None else partitionerFactory(partitioner).build(random)
         cluster = clusterFor(dest, reactor, clientId, requestTimeout, connectTimeout, metadataMaxAge, maxFrameSize,
                              discoveryTimeout)
-        return KafkaProducer(cluster, reactor, acks=acks, lingerMs=lingerMs, batchSize=batchSize,
+        producer = KafkaProducer(cluster, reactor, acks=acks, lingerMs=lingerMs, batchSize=batchSize,
                              maxRequestSize=maxRequestSize, bufferMemory=bufferMemory, maxBlock=maxBlock,
                              compression=compression, requestTimeout=requestTimeout,
                              deliveryTimeout=deliveryTimeout, retryBackoff=retryBackoff,
                              maxInFlight=maxInFlight, idempotence=idempotence, partitioner=chosen,
                              stats=ProducerStats(label or clientId or "kafka", reactor, registry) if stats else None)
+        producer.label, producer.dest = label or clientId or "kafka", dest
+        producer.partitionerName = partitioner if partitioner is not None else "murmur2"
+        REGISTRY.addClient(producer)
+        return producer
 
     @staticmethod
     def newBuilder() -> KafkaProducerBuilder:

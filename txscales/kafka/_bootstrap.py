@@ -4,7 +4,7 @@ members of a destination resolved by a discovery plugin (a C{zk://}
 serverset, or an installed scheme's), followed as they change.
 """
 
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from twisted.internet.defer import Deferred, fail
 from twisted.python.failure import Failure
@@ -51,6 +51,14 @@ class DiscoveredCluster(Cluster):
         self._closing: Optional["Deferred[None]"] = None
         destination.ready.addCallbacks(self._discovered, self._notDiscovered)
         self._stopWatching = destination.watch(self.setBootstrap)
+
+    def describeDiscovery(self) -> Dict[str, Any]:
+        """
+        @return: the destination's own description (its members), for the
+            admin page.
+        """
+        describe = getattr(self._destination, "describe", None)
+        return describe() if describe is not None else Cluster.describeDiscovery(self)
 
     def _discovered(self, addresses: Sequence[Address]) -> None:
         # Before the watchers hear of them: the waiters ask them now.

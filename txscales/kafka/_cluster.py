@@ -73,6 +73,32 @@ class Cluster:
         self._attempts: Dict[Address, "Deferred[Any]"] = {}
         self._closed = False
 
+    def describeBrokers(self, inFlight: Dict[int, int]) -> List[Dict[str, Any]]:
+        """
+        @param inFlight: Produce requests in flight by node id.
+        @return: the brokers the metadata named, for the admin page, as the
+            client stack's endpoints describe themselves: C{node}, C{host},
+            C{port}, C{status} (C{open} when connected, C{busy} while
+            connecting, else C{closed}) and C{pending} requests.
+        """
+        brokers = []
+        for node, address in sorted(self.brokers.items()):
+            connection = self._connections.get(address)
+            if connection is None:
+                status = "closed"
+            else:
+                status = "open" if connection.called else "busy"
+            brokers.append({"node": node, "host": address[0], "port": address[1], "status": status,
+                            "pending": inFlight.get(node, 0)})
+        return brokers
+
+    def describeDiscovery(self) -> Dict[str, Any]:
+        """
+        @return: where the brokers come from, for the admin page: the
+            C{static} bootstrap list as C{members}.
+        """
+        return {"kind": "static", "members": [{"host": host, "port": port} for host, port in self._bootstrap]}
+
     def _tcpConnect(self, address: Address, protocol: KafkaConnection) -> "Deferred[Any]":
         endpoint = tcpEndpoint(self._reactor, address[0], address[1], self._connectTimeout)
         return connectProtocol(endpoint, protocol)

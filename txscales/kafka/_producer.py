@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
+from txscales._registry import REGISTRY
 from txscales.errors import ClientClosedError
 from txscales.kafka._cluster import Cluster
 from txscales.kafka._connection import KafkaConnection
@@ -138,6 +139,10 @@ class KafkaProducer(WaitingMixin):
         # keyed records, sticky for the others).
         self._partitioner = partitioner if partitioner is not None else Murmur2Partitioner(
             cast(RandomSource, random if random is not None else _random.Random()))
+        # Its names on the admin page (Kafka.newProducer sets them).
+        self.label = "kafka"
+        self.dest = ""
+        self.partitionerName = type(self._partitioner).__name__
         self._batches: Dict[TopicPartition, Deque[Batch]] = {}
         self._inFlight: Dict[int, int] = {}
         self._used = 0
@@ -233,6 +238,7 @@ class KafkaProducer(WaitingMixin):
         @return: a Deferred firing once closed.
         """
         self._closed = True
+        REGISTRY.removeClient(self)
 
         def closed(_: Any) -> "Deferred[None]":
             done = self._cluster.close()
@@ -241,6 +247,30 @@ class KafkaProducer(WaitingMixin):
             return done
 
         return self.flush().addCallback(closed)
+
+    def describe(self) -> Dict[str, Any]:
+        """
+        @return: the producer for the admin page, in the shape of
+            L{txscales.stack.ClientStack.describe}: its C{label},
+            C{destination}, its C{partitioner} as the C{balancer}, the
+            brokers as C{endpoints} (Produce requests in flight as their
+            C{pending}), its C{buffer} (bytes free of C{bufferMemory},
+            batches waiting) and its C{discovery} members; Kafka has no
+            retry budget.
+        """
+        return {
+            "label": self.label,
+            "destination": self.dest,
+            "protocol": "kafka",
+            "balancer": {"name": self.partitionerName},
+            "retryBudget": None,
+            "resolved": bool(self._cluster.brokers),
+            "closed": self._closed,
+            "endpoints": self._cluster.describeBrokers(self._inFlight),
+            "buffer": {"bufferMemory": self._bufferMemory, "available": self.bufferAvailable(),
+                       "batches": sum(len(queue) for queue in self._batches.values())},
+            "discovery": self._cluster.describeDiscovery(),
+        }
 
     # Memory
 
