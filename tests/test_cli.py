@@ -340,18 +340,28 @@ class CommandTests(SynchronousTestCase):
         self.assertEqual(json.loads(self.out.getvalue()), {"exception": "Oops", "fields": {"message": "no", "code": 3}})
         self.assertTrue(self.client.closed)
 
+    def test_applicationException(self):
+        """
+        The server's TApplicationException prints as JSON on standard
+        output, as a declared exception does, exit status 1.
+        """
+        status = self.call("Shapes.ping", outcome=ApplicationError("unknown method", 1))
+        self.assertEqual(status, DECLARED_EXCEPTION)
+        self.assertEqual(json.loads(self.out.getvalue()),
+                         {"exception": "TApplicationException", "fields": {"message": "unknown method", "type": 1}})
+        self.assertEqual(self.err.getvalue(), "")
+        self.assertTrue(self.client.closed)
+
     def test_callFailed(self):
         """
-        A call failing with a txscales error (no connection, a timeout, the
-        server's TApplicationException) prints the typed error and whether
-        the request may have reached the server, exit status 2.
+        A call failing with a txscales error (no connection, a timeout)
+        prints the typed error and whether the request may have reached
+        the server, exit status 2.
         """
         cases = [
             (ConnectError("cannot connect to 127.0.0.1:1"), "txscales.errors.ConnectError: cannot connect to 127.0.0.1:1"
              " [mayHaveReachedServer=False]"),
             (RequestTimeoutError(2.0), "txscales.errors.RequestTimeoutError: call timed out after 2 s"
-             " [mayHaveReachedServer=True]"),
-            (ApplicationError("unknown method", 1), "txscales.errors.ApplicationError: unknown method"
              " [mayHaveReachedServer=True]"),
         ]
         for error, message in cases:

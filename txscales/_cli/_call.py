@@ -13,17 +13,19 @@ from typing import IO, Any, Callable, Optional, Tuple, Type
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.python import usage
 
-from txscales._cli._json import exceptionToJson, toJson
+from txscales._cli._json import applicationExceptionToJson, exceptionToJson, toJson
 from txscales._cli._options import CallOptions, Options
-from txscales.errors import BadDestinationError, BadOptionError, TxScalesError, UnknownPluginError
+from txscales.errors import ApplicationError, BadDestinationError, BadOptionError, TxScalesError, UnknownPluginError
 
 OK = 0
 """The call's result was printed."""
 DECLARED_EXCEPTION = 1
-"""The call raised an exception its IDL declares, printed as JSON."""
+"""The call raised an exception, printed as JSON: one its IDL declares, or
+the server's C{TApplicationException} (an unknown method, a handler failure
+the IDL does not declare)."""
 CALL_FAILED = 2
-"""The call failed otherwise (no connection, timeout, TLS, the server's
-C{TApplicationException}, ...): txscales' typed error was printed."""
+"""The call failed otherwise (no connection, timeout, TLS, ...): txscales'
+typed error was printed."""
 USAGE = 64
 """The command line was wrong (C{EX_USAGE}); nothing was sent."""
 INTERNAL_ERROR = 70
@@ -129,6 +131,9 @@ def call(
             yield _close(client)
     except declared as e:
         _write(out, json.dumps(exceptionToJson(e), indent=2))
+        return DECLARED_EXCEPTION
+    except ApplicationError as e:
+        _write(out, json.dumps(applicationExceptionToJson(e), indent=2))
         return DECLARED_EXCEPTION
     except TxScalesError as e:
         _write(err, "txscales call: %s" % (describeError(e),))

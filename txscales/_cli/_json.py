@@ -28,6 +28,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from twisted.python.usage import UsageError
 
+from txscales.errors import ApplicationError
+
 # thriftpy2's TType codes.
 BOOL = 2
 BYTE = 3
@@ -343,6 +345,16 @@ def exceptionToJson(value: Any) -> Dict[str, Any]:
     @return: C{{"exception": its type's name, "fields": its fields}}.
     """
     return {"exception": type(value).__name__, "fields": structToJson(value)}
+
+
+def applicationExceptionToJson(error: ApplicationError) -> Dict[str, Any]:
+    """
+    @param error: the server's C{TApplicationException}, as txscales
+        raises it.
+    @return: C{{"exception": "TApplicationException", "fields": {"message":
+        ..., "type": ...}}}, as a declared exception prints.
+    """
+    return {"exception": "TApplicationException", "fields": {"message": error.message, "type": error.type}}
 
 
 def defaultText(kind: Type, value: Any) -> Optional[str]:
