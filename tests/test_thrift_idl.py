@@ -211,6 +211,14 @@ class CodecTests(SynchronousTestCase):
                 name,
             )
 
+    def test_notAService(self):
+        """
+        A loaded module, rather than one of its services, is refused with a
+        message saying what is expected.
+        """
+        error = self.assertRaises(TypeError, describeService, runtime)
+        self.assertIn("not a generated Iface class nor a service class of a loaded IDL", str(error))
+
     def test_argumentNames(self):
         """
         The arguments are named in IDL order, not in field id order, for

@@ -245,7 +245,10 @@ def describeService(iface):
         C{<method>_args} and C{<method>_result} classes), or a service class
         of a module C{thriftpy2.load()} made.
     @return: a dict from method name to L{Method}.
+    @raise TypeError: when C{iface} is not a class (a module, say).
     """
+    if not isinstance(iface, type):
+        raise TypeError("%r is not a generated Iface class nor a service class of a loaded IDL" % (iface,))
     if isRuntimeService(iface):
         return {
             name: Method(name, argsClass, resultClass, argsSpec, resultSpec, argNames)
