@@ -146,7 +146,7 @@ class ClientSession:
             for message in self._decoder.feed(data):
                 replies.append(self._reply(message))
         except ProtocolError as e:
-            self.state = "closed"
+            self.connectionLost()
             return replies, e
         return replies, None
 
@@ -191,9 +191,10 @@ class ClientSession:
 
     def connectionLost(self) -> None:
         """
-        The connection is gone.
+        The connection is gone: no call waits any more.
         """
         self.state = "closed"
+        self._expected.clear()
 
 
 class Call:
