@@ -9,8 +9,9 @@ Kinds run by default: echo, thriftmux, thriftmux-nostats, thriftmux-timeout,
 mux-floor.  Also available: thriftmux-clientid (calls carry a client id),
 mux-contexts (the Mux floor, its calls carrying Finagle's contexts as a
 plain list, as calls made while serving a request pass them on), thrift
-(txscales' plain framed Thrift, pooled: a connection per call outstanding)
-and thrift-pipelined (the same, pipelined on one connection).
+(txscales' plain framed Thrift, pooled: at most 64 connections, so that
+calls beyond wait for one), thrift-high (the same with a connection per call
+outstanding) and thrift-pipelined (pipelined on one connection).
 
 Each round, the pump gives the server everything the client wrote, then the
 client everything the server wrote; C{--concurrency} calls are outstanding
@@ -204,10 +205,11 @@ class Pairs:
         return moved
 
 
-def thriftSetup(size, pipelined):
+def thriftSetup(size, pipelined, high=None):
     """
-    txscales' plain framed Thrift client and server: pooled (a connection
-    per call outstanding) or pipelined (one connection).
+    txscales' plain framed Thrift client and server: pooled (at most
+    C{high} connections, the default 64 unless given, a call at a time on
+    each) or pipelined (one connection).
     """
     from twisted.internet.defer import succeed
 
@@ -226,7 +228,7 @@ def thriftSetup(size, pipelined):
             pairs.connect(client, factory.buildProtocol(None))
             return succeed(client)
 
-    options = {"pipelined": True} if pipelined else {}
+    options = {"pipelined": True} if pipelined else ({"high": high} if high else {})
     client = Thrift.newClient(
         TestService.Iface,
         "tcp://127.0.0.1:9",
@@ -332,6 +334,7 @@ def main():
         "thriftmux-clientid": lambda: thriftMuxSetup(args.size, True, clientId="hotpath"),
         "mux-contexts": lambda: muxFloorSetup(args.size, CONTEXTS),
         "thrift": lambda: thriftSetup(args.size, False),
+        "thrift-high": lambda: thriftSetup(args.size, False, high=args.concurrency),
         "thrift-pipelined": lambda: thriftSetup(args.size, True),
     }
     out = {"kind": "hotpath", "ok": True, "concurrency": args.concurrency, "size": args.size, "us": {}}
