@@ -11,7 +11,7 @@ it; a reply is never given to another call.
 """
 
 from collections import deque
-from typing import Any, Callable, Deque, List, Optional
+from typing import Any, Callable, Deque, List, Optional, cast
 
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.protocol import Factory
@@ -150,7 +150,8 @@ class PipelinedThriftEndpoint:
         if self._connecting is not None or self._closed:
             return
         endpoint = self._endpointFactory(self._reactor, self.host, self.port, self._connectTimeout)
-        connecting = self._connecting = endpoint.connect(self._factory)
+        connecting = cast("Deferred[ThriftClientProtocol]", endpoint.connect(self._factory))
+        self._connecting = connecting
         connecting.addCallbacks(self._connected, self._connectFailed)
 
     def _connected(self, connection: ThriftClientProtocol) -> None:
