@@ -10,6 +10,7 @@ import random
 
 from twisted.internet.defer import CancelledError
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from txscales.demo.gen import TestService
@@ -30,6 +31,7 @@ from txscales.thrift import BINARY, BUFFERED, COMPACT, FRAMED, Thrift
 from txscales.thrift._codec import describeService, encodeResult, readMessageBegin
 from txscales.thrift._framing import FramedDecoder, encodeFrame
 from txscales.thrift._pipeline import PipelinedThriftEndpoint
+from txscales.thrift._protocol import ThriftClientProtocol
 from txscales.thrift._server import serverFactory
 from txscales.thrift._session import ClientSession
 
@@ -128,6 +130,62 @@ class PipelinedSessionTests(SynchronousTestCase):
         self.assertEqual([r.result() for r in session.receiveData(reply("a", 1, COMPACT) + reply("b", 2, COMPACT))], ["a", "b"])
         session.call(QUERY, b"\x00")
         self.assertRaises(UnexpectedMessageError, session.receiveData, reply("c", 4, COMPACT))
+
+
+class CountingTransport(StringTransport):
+    """
+    A C{StringTransport} that counts writes.
+    """
+
+    writes = 0
+
+    def write(self, data):
+        self.writes += 1
+        StringTransport.write(self, data)
+
+
+class ProtocolTests(SynchronousTestCase):
+    """
+    The pipelined connection itself, on a C{StringTransport}.
+    """
+
+    def test_callsFromRepliesWrittenOnce(self):
+        """
+        The calls that replies' callbacks make go out in one write, after
+        the last reply is handled.
+        """
+        protocol = ThriftClientProtocol(FRAMED, BINARY, maxOutstanding=4)
+        transport = CountingTransport()
+        protocol.makeConnection(transport)
+        args = b"\x0b\x00\x01\x00\x00\x00\x01x\x00"
+        calls = [protocol.call(QUERY, args) for _ in range(3)]
+        self.assertEqual(transport.writes, 3)
+        transport.clear()
+        again = []
+        for d in calls:
+            d.addCallback(lambda _: again.append(protocol.call(QUERY, args)))
+        protocol.dataReceived(answer("a", 1) + answer("b", 2) + answer("c", 3))
+        self.assertEqual((transport.writes, len(again)), (4, 3))
+        self.assertEqual(transport.value(), b"".join(encodeFrame(QUERY.callHeader(seqid) + args) for seqid in (4, 5, 6)))
+        self.assertEqual(protocol.outstanding, 3)
+
+    def test_noWriteAfterProtocolError(self):
+        """
+        Calls made by the callbacks of replies that came before a bad reply
+        fail at once, unsent; the calls waiting fail with the error.
+        """
+        protocol = ThriftClientProtocol(FRAMED, BINARY, maxOutstanding=4)
+        transport = CountingTransport()
+        protocol.makeConnection(transport)
+        first, second = protocol.call(QUERY, b"\x00"), protocol.call(QUERY, b"\x00")
+        again = []
+        first.addCallback(lambda _: again.append(protocol.call(QUERY, b"\x00")))
+        transport.clear()
+        protocol.dataReceived(answer("a", 1) + answer("z", 9))
+        self.assertEqual(self.successResultOf(first), None)
+        self.failureResultOf(second, UnexpectedMessageError)
+        self.assertFalse(self.failureResultOf(again[0], ConnectionLostError).value.mayHaveReachedServer)
+        self.assertEqual((transport.value(), transport.disconnecting), (b"", True))
 
 
 class ScriptedServer(Protocol):

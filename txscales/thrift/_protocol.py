@@ -5,7 +5,7 @@ pipelined, up to C{maxOutstanding} answered in call order.
 """
 
 from collections import deque
-from typing import Callable, Deque, Optional
+from typing import Callable, Deque, List, Optional
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IHandshakeListener, ITCPTransport
@@ -57,6 +57,9 @@ class ThriftClientProtocol(Protocol):
         self._lost = False
         self._draining = False
         self._handshakeDone = False
+        # While replies are handled, the calls their callbacks make: written
+        # at once, in one write, after the last.
+        self._batch: Optional[List[bytes]] = None
         self.onRoom: Optional[Callable[["ThriftClientProtocol"], object]] = None
         self.closed: "Deferred[None]" = Deferred()
 
@@ -115,12 +118,19 @@ class ThriftClientProtocol(Protocol):
         if not self.hasRoom:
             return fail(ConnectionLostError("the connection is not available", mayHaveReachedServer=False))
         data = self._session.call(method, args)
+        batch = self._batch
         if method.oneway:
-            self.transport.write(data)
+            if batch is None:
+                self.transport.write(data)
+            else:
+                batch.append(data)
             return succeed(None)
         d: Deferred[Optional[Reply]] = Deferred(self._discard)
         self._waiting.append(d)
-        self.transport.write(data)
+        if batch is None:
+            self.transport.write(data)
+        else:
+            batch.append(data)
         return d
 
     def _discard(self, d) -> None:
@@ -136,6 +146,15 @@ class ThriftClientProtocol(Protocol):
         d.errback(DiscardedCall(True))
 
     def dataReceived(self, data: bytes) -> None:
+        self._batch = batch = []
+        try:
+            self._received(data)
+        finally:
+            self._batch = None
+            if batch and self.usable:
+                self.transport.write(b"".join(batch))
+
+    def _received(self, data: bytes) -> None:
         replies, error = self._session.receive(data)
         waiting = self._waiting
         for reply in replies:
