@@ -153,7 +153,8 @@ class Thrift:
             C{high}, C{maxWaiters} (the connection pool of each server),
             C{pipelined} (True: all calls on one connection per server,
             for servers that answer in order) and C{maxOutstanding} (how
-            many calls it carries at once, default 1000), C{label}, C{balancer} and C{balancerOptions}, C{retryBudget},
+            many calls it carries at once, default 1000), C{label},
+            C{balancer} and C{balancerOptions}, C{retryBudget},
             C{retryPolicy}, C{maxRequeues}, C{failureAccrual} (a dict of
             options, or False), C{failFast} (C{start}, C{maximum}),
             C{stats}, C{registry}, C{reactor}, C{random},
