@@ -339,6 +339,20 @@ class PipelinedClientTests(PipelinedTestCase):
         self.assertEqual(self.successResultOf(first), "aa")
         self.assertEqual([m for m in self.handler.messages], [])
 
+    def test_waiterTimesOut(self):
+        """
+        A call that times out while waiting for room was never sent: its
+        RequestTimeoutError says so.
+        """
+        client = self.client(maxOutstanding=1)
+        first = client.delayedQuery("a", 20)
+        second = client.withOptions(timeout=0.01).query("b")
+        self.clock.advance(0.01)
+        self.assertFalse(self.failureResultOf(second, RequestTimeoutError).value.mayHaveReachedServer)
+        self.clock.advance(0.01)
+        self.assertEqual(self.successResultOf(first), "aa")
+        self.assertEqual(self.endpoint(client).connection.outstanding, 0)
+
     def test_everyPlaceAbandoned(self):
         """
         A connection whose every place is held by an abandoned call (a
