@@ -444,16 +444,16 @@ class Bench:
         """
         The plain Thrift goal's cell alone, in C{rounds} alternating rounds:
         txscales' pooled and pipelined clients against its server, then
-        TTwisted's client against TTwisted's server.  Each round's ratio
-        (pipelined / TTwisted) goes into C{plainThriftRounds}; the goal
-        takes their median.
+        TTwisted's client against TTwisted's server.  Each round's best
+        calls/s per row go into C{plainThriftRounds}; the goal takes the
+        median of the rounds' ratios (pipelined / TTwisted).
         """
         t = self.results["throughput"]
         available = self.results["available"]
         if available["thrift"] is not True or available["ttwisted"] is not True:
             say("plain Thrift vs TTwisted: n/a (%s, %s)" % (available["thrift"], available["ttwisted"]))
             return
-        ratios = self.results.setdefault("plainThriftRounds", [])
+        measuredRounds = self.results.setdefault("plainThriftRounds", [])
         for _ in range(rounds):
             measured = {}
             started = self.thriftServer()
@@ -467,7 +467,7 @@ class Bench:
             measured["ttwisted"] = self.roundBest(t, "ttwisted", lambda: self.throughputCell("ttwisted", port, GOAL_CELL))
             self.procs.stop(p)
             if measured["thrift-pipelined"] and measured["ttwisted"]:
-                ratios.append({k: v for k, v in measured.items()})
+                measuredRounds.append(measured)
                 say("plain Thrift round: pipelined %.2fx, pooled %s TTwisted" % (
                     measured["thrift-pipelined"] / measured["ttwisted"],
                     "%.2fx" % (measured["thrift"] / measured["ttwisted"]) if measured["thrift"] else "n/a"))
