@@ -146,7 +146,8 @@ class ThriftClientProtocol(Protocol):
         d.errback(DiscardedCall(True))
 
     def dataReceived(self, data: bytes) -> None:
-        self._batch = batch = []
+        batch: List[bytes] = []
+        self._batch = batch
         try:
             self._received(data)
         finally:
