@@ -82,7 +82,7 @@ def thriftMuxTarget(reactor, port, size, stats, timeout):
     )
 
 
-def thriftTarget(reactor, port, size, stats, timeout):
+def thriftTarget(reactor, port, size, stats, timeout, pipelined=False):
     from twisted.internet.defer import succeed
 
     from txscales.demo.gen import TestService
@@ -91,6 +91,8 @@ def thriftTarget(reactor, port, size, stats, timeout):
     options = {} if stats else {"stats": False}
     if timeout is not None:
         options["timeout"] = timeout
+    if pipelined:
+        options["pipelined"] = True
     client = Thrift.newClient(TestService.Iface, "tcp://127.0.0.1:%d" % (port,), transport="framed", **options)
     x = payload(size)
     return succeed(Target(lambda: client.query(x), x + x, close=client.close))
@@ -135,6 +137,7 @@ def main():
     parser.add_argument("--duration", type=float, default=3.0, help="latency: measured seconds")
     parser.add_argument("--no-stats", action="store_true", help="txscales: stats=False")
     parser.add_argument("--timeout", type=float, default=None, help="txscales: per-call timeout")
+    parser.add_argument("--pipelined", action="store_true", help="thrift: pipelined=True (one connection)")
     parser.add_argument("--gen-dir", help="ttwisted: where benchgen/ was generated")
     parser.add_argument("--profile", help="write a pyinstrument profile of the measurement here")
     args = parser.parse_args()
@@ -147,7 +150,7 @@ def main():
     elif args.kind == "thriftmux":
         ready = thriftMuxTarget(reactor, args.port, args.size, not args.no_stats, args.timeout)
     elif args.kind == "thrift":
-        ready = thriftTarget(reactor, args.port, args.size, not args.no_stats, args.timeout)
+        ready = thriftTarget(reactor, args.port, args.size, not args.no_stats, args.timeout, args.pipelined)
     else:
         ready = ttwistedTarget(reactor, args.port, args.size, args.gen_dir)
 

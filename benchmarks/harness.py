@@ -44,6 +44,7 @@ GOALS = {
     "scales": 20.0,  # txscales client >= 20x Scales' client against the same server
     "p2c": 1.5,  # P2C pick at 1000 endpoints <= 1.5x its cost at 10
     "memoryMB": 50.0,  # 10 000 outstanding calls use < 50 MB above the idle client
+    "plainThrift": 1.5,  # txscales plain framed Thrift, pipelined, >= 1.5x TTwisted at 100 outstanding, 32 B
 }
 
 SERVING = re.compile(r"txscales: serving .+ on (?P<host>\S+):(?P<port>\d+)\s*$")
@@ -409,9 +410,12 @@ class Bench:
                 p, port = p
                 for cell in CELLS:
                     self.record(t, "thrift", cell, lambda: self.throughputCell("thrift", port, cell))
+                for cell in CELLS:
+                    self.record(t, "thrift-pipelined", cell, lambda: self.throughputCell("thrift", port, cell, "--pipelined"))
                 self.procs.stop(p)
         else:
             self.unavailable(t, "thrift", available["thrift"])
+            self.unavailable(t, "thrift-pipelined", available["thrift"])
 
         if available["ttwisted"] is True:
             p, port = self.server("ttwisted", "--gen-dir", self.genDir)
@@ -435,6 +439,49 @@ class Bench:
                 if row == "thriftmux" and available["scales"] is True:
                     self.record(t, "scales", GOAL_CELL, lambda: self.throughputCell("scales", port, GOAL_CELL))
                 self.procs.stop(p)
+
+    def plainThrift(self, rounds=3):
+        """
+        The plain Thrift goal's cell alone, in C{rounds} alternating rounds:
+        txscales' pooled and pipelined clients against its server, then
+        TTwisted's client against TTwisted's server.  Each round's best
+        calls/s per row go into C{plainThriftRounds}; the goal takes the
+        median of the rounds' ratios (pipelined / TTwisted).
+        """
+        t = self.results["throughput"]
+        available = self.results["available"]
+        if available["thrift"] is not True or available["ttwisted"] is not True:
+            say("plain Thrift vs TTwisted: n/a (%s, %s)" % (available["thrift"], available["ttwisted"]))
+            return
+        measuredRounds = self.results.setdefault("plainThriftRounds", [])
+        for _ in range(rounds):
+            measured = {}
+            started = self.thriftServer()
+            if started is None:
+                return
+            p, port = started
+            for row, extra in (("thrift", ()), ("thrift-pipelined", ("--pipelined",))):
+                measured[row] = self.roundBest(t, row, lambda: self.throughputCell("thrift", port, GOAL_CELL, *extra))
+            self.procs.stop(p)
+            p, port = self.server("ttwisted", "--gen-dir", self.genDir)
+            measured["ttwisted"] = self.roundBest(t, "ttwisted", lambda: self.throughputCell("ttwisted", port, GOAL_CELL))
+            self.procs.stop(p)
+            if measured["thrift-pipelined"] and measured["ttwisted"]:
+                measuredRounds.append(measured)
+                say("plain Thrift round: pipelined %.2fx, pooled %s TTwisted" % (
+                    measured["thrift-pipelined"] / measured["ttwisted"],
+                    "%.2fx" % (measured["thrift"] / measured["ttwisted"]) if measured["thrift"] else "n/a"))
+
+    def roundBest(self, table, row, run):
+        """
+        L{record} one measurement of the goal cell.
+
+        @return: this measurement's best window (calls/s), or None.
+        """
+        before = len(table.get(row, {}).get(cellName(GOAL_CELL), {}).get("rates", []))
+        self.record(table, row, GOAL_CELL, run)
+        rates = table.get(row, {}).get(cellName(GOAL_CELL), {}).get("rates", [])[before:]
+        return max(rates) if rates else None
 
     def best(self, row, cell=GOAL_CELL, table="throughput"):
         entry = self.results[table].get(row, {}).get(cellName(cell), {})
@@ -572,6 +619,19 @@ class Bench:
             goal("p2c", "P2C pick at 1000 endpoints <= 1.5x its cost at 10", r, GOALS["p2c"], r <= GOALS["p2c"], "%.2fx (%.0f vs %.0f ns)" % (r, p2c["1000"], p2c["10"]))
         else:
             goal("p2c", "P2C pick at 1000 endpoints <= 1.5x its cost at 10", None, GOALS["p2c"], None, "not measured")
+        text = "txscales plain framed Thrift, pipelined, >= 1.5x Apache Thrift TTwisted (100 outstanding, 32 B)"
+        rounds = self.results.get("plainThriftRounds")
+        if rounds:
+            ratios = sorted(r["thrift-pipelined"] / r["ttwisted"] for r in rounds)
+            r = ratios[len(ratios) // 2]
+            goal("plainThrift", text, r, GOALS["plainThrift"], r >= GOALS["plainThrift"], "%.2fx (median of %d alternating rounds: %s)" % (r, len(ratios), ", ".join("%.2f" % x for x in ratios)))
+        else:
+            pipelined, ttwisted = self.best("thrift-pipelined"), self.best("ttwisted")
+            if pipelined and ttwisted:
+                r = pipelined / ttwisted
+                goal("plainThrift", text, r, GOALS["plainThrift"], r >= GOALS["plainThrift"], "%.2fx (%.0f vs %.0f calls/s)" % (r, pipelined, ttwisted))
+            else:
+                goal("plainThrift", text, None, GOALS["plainThrift"], None, "not measured")
         m = self.results["memory"].get("thriftmux", {})
         if "aboveIdle" in m:
             mb = m["aboveIdle"] / 1e6
@@ -589,6 +649,7 @@ ROWS = [
     ("thriftmux", "txscales ThriftMux"),
     ("thriftmux-pure", "txscales ThriftMux, pure Python (TXSCALES_NO_EXTENSIONS=1)"),
     ("thrift", "txscales plain Thrift (framed)"),
+    ("thrift-pipelined", "txscales plain Thrift (framed), pipelined=True"),
     ("ttwisted", "Apache Thrift TTwisted"),
     ("scales", "Scales' client -> txscales server"),
     ("echo-batched", "hand-batched Twisted echo"),
@@ -890,7 +951,7 @@ def main():
     parser.add_argument("--goal-repeats", type=int, default=1, help="extra measurements of the goals' cells")
     parser.add_argument("--latency-seconds", type=float, default=3.0)
     parser.add_argument("--balancers", default="p2c,p2c-peak-ewma,aperture,heap,round-robin")
-    parser.add_argument("--only", default="throughput,latency,memory,balancer,cpu", help="comma-separated parts to run")
+    parser.add_argument("--only", default="throughput,latency,memory,balancer,cpu", help="comma-separated parts to run; also plain-thrift (the plain Thrift goal alone: 3 alternating rounds against TTwisted)")
     args = parser.parse_args()
     if args.quick:
         args.warmup, args.window, args.windows, args.goal_repeats, args.latency_seconds = 0.3, 0.4, 2, 0, 1.0
@@ -910,6 +971,8 @@ def main():
             bench.balancer()
         if "cpu" in parts:
             bench.hotpath()
+        if "plain-thrift" in parts:
+            bench.plainThrift()
     finally:
         bench.procs.stopAll()
         if bench.genDir:

@@ -6,9 +6,12 @@ a busy connection delivers them.  Prints one JSON line.
     python benchmarks/hotpath.py [--kinds echo,thriftmux] [--concurrency 100] [--size 32]
 
 Kinds run by default: echo, thriftmux, thriftmux-nostats, thriftmux-timeout,
-mux-floor.  Also available: thriftmux-clientid (calls carry a client id)
-and mux-contexts (the Mux floor, its calls carrying Finagle's contexts as a
-plain list, as calls made while serving a request pass them on).
+mux-floor.  Also available: thriftmux-clientid (calls carry a client id),
+mux-contexts (the Mux floor, its calls carrying Finagle's contexts as a
+plain list, as calls made while serving a request pass them on), thrift
+(txscales' plain framed Thrift, pooled: at most 64 connections, so that
+calls beyond wait for one), thrift-high (the same with a connection per call
+outstanding) and thrift-pipelined (pipelined on one connection).
 
 Each round, the pump gives the server everything the client wrote, then the
 client everything the server wrote; C{--concurrency} calls are outstanding
@@ -176,6 +179,68 @@ def thriftMuxSetup(size, stats, timeout=None, clientId=None):
     return pair, (lambda: client.query(x)), x + x
 
 
+class Pairs:
+    """
+    Many L{Pair}s (one per connection, as a pooled client makes them),
+    pumped and timed together.
+    """
+
+    def __init__(self):
+        self.pairs = []
+        self.clientSeconds = 0.0
+        self.serverSeconds = 0.0
+
+    def connect(self, client, server):
+        pair = Pair()
+        self.pairs.append(pair)
+        pair.connect(client, server)
+
+    def pump(self, timed=True):
+        moved = False
+        for pair in list(self.pairs):
+            pair.clientSeconds = pair.serverSeconds = 0.0
+            moved = pair.pump(timed) or moved
+            self.clientSeconds += pair.clientSeconds
+            self.serverSeconds += pair.serverSeconds
+        return moved
+
+
+def thriftSetup(size, pipelined, high=None):
+    """
+    txscales' plain framed Thrift client and server: pooled (at most
+    C{high} connections, the default 64 unless given, a call at a time on
+    each) or pipelined (one connection).
+    """
+    from twisted.internet.defer import succeed
+
+    from txscales.demo.gen import TestService
+    from txscales.demo.handler import TestServiceHandler
+    from txscales.thrift import Thrift
+    from txscales.thrift._server import serverFactory
+
+    pairs = Pairs()
+    clock = WallClock()
+    factory = serverFactory(TestService.Iface, TestServiceHandler(clock), clock)
+
+    class Endpoint:
+        def connect(self, clientFactory):
+            client = clientFactory.buildProtocol(None)
+            pairs.connect(client, factory.buildProtocol(None))
+            return succeed(client)
+
+    options = {"pipelined": True} if pipelined else ({"high": high} if high else {})
+    client = Thrift.newClient(
+        TestService.Iface,
+        "tcp://127.0.0.1:9",
+        reactor=clock,
+        stats=True,
+        endpointFactory=lambda reactor, host, port, timeout: Endpoint(),
+        **options
+    )
+    x = payload(size)
+    return pairs, (lambda: client.query(x)), x + x
+
+
 def muxFloorSetup(size, contexts=()):
     """
     The floor under txscales' ThriftMux client: the same server, but calls
@@ -268,6 +333,9 @@ def main():
         "mux-floor": lambda: muxFloorSetup(args.size),
         "thriftmux-clientid": lambda: thriftMuxSetup(args.size, True, clientId="hotpath"),
         "mux-contexts": lambda: muxFloorSetup(args.size, CONTEXTS),
+        "thrift": lambda: thriftSetup(args.size, False),
+        "thrift-high": lambda: thriftSetup(args.size, False, high=args.concurrency),
+        "thrift-pipelined": lambda: thriftSetup(args.size, True),
     }
     out = {"kind": "hotpath", "ok": True, "concurrency": args.concurrency, "size": args.size, "us": {}}
     for kind in args.kinds.split(","):

@@ -76,6 +76,21 @@ class WatermarkPoolTests(SynchronousTestCase):
         self.assertEqual((a.closed, b.closed, self.pool.idle, self.pool.size), (False, True, 1, 1))
         self.assertIs(self.successResultOf(self.pool.acquire()), a)
 
+    def test_takeIdle(self):
+        """
+        C{takeIdle} takes an idle connection at once, and None when there is
+        none (opening none) or the pool is closed.
+        """
+        self.assertIsNone(self.pool.takeIdle())
+        self.assertEqual((self.pool.size, self.connect.made), (0, []))
+        a = self.successResultOf(self.pool.acquire())
+        self.pool.release(a)
+        self.assertIs(self.pool.takeIdle(), a)
+        self.assertEqual((self.pool.idle, self.pool.size), (0, 1))
+        self.pool.release(a)
+        self.pool.close()
+        self.assertIsNone(self.pool.takeIdle())
+
     def test_waitAtHigh(self):
         """
         At C{high}, callers wait for a released connection; past the queue

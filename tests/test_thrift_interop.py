@@ -1,7 +1,8 @@
 """
 Plain Thrift interop with real, independent peers, each in its own process:
 txscales' client against Apache Thrift's Python C{TSimpleServer} and
-C{TThreadedServer} and against thriftpy2's servers; Apache Thrift's and
+C{TThreadedServer} and against thriftpy2's servers, pooled and (against
+the threaded servers) pipelined; Apache Thrift's and
 thriftpy2's clients against txscales' server; both transports and both
 protocols, one-way calls, declared exceptions and C{TApplicationException}.
 Then the acceptance load: under 20 ms timeouts against servers answering
@@ -162,6 +163,52 @@ def _addServerTests():
 
 
 _addServerTests()
+
+
+class PipelinedAgainstPeerServers(TestCase):
+    """
+    txscales' pipelined client against Apache Thrift's and thriftpy2's
+    threaded servers, which answer the calls of a connection in order.
+    """
+
+    timeout = TIMEOUT
+
+    @inlineCallbacks
+    def checkPipelined(self, argv, transport, protocol):
+        """
+        Many calls on one connection, with a call timing out among them
+        and a declared exception and a one-way call after it: each call
+        gets its own outcome, on one connection.
+        """
+        process, port = yield startPeerServer(self, argv + ["--transport", transport, "--protocol", protocol])
+        client = newClient(self, TestService.Iface, port, transport, protocol, pipelined=True, maxOutstanding=16)
+        before = [client.query("a%d" % i) for i in range(20)]
+        slow = client.withOptions(timeout=0.05).delayedQuery("slow", 300)
+        after = [client.query("b%d" % i) for i in range(20)]
+        error = client.raiseError(7)
+        logged = process.waitForLine(r"^LOG hello$", "the one-way call's LOG line")
+        oneway = client.log("hello")
+        timedOut = yield self.assertFailure(slow, RequestTimeoutError)
+        self.assertTrue(timedOut.mayHaveReachedServer)
+        answers = yield gatherResults(before + after)
+        self.assertEqual(answers, ["a%da%d" % (i, i) for i in range(20)] + ["b%db%d" % (i, i) for i in range(20)])
+        self.assertEqual((yield self.assertFailure(error, InvalidQueryException)).errorCode, 7)
+        self.assertIsNone((yield oneway))
+        yield logged
+        self.assertEqual((yield client.query("last")), "lastlast")
+        self.assertEqual(client.stack.nodes[0].endpoint.connects, 1)
+
+    def test_apacheThreaded(self):
+        """
+        Against Apache Thrift's TThreadedServer, framed binary.
+        """
+        return self.checkPipelined([sys.executable, APACHE_SERVER, "--server", "threaded"], FRAMED, BINARY)
+
+    def test_thriftpy2Threaded(self):
+        """
+        Against thriftpy2's TThreadedServer, buffered compact.
+        """
+        return self.checkPipelined([thriftpy2Python(), THRIFTPY2_SERVER, "--server", "threaded"], BUFFERED, COMPACT)
 
 
 class PeerClientsAgainstServer(TestCase):

@@ -150,6 +150,21 @@ class ClientTests(MemoryTestCase):
         self.clock.advance(1)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_timeoutOnIdleConnection(self):
+        """
+        A call sent on an idle connection that times out closes it too, and
+        gives its place in the pool back.
+        """
+        client = self.client(timeout=0.02, high=1)
+        self.assertEqual(self.successResultOf(client.query("a")), "aa")
+        d = client.delayedQuery("late", 40)
+        self.clock.advance(0.02)
+        self.failureResultOf(d, RequestTimeoutError)
+        pool = self.endpoint(client).pool
+        self.assertEqual((self.endpoint(client).discards, pool.size, pool.idle), (1, 0, 0))
+        self.assertEqual(self.successResultOf(client.query("next")), "nextnext")
+        self.assertEqual(self.network.connections, 2)
+
     def test_cancel(self):
         """
         Cancelling a call fails it with CancelledError and closes its

@@ -70,6 +70,17 @@ class WatermarkPool:
         self._waiters.append(waiter)
         return waiter
 
+    def takeIdle(self) -> Any:
+        """
+        Take an idle connection at once, if there is one: a cheaper
+        L{acquire} for callers that can do without one.
+
+        @return: the connection (give it back with L{release}), or None.
+        """
+        if self._idle and not self._closed:
+            return self._idle.popleft()
+        return None
+
     def _cancelWaiter(self, waiter: "Deferred[Any]") -> None:
         # A waiter still queued leaves the queue; one for which a
         # connection is being opened gives it back to the pool when ready.

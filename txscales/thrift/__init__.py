@@ -15,6 +15,12 @@ destination gets a pool of connections (C{low} kept idle for reuse, at most
 C{high} open, at most C{maxWaiters} callers waiting for one); a call that
 times out or is cancelled closes its connection, so that its late answer
 can never be read by another call.
+
+Opted in with C{pipelined=True}, each server gets one connection instead,
+carrying up to C{maxOutstanding} calls at once; the server must answer them
+in the order they came, which most servers do.  A call that times out or is
+cancelled fails at once but keeps its place until its reply arrives, which
+is dropped.
 """
 
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -112,6 +118,20 @@ class ThriftBuilder(ClientBuilder):
                 self._options[name] = value
         return self
 
+    def pipelined(self, maxOutstanding: Optional[int] = None) -> "ThriftBuilder":
+        """
+        Pipeline calls: send them all on one connection per server, at most
+        C{maxOutstanding} (default 1000) waiting for their replies, instead
+        of one call at a time per pooled connection.  Only for servers that
+        answer the calls of a connection in the order they came (see the
+        plain Thrift page of the docs); calls beyond C{maxOutstanding} wait,
+        at most C{maxWaiters} of them (L{pool}).
+        """
+        self._options["pipelined"] = True
+        if maxOutstanding is not None:
+            self._options["maxOutstanding"] = maxOutstanding
+        return self
+
     def maxMessageSize(self, size: int) -> "ThriftBuilder":
         """
         Set the largest reply (or frame) accepted from servers.
@@ -147,7 +167,10 @@ class Thrift:
             C{client.withOptions(timeout=...)} overrides it.
         @param options: the builder's other settings, by name: C{low},
             C{high}, C{maxWaiters} (the connection pool of each server),
-            C{label}, C{balancer} and C{balancerOptions}, C{retryBudget},
+            C{pipelined} (True: all calls on one connection per server,
+            for servers that answer in order) and C{maxOutstanding} (how
+            many calls it carries at once, default 1000), C{label},
+            C{balancer} and C{balancerOptions}, C{retryBudget},
             C{retryPolicy}, C{maxRequeues}, C{failureAccrual} (a dict of
             options, or False), C{failFast} (C{start}, C{maximum}),
             C{stats}, C{registry}, C{reactor}, C{random},

@@ -1,7 +1,8 @@
 """
 The plain Thrift client: framed or buffered, binary or compact, one call at
-a time per connection (L{txscales.thrift._endpoint}), through the client
-stack.
+a time per connection (L{txscales.thrift._endpoint}) or, opted in, many
+pipelined on one connection (L{txscales.thrift._pipeline}), through the
+client stack.
 """
 
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
@@ -14,6 +15,7 @@ from txscales.stack import STACK_OPTIONS, StackClient, buildStack
 from txscales.thrift._codec import BINARY, Method, describeService, encodeArgs
 from txscales.thrift._endpoint import DEFAULT_HIGH, DEFAULT_LOW, ThriftEndpoint, ThriftRequest
 from txscales.thrift._framing import DEFAULT_MAX_MESSAGE_SIZE, FRAMED
+from txscales.thrift._pipeline import DEFAULT_MAX_OUTSTANDING, PipelinedThriftEndpoint
 from txscales.thrift._proxy import proxyClass
 from txscales.thrift._session import Reply, checkOptions
 
@@ -64,15 +66,24 @@ def buildClient(
     low: Optional[int] = None,
     high: int = DEFAULT_HIGH,
     maxWaiters: int = 2**31,
+    pipelined: bool = False,
+    maxOutstanding: Optional[int] = None,
     **options: Any
 ) -> ThriftClient:
     """
     Build a plain Thrift client; see L{txscales.thrift.Thrift.newClient}.
 
-    @raise ValueError: for an unknown transport or protocol.
+    @raise ValueError: for an unknown transport or protocol, or
+        C{maxOutstanding} without C{pipelined}.
     @raise TypeError: for an unknown option.
     """
     checkOptions(transport, protocol)
+    if maxOutstanding is not None and not pipelined:
+        raise ValueError("maxOutstanding applies to pipelined clients only (pipelined=True)")
+    if maxOutstanding is None:
+        maxOutstanding = DEFAULT_MAX_OUTSTANDING
+    if maxOutstanding < 1:
+        raise ValueError("maxOutstanding must be at least 1, not %r" % (maxOutstanding,))
     if low is None:
         low = min(DEFAULT_LOW, high)
     reactor = defaultReactor(reactor)
@@ -83,8 +94,22 @@ def buildClient(
     if options:
         raise TypeError("unknown Thrift client option(s): %s" % (", ".join(sorted(options)),))
 
-    def makeEndpoint(host: str, port: int, stats: "Optional[ClientStats]") -> ThriftEndpoint:
+    def makeEndpoint(host: str, port: int, stats: "Optional[ClientStats]") -> Any:
         onConnect = stats.connected if stats is not None else None
+        if pipelined:
+            return PipelinedThriftEndpoint(
+                reactor,
+                host,
+                port,
+                transport,
+                protocol,
+                maxMessageSize,
+                maxOutstanding,
+                maxWaiters,
+                connectTimeout,
+                endpointFactory,
+                onConnect,
+            )
         return ThriftEndpoint(
             reactor,
             host,

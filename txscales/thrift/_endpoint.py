@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional, Set
 from twisted.internet.defer import CancelledError, Deferred, DeferredList
 from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.protocol import Factory
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txscales._connection import DiscardedCall, tcpEndpoint
@@ -165,7 +166,24 @@ class ThriftEndpoint:
         return connection
 
     def __call__(self, request: ThriftRequest) -> "Deferred[Optional[Reply]]":
-        return _PooledCall(self, request).start()
+        pool = self.pool
+        connection = pool.takeIdle()
+        while connection is not None and not connection.reusable:
+            # It closed (or broke) while idle: drop it.
+            pool.release(connection, False)
+            connection = pool.takeIdle()
+        if connection is None:
+            return _PooledCall(self, request).start()
+        # An idle connection: the call's own Deferred gives it back.
+        return connection.call(request.method, request.args).addBoth(self._release, connection)
+
+    def _release(self, result: Any, connection: ThriftClientProtocol) -> Any:
+        if isinstance(result, Failure):
+            self.discards += 1
+            self.pool.release(connection, False)
+        else:
+            self.pool.release(connection, connection.reusable)
+        return result
 
     def getProtocol(self) -> "Deferred[ThriftClientProtocol]":
         """

@@ -1,7 +1,7 @@
 """
-Plain Thrift connections, sans-IO: the client side (one call at a time,
-sequence ids checked) and the server side (calls pipelined, answered in
-order).  Plain Python, no Twisted::
+Plain Thrift connections, sans-IO: the client side (one call at a time, or
+several pipelined; sequence ids checked, replies in call order) and the
+server side (calls pipelined, answered in order).  Plain Python, no Twisted::
 
     session = ClientSession(FRAMED, BINARY)
     transport.write(session.call(method, argsBytes))
@@ -10,13 +10,17 @@ order).  Plain Python, no Twisted::
 """
 
 from collections import deque
-from typing import Deque, Dict, List
+from struct import Struct
+from typing import Deque, Dict, List, Tuple
 
 from thrift.Thrift import TMessageType
 
 from txscales.errors import BadMessageError, ProtocolError, UnexpectedMessageError
-from txscales.thrift._codec import BINARY, PROTOCOLS, decodeReply, encodeArgs, readMessageBegin
+from txscales.thrift._codec import BINARY, PROTOCOLS, Method, decodeReply, encodeArgs, readMessageBegin
 from txscales.thrift._framing import DEFAULT_MAX_MESSAGE_SIZE, FRAMED, encodeFrame, makeDecoder, messageType
+
+
+_seqidBytes = Struct(">i").pack
 
 
 def callHeader(method, seqid, protocol):
@@ -68,27 +72,50 @@ class Reply:
 
 class ClientSession:
     """
-    The client side of one plain Thrift connection: at most one call waits
-    for its reply.  Sequence ids count up from 1 on each connection; a reply
-    must carry the seqid and method name of the call waiting.
+    The client side of one plain Thrift connection: at most
+    C{maxOutstanding} calls wait for their replies (1 unless pipelined),
+    which must come in call order.  Sequence ids count up from 1 on each
+    connection; a reply must carry the seqid and method name of the oldest
+    call waiting.
 
-    Any L{ProtocolError} raised (an undecodable, oversized, unexpected or
-    mismatched reply) closes the session: the connection must be closed and
-    the call waiting failed with that error.
+    Any L{ProtocolError} (an undecodable, oversized, unexpected,
+    out-of-order or mismatched reply) closes the session: the connection
+    must be closed and every call waiting failed with that error (each was
+    written, so each may have reached the server).
 
     @ivar state: C{"open"} or C{"closed"}.
-    @ivar waiting: the method whose reply is awaited, or None.
+    @ivar maxOutstanding: how many calls may wait for their reply at once.
     """
 
-    def __init__(self, transport=FRAMED, protocol=BINARY, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE) -> None:
+    def __init__(
+        self, transport=FRAMED, protocol=BINARY, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, maxOutstanding=1
+    ) -> None:
         checkOptions(transport, protocol)
+        if maxOutstanding < 1:
+            raise ValueError("maxOutstanding must be at least 1, not %r" % (maxOutstanding,))
         self._decoder = makeDecoder(transport, maxMessageSize)
         self._framed = transport == FRAMED
         self._protocol = protocol
+        self._binary = protocol == BINARY
         self._seqid = 0
-        self._expected = 0
-        self.waiting = None
+        # (seqid, method) of each call waiting, oldest first.
+        self._expected: Deque[Tuple[int, Method]] = deque()
+        self.maxOutstanding = maxOutstanding
         self.state = "open"
+
+    @property
+    def waiting(self):
+        """
+        The method whose reply comes next, or None.
+        """
+        return self._expected[0][1] if self._expected else None
+
+    @property
+    def outstanding(self):
+        """
+        How many calls wait for their reply.
+        """
+        return len(self._expected)
 
     def call(self, method, argsBytes):
         """
@@ -96,44 +123,63 @@ class ClientSession:
         C{argsBytes} (see L{encodeArgs}).
 
         @return: the bytes to write.  A one-way call expects no reply.
-        @raise RuntimeError: when a call is waiting or the session is
-            closed.
+        @raise RuntimeError: when C{maxOutstanding} calls wait or the
+            session is closed.
         """
-        if self.waiting is not None or self.state != "open":
-            raise RuntimeError("a plain Thrift connection carries one call at a time")
+        if len(self._expected) >= self.maxOutstanding or self.state != "open":
+            raise RuntimeError("this plain Thrift connection has no room for another call")
         self._seqid = seqid = (self._seqid % 0x7FFFFFFF) + 1
         message = method.callHeader(seqid, self._protocol) + argsBytes
         if not method.oneway:
-            self.waiting = method
-            self._expected = seqid
+            self._expected.append((seqid, method))
         return encodeFrame(message) if self._framed else message
+
+    def receive(self, data):
+        """
+        Handle bytes from the server.
+
+        @return: (the L{Reply}s, in call order; the L{ProtocolError} that
+            closed the session after them, or None).
+        """
+        replies = []
+        try:
+            for message in self._decoder.feed(data):
+                replies.append(self._reply(message))
+        except ProtocolError as e:
+            self.connectionLost()
+            return replies, e
+        return replies, None
 
     def receiveData(self, data):
         """
         Handle bytes from the server.
 
-        @return: a list of L{Reply} (at most one).
+        @return: a list of L{Reply}, in call order.
         @raise ProtocolError: see the class docstring.
         """
-        try:
-            messages = self._decoder.feed(data)
-            return [self._reply(message) for message in messages]
-        except ProtocolError:
-            self.state = "closed"
-            raise
+        replies, error = self.receive(data)
+        if error is not None:
+            raise error
+        return replies
 
     def _reply(self, message):
-        method = self.waiting
-        if method is None:
+        if not self._expected:
             raise UnexpectedMessageError("a Thrift message arrived while no call waits for a reply")
-        protocol, name, kind, seqid, _ = readMessageBegin(message)
-        if protocol != self._protocol:
-            raise BadMessageError("a %s reply to a %s call of %s" % (protocol, self._protocol, method.name))
-        if seqid != self._expected or name != method.name:
-            raise UnexpectedMessageError(
-                "reply %r seqid %d does not answer the call %r seqid %d" % (name, seqid, method.name, self._expected)
-            )
-        self.waiting = None
+        expected, method = self._expected[0]
+        header = method.replyHeader
+        if self._binary and message.startswith(header) and message[len(header) : len(header) + 4] == _seqidBytes(expected):
+            # The common reply: binary, strict, to the call expected.
+            self._expected.popleft()
+        else:
+            protocol, name, kind, seqid, _ = readMessageBegin(message)
+            if protocol != self._protocol:
+                raise BadMessageError("a %s reply to a %s call of %s" % (protocol, self._protocol, method.name))
+            if seqid != expected or name != method.name:
+                raise UnexpectedMessageError(
+                    "reply %r seqid %d does not answer the call %r seqid %d, the oldest waiting"
+                    % (name, seqid, method.name, expected)
+                )
+            self._expected.popleft()
         try:
             return Reply(method, decodeReply(method, message))
         except ProtocolError:
@@ -145,9 +191,10 @@ class ClientSession:
 
     def connectionLost(self) -> None:
         """
-        The connection is gone.
+        The connection is gone: no call waits any more.
         """
         self.state = "closed"
+        self._expected.clear()
 
 
 class Call:
