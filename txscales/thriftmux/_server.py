@@ -3,12 +3,14 @@ The ThriftMux server: a Thrift handler behind a Mux listener that also
 serves framed Thrift and TTwitter clients on the same port.
 """
 
+from random import Random
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from txscales._listening import ListeningService
+from txscales._tracing import TRACING, currentTrace
 from txscales.mux import Dispatch
 from txscales.mux.protocol import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_PENDING, MuxServerFactory
-from txscales.thrift import ThriftProcessor, countedProcess
+from txscales.thrift import ThriftProcessor, countedProcess, endServerSpan, serviceName, startServerSpan
 from txscales.thriftmux._contexts import RequestContext, currentRequest
 from txscales.thriftmux._vanilla import vanillaFallback
 
@@ -18,12 +20,19 @@ if TYPE_CHECKING:
 
 
 def thriftMuxService(
-    processor: ThriftProcessor, stats: "Optional[Stats]" = None, clock: Any = None
+    processor: ThriftProcessor,
+    stats: "Optional[Stats]" = None,
+    clock: Any = None,
+    name: str = "",
+    random: Optional[Random] = None,
 ) -> Callable[[Any], Any]:
     """
     @param processor: the L{ThriftProcessor} of the handler.
     @param stats: a L{txscales.stats.Stats} for the server, or None.
     @param clock: the C{IReactorTime} timing calls (with C{stats}).
+    @param name: the service's name, for its spans.
+    @param random: the C{Random} that decides whether requests that came
+        without a sampling decision are sampled, when tracing is on.
     @return: a Mux service (C{Request -> bytes or Deferred}) running
         C{processor} with the request's contexts installed as
         L{currentRequest}, so that client calls from the handler inherit
@@ -33,12 +42,38 @@ def thriftMuxService(
     setRequest = currentRequest.set
     resetRequest = currentRequest.reset
 
+    tracing = TRACING
+    draws = Random() if random is None else random
+
     def service(request: Dispatch) -> Any:
+        if tracing.tracer is not None:
+            return traced(tracing.tracer, request)
         token = setRequest(RequestContext(request.contexts))
         try:
             return process(request.body)
         finally:
             resetRequest(token)
+
+    def traced(tracer: Any, request: Dispatch) -> Any:
+        context = RequestContext(request.contexts)
+        trace, span = startServerSpan(tracer, context.trace, draws, name, request.body, {"rpc.system": "thriftmux"})
+        token = setRequest(context)
+        traceToken = currentTrace.set(trace)
+        try:
+            result = process(request.body)
+        except BaseException as e:
+            if span is not None:
+                span.fail(e)
+                span.end()
+            raise
+        finally:
+            currentTrace.reset(traceToken)
+            resetRequest(token)
+        if span is None:
+            return result
+        if type(result) is bytes:
+            return endServerSpan(result, span)
+        return result.addBoth(endServerSpan, span)
 
     if stats is None:
         return service
@@ -55,6 +90,7 @@ def serverFactory(
     opportunisticTls: bytes = b"off",
     tls: Any = None,
     timeouts: "Optional[ServerTimeouts]" = None,
+    random: Optional[Random] = None,
 ) -> MuxServerFactory:
     """
     @param iface: the generated C{Iface} class.
@@ -68,10 +104,12 @@ def serverFactory(
     @param tls: the TLS settings opportunistic TLS starts with.
     @param timeouts: the L{txscales._timers.ServerTimeouts} of its
         connections (Mux and downgraded alike), or None for none.
+    @param random: the C{Random} of the sampling decisions requests come
+        without, when tracing is on.
     @return: a L{MuxServerFactory} serving C{handler} for the generated
         service C{iface}, downgrading Thrift clients.
     """
-    service = thriftMuxService(ThriftProcessor(iface, handler, reactor), stats, reactor)
+    service = thriftMuxService(ThriftProcessor(iface, handler, reactor), stats, reactor, serviceName(iface), random)
     return MuxServerFactory(
         service,
         reactor,
