@@ -34,10 +34,10 @@ class _WireIds(IdGenerator):
         self._next.spanId = spanId
 
     def generate_span_id(self) -> int:
-        return self._next.spanId  # type: ignore[no-any-return]
+        return self._next.spanId
 
     def generate_trace_id(self) -> int:
-        return self._next.traceId  # type: ignore[no-any-return]
+        return self._next.traceId
 
 
 @implementer(ISpan)

@@ -45,7 +45,7 @@ def currentTracer() -> Optional[ITracer]:
     """
     @return: the tracer spans are recorded with, or None.
     """
-    return TRACING.tracer  # type: ignore[no-any-return]
+    return TRACING.tracer
 
 
 def useOpenTelemetry(tracerProvider: Any = None) -> ITracer:

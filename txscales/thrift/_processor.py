@@ -203,7 +203,7 @@ def methodName(data: bytes) -> str:
         C{data} is not a Thrift message.
     """
     try:
-        return readMessageBegin(data)[1]  # type: ignore[no-any-return]
+        return readMessageBegin(data)[1]
     except BadMessageError:
         return "unknown"
 

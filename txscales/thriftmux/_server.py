@@ -71,7 +71,7 @@ def thriftMuxService(
             resetRequest(token)
         if span is None:
             return result
-        if type(result) is bytes:
+        if isinstance(result, bytes):
             return endServerSpan(result, span)
         return result.addBoth(endServerSpan, span)
 
