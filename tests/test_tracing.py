@@ -25,6 +25,7 @@ from txscales._tracing import (
     currentTrace,
     clientTrace,
     decide,
+    destAttributes,
     fromB3,
     serverTrace,
 )
@@ -195,6 +196,18 @@ class B3Tests(SynchronousTestCase):
             headers = b3Headers(trace)
             self.assertEqual(fromB3(lambda name: headers.get(name, [None])[0]), trace)
 
+    def test_destAttributes(self):
+        """
+        Client spans name the server when the destination is one host.
+        """
+        self.assertEqual(
+            destAttributes("tcp://10.0.0.1:9090"),
+            {"txscales.dest": "tcp://10.0.0.1:9090", "server.address": "10.0.0.1", "server.port": 9090},
+        )
+        self.assertEqual(destAttributes("tcp://[::1]:9090")["server.address"], "::1")
+        for dest in ("tcp://a:1,b:2", "zk://zk:2181/path", "tcp://a"):
+            self.assertEqual(destAttributes(dest), {"txscales.dest": dest})
+
     def test_malformed(self):
         """
         Missing or malformed ids give no trace.
@@ -307,8 +320,8 @@ class ServersMixin:
         b = Handler()
         portB = yield self.serve(b)
         a = Handler(self.client(portB, 2))
-        portA = yield self.serve(a)
-        return self.client(portA, 3), a, b
+        self.portA = yield self.serve(a)
+        return self.client(self.portA, 3), a, b
 
 
 class ThriftMuxSpanTests(ServersMixin, TestCase):
@@ -344,6 +357,7 @@ class ThriftMuxSpanTests(ServersMixin, TestCase):
         self.assertEqual(serverB.parent.span_id, clientA.context.span_id)
         self.assertEqual(len({s.context.trace_id for s in spans}), 1)
         self.assertEqual(root.name, "TestService/query")
+        self.assertEqual((root.attributes["server.address"], root.attributes["server.port"]), ("127.0.0.1", self.portA))
         self.assertEqual(
             (serverB.attributes["rpc.system"], serverB.attributes["rpc.service"], serverB.attributes["rpc.method"]),
             ("thriftmux", "TestService", "query"),

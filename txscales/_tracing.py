@@ -184,6 +184,22 @@ def serverTrace(incoming: Optional[TraceId], random: Random) -> TraceId:
     return TraceId(incoming.spanId, incoming.parentId, incoming.traceId, flags, incoming.traceIdHigh)
 
 
+def destAttributes(dest: str) -> Dict[str, Any]:
+    """
+    @param dest: a client's destination URI.
+    @return: the attributes of its client spans that name the server:
+        C{txscales.dest}, and C{server.address} and C{server.port} when
+        the destination is one static C{host:port}.
+    """
+    attributes: Dict[str, Any] = {"txscales.dest": dest}
+    scheme, _, rest = dest.partition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme in ("tcp", "tls") and "," not in rest and "/" not in rest and port.isdigit() and host:
+        attributes["server.address"] = host.strip("[]")
+        attributes["server.port"] = int(port)
+    return attributes
+
+
 def endSpan(result: Any, span: Any) -> Any:
     """
     End C{span} with a call's outcome (a callback and errback both):

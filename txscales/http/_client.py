@@ -36,7 +36,7 @@ from treq.client import HTTPClient
 import random as _random
 
 from txscales._reactor import defaultReactor
-from txscales._tracing import CLIENT, TRACING, TraceId, b3Headers, clientTrace, currentTrace, endSpan
+from txscales._tracing import CLIENT, TRACING, TraceId, b3Headers, clientTrace, currentTrace, destAttributes, endSpan
 from txscales.errors import ConnectError, ConnectionLostError, HttpStatusError, TlsError
 from txscales.interfaces import CLOSED, OPEN, IEndpoint
 from txscales.stack import buildStack
@@ -178,8 +178,10 @@ class HttpClient:
         timeout: Optional[float],
         raiseForStatus: bool,
         random: Optional[_random.Random] = None,
+        dest: str = "",
     ) -> None:
         self.stack = stack
+        self._destAttributes = destAttributes(dest)
         self._pool = pool
         self._timeout = timeout
         self._raiseForStatus = raiseForStatus
@@ -232,6 +234,7 @@ class HttpClient:
                 if span is None:
                     span = ("%s %s" % (method, path.split("?", 1)[0]), {})
                 name, attributes = span
+                attributes.update(self._destAttributes)
                 attributes.update({"http.request.method": method, "url.path": path.split("?", 1)[0]})
                 started = tracer.startSpan(name, CLIENT, trace, attributes)
                 d = self.stack(request).addCallback(_responseStatus, started).addBoth(endSpan, started)
@@ -348,4 +351,4 @@ def buildHttpClient(
         return HttpEndpoint(reactor, http, host, port, scheme, connectTimeout)
 
     stack = buildStack(dest, makeEndpoint, reactor, label or "http", **stackOptions)
-    return HttpClient(stack, pool, timeout, raiseForStatus, stackOptions.get("random"))
+    return HttpClient(stack, pool, timeout, raiseForStatus, stackOptions.get("random"), dest)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Union
 from twisted.internet.defer import Deferred, fail
 
 from txscales._reactor import defaultReactor
-from txscales._tracing import CLIENT, TRACING, clientTrace, currentTrace, endSpan
+from txscales._tracing import CLIENT, TRACING, clientTrace, currentTrace, destAttributes, endSpan
 from txscales._tls import clientTls, opportunisticLevel, tlsEndpointFactory
 from txscales.errors import RequestTimeoutError, UnsupportedError
 from txscales.mux import MuxEndpoint, MuxRequest
@@ -39,6 +39,7 @@ class ThriftMuxClient(StackClient):
         clientId: Union[str, bytes, None],
         random: _random.Random,
         service: str = "",
+        dest: str = "",
     ) -> None:
         self.stack = stack
         self._reactor = reactor
@@ -50,6 +51,9 @@ class ThriftMuxClient(StackClient):
         self._clientIdPair = encodeClientIdPair(self._clientId) if self._clientId else None
         self._random = random
         self._service = service
+        self._spanAttributes = destAttributes(dest)
+        self._spanAttributes["rpc.system"] = "thriftmux"
+        self._spanAttributes["rpc.service"] = service
         self._decoders = {name: _decoder(method) for name, method in methods.items()}
 
     def _call(self, method: Method, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> "Deferred[Any]":
@@ -99,7 +103,7 @@ class ThriftMuxClient(StackClient):
             "%s/%s" % (self._service, method.name),
             CLIENT,
             trace,
-            {"rpc.system": "thriftmux", "rpc.service": self._service, "rpc.method": method.name},
+            dict(self._spanAttributes, **{"rpc.method": method.name}),
         )
         return self.stack(request).addBoth(endSpan, span)
 
@@ -153,4 +157,4 @@ def buildClient(
     stack = buildStack(dest, makeEndpoint, reactor, label or iface.__module__, random, **stackOptions)
     methods = describeService(iface)
     cls = proxyClass(ThriftMuxClient, iface, methods)
-    return cls(methods, stack, reactor, timeout, clientId, random, serviceName(iface))
+    return cls(methods, stack, reactor, timeout, clientId, random, serviceName(iface), dest)
