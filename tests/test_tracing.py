@@ -34,6 +34,8 @@ from txscales.demo.handler import TestServiceHandler
 from txscales.errors import ApplicationError
 from txscales.http import Http, ThriftHttp, ThriftResource
 from txscales.thriftmux import ThriftMux, currentRequest
+from txscales.thriftmux._contexts import TRACE_KEY
+from txscales.thriftmux._vanilla import _readRequestHeader
 
 try:
     from opentelemetry.sdk.trace import TracerProvider
@@ -154,6 +156,29 @@ class TraceIdTests(SynchronousTestCase):
         notSampled = TraceId(7, 8, 9, SAMPLING_KNOWN)
         self.assertIs(serverTrace(notSampled, random.Random(5)), notSampled)
         self.assertEqual(serverTrace(TraceId(7, 8, 9, 0), random.Random(5)), notSampled)
+
+
+class TTwitterTests(SynchronousTestCase):
+    """
+    A TTwitter RequestHeader's sampling decision becomes trace flags.
+    """
+
+    def test_sampledField(self):
+        """
+        Field 5 (sampled) sets "sampling known" and "sampled" as Finagle
+        does, unless the flags (field 7) already decide.
+        """
+        ids = "0a00010000000000000001" "0a00020000000000000002"
+        for sampled, flags, expected in (
+            ("01", "", KNOWN_AND_SAMPLED),
+            ("00", "", SAMPLING_KNOWN),
+            ("01", "0a00070000000000000002", SAMPLING_KNOWN),
+            (None, "", 0),
+        ):
+            header = bytes.fromhex(ids + ("" if sampled is None else "020005" + sampled) + flags + "00")
+            contexts, _, _, offset = _readRequestHeader(header)
+            self.assertEqual(offset, len(header))
+            self.assertEqual(TraceId.decode(dict(contexts)[TRACE_KEY]).flags, expected, (sampled, flags))
 
 
 class B3Tests(SynchronousTestCase):
