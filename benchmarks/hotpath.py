@@ -6,8 +6,11 @@ a busy connection delivers them.  Prints one JSON line.
     python benchmarks/hotpath.py [--kinds echo,thriftmux] [--concurrency 100] [--size 32]
 
 Kinds run by default: echo, thriftmux, thriftmux-nostats, thriftmux-timeout,
-mux-floor.  Also available: thriftmux-clientid (calls carry a client id)
-and mux-contexts (the Mux floor, its calls carrying Finagle's contexts as a
+mux-floor.  Also available: thriftmux-clientid (calls carry a client id),
+thriftmux-tracing (a tracer on, no call sampled: what deciding and sending
+the sampling decision costs), thriftmux-otel (every call recorded as an
+OpenTelemetry span on both sides, to an SDK provider that exports nowhere;
+needs the otel extra), and mux-contexts (the Mux floor, its calls carrying Finagle's contexts as a
 plain list, as calls made while serving a request pass them on).
 
 Each round, the pump gives the server everything the client wrote, then the
@@ -176,6 +179,55 @@ def thriftMuxSetup(size, stats, timeout=None, clientId=None):
     return pair, (lambda: client.query(x)), x + x
 
 
+def tracedSetup(size, rate, otel):
+    """
+    thriftMuxSetup with a tracer on and C{rate} of the calls sampled: the
+    OpenTelemetry tracer when C{otel}, else one that records nothing.
+    """
+    from txscales import tracing
+    from txscales._sampling import SAMPLER
+
+    SAMPLER.rate = rate
+    if otel:
+        from opentelemetry.sdk.trace import TracerProvider
+
+        tracing.useOpenTelemetry(TracerProvider())
+    else:
+        tracing.useTracer(NullTracer())
+    return thriftMuxSetup(size, True)
+
+
+class NullTracer:
+    """
+    A tracer on, whose spans (none, when nothing is sampled) go nowhere.
+    """
+
+    def startSpan(self, name, kind, trace, attributes):
+        return self
+
+    def setAttribute(self, key, value):
+        pass
+
+    def fail(self, exception):
+        pass
+
+    def end(self):
+        pass
+
+
+def resetTracing():
+    """
+    Turn tracing off again after a traced kind (when txscales has it).
+    """
+    try:
+        from txscales import tracing
+        from txscales._sampling import DEFAULT_RATE, SAMPLER
+    except ImportError:
+        return
+    tracing.useTracer(None)
+    SAMPLER.rate = DEFAULT_RATE
+
+
 def muxFloorSetup(size, contexts=()):
     """
     The floor under txscales' ThriftMux client: the same server, but calls
@@ -268,10 +320,13 @@ def main():
         "mux-floor": lambda: muxFloorSetup(args.size),
         "thriftmux-clientid": lambda: thriftMuxSetup(args.size, True, clientId="hotpath"),
         "mux-contexts": lambda: muxFloorSetup(args.size, CONTEXTS),
+        "thriftmux-tracing": lambda: tracedSetup(args.size, 0.0, otel=False),
+        "thriftmux-otel": lambda: tracedSetup(args.size, 1.0, otel=True),
     }
     out = {"kind": "hotpath", "ok": True, "concurrency": args.concurrency, "size": args.size, "us": {}}
     for kind in args.kinds.split(","):
         runs = [measure(setups[kind], args.concurrency, args.calls, args.calls // 5) for _ in range(args.repeats)]
+        resetTracing()
         out["us"][kind] = {
             "client": round(min(r["clientUs"] for r in runs), 2),
             "server": round(min(r["serverUs"] for r in runs), 2),

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Union
 from twisted.internet.defer import Deferred, fail
 
 from txscales._reactor import defaultReactor
-from txscales._tracing import CLIENT, TRACING, clientTrace, currentTrace, destAttributes, endSpan
+from txscales._tracing import CLIENT, SAMPLED, TRACING, clientTrace, currentTrace, decide, destAttributes, endSpan
 from txscales._tls import clientTls, opportunisticLevel, tlsEndpointFactory
 from txscales.errors import RequestTimeoutError, UnsupportedError
 from txscales.mux import MuxEndpoint, MuxRequest
@@ -92,6 +92,15 @@ class ThriftMuxClient(StackClient):
         parent = currentTrace.get()
         if parent is None and incoming is not None:
             parent = incoming.trace
+        if parent is None:
+            flags = decide(0, self._random)
+            if not flags & SAMPLED:
+                # A new root trace, not sampled: the call costs what it
+                # does without a tracer, but for the draw.
+                contexts = outgoingContexts(
+                    now, timeout, self._clientId, self._random.getrandbits(64), incoming, self._clientIdPair, flags=flags
+                )
+                return self.stack(MuxRequest(body, contexts, b"", (), timeout, self._decoders[method.name]))
         trace = clientTrace(parent, self._random)
         contexts = outgoingContexts(
             now, timeout, self._clientId, trace.spanId, incoming, self._clientIdPair, trace

@@ -7,7 +7,7 @@ from contextvars import ContextVar
 from struct import Struct
 from typing import List, Optional, Sequence, Tuple
 
-from txscales._tracing import TraceId
+from txscales._tracing import DEBUG, SAMPLED, SAMPLING_KNOWN, TraceId
 from txscales.mux import RETRIES_KEY, EncodedContexts
 
 TRACE_KEY = b"com.twitter.finagle.tracing.TraceContext"
@@ -18,6 +18,7 @@ NO_DEADLINE = 0x7FFFFFFFFFFFFFFF
 _OWN_KEYS = frozenset([TRACE_KEY, DEADLINE_KEY, RETRIES_KEY, CLIENT_ID_KEY])
 
 _trace = Struct(">QQQQ")
+_DECIDING_FLAGS = DEBUG | SAMPLING_KNOWN | SAMPLED
 _deadline = Struct(">QQ")
 _short = Struct(">H")
 
@@ -35,6 +36,18 @@ _ROOT_MIDDLE = _pairPrefix(RETRIES_KEY, 4) + b"\x00\x00\x00\x00" + _pairPrefix(D
 _COUNT = [_short.pack(n) for n in (3, 4)]
 
 currentRequest: "ContextVar[Optional[RequestContext]]" = ContextVar("txscales.currentRequest", default=None)
+
+
+def sampledOut(contexts: Sequence[Tuple[bytes, bytes]]) -> bool:
+    """
+    @return: whether C{contexts} carry a TraceContext (as Finagle spells
+        its key) whose flags say "sampling known, not sampled" (and not
+        debug): a request that records nothing, checked without parsing.
+    """
+    for key, value in contexts:
+        if key == TRACE_KEY:
+            return len(value) in (32, 40) and value[31] & _DECIDING_FLAGS == SAMPLING_KNOWN
+    return False
 
 
 def decodeDeadline(value: bytes) -> Optional[Tuple[int, int]]:
@@ -141,6 +154,7 @@ def outgoingContexts(
     incoming: Optional["RequestContext"] = None,
     clientIdPair: Optional[bytes] = None,
     trace: Optional[TraceId] = None,
+    flags: int = 0,
 ) -> List[Tuple[bytes, bytes]]:
     """
     Build the contexts of an outgoing call.
@@ -155,8 +169,8 @@ def outgoingContexts(
         makes once, or None to encode it here when needed.
     @param trace: the call's L{TraceId} when the caller made it (a traced
         call: its span id is C{newSpanId}), or None to make it here: a
-        child of C{incoming}'s trace, or a new root, with the flags as they
-        are.
+        child of C{incoming}'s trace, or a new root with C{flags}.
+    @param flags: the trace flags of a new root trace.
     @return: list of (key, value) in Finagle's order: TraceContext,
         Retries, Deadline, then the client id and inherited contexts.
     """
@@ -164,7 +178,7 @@ def outgoingContexts(
     deadlineNs = NO_DEADLINE if timeout is None else nowNs + int(timeout * 1e9)
     if incoming is None:
         if trace is None:
-            return _rootContexts(nowNs, deadlineNs, clientId, _trace.pack(newSpanId, newSpanId, newSpanId, 0), clientIdPair)
+            return _rootContexts(nowNs, deadlineNs, clientId, _trace.pack(newSpanId, newSpanId, newSpanId, flags), clientIdPair)
         if trace.traceIdHigh is None:
             return _rootContexts(nowNs, deadlineNs, clientId, trace.encode(), clientIdPair)
         incoming = RequestContext(())
@@ -173,7 +187,7 @@ def outgoingContexts(
     elif incoming.trace is not None:
         traceValue = incoming.trace.child(newSpanId).encode()
     else:
-        traceValue = _trace.pack(newSpanId, newSpanId, newSpanId, 0)
+        traceValue = _trace.pack(newSpanId, newSpanId, newSpanId, flags)
     if incoming.deadline is not None:
         deadlineNs = min(deadlineNs, int(incoming.deadline * 1e9))
     contexts = [

@@ -11,7 +11,7 @@ from txscales._tracing import TRACING, currentTrace
 from txscales.mux import Dispatch
 from txscales.mux.protocol import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_PENDING, MuxServerFactory
 from txscales.thrift import ThriftProcessor, countedProcess, endServerSpan, serviceName, startServerSpan
-from txscales.thriftmux._contexts import RequestContext, currentRequest
+from txscales.thriftmux._contexts import RequestContext, currentRequest, sampledOut
 from txscales.thriftmux._vanilla import vanillaFallback
 
 if TYPE_CHECKING:
@@ -46,7 +46,10 @@ def thriftMuxService(
     draws = Random() if random is None else random
 
     def service(request: Dispatch) -> Any:
-        if tracing.tracer is not None:
+        # A request its caller did not sample is served as without a
+        # tracer: calls made for it inherit that decision from
+        # currentRequest.
+        if tracing.tracer is not None and not sampledOut(request.contexts):
             return traced(tracing.tracer, request)
         token = setRequest(RequestContext(request.contexts))
         try:
