@@ -38,7 +38,7 @@ from txscales.thrift._codec import (
     readMessageBegin,
 )
 from txscales.thrift._framing import BUFFERED, DEFAULT_MAX_MESSAGE_SIZE, FRAMED, FramedDecoder, encodeFrame
-from txscales.thrift._processor import ThriftProcessor, methodName, replyFailure, missingMethods, serviceName
+from txscales.thrift._processor import ThriftProcessor, methodName, missingMethods, replyFailure, serviceName
 from txscales.thrift._proxy import proxyClass
 from txscales.thrift._server import DEFAULT_MAX_PENDING, ThriftServerService, countedProcess, serverFactory
 from txscales.thrift._session import InOrderReplies

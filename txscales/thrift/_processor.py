@@ -213,7 +213,7 @@ def replyFailure(data: bytes) -> Optional[ApplicationError]:
     @return: the L{ApplicationError} a Thrift reply (binary or compact)
         carries when it is a C{TApplicationException}, else None.
     """
-    if data[:4] != b"\x80\x01\x00\x03" and not (data[:1] == b"\x82" and len(data) > 1 and data[1] >> 5 == 3):
+    if data[:4] != b"\x80\x01\x00\x03" and not (data[:1] == b"\x82" and len(data) > 1 and data[1] >> 5 == TMessageType.EXCEPTION):
         return None
     exc = TApplicationException()
     try:
