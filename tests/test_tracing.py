@@ -5,6 +5,8 @@ in-memory exporter) between real servers on 127.0.0.1.
 """
 
 import random
+import subprocess
+import sys
 
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
@@ -245,6 +247,38 @@ class B3Tests(SynchronousTestCase):
             {b"X-B3-TraceId": b"000000000000000c", b"X-B3-SpanId": b"000000000000000a", b"X-B3-ParentSpanId": b"x"},
         ):
             self.assertIsNone(fromB3(headers.get), headers)
+
+
+class OptionalExtraTests(SynchronousTestCase):
+    """
+    OpenTelemetry is imported only when it is turned on.
+    """
+
+    def test_notImported(self):
+        """
+        Importing txscales' clients, servers and tracing module imports no
+        OpenTelemetry module.
+        """
+        code = (
+            "import sys, txscales.thriftmux, txscales.http, txscales.tracing; "
+            "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        self.assertEqual((result.returncode, result.stdout.strip()), (0, "[]"), result.stderr)
+
+    def test_extraMissing(self):
+        """
+        Without OpenTelemetry, turning it on raises ImportError naming the
+        extra, and tracing stays off.
+        """
+        code = (
+            "import sys; sys.modules['opentelemetry'] = None\n"
+            "from txscales import tracing\n"
+            "try:\n    tracing.useOpenTelemetry()\n"
+            "except ImportError as e:\n    print(\"txscales[otel]\" in str(e), tracing.currentTracer())"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        self.assertEqual((result.returncode, result.stdout.strip()), (0, "True None"), result.stderr)
 
 
 class OpenTelemetryIdTests(SynchronousTestCase):
