@@ -590,3 +590,20 @@ class HttpSpanTests(ServersMixin, TestCase):
         self.assertEqual(len({s.context.trace_id for s in spans}), 1)
         self.assertEqual(serverA.attributes["client.address"], "127.0.0.1")
         self.assertEqual(b.traces[-1].parentId, serverA.context.span_id)
+
+    @inlineCallbacks
+    def test_thriftOverHttpFailure(self):
+        """
+        A Thrift-over-HTTP call answered with a TApplicationException is an
+        error on both sides, though its HTTP status is 200.
+        """
+        useSampleRate(self, 1.0)
+        port = self.listen(ThriftResource(TestService.Iface, Handler(), reactor))
+        client = ThriftHttp.newClient(TestService.Iface, "tcp://127.0.0.1:%d" % (port,), reactor=reactor)
+        self.addCleanup(client.close)
+        yield self.assertFailure(client.query("crash"), ApplicationError)
+        self.flushLoggedErrors(RuntimeError)
+        spans = self.exporter.get_finished_spans()
+        self.assertEqual(sorted(s.kind.name for s in spans), ["CLIENT", "SERVER"])
+        for span in spans:
+            self.assertEqual(span.status.status_code, StatusCode.ERROR, span.kind)

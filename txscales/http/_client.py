@@ -3,7 +3,8 @@ The HTTP client: treq over twisted.web's Agent with a shared connection
 pool, one endpoint per server of the destination, on the client stack.
 """
 
-from typing import Any, Dict, Optional, Tuple, Union
+import random as _random
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from OpenSSL.SSL import Error as SSLError
 from twisted.internet import error as netError
@@ -32,8 +33,6 @@ from zope.interface import implementer
 
 import treq
 from treq.client import HTTPClient
-
-import random as _random
 
 from txscales._reactor import defaultReactor
 from txscales._tracing import CLIENT, TRACING, TraceId, b3Headers, clientTrace, currentTrace, destAttributes, endSpan
@@ -211,10 +210,14 @@ class HttpClient:
         timeout: Optional[float],
         kwargs: Dict[str, Any],
         span: Optional[Tuple[str, Dict[str, Any]]] = None,
+        then: Optional[Callable[..., Any]] = None,
+        thenArgs: Tuple[Any, ...] = (),
     ) -> "Deferred[Any]":
         """
         L{request}, whose span, when the request is traced, has the name
-        and attributes C{span} (default: the HTTP method and path).
+        and attributes C{span} (default: the HTTP method and path), and
+        whose response goes to C{then(response, *thenArgs)} (when given)
+        before the span ends.
         """
         if not path.startswith("/"):
             path = "/" + path
@@ -223,23 +226,26 @@ class HttpClient:
         method = method.upper()
         request = HttpRequest(method, path, kwargs, self._timeout if timeout is None else timeout)
         tracer = TRACING.tracer
-        if tracer is None:
-            d = self.stack(request)
-        else:
+        started = None
+        if tracer is not None:
             trace = clientTrace(currentTrace.get(), self._random)
             request.kwargs = dict(kwargs, headers=_withB3(kwargs.get("headers"), trace))
-            if not trace.sampled:
-                d = self.stack(request)
-            else:
+            if trace.sampled:
                 if span is None:
                     span = ("%s %s" % (method, path.split("?", 1)[0]), {})
                 name, attributes = span
                 attributes.update(self._destAttributes)
                 attributes.update({"http.request.method": method, "url.path": path.split("?", 1)[0]})
                 started = tracer.startSpan(name, CLIENT, trace, attributes)
-                d = self.stack(request).addCallback(_responseStatus, started).addBoth(endSpan, started)
+        d = self.stack(request)
+        if started is not None:
+            d.addCallback(_responseStatus, started)
         if self._raiseForStatus:
             d.addCallback(_checkStatus)
+        if then is not None:
+            d.addCallback(then, *thenArgs)
+        if started is not None:
+            d.addBoth(endSpan, started)
         return d
 
     def get(self, path: str, **kwargs: Any) -> "Deferred[IResponse]":

@@ -63,9 +63,8 @@ class ThriftHttpClient:
         if TRACING.tracer is not None:
             attributes = {"rpc.system": "thrift", "rpc.service": self._service, "rpc.method": method.name}
             span = ("%s/%s" % (self._service, method.name), attributes)
-        d = self.http._request("POST", self._path, None, {"data": body, "headers": {b"Content-Type": [CONTENT_TYPE]}}, span)
-        d.addCallback(self._response, method)
-        return d
+        options = {"data": body, "headers": {b"Content-Type": [CONTENT_TYPE]}}
+        return self.http._request("POST", self._path, None, options, span, self._response, (method,))
 
     def _response(self, response: IResponse, method: Method) -> "Deferred[Any]":
         if response.code != 200:
