@@ -421,6 +421,7 @@ class ThriftMuxSpanTests(ServersMixin, TestCase):
             (serverB.attributes["rpc.system"], serverB.attributes["rpc.service"], serverB.attributes["rpc.method"]),
             ("thriftmux", "TestService", "query"),
         )
+        self.assertEqual(serverB.attributes["client.address"], "127.0.0.1")
         # On the wire: A got the root span's ids, B A's client span's, both
         # sampled.
         [toA], [toB] = a.traces, b.traces

@@ -4,7 +4,10 @@ serves framed Thrift and TTwitter clients on the same port.
 """
 
 from random import Random
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import IAddress
 
 from txscales._listening import ListeningService
 from txscales._tracing import TRACING, currentTrace
@@ -25,6 +28,7 @@ def thriftMuxService(
     clock: Any = None,
     name: str = "",
     random: Optional[Random] = None,
+    peer: Optional[IAddress] = None,
 ) -> Callable[[Any], Any]:
     """
     @param processor: the L{ThriftProcessor} of the handler.
@@ -33,6 +37,8 @@ def thriftMuxService(
     @param name: the service's name, for its spans.
     @param random: the C{Random} that decides whether requests that came
         without a sampling decision are sampled, when tracing is on.
+    @param peer: the address of the connection's client, which its spans
+        name, or None.
     @return: a Mux service (C{Request -> bytes or Deferred}) running
         C{processor} with the request's contexts installed as
         L{currentRequest}, so that client calls from the handler inherit
@@ -44,6 +50,9 @@ def thriftMuxService(
 
     tracing = TRACING
     draws = Random() if random is None else random
+    spanAttributes: Dict[str, Any] = {"rpc.system": "thriftmux"}
+    if isinstance(peer, (IPv4Address, IPv6Address)):
+        spanAttributes.update({"client.address": peer.host, "client.port": peer.port})
 
     def service(request: Dispatch) -> Any:
         # A request its caller did not sample is served as without a
@@ -59,7 +68,7 @@ def thriftMuxService(
 
     def traced(tracer: Any, request: Dispatch) -> Any:
         context = RequestContext(request.contexts)
-        trace, span = startServerSpan(tracer, context.trace, draws, name, request.body, {"rpc.system": "thriftmux"})
+        trace, span = startServerSpan(tracer, context.trace, draws, name, request.body, dict(spanAttributes))
         token = setRequest(context)
         traceToken = currentTrace.set(trace)
         try:
@@ -112,9 +121,16 @@ def serverFactory(
     @return: a L{MuxServerFactory} serving C{handler} for the generated
         service C{iface}, downgrading Thrift clients.
     """
-    service = thriftMuxService(ThriftProcessor(iface, handler, reactor), stats, reactor, serviceName(iface), random)
+    processor = ThriftProcessor(iface, handler, reactor)
+    name = serviceName(iface)
+    draws = Random() if random is None else random
+
+    def servicePerPeer(peer: Optional[IAddress]) -> Callable[[Any], Any]:
+        # Each connection's service knows its client, for the spans.
+        return thriftMuxService(processor, stats, reactor, name, draws, peer)
+
     return MuxServerFactory(
-        service,
+        servicePerPeer(None),
         reactor,
         maxFrameSize,
         fallbacks=[vanillaFallback],
@@ -122,6 +138,7 @@ def serverFactory(
         tls=tls,
         maxPending=maxPending,
         timeouts=timeouts,
+        servicePerPeer=servicePerPeer,
     )
 
 
