@@ -1,7 +1,8 @@
 """
 Tests for tracing: Finagle's trace ids and flags, Zipkin's B3 headers, and
 the spans of ThriftMux calls recorded through OpenTelemetry (the SDK's
-in-memory exporter) between real servers on 127.0.0.1.
+in-memory exporter) between real servers on 127.0.0.1.  HTTP's are in
+test_tracing_http, those across processes in test_tracing_servers.
 """
 
 import random
@@ -10,11 +11,9 @@ import sys
 
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
-from twisted.web.resource import Resource
-from twisted.web.server import Site
-
-import treq
 
 from txscales import tracing
 from txscales._sampling import SAMPLER
@@ -34,9 +33,9 @@ from txscales._tracing import (
 from txscales.demo.gen import TestService
 from txscales.demo.handler import TestServiceHandler
 from txscales.errors import ApplicationError
-from txscales.http import Http, ThriftHttp, ThriftResource
 from txscales.thriftmux import ThriftMux, currentRequest
 from txscales.thriftmux._contexts import TRACE_KEY
+from txscales.thriftmux._server import serverFactory
 from txscales.thriftmux._vanilla import _readRequestHeader
 
 try:
@@ -51,6 +50,14 @@ except ImportError:  # pragma: no cover
 # sent by Finagle: root spans, span = parent = trace, flags 0.
 G5_TRACE = bytes.fromhex("42ea40a4cb749ed6" * 3 + "0000000000000000")
 G9_TRACE = bytes.fromhex("93c578d3944dc34e" * 3 + "0000000000000000")
+# G5 whole: Tdispatch(2) with TraceContext, Retries and Deadline, calling
+# query("String").
+G5_FRAME = bytes.fromhex(
+    "000000c80200000200030028636f6d2e747769747465722e66696e61676c652e74726163696e672e5472616365436f6e74657874"
+    "002042ea40a4cb749ed642ea40a4cb749ed642ea40a4cb749ed60000000000000000001b636f6d2e747769747465722e66696e61"
+    "676c652e52657472696573000400000000001c636f6d2e747769747465722e66696e61676c652e446561646c696e65001016953b"
+    "99d17d7ec07fffffffffffffff0000000080010001000000057175657279000000000b000100000006537472696e6700"
+)
 KNOWN_AND_SAMPLED = SAMPLING_KNOWN | SAMPLED
 
 
@@ -302,6 +309,31 @@ class OpenTelemetryIdTests(SynchronousTestCase):
         self.assertIsNone(span.parent)
         self.assertEqual(span.kind, SpanKind.SERVER)
 
+    def test_goldenFrameJoinsFinaglesTrace(self):
+        """
+        A server given Finagle's golden Tdispatch frame G5 (flags 0: no
+        decision) samples it at its rate and records a server span in
+        Finagle's trace, child of Finagle's span; calls its handler makes
+        descend from that span.
+        """
+        useSampleRate(self, 1.0)
+        handler = Handler()
+        protocol = serverFactory(TestService.Iface, handler, Clock(), random=random.Random(1)).buildProtocol(None)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        protocol.dataReceived(G5_FRAME)
+        self.assertIn(bytes.fromhex("537472696e67537472696e67"), transport.value())
+        [span] = self.exporter.get_finished_spans()
+        self.assertEqual((span.context.trace_id, span.parent.span_id), (0x42EA40A4CB749ED6, 0x42EA40A4CB749ED6))
+        self.assertEqual((span.name, span.kind), ("TestService/query", SpanKind.SERVER))
+        [seen] = handler.traces
+        self.assertEqual(
+            (seen.spanId, seen.parentId, seen.traceId, seen.flags),
+            (0x42EA40A4CB749ED6, 0x42EA40A4CB749ED6, 0x42EA40A4CB749ED6, 0),
+        )
+        [parent] = handler.parents
+        self.assertEqual((parent.spanId, parent.flags), (span.context.span_id, KNOWN_AND_SAMPLED))
+
     def test_childSpan128(self):
         """
         A child span's parent is the span its ids name, and a 128-bit trace
@@ -328,18 +360,21 @@ class OpenTelemetryIdTests(SynchronousTestCase):
 
 class Handler(TestServiceHandler):
     """
-    The demo handler, remembering each request's trace and forwarding
-    "forward" to C{downstream}.
+    The demo handler, remembering each request's trace as received and the
+    trace its calls descend from, and forwarding "forward" to
+    C{downstream}.
     """
 
     def __init__(self, downstream=None):
         TestServiceHandler.__init__(self, reactor)
         self.downstream = downstream
         self.traces = []
+        self.parents = []
 
     def query(self, x):
         request = currentRequest.get()
         self.traces.append(request.trace if request is not None else currentTrace.get())
+        self.parents.append(currentTrace.get())
         if x == "crash":
             raise RuntimeError("crashed")
         if x == "forward":
@@ -491,120 +526,5 @@ class ThriftMuxSpanTests(ServersMixin, TestCase):
         self.flushLoggedErrors(RuntimeError)
         spans = self.exporter.get_finished_spans()
         self.assertEqual(len(spans), 2)
-        for span in spans:
-            self.assertEqual(span.status.status_code, StatusCode.ERROR, span.kind)
-
-
-class Headers(Resource):
-    """
-    A resource answering C{ok} and keeping each request's headers.
-    """
-
-    isLeaf = True
-
-    def __init__(self):
-        Resource.__init__(self)
-        self.seen = []
-
-    def render_GET(self, request):
-        self.seen.append(request.requestHeaders)
-        return b"ok"
-
-
-class HttpSpanTests(ServersMixin, TestCase):
-    """
-    HTTP calls carry B3 headers, and Thrift over HTTP records spans in the
-    same trace as the ThriftMux calls it makes.
-    """
-
-    def setUp(self):
-        self.exporter = useMemoryExporter(self)
-
-    def listen(self, resource):
-        port = reactor.listenTCP(0, Site(resource), interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        return port.getHost().port
-
-    @inlineCallbacks
-    def get(self, resource, path):
-        client = Http.newClient("tcp://127.0.0.1:%d" % (self.listen(resource),), reactor=reactor, random=random.Random(6))
-        self.addCleanup(client.close)
-        response = yield client.get(path, headers={"X-Other": ["kept"]})
-        yield treq.content(response)
-
-    @inlineCallbacks
-    def test_b3Sampled(self):
-        """
-        A sampled request carries its ids and decision as B3 headers and is a
-        client span with those ids.
-        """
-        useSampleRate(self, 1.0)
-        resource = Headers()
-        yield self.get(resource, "/x?y=1")
-        [headers] = resource.seen
-        [span] = self.exporter.get_finished_spans()
-        self.assertEqual(headers.getRawHeaders(b"x-b3-spanid"), [b"%016x" % (span.context.span_id,)])
-        self.assertEqual(headers.getRawHeaders(b"x-b3-traceid"), [b"%016x" % (span.context.trace_id,)])
-        self.assertEqual(headers.getRawHeaders(b"x-b3-sampled"), [b"1"])
-        self.assertEqual(headers.getRawHeaders(b"x-other"), [b"kept"])
-        self.assertEqual((span.name, span.kind, span.attributes["http.response.status_code"]), ("GET /x", SpanKind.CLIENT, 200))
-
-    @inlineCallbacks
-    def test_b3SampledOut(self):
-        """
-        A request not sampled says so in X-B3-Sampled, and is no span.
-        """
-        useSampleRate(self, 0.0)
-        resource = Headers()
-        yield self.get(resource, "/x")
-        [headers] = resource.seen
-        self.assertEqual(headers.getRawHeaders(b"x-b3-sampled"), [b"0"])
-        self.assertIsNone(headers.getRawHeaders(b"x-b3-parentspanid"))
-        self.assertEqual(self.exporter.get_finished_spans(), ())
-
-    @inlineCallbacks
-    def test_thriftOverHttpThenThriftMux(self):
-        """
-        A Thrift-over-HTTP call to A, whose handler calls B over ThriftMux,
-        is one trace: the HTTP client and server spans, then A's ThriftMux
-        client span and B's server span.
-        """
-        useSampleRate(self, 1.0)
-        b = Handler()
-        portB = yield self.serve(b)
-        a = Handler(self.client(portB, 2))
-        portA = self.listen(ThriftResource(TestService.Iface, a, reactor, random=random.Random(1)))
-        client = ThriftHttp.newClient(TestService.Iface, "tcp://127.0.0.1:%d" % (portA,), reactor=reactor, random=random.Random(7))
-        self.addCleanup(client.close)
-        self.assertEqual((yield client.query("forward")), "innerinner")
-        spans = self.exporter.get_finished_spans()
-        self.assertEqual(len(spans), 4)
-        [root] = [s for s in spans if s.parent is None]
-        byParent = {s.parent.span_id: s for s in spans if s.parent is not None}
-        serverA = byParent[root.context.span_id]
-        clientA = byParent[serverA.context.span_id]
-        serverB = byParent[clientA.context.span_id]
-        self.assertEqual(
-            [(s.kind, s.attributes["rpc.system"]) for s in (root, serverA, clientA, serverB)],
-            [(SpanKind.CLIENT, "thrift"), (SpanKind.SERVER, "thrift"), (SpanKind.CLIENT, "thriftmux"), (SpanKind.SERVER, "thriftmux")],
-        )
-        self.assertEqual(len({s.context.trace_id for s in spans}), 1)
-        self.assertEqual(serverA.attributes["client.address"], "127.0.0.1")
-        self.assertEqual(b.traces[-1].parentId, serverA.context.span_id)
-
-    @inlineCallbacks
-    def test_thriftOverHttpFailure(self):
-        """
-        A Thrift-over-HTTP call answered with a TApplicationException is an
-        error on both sides, though its HTTP status is 200.
-        """
-        useSampleRate(self, 1.0)
-        port = self.listen(ThriftResource(TestService.Iface, Handler(), reactor))
-        client = ThriftHttp.newClient(TestService.Iface, "tcp://127.0.0.1:%d" % (port,), reactor=reactor)
-        self.addCleanup(client.close)
-        yield self.assertFailure(client.query("crash"), ApplicationError)
-        self.flushLoggedErrors(RuntimeError)
-        spans = self.exporter.get_finished_spans()
-        self.assertEqual(sorted(s.kind.name for s in spans), ["CLIENT", "SERVER"])
         for span in spans:
             self.assertEqual(span.status.status_code, StatusCode.ERROR, span.kind)
