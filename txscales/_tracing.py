@@ -200,20 +200,6 @@ def destAttributes(dest: str) -> Dict[str, Any]:
     return attributes
 
 
-def endSpan(result: Any, span: Any) -> Any:
-    """
-    End C{span} with a call's outcome (a callback and errback both):
-    failed when C{result} is a failure.
-
-    @return: C{result}.
-    """
-    value = getattr(result, "value", None)
-    if isinstance(value, BaseException):
-        span.fail(value)
-    span.end()
-    return result
-
-
 # Zipkin's B3 propagation (github.com/openzipkin/b3-propagation), for HTTP.
 
 B3_TRACE_ID = b"X-B3-TraceId"

@@ -35,10 +35,11 @@ import treq
 from treq.client import HTTPClient
 
 from txscales._reactor import defaultReactor
-from txscales._tracing import CLIENT, TRACING, TraceId, b3Headers, clientTrace, currentTrace, destAttributes, endSpan
+from txscales._tracing import CLIENT, TRACING, TraceId, b3Headers, clientTrace, currentTrace, destAttributes
 from txscales.errors import ConnectError, ConnectionLostError, HttpStatusError, TlsError
 from txscales.interfaces import CLOSED, OPEN, IEndpoint
 from txscales.stack import buildStack
+from txscales.thrift import endSpan
 
 _CONNECT_ERRORS = (
     netError.ConnectError,

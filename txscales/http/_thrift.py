@@ -20,7 +20,7 @@ from txscales._listening import ListeningService
 from txscales._reactor import defaultReactor
 from txscales._timers import DEFAULT_IDLE_TIMEOUT
 from txscales.errors import BadMessageError, HttpStatusError, RequestNackedError
-from txscales._tracing import TRACING, currentTrace, endSpan, fromB3
+from txscales._tracing import TRACING, currentTrace, fromB3
 from txscales.interfaces import ISpan
 from txscales.thrift import (
     Method,
@@ -29,6 +29,7 @@ from txscales.thrift import (
     describeService,
     encodeCall,
     endServerSpan,
+    endSpan,
     proxyClass,
     serviceName,
     startServerSpan,

@@ -42,7 +42,7 @@ from txscales.thrift._processor import ThriftProcessor, methodName, missingMetho
 from txscales.thrift._proxy import proxyClass
 from txscales.thrift._server import DEFAULT_MAX_PENDING, ThriftServerService, countedProcess, serverFactory
 from txscales.thrift._session import InOrderReplies
-from txscales.thrift._traced import endServerSpan, startServerSpan
+from txscales.thrift._traced import endServerSpan, endSpan, startServerSpan
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -56,8 +56,8 @@ __all__ = ["Thrift", "ThriftBuilder", "ThriftClient", "ThriftServerService", "FR
 # countedProcess and serverFactory; and for ThriftMux's downgraded sessions,
 # the message header codec (encodeMessageHeader, readMessageBegin), the
 # framed transport (FramedDecoder, encodeFrame) and InOrderReplies; for
-# traced calls, serviceName, methodName, replyFailure, startServerSpan and
-# endServerSpan.
+# traced calls, serviceName, methodName, replyFailure, startServerSpan,
+# endServerSpan and endSpan.
 
 
 class ThriftBuilder(ClientBuilder):

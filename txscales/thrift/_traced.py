@@ -1,11 +1,14 @@
 """
-The server side of a traced Thrift call, whatever carried it (Mux, HTTP).
+Ending the span of a traced call, and the server side of a traced Thrift
+call, whatever carried it (Mux, HTTP).
 """
 
 from random import Random
 from typing import Any, Dict, Optional, Tuple
 
-from txscales._tracing import SERVER, TraceId, endSpan, serverTrace
+from twisted.python.failure import Failure
+
+from txscales._tracing import SERVER, TraceId, serverTrace
 from txscales.interfaces import ISpan, ITracer
 from txscales.thrift._processor import methodName, replyFailure
 
@@ -37,6 +40,19 @@ def startServerSpan(
     attributes["rpc.service"] = service
     attributes["rpc.method"] = name
     return trace, tracer.startSpan("%s/%s" % (service, name), SERVER, trace, attributes)
+
+
+def endSpan(result: Any, span: ISpan) -> Any:
+    """
+    End C{span} with a call's outcome (a callback and errback both):
+    failed when C{result} is a L{Failure}.
+
+    @return: C{result}.
+    """
+    if isinstance(result, Failure) and result.value is not None:
+        span.fail(result.value)
+    span.end()
+    return result
 
 
 def endServerSpan(result: Any, span: ISpan) -> Any:

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Union
 from twisted.internet.defer import Deferred, fail
 
 from txscales._reactor import defaultReactor
-from txscales._tracing import CLIENT, SAMPLED, TRACING, clientTrace, currentTrace, decide, destAttributes, endSpan
+from txscales._tracing import CLIENT, SAMPLED, TRACING, clientTrace, currentTrace, decide, destAttributes
 from txscales._tls import clientTls, opportunisticLevel, tlsEndpointFactory
 from txscales.errors import RequestTimeoutError, UnsupportedError
 from txscales.mux import MuxEndpoint, MuxRequest
 from txscales.stack import STACK_OPTIONS, StackClient, buildStack
-from txscales.thrift import Method, decodeReply, describeService, encodeCall, proxyClass, serviceName
+from txscales.thrift import Method, decodeReply, describeService, encodeCall, endSpan, proxyClass, serviceName
 from txscales.thriftmux._contexts import currentRequest, encodeClientIdPair, outgoingContexts
 
 if TYPE_CHECKING:
