@@ -11,7 +11,11 @@ mux-contexts (the Mux floor, its calls carrying Finagle's contexts as a
 plain list, as calls made while serving a request pass them on), thrift
 (txscales' plain framed Thrift, pooled: at most 64 connections, so that
 calls beyond wait for one), thrift-high (the same with a connection per call
-outstanding) and thrift-pipelined (pipelined on one connection).
+outstanding), thrift-pipelined (pipelined on one connection),
+thriftmux-tracing (a tracer on, no call sampled: what deciding and sending
+the sampling decision costs) and thriftmux-otel (every call recorded as an
+OpenTelemetry span on both sides, to an SDK provider that exports nowhere;
+needs the otel extra).
 
 Each round, the pump gives the server everything the client wrote, then the
 client everything the server wrote; C{--concurrency} calls are outstanding
@@ -241,6 +245,55 @@ def thriftSetup(size, pipelined, high=None):
     return pairs, (lambda: client.query(x)), x + x
 
 
+def tracedSetup(size, rate, otel):
+    """
+    thriftMuxSetup with a tracer on and C{rate} of the calls sampled: the
+    OpenTelemetry tracer when C{otel}, else one that records nothing.
+    """
+    from txscales import tracing
+    from txscales._sampling import SAMPLER
+
+    SAMPLER.rate = rate
+    if otel:
+        from opentelemetry.sdk.trace import TracerProvider
+
+        tracing.useOpenTelemetry(TracerProvider())
+    else:
+        tracing.useTracer(NullTracer())
+    return thriftMuxSetup(size, True)
+
+
+class NullTracer:
+    """
+    A tracer on, whose spans (none, when nothing is sampled) go nowhere.
+    """
+
+    def startSpan(self, name, kind, trace, attributes):
+        return self
+
+    def setAttribute(self, key, value):
+        pass
+
+    def fail(self, exception):
+        pass
+
+    def end(self):
+        pass
+
+
+def resetTracing():
+    """
+    Turn tracing off again after a traced kind (when txscales has it).
+    """
+    try:
+        from txscales import tracing
+        from txscales._sampling import DEFAULT_RATE, SAMPLER
+    except ImportError:
+        return
+    tracing.useTracer(None)
+    SAMPLER.rate = DEFAULT_RATE
+
+
 def muxFloorSetup(size, contexts=()):
     """
     The floor under txscales' ThriftMux client: the same server, but calls
@@ -336,10 +389,13 @@ def main():
         "thrift": lambda: thriftSetup(args.size, False),
         "thrift-high": lambda: thriftSetup(args.size, False, high=args.concurrency),
         "thrift-pipelined": lambda: thriftSetup(args.size, True),
+        "thriftmux-tracing": lambda: tracedSetup(args.size, 0.0, otel=False),
+        "thriftmux-otel": lambda: tracedSetup(args.size, 1.0, otel=True),
     }
     out = {"kind": "hotpath", "ok": True, "concurrency": args.concurrency, "size": args.size, "us": {}}
     for kind in args.kinds.split(","):
         runs = [measure(setups[kind], args.concurrency, args.calls, args.calls // 5) for _ in range(args.repeats)]
+        resetTracing()
         out["us"][kind] = {
             "client": round(min(r["clientUs"] for r in runs), 2),
             "server": round(min(r["serverUs"] for r in runs), 2),

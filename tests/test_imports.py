@@ -8,7 +8,7 @@ import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
-PACKAGES = ["txscales.mux", "txscales.thrift", "txscales.thriftmux", "txscales.http", "txscales.thriftmux._vanilla", "txscales.kafka", "txscales.redis"]
+PACKAGES = ["txscales.tracing", "txscales.mux", "txscales.thrift", "txscales.thriftmux", "txscales.http", "txscales.thriftmux._vanilla", "txscales.kafka", "txscales.redis"]
 
 
 class ImportOrderTests(SynchronousTestCase):

@@ -34,10 +34,13 @@ LAYERS: List[Set[str]] = [
         "txscales._registry",
         "txscales._sampling",
         "txscales._timers",
+        "txscales._tracing",
+        "txscales._otel",
         "txscales._tls",
         "txscales._version",
         "txscales.errors",
         "txscales.interfaces",
+        "txscales.tracing",
     },
     {"txscales.stats"},
     # The admin site, on the metrics page and the registry.

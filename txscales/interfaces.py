@@ -7,7 +7,7 @@ Plugins providing them live in C{twisted/plugins/} and are found by name
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from zope.interface import Attribute, Interface
 
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
     from twisted.internet.defer import Deferred
     from twisted.internet.interfaces import IReactorTime
+
+    from txscales._tracing import TraceId
 
 OPEN = "open"
 """A node's status: ready for requests."""
@@ -221,4 +223,47 @@ class IPartitionerFactory(Interface):
         """
         @param random: a C{random.Random}, for the choices that are random.
         @return: a new L{IPartitioner}, for one producer.
+        """
+
+
+class ITracer(Interface):
+    """
+    Records the spans of the calls a process makes and serves (see
+    L{txscales.tracing}).  Only sampled calls reach it.
+    """
+
+    def startSpan(name: str, kind: str, trace: TraceId, attributes: Dict[str, Any]) -> ISpan:
+        """
+        Start the span of one call.
+
+        @param name: C{"Service/method"} for Thrift calls, the method and
+            path for HTTP requests.
+        @param kind: C{"client"} or C{"server"}.
+        @param trace: the span's ids, as on the wire: C{trace.spanId} is the
+            span's id, C{trace.parentId} its parent's (equal to
+            C{trace.spanId} for a root span, which has no parent).
+        @param attributes: OpenTelemetry-style attributes (C{rpc.system},
+            C{rpc.service}, C{rpc.method}, peer address, ...).
+        @return: the started L{ISpan}.
+        """
+
+
+class ISpan(Interface):
+    """
+    A started span, which the call ends once.
+    """
+
+    def setAttribute(key: str, value: Any) -> None:
+        """
+        Add an attribute learnt after the start (the peer's address, say).
+        """
+
+    def fail(exception: BaseException) -> None:
+        """
+        Mark the call as failed with C{exception}.
+        """
+
+    def end() -> None:
+        """
+        End the span: the call is over.
         """

@@ -3,7 +3,8 @@ The HTTP client: treq over twisted.web's Agent with a shared connection
 pool, one endpoint per server of the destination, on the client stack.
 """
 
-from typing import Any, Dict, Optional, Union
+import random as _random
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from OpenSSL.SSL import Error as SSLError
 from twisted.internet import error as netError
@@ -26,6 +27,7 @@ from twisted.web.client import (
     ResponseFailed,
     ResponseNeverReceived,
 )
+from twisted.web.http_headers import Headers
 from twisted.web.iweb import IPolicyForHTTPS, IResponse
 from zope.interface import implementer
 
@@ -33,9 +35,11 @@ import treq
 from treq.client import HTTPClient
 
 from txscales._reactor import defaultReactor
+from txscales._tracing import CLIENT, TRACING, TraceId, b3Headers, clientTrace, currentTrace, destAttributes
 from txscales.errors import ConnectError, ConnectionLostError, HttpStatusError, TlsError
 from txscales.interfaces import CLOSED, OPEN, IEndpoint
 from txscales.stack import buildStack
+from txscales.thrift import endSpan
 
 _CONNECT_ERRORS = (
     netError.ConnectError,
@@ -167,11 +171,21 @@ class HttpClient:
     @ivar stack: the client stack requests go through.
     """
 
-    def __init__(self, stack: Any, pool: HTTPConnectionPool, timeout: Optional[float], raiseForStatus: bool) -> None:
+    def __init__(
+        self,
+        stack: Any,
+        pool: HTTPConnectionPool,
+        timeout: Optional[float],
+        raiseForStatus: bool,
+        random: Optional[_random.Random] = None,
+        dest: str = "",
+    ) -> None:
         self.stack = stack
+        self._destAttributes = destAttributes(dest)
         self._pool = pool
         self._timeout = timeout
         self._raiseForStatus = raiseForStatus
+        self._random = _random.Random() if random is None else random
 
     def request(
         self, method: Union[str, bytes], path: str, timeout: Optional[float] = None, **kwargs: Any
@@ -188,14 +202,51 @@ class HttpClient:
             C{data}, C{json}, C{files}, C{auth}, ...
         @return: a Deferred of the response.
         """
+        return self._request(method, path, timeout, kwargs)
+
+    def _request(
+        self,
+        method: Union[str, bytes],
+        path: str,
+        timeout: Optional[float],
+        kwargs: Dict[str, Any],
+        span: Optional[Tuple[str, Dict[str, Any]]] = None,
+        then: Optional[Callable[..., Any]] = None,
+        thenArgs: Tuple[Any, ...] = (),
+    ) -> "Deferred[Any]":
+        """
+        L{request}, whose span, when the request is traced, has the name
+        and attributes C{span} (default: the HTTP method and path), and
+        whose response goes to C{then(response, *thenArgs)} (when given)
+        before the span ends.
+        """
         if not path.startswith("/"):
             path = "/" + path
         if isinstance(method, bytes):
             method = method.decode("ascii")
-        request = HttpRequest(method.upper(), path, kwargs, self._timeout if timeout is None else timeout)
+        method = method.upper()
+        request = HttpRequest(method, path, kwargs, self._timeout if timeout is None else timeout)
+        tracer = TRACING.tracer
+        started = None
+        if tracer is not None:
+            trace = clientTrace(currentTrace.get(), self._random)
+            request.kwargs = dict(kwargs, headers=_withB3(kwargs.get("headers"), trace))
+            if trace.sampled:
+                if span is None:
+                    span = ("%s %s" % (method, path.split("?", 1)[0]), {})
+                name, attributes = span
+                attributes.update(self._destAttributes)
+                attributes.update({"http.request.method": method, "url.path": path.split("?", 1)[0]})
+                started = tracer.startSpan(name, CLIENT, trace, attributes)
         d = self.stack(request)
+        if started is not None:
+            d.addCallback(_responseStatus, started)
         if self._raiseForStatus:
             d.addCallback(_checkStatus)
+        if then is not None:
+            d.addCallback(then, *thenArgs)
+        if started is not None:
+            d.addBoth(endSpan, started)
         return d
 
     def get(self, path: str, **kwargs: Any) -> "Deferred[IResponse]":
@@ -252,6 +303,29 @@ def _checkStatus(response: IResponse) -> "Union[IResponse, Deferred[IResponse]]"
     return treq.content(response).addCallback(_statusError, response)
 
 
+def _withB3(headers: Any, trace: TraceId) -> Any:
+    """
+    @return: a request's C{headers} (a dict, a Twisted C{Headers}, or None)
+        with the B3 headers of C{trace} added, as a new object.
+    """
+    b3 = b3Headers(trace)
+    if headers is None:
+        return b3
+    if isinstance(headers, Headers):
+        headers = headers.copy()
+        for name, values in b3.items():
+            headers.setRawHeaders(name, values)
+        return headers
+    return dict(headers, **{name.decode("ascii"): values for name, values in b3.items()})
+
+
+def _responseStatus(response: IResponse, span: Any) -> IResponse:
+    span.setAttribute("http.response.status_code", response.code)
+    if response.code >= 400:
+        span.fail(HttpStatusError(response, b""))
+    return response
+
+
 def _statusError(body: bytes, response: IResponse) -> IResponse:
     raise HttpStatusError(response, body)
 
@@ -284,4 +358,4 @@ def buildHttpClient(
         return HttpEndpoint(reactor, http, host, port, scheme, connectTimeout)
 
     stack = buildStack(dest, makeEndpoint, reactor, label or "http", protocol="http", **stackOptions)
-    return HttpClient(stack, pool, timeout, raiseForStatus)
+    return HttpClient(stack, pool, timeout, raiseForStatus, stackOptions.get("random"), dest)

@@ -5,9 +5,11 @@ C{THttpServer}: each call is a POST whose body is one Thrift message
 response body.
 """
 
-from typing import TYPE_CHECKING, Any, Dict, NoReturn, Optional, Tuple, Union
+from random import Random
+from typing import TYPE_CHECKING, Any, Callable, Dict, NoReturn, Optional, Tuple, Union
 
 import treq
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, fail
 from twisted.web.resource import Resource
 from twisted.python.failure import Failure
@@ -18,7 +20,20 @@ from txscales._listening import ListeningService
 from txscales._reactor import defaultReactor
 from txscales._timers import DEFAULT_IDLE_TIMEOUT
 from txscales.errors import BadMessageError, HttpStatusError, RequestNackedError
-from txscales.thrift import Method, ThriftProcessor, decodeReply, describeService, encodeCall, proxyClass
+from txscales._tracing import TRACING, currentTrace, fromB3
+from txscales.interfaces import ISpan
+from txscales.thrift import (
+    Method,
+    ThriftProcessor,
+    decodeReply,
+    describeService,
+    encodeCall,
+    endServerSpan,
+    endSpan,
+    proxyClass,
+    serviceName,
+    startServerSpan,
+)
 
 if TYPE_CHECKING:
     from txscales.http._client import HttpClient
@@ -35,18 +50,22 @@ class ThriftHttpClient:
     @ivar http: the L{txscales.http.HttpClient} the calls go through.
     """
 
-    def __init__(self, http: "HttpClient", path: str) -> None:
+    def __init__(self, http: "HttpClient", path: str, service: str = "") -> None:
         self.http = http
         self._path = path
+        self._service = service
 
     def _call(self, method: Method, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> "Deferred[Any]":
         try:
             body = encodeCall(method, args, kwargs)
         except Exception as e:
             return fail(e)
-        d = self.http.post(self._path, data=body, headers={b"Content-Type": [CONTENT_TYPE]})
-        d.addCallback(self._response, method)
-        return d
+        span = None
+        if TRACING.tracer is not None:
+            attributes = {"rpc.system": "thrift", "rpc.service": self._service, "rpc.method": method.name}
+            span = ("%s/%s" % (self._service, method.name), attributes)
+        options = {"data": body, "headers": {b"Content-Type": [CONTENT_TYPE]}}
+        return self.http._request("POST", self._path, None, options, span, self._response, (method,))
 
     def _response(self, response: IResponse, method: Method) -> "Deferred[Any]":
         if response.code != 200:
@@ -70,6 +89,19 @@ class ThriftHttpClient:
         return self.http.close()
 
 
+def _firstHeader(request: Request) -> Callable[[bytes], Optional[bytes]]:
+    """
+    @return: a function of a header's name returning the first value
+        C{request} has for it, or None.
+    """
+
+    def header(name: bytes) -> Optional[bytes]:
+        values = request.requestHeaders.getRawHeaders(name)
+        return values[0] if values else None
+
+    return header
+
+
 def _raise(error: BaseException) -> NoReturn:
     raise error
 
@@ -83,7 +115,7 @@ def buildThriftHttpClient(iface: type, dest: str, path: str = "/", **options: An
     options.setdefault("label", iface.__module__)
     http = buildHttpClient(dest, **options)
     methods = describeService(iface)
-    return proxyClass(ThriftHttpClient, iface, methods)(http, path)
+    return proxyClass(ThriftHttpClient, iface, methods)(http, path, serviceName(iface))
 
 
 class ThriftResource(Resource):
@@ -98,27 +130,60 @@ class ThriftResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, iface: type, handler: object, clock: Any = None) -> None:
+    def __init__(self, iface: type, handler: object, clock: Any = None, random: Optional[Random] = None) -> None:
+        """
+        @param random: the C{Random} of the sampling decisions requests come
+            without, when tracing is on (L{txscales.tracing}).
+        """
         Resource.__init__(self)
         self._processor = ThriftProcessor(iface, handler, clock)
+        self._service = serviceName(iface)
+        self._random = Random() if random is None else random
 
     def render_POST(self, request: Request) -> Union[bytes, int]:
         # twisted.web has read the body into content by now.
         assert request.content is not None
         body = request.content.read()
+        tracer = TRACING.tracer
+        if tracer is None:
+            return self._answer(request, body)
+        # A traced request: B3 headers in, a server span, and the trace
+        # the handler's own calls descend from.
+        address = request.getClientAddress()
+        attributes: Dict[str, Any] = {"rpc.system": "thrift"}
+        if isinstance(address, (IPv4Address, IPv6Address)):
+            attributes.update({"client.address": address.host, "client.port": address.port})
+        trace, span = startServerSpan(tracer, fromB3(_firstHeader(request)), self._random, self._service, body, attributes)
+        token = currentTrace.set(trace)
+        try:
+            return self._answer(request, body, span)
+        finally:
+            currentTrace.reset(token)
+
+    def _answer(self, request: Request, body: bytes, span: Optional[ISpan] = None) -> Union[bytes, int]:
+        """
+        Answer the call C{body}, ending its C{span} (when traced) with the
+        answer.
+        """
         try:
             result = self._processor.process(body)
         except BadMessageError as e:
             request.setResponseCode(400)
             request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+            if span is not None:
+                endSpan(Failure(e), span)
             return ("not a Thrift message: %s\n" % (e,)).encode("utf-8")
-        except RequestNackedError:
+        except RequestNackedError as e:
             # Refused at once: 503, as for a refusal made later.
             request.setResponseCode(503)
+            if span is not None:
+                endSpan(Failure(e), span)
             return b""
         request.setHeader(b"Content-Type", CONTENT_TYPE)
         if not isinstance(result, Deferred):
-            return result
+            return result if span is None else endServerSpan(result, span)
+        if span is not None:
+            result.addBoth(endServerSpan, span)
         # The client going away cancels the handler.
         reply = _Reply(request)
         request.notifyFinish().addErrback(reply.lost, result)

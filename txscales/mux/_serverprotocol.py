@@ -350,8 +350,12 @@ class MuxServerFactory(DrainingFactory):
         tls: Any = None,
         maxPending: int = DEFAULT_MAX_PENDING,
         timeouts: "Optional[ServerTimeouts]" = None,
+        servicePerPeer: "Optional[Callable[[Optional[IAddress]], _Service]]" = None,
     ) -> None:
         """
+        @param servicePerPeer: when given, makes each connection's service
+            from its peer's address (for services that record it), instead
+            of C{service} serving them all.
         @param opportunisticTls: see L{MuxServerProtocol}; with
             C{b"required"}, clients that do not negotiate (Thrift
             fallbacks included) are refused.
@@ -365,6 +369,7 @@ class MuxServerFactory(DrainingFactory):
         if opportunisticTls != TLS_OFF and tls is None:
             raise ValueError("opportunistic TLS needs the server's TLS settings")
         self._service = service
+        self._servicePerPeer = servicePerPeer
         self.maxPending = maxPending
         DrainingFactory.__init__(self, clock)
         self.log = RateLimitedLog(clock, _log)
@@ -377,7 +382,7 @@ class MuxServerFactory(DrainingFactory):
 
     def buildProtocol(self, addr: Optional[IAddress]) -> "MuxServerProtocol":
         p = MuxServerProtocol(
-            self._service,
+            self._service if self._servicePerPeer is None else self._servicePerPeer(addr),
             self._clock,
             self._maxFrameSize,
             self._fallbacks,

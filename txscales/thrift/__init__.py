@@ -45,10 +45,11 @@ from txscales.thrift._codec import (
 )
 from txscales.thrift._framing import BUFFERED, DEFAULT_MAX_MESSAGE_SIZE, FRAMED, FramedDecoder, encodeFrame
 from txscales.thrift._idl import idlService, idlServices, loadIdl
-from txscales.thrift._processor import ThriftProcessor, missingMethods
+from txscales.thrift._processor import ThriftProcessor, methodName, missingMethods, replyFailure, serviceName
 from txscales.thrift._proxy import proxyClass
 from txscales.thrift._server import DEFAULT_MAX_PENDING, ThriftServerService, countedProcess, serverFactory
 from txscales.thrift._session import InOrderReplies
+from txscales.thrift._traced import endServerSpan, endSpan, startServerSpan
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -75,7 +76,9 @@ __all__ = [
 # (describeService, encodeCall, decodeReply, Method), proxyClass, ThriftProcessor,
 # countedProcess and serverFactory; and for ThriftMux's downgraded sessions,
 # the message header codec (encodeMessageHeader, readMessageBegin), the
-# framed transport (FramedDecoder, encodeFrame) and InOrderReplies.
+# framed transport (FramedDecoder, encodeFrame) and InOrderReplies; for
+# traced calls, serviceName, methodName, replyFailure, startServerSpan,
+# endServerSpan and endSpan.
 
 
 class ThriftBuilder(ClientBuilder):

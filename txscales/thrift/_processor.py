@@ -9,7 +9,7 @@ A handler refuses a call by raising (or failing with) L{RequestNackedError}.
 
 from struct import Struct
 from types import CoroutineType
-from typing import Any, Callable, Dict, List, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from thrift.Thrift import TApplicationException, TMessageType
 from twisted.internet.defer import CancelledError, Deferred
@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txscales._ratelimit import RateLimitedLog, detached
-from txscales.errors import BadMessageError, RequestNackedError
+from txscales.errors import ApplicationError, BadMessageError, RequestNackedError
 from txscales.thrift._codec import (
     BINARY,
     decodeArgs,
@@ -26,6 +26,7 @@ from txscales.thrift._codec import (
     encodeApplicationException,
     encodeResult,
     Method,
+    _protocolFor as protocolFor,
     readMessageBegin,
 )
 
@@ -188,3 +189,38 @@ class ThriftProcessor:
             "Internal error processing %s: '%s: %s'" % (method.name, type(failure.value).__name__, failure.value),
             TApplicationException.INTERNAL_ERROR,
         )
+
+
+def serviceName(iface: type) -> str:
+    """
+    @param iface: a generated C{Iface} class.
+    @return: the service's name: that of the module Thrift generated it in.
+    """
+    return iface.__module__.rsplit(".", 1)[-1]
+
+
+def methodName(data: bytes) -> str:
+    """
+    @return: the method a Thrift message names, or C{"unknown"} when
+        C{data} is not a Thrift message.
+    """
+    try:
+        return readMessageBegin(data)[1]
+    except BadMessageError:
+        return "unknown"
+
+
+def replyFailure(data: bytes) -> Optional[ApplicationError]:
+    """
+    @return: the L{ApplicationError} a Thrift reply (binary or compact)
+        carries when it is a C{TApplicationException}, else None.
+    """
+    if data[:4] != b"\x80\x01\x00\x03" and not (data[:1] == b"\x82" and len(data) > 1 and data[1] >> 5 == TMessageType.EXCEPTION):
+        return None
+    exc = TApplicationException()
+    try:
+        protocol, _, _, _, reader = readMessageBegin(data)
+        exc.read(protocolFor(protocol, reader.trans))
+    except Exception:
+        pass
+    return ApplicationError(exc.message or "TApplicationException", exc.type or 0)

@@ -6,6 +6,7 @@ ThriftMux: Thrift over Mux, client and server, byte-compatible with Finagle.
     >>> d = client.query("x")          # fires with "xx"
 """
 
+from random import Random
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from twisted.internet.interfaces import IStreamServerEndpoint
@@ -172,6 +173,7 @@ class ThriftMux:
         readTimeout: Optional[float] = DEFAULT_READ_TIMEOUT,
         idleTimeout: Optional[float] = DEFAULT_IDLE_TIMEOUT,
         maxConnections: Optional[int] = DEFAULT_MAX_CONNECTIONS,
+        random: Optional[Random] = None,
     ) -> ThriftMuxServerService:
         """
         Make a service serving C{handler} on C{listen}.
@@ -207,6 +209,9 @@ class ThriftMux:
             stay silent, or None.
         @param maxConnections: the most connections held at once; past it,
             new connections are closed at once (None: no limit).
+        @param random: the C{random.Random} that decides whether requests
+            that come without a sampling decision are traced, when tracing
+            is on (L{txscales.tracing}).
         @return: a L{ThriftMuxServerService} (an C{IService}); start it, or
             add it to an application.
         @raise ValueError: for opportunistic TLS without C{tls}.
@@ -232,5 +237,6 @@ class ThriftMux:
             opportunisticTls=level,
             tls=tls,
             timeouts=timeouts,
+            random=random,
         )
         return ThriftMuxServerService(factory, listen, reactor, drainTimeout, description, maxConnections)

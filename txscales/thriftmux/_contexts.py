@@ -7,6 +7,7 @@ from contextvars import ContextVar
 from struct import Struct
 from typing import List, Optional, Sequence, Tuple
 
+from txscales._tracing import DEBUG, SAMPLED, SAMPLING_KNOWN, TraceId
 from txscales.mux import RETRIES_KEY, EncodedContexts
 
 TRACE_KEY = b"com.twitter.finagle.tracing.TraceContext"
@@ -17,7 +18,7 @@ NO_DEADLINE = 0x7FFFFFFFFFFFFFFF
 _OWN_KEYS = frozenset([TRACE_KEY, DEADLINE_KEY, RETRIES_KEY, CLIENT_ID_KEY])
 
 _trace = Struct(">QQQQ")
-_traceHigh = Struct(">QQQQQ")
+_DECIDING_FLAGS = DEBUG | SAMPLING_KNOWN | SAMPLED
 _deadline = Struct(">QQ")
 _short = Struct(">H")
 
@@ -37,65 +38,16 @@ _COUNT = [_short.pack(n) for n in (3, 4)]
 currentRequest: "ContextVar[Optional[RequestContext]]" = ContextVar("txscales.currentRequest", default=None)
 
 
-class TraceId:
+def sampledOut(contexts: Sequence[Tuple[bytes, bytes]]) -> bool:
     """
-    A Finagle (Zipkin) trace id.
-
-    @ivar spanId: this span.
-    @ivar parentId: the parent span (equal to C{spanId} for a root).
-    @ivar traceId: the trace (equal to C{spanId} for a root).
-    @ivar flags: Finagle's trace flags (1 debug, 2 sampling known, 4 sampled).
-    @ivar traceIdHigh: the high 64 bits of a 128-bit trace id, or None.
+    @return: whether C{contexts} carry a TraceContext (as Finagle spells
+        its key) whose flags say "sampling known, not sampled" (and not
+        debug): a request that records nothing, checked without parsing.
     """
-
-    __slots__ = ("spanId", "parentId", "traceId", "flags", "traceIdHigh")
-
-    def __init__(
-        self, spanId: int, parentId: int, traceId: int, flags: int = 0, traceIdHigh: Optional[int] = None
-    ) -> None:
-        self.spanId = spanId
-        self.parentId = parentId
-        self.traceId = traceId
-        self.flags = flags
-        self.traceIdHigh = traceIdHigh
-
-    def child(self, spanId: int) -> "TraceId":
-        """
-        @return: the id of a new span, child of this one.
-        """
-        return TraceId(spanId, self.spanId, self.traceId, self.flags, self.traceIdHigh)
-
-    def encode(self) -> bytes:
-        """
-        @return: the 32-byte (40 with C{traceIdHigh}) context value.
-        """
-        if self.traceIdHigh is None:
-            return _trace.pack(self.spanId, self.parentId, self.traceId, self.flags)
-        return _traceHigh.pack(self.spanId, self.parentId, self.traceId, self.flags, self.traceIdHigh)
-
-    @classmethod
-    def decode(cls, value: bytes) -> "Optional[TraceId]":
-        """
-        @return: a L{TraceId}, or None when C{value} has the wrong size.
-        """
-        if len(value) == 32:
-            return cls(*_trace.unpack(value))
-        if len(value) == 40:
-            return cls(*_traceHigh.unpack(value))
-        return None
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, TraceId) and all(
-            getattr(self, f) == getattr(other, f) for f in self.__slots__
-        )
-
-    def __repr__(self) -> str:
-        return "TraceId(span=%016x, parent=%016x, trace=%016x, flags=%d)" % (
-            self.spanId,
-            self.parentId,
-            self.traceId,
-            self.flags,
-        )
+    for key, value in contexts:
+        if key == TRACE_KEY:
+            return len(value) in (32, 40) and value[31] & _DECIDING_FLAGS == SAMPLING_KNOWN
+    return False
 
 
 def decodeDeadline(value: bytes) -> Optional[Tuple[int, int]]:
@@ -201,6 +153,8 @@ def outgoingContexts(
     newSpanId: int,
     incoming: Optional["RequestContext"] = None,
     clientIdPair: Optional[bytes] = None,
+    trace: Optional[TraceId] = None,
+    flags: int = 0,
 ) -> List[Tuple[bytes, bytes]]:
     """
     Build the contexts of an outgoing call.
@@ -213,17 +167,27 @@ def outgoingContexts(
         handled, if any.
     @param clientIdPair: C{encodeClientIdPair(clientId)}, which a client
         makes once, or None to encode it here when needed.
+    @param trace: the call's L{TraceId} when the caller made it (a traced
+        call: its span id is C{newSpanId}), or None to make it here: a
+        child of C{incoming}'s trace, or a new root with C{flags}.
+    @param flags: the trace flags of a new root trace.
     @return: list of (key, value) in Finagle's order: TraceContext,
         Retries, Deadline, then the client id and inherited contexts.
     """
     nowNs = int(now * 1e9)
     deadlineNs = NO_DEADLINE if timeout is None else nowNs + int(timeout * 1e9)
     if incoming is None:
-        return _rootContexts(nowNs, deadlineNs, clientId, newSpanId, clientIdPair)
-    if incoming.trace is not None:
+        if trace is None:
+            return _rootContexts(nowNs, deadlineNs, clientId, _trace.pack(newSpanId, newSpanId, newSpanId, flags), clientIdPair)
+        if trace.traceIdHigh is None:
+            return _rootContexts(nowNs, deadlineNs, clientId, trace.encode(), clientIdPair)
+        incoming = RequestContext(())
+    if trace is not None:
+        traceValue = trace.encode()
+    elif incoming.trace is not None:
         traceValue = incoming.trace.child(newSpanId).encode()
     else:
-        traceValue = _trace.pack(newSpanId, newSpanId, newSpanId, 0)
+        traceValue = _trace.pack(newSpanId, newSpanId, newSpanId, flags)
     if incoming.deadline is not None:
         deadlineNs = min(deadlineNs, int(incoming.deadline * 1e9))
     contexts = [
@@ -240,13 +204,16 @@ def outgoingContexts(
 
 
 def _rootContexts(
-    nowNs: int, deadlineNs: int, clientId: Optional[bytes], spanId: int, clientIdPair: Optional[bytes]
+    nowNs: int,
+    deadlineNs: int,
+    clientId: Optional[bytes],
+    traceValue: bytes,
+    clientIdPair: Optional[bytes],
 ) -> List[Tuple[bytes, bytes]]:
     """
-    The contexts of a call made outside any request (a new root trace),
-    with their wire form made from pieces encoded once.
+    The contexts of a call made outside any request, with C{traceValue}
+    (32 bytes), their wire form made from pieces encoded once.
     """
-    traceValue = _trace.pack(spanId, spanId, spanId, 0)
     deadlineValue = _deadline.pack(nowNs, deadlineNs)
     pairs = [(TRACE_KEY, traceValue), (RETRIES_KEY, b"\x00\x00\x00\x00"), (DEADLINE_KEY, deadlineValue)]
     if not clientId:

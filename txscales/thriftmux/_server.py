@@ -3,13 +3,18 @@ The ThriftMux server: a Thrift handler behind a Mux listener that also
 serves framed Thrift and TTwitter clients on the same port.
 """
 
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from random import Random
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import IAddress
 
 from txscales._listening import ListeningService
+from txscales._tracing import TRACING, currentTrace
 from txscales.mux import Dispatch
 from txscales.mux.protocol import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_PENDING, MuxServerFactory
-from txscales.thrift import ThriftProcessor, countedProcess
-from txscales.thriftmux._contexts import RequestContext, currentRequest
+from txscales.thrift import ThriftProcessor, countedProcess, endServerSpan, serviceName, startServerSpan
+from txscales.thriftmux._contexts import RequestContext, currentRequest, sampledOut
 from txscales.thriftmux._vanilla import vanillaFallback
 
 if TYPE_CHECKING:
@@ -18,12 +23,22 @@ if TYPE_CHECKING:
 
 
 def thriftMuxService(
-    processor: ThriftProcessor, stats: "Optional[Stats]" = None, clock: Any = None
+    processor: ThriftProcessor,
+    stats: "Optional[Stats]" = None,
+    clock: Any = None,
+    name: str = "",
+    random: Optional[Random] = None,
+    peer: Optional[IAddress] = None,
 ) -> Callable[[Any], Any]:
     """
     @param processor: the L{ThriftProcessor} of the handler.
     @param stats: a L{txscales.stats.Stats} for the server, or None.
     @param clock: the C{IReactorTime} timing calls (with C{stats}).
+    @param name: the service's name, for its spans.
+    @param random: the C{Random} that decides whether requests that came
+        without a sampling decision are sampled, when tracing is on.
+    @param peer: the address of the connection's client, which its spans
+        name, or None.
     @return: a Mux service (C{Request -> bytes or Deferred}) running
         C{processor} with the request's contexts installed as
         L{currentRequest}, so that client calls from the handler inherit
@@ -33,12 +48,44 @@ def thriftMuxService(
     setRequest = currentRequest.set
     resetRequest = currentRequest.reset
 
+    tracing = TRACING
+    draws = Random() if random is None else random
+    spanAttributes: Dict[str, Any] = {"rpc.system": "thriftmux"}
+    if isinstance(peer, (IPv4Address, IPv6Address)):
+        spanAttributes.update({"client.address": peer.host, "client.port": peer.port})
+
     def service(request: Dispatch) -> Any:
+        # A request its caller did not sample is served as without a
+        # tracer: calls made for it inherit that decision from
+        # currentRequest.
+        if tracing.tracer is not None and not sampledOut(request.contexts):
+            return traced(tracing.tracer, request)
         token = setRequest(RequestContext(request.contexts))
         try:
             return process(request.body)
         finally:
             resetRequest(token)
+
+    def traced(tracer: Any, request: Dispatch) -> Any:
+        context = RequestContext(request.contexts)
+        trace, span = startServerSpan(tracer, context.trace, draws, name, request.body, dict(spanAttributes))
+        token = setRequest(context)
+        traceToken = currentTrace.set(trace)
+        try:
+            result = process(request.body)
+        except BaseException as e:
+            if span is not None:
+                span.fail(e)
+                span.end()
+            raise
+        finally:
+            currentTrace.reset(traceToken)
+            resetRequest(token)
+        if span is None:
+            return result
+        if isinstance(result, bytes):
+            return endServerSpan(result, span)
+        return result.addBoth(endServerSpan, span)
 
     if stats is None:
         return service
@@ -55,6 +102,7 @@ def serverFactory(
     opportunisticTls: bytes = b"off",
     tls: Any = None,
     timeouts: "Optional[ServerTimeouts]" = None,
+    random: Optional[Random] = None,
 ) -> MuxServerFactory:
     """
     @param iface: the generated C{Iface} class, or a service class
@@ -69,12 +117,21 @@ def serverFactory(
     @param tls: the TLS settings opportunistic TLS starts with.
     @param timeouts: the L{txscales._timers.ServerTimeouts} of its
         connections (Mux and downgraded alike), or None for none.
+    @param random: the C{Random} of the sampling decisions requests come
+        without, when tracing is on.
     @return: a L{MuxServerFactory} serving C{handler} for the generated
         service C{iface}, downgrading Thrift clients.
     """
-    service = thriftMuxService(ThriftProcessor(iface, handler, reactor), stats, reactor)
+    processor = ThriftProcessor(iface, handler, reactor)
+    name = serviceName(iface)
+    draws = Random() if random is None else random
+
+    def servicePerPeer(peer: Optional[IAddress]) -> Callable[[Any], Any]:
+        # Each connection's service knows its client, for the spans.
+        return thriftMuxService(processor, stats, reactor, name, draws, peer)
+
     return MuxServerFactory(
-        service,
+        servicePerPeer(None),
         reactor,
         maxFrameSize,
         fallbacks=[vanillaFallback],
@@ -82,6 +139,7 @@ def serverFactory(
         tls=tls,
         maxPending=maxPending,
         timeouts=timeouts,
+        servicePerPeer=servicePerPeer,
     )
 
 

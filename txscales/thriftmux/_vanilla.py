@@ -20,6 +20,7 @@ from thrift.transport.TTransport import TMemoryBuffer
 from txscales.errors import BadMessageError
 from txscales.mux import MESSAGE_TYPES, R_ERR, R_ERR_LEGACY, Dispatch
 from txscales.thrift import BINARY, FramedDecoder, InOrderReplies, encodeFrame, encodeMessageHeader, readMessageBegin
+from txscales._tracing import DEBUG, SAMPLED, SAMPLING_KNOWN
 from txscales.thriftmux._contexts import CLIENT_ID_KEY, TRACE_KEY, TraceId
 
 UPGRADE_METHOD = "__can__finagle__trace__v3__"
@@ -69,6 +70,10 @@ def _readRequestHeader(data):
                 break
             if fid in (1, 2, 3, 7, 11) and ftype == TType.I64:
                 fields[fid] = proto.readI64() & 0xFFFFFFFFFFFFFFFF
+            elif fid == 5 and ftype == TType.BOOL:
+                # The caller's sampling decision, which Finagle keeps
+                # apart from the flags.
+                fields[fid] = proto.readBool()
             elif fid == 6 and ftype == TType.STRUCT:
                 proto.readStructBegin()
                 while True:
@@ -104,7 +109,10 @@ def _readRequestHeader(data):
         raise BadMessageError("undecodable TTwitter RequestHeader: %s" % (e,))
     if 1 in fields and 2 in fields:
         span = fields[2]
-        trace = TraceId(span, fields.get(3, span), fields[1], fields.get(7, 0), fields.get(11))
+        flags = fields.get(7, 0)
+        if 5 in fields and not flags & (DEBUG | SAMPLING_KNOWN):
+            flags |= SAMPLING_KNOWN | SAMPLED if fields[5] else SAMPLING_KNOWN
+        trace = TraceId(span, fields.get(3, span), fields[1], flags, fields.get(11))
         contexts.insert(0, (TRACE_KEY, trace.encode()))
     return contexts, dst, dtab, buffer.cstringio_buf.tell()
 
