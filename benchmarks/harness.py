@@ -250,10 +250,10 @@ class Bench:
         self.grpcPython = os.path.join(REPO, ".peers", "grpc-bench", "bin", "python")
         if os.path.exists(self.grpcPython):
             r = subprocess.run([self.grpcPython, "-c", "import grpc, twisted; print(grpc.__version__)"], capture_output=True, text=True)
-            available["grpc"] = True if r.returncode == 0 else "the grpc-bench venv cannot import grpc: %s" % (r.stderr[-300:],)
+            available["grpc"] = True if r.returncode == 0 else "n/a: the grpc-bench venv cannot import grpc: %s" % (r.stderr[-300:],)
             self.results["grpcio"] = r.stdout.strip() or None
         else:
-            available["grpc"] = "no .peers/grpc-bench (benchmarks/run makes it with grpcio)"
+            available["grpc"] = "n/a: no .peers/grpc-bench (benchmarks/run makes it, with grpcio)"
         # txscales' plain Thrift, once it exists.
         r = subprocess.run(
             [self.python, "-c", "from txscales.thrift import Thrift"], capture_output=True, env=self.procs.env, cwd=REPO
