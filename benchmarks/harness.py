@@ -5,8 +5,9 @@ Run every txscales benchmark on 127.0.0.1 and write the results.
 
 (C{benchmarks/run} installs what this needs, then runs it.)  Servers and
 clients are separate processes (L{server}, L{client}, L{scales_client},
-L{balancer}); this process only starts them and reads the one JSON line
-each client prints.  The txscales they run is the one in this checkout.
+L{balancer}, and grpcio's own in L{grpc_server} and L{grpc_client}); this
+process only starts them and reads the one JSON line each client prints.
+The txscales they run is the one in this checkout.
 
 Every figure is reported as a ratio to the raw Twisted echo (L{echo})
 measured in the same run, since these machines are noisy; throughput is the
@@ -42,6 +43,7 @@ GOALS = {
     "throughput": 0.60,  # txscales ThriftMux >= 0.60x raw echo at 100 outstanding, 32 B
     "throughputPure": 0.40,  # the same, pure Python (TXSCALES_NO_EXTENSIONS=1 on both sides)
     "scales": 20.0,  # txscales client >= 20x Scales' client against the same server
+    "grpc": 15.0,  # txscales ThriftMux >= 15x grpcio's asyncio client and server, 100 outstanding, 32 B
     "p2c": 1.5,  # P2C pick at 1000 endpoints <= 1.5x its cost at 10
     "memoryMB": 50.0,  # 10 000 outstanding calls use < 50 MB above the idle client
     "plainThrift": 1.5,  # txscales plain framed Thrift, pipelined, >= 1.5x TTwisted at 100 outstanding, 32 B
@@ -245,6 +247,14 @@ class Bench:
         else:
             available["scales"] = "no .peers/scales (scripts/setup-scales-peer)"
         self.scalesPython = scales
+        # grpcio's asyncio client and server, in their own virtualenv.
+        self.grpcPython = os.path.join(REPO, ".peers", "grpc-bench", "bin", "python")
+        if os.path.exists(self.grpcPython):
+            r = subprocess.run([self.grpcPython, "-c", "import grpc, twisted; print(grpc.__version__)"], capture_output=True, text=True)
+            available["grpc"] = True if r.returncode == 0 else "n/a: the grpc-bench venv cannot import grpc: %s" % (r.stderr[-300:],)
+            self.results["grpcio"] = r.stdout.strip() or None
+        else:
+            available["grpc"] = "n/a: no .peers/grpc-bench (benchmarks/run makes it, with grpcio)"
         # txscales' plain Thrift, once it exists.
         r = subprocess.run(
             [self.python, "-c", "from txscales.thrift import Thrift"], capture_output=True, env=self.procs.env, cwd=REPO
@@ -264,6 +274,10 @@ class Bench:
 
     def server(self, kind, *extra, env=None):
         p = self.current = self.procs.start([self.python, os.path.join(HERE, "server.py"), kind] + list(extra), env)
+        return p, self.procs.waitFor(p, _jsonPort)
+
+    def grpcServer(self):
+        p = self.current = self.procs.start([self.grpcPython, os.path.join(HERE, "grpc_server.py")])
         return p, self.procs.waitFor(p, _jsonPort)
 
     def twistdThriftServer(self):
@@ -333,6 +347,9 @@ class Bench:
                 str(concurrency),
             ] + self.loopArgs
             return self.procs.run(argv, 90, watch=self.current)
+        if kind == "grpc":
+            argv = [self.grpcPython, os.path.join(HERE, "grpc_client.py"), "--port", str(port), "--size", str(size), "--concurrency", str(concurrency)]
+            return self.procs.run(argv + self.loopArgs, 90, watch=self.current)
         return self.client(
             kind, port, "throughput", "--size", str(size), "--concurrency", str(concurrency), *(self.loopArgs + list(extra)), env=env
         )
@@ -429,6 +446,14 @@ class Bench:
         for cell in CELLS:
             self.record(t, "echo-batched", cell, lambda: self.throughputCell("echo-batched", port, cell))
         self.procs.stop(p)
+
+        if available["grpc"] is True:
+            p, port = self.grpcServer()
+            for cell in CELLS:
+                self.record(t, "grpc", cell, lambda: self.throughputCell("grpc", port, cell))
+            self.procs.stop(p)
+        else:
+            self.unavailable(t, "grpc", available["grpc"])
 
         # The goals' cells once more, alternating, so that each side of a
         # ratio had two chances at a quiet machine.
@@ -577,6 +602,39 @@ class Bench:
             self.results["hotpath"] = {"error": str(e)}
             say("hot path: FAILED: %s" % (e,))
 
+    def grpcRounds(self, rounds=3):
+        """
+        The gRPC goal's cell alone, in C{rounds} alternating rounds:
+        txscales ThriftMux's client against its server, then grpcio's
+        asyncio client against its server.  Each round's figures go into
+        C{grpcRounds} (not into the throughput table); the goal takes the
+        median of their ratios.
+        """
+        available = self.results["available"]
+        if available["grpc"] is not True:
+            say("ThriftMux vs gRPC: n/a (%s)" % (available["grpc"],))
+            return
+        done = self.results.setdefault("grpcRounds", [])
+        key = cellName(GOAL_CELL)
+        for _ in range(rounds):
+            measured = {}
+            for row, start in (("thriftmux", lambda: self.server("thriftmux")), ("grpc", self.grpcServer)):
+                scratch = {}
+                try:
+                    p, port = start()
+                except Failed as e:
+                    say("%s server: FAILED: %s" % (row, e))
+                    continue
+                self.record(scratch, row, GOAL_CELL, lambda: self.throughputCell(row, port, GOAL_CELL))
+                self.procs.stop(p)
+                entry = scratch[row][key]
+                if "best" in entry:
+                    measured[row] = {k: entry.get(k) for k in ("best", "median", "clientCpuUs", "serverCpuUs", "connections")}
+            if len(measured) == 2:
+                measured["ratio"] = measured["thriftmux"]["best"] / measured["grpc"]["best"]
+                done.append(measured)
+                say("ThriftMux vs gRPC, round %d: %.1fx" % (len(done), measured["ratio"]))
+
     def balancer(self):
         try:
             r = self.procs.run([self.python, os.path.join(HERE, "balancer.py"), "--balancers", self.args.balancers], 120)
@@ -613,6 +671,17 @@ class Bench:
             goal("scales", "txscales client >= 20x Scales' client, same txscales server (100 outstanding, 32 B)", r, GOALS["scales"], r >= GOALS["scales"], "%.1fx (%.0f vs %.0f calls/s)" % (r, mux, scales))
         else:
             goal("scales", "txscales client >= 20x Scales' client, same txscales server (100 outstanding, 32 B)", None, GOALS["scales"], None, "not measured")
+        text = "txscales ThriftMux >= 15x grpcio's asyncio client and server (unary, generic bytes handlers; 100 outstanding, 32 B)"
+        rounds, grpc = self.results.get("grpcRounds"), self.best("grpc")
+        if rounds:
+            ratios = sorted(r["ratio"] for r in rounds)
+            r = ratios[len(ratios) // 2]
+            goal("grpc", text, r, GOALS["grpc"], r >= GOALS["grpc"], "%.1fx (median of %d alternating rounds: %s)" % (r, len(ratios), ", ".join("%.1f" % x for x in ratios)))
+        elif mux and grpc:
+            r = mux / grpc
+            goal("grpc", text, r, GOALS["grpc"], r >= GOALS["grpc"], "%.1fx (%.0f vs %.0f calls/s)" % (r, mux, grpc))
+        else:
+            goal("grpc", text, None, GOALS["grpc"], None, "not measured")
         p2c = self.results["balancer"].get("p2c") if isinstance(self.results["balancer"], dict) else None
         if p2c and "10" in p2c and "1000" in p2c:
             r = p2c["1000"] / p2c["10"]
@@ -652,6 +721,7 @@ ROWS = [
     ("thrift-pipelined", "txscales plain Thrift (framed), pipelined=True"),
     ("ttwisted", "Apache Thrift TTwisted"),
     ("scales", "Scales' client -> txscales server"),
+    ("grpc", "gRPC: grpcio's asyncio client and server"),
     ("echo-batched", "hand-batched Twisted echo"),
 ]
 
@@ -667,6 +737,41 @@ def _calls(entry, base):
     if base:
         text += " (%.2fx)" % (entry["best"] / base,)
     return text
+
+
+def _grpcSection(results):
+    """
+    @return: the markdown lines that say how gRPC was measured, and its
+        alternating rounds against ThriftMux, if any.
+    """
+    rounds = results.get("grpcRounds") or []
+    grpc = results["throughput"].get("grpc", {})
+    if not rounds and not any("best" in entry for entry in grpc.values()):
+        return []
+    seen = sorted(({r["grpc"].get("connections") for r in rounds} | {e.get("connections") for e in grpc.values() if "best" in e}) - {None})
+    lines = [
+        "",
+        "gRPC: grpcio %s's own asyncio client and server (`grpc.aio`, default options) in separate processes, one unary "
+        "method served by a generic handler on bytes (no generated code, no serializers), answering x + x as the others "
+        "do. All calls share one channel: one HTTP/2 connection (connections seen: %s), the calls outstanding "
+        "multiplexed on it as streams, as ThriftMux's are on its one connection." % (
+            results.get("grpcio") or "?", ", ".join(str(n) for n in seen) or "?"),
+    ]
+    if rounds:
+        us = lambda v: "-" if v is None else "%.1f us" % (v,)
+        lines += [
+            "",
+            "ThriftMux and gRPC, %s, in alternating rounds (the goal takes the median ratio); CPU per call measured "
+            "as in the table below:" % (cellName(GOAL_CELL),),
+            "",
+            "| round | ThriftMux | gRPC | ratio | client CPU, ThriftMux / gRPC | server CPU, ThriftMux / gRPC |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        for i, r in enumerate(rounds, 1):
+            mux, grpc = r["thriftmux"], r["grpc"]
+            lines.append("| %d | {:,.0f}/s | {:,.0f}/s | %.1fx | %s / %s | %s / %s |".format(mux["best"], grpc["best"]) % (
+                i, r["ratio"], us(mux["clientCpuUs"]), us(grpc["clientCpuUs"]), us(mux["serverCpuUs"]), us(grpc["serverCpuUs"])))
+    return lines
 
 
 def _latencyTable(lat):
@@ -761,6 +866,7 @@ def markdown(results):
         lines.append("| txscales ThriftMux (defaults: stats on, no timeout) | %s |" % (_calls(t.get("thriftmux", {}).get(cellName(GOAL_CELL)), echo),))
         for row, cells in v.items():
             lines.append("| txscales %s | %s |" % (row, _calls(cells.get(cellName(GOAL_CELL)), echo)))
+    lines += _grpcSection(results)
     cpuRows = [(row, title) for row, title in ROWS if t.get(row, {}).get(cellName(GOAL_CELL), {}).get("clientCpuUs")]
     hot = results.get("hotpath") or {}
     if cpuRows or (hot and "error" not in hot):
@@ -951,7 +1057,7 @@ def main():
     parser.add_argument("--goal-repeats", type=int, default=1, help="extra measurements of the goals' cells")
     parser.add_argument("--latency-seconds", type=float, default=3.0)
     parser.add_argument("--balancers", default="p2c,p2c-peak-ewma,aperture,heap,round-robin")
-    parser.add_argument("--only", default="throughput,latency,memory,balancer,cpu", help="comma-separated parts to run; also plain-thrift (the plain Thrift goal alone: 3 alternating rounds against TTwisted)")
+    parser.add_argument("--only", default="throughput,latency,memory,balancer,cpu,grpc,plain-thrift", help="comma-separated parts to run (grpc: ThriftMux against gRPC at 100 outstanding, 32 B, in 3 alternating rounds; plain-thrift: the plain Thrift goal, 3 alternating rounds against TTwisted)")
     args = parser.parse_args()
     if args.quick:
         args.warmup, args.window, args.windows, args.goal_repeats, args.latency_seconds = 0.3, 0.4, 2, 0, 1.0
@@ -973,6 +1079,8 @@ def main():
             bench.hotpath()
         if "plain-thrift" in parts:
             bench.plainThrift()
+        if "grpc" in parts:
+            bench.grpcRounds(1 if args.quick else 3)
     finally:
         bench.procs.stopAll()
         if bench.genDir:
