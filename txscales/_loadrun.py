@@ -74,10 +74,11 @@ class LoadOptions(usage.Options):
 
     def readMetrics(self) -> None:
         """
-        Read C{--metrics} and C{--admin}, when given, into endpoint strings.
+        Read C{--metrics} and C{--admin}, when given (and when the command
+        has them), into endpoint strings.
         """
         for name in ("metrics", "admin"):
-            if self[name] is not None:
+            if self.get(name) is not None:
                 self[name] = self._localEndpoint("--" + name, self[name])
 
 
