@@ -184,7 +184,12 @@ def checkInstalled():
     def onerror(name):
         failed.append((name, traceback.format_exc()))
 
-    modules = [NAME] + [info.name for info in pkgutil.walk_packages(txscales.__path__, NAME + ".", onerror)]
+    # A __main__ module is what "python -m" runs: importing it runs it.
+    modules = [NAME] + [
+        info.name
+        for info in pkgutil.walk_packages(txscales.__path__, NAME + ".", onerror)
+        if info.name.rpartition(".")[2] != "__main__"
+    ]
     dist = importlib.metadata.distribution(NAME)
     modules += [
         "twisted.plugins." + f.stem
