@@ -9,6 +9,7 @@ under test is any C{call() -> Deferred}.
 
 import gc
 import json
+import math
 import os
 import sys
 import time
@@ -35,6 +36,33 @@ def emit(obj):
     """
     sys.stdout.write(json.dumps(obj, sort_keys=True) + "\n")
     sys.stdout.flush()
+
+
+def freezeHeap():
+    """
+    Collect, then move every object the process holds after its start-up
+    into the collector's permanent generation (C{gc.freeze()}): the
+    collections of the measurement then only scan the objects made since,
+    instead of a full collection of the imported modules' objects pausing
+    the process for tens of milliseconds now and then.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def histogram(latencies, perDecade=10):
+    """
+    @param latencies: seconds.
+    @return: C{[[upper bound in us, count], ...]}: the latencies in buckets
+        whose bounds grow by a factor 10 every C{perDecade} buckets, from
+        10 us up; empty buckets left out.
+    """
+    counts = {}
+    for v in latencies:
+        us = max(v * 1e6, 10.0)
+        i = int(math.ceil(math.log10(us) * perDecade - 1e-9))
+        counts[i] = counts.get(i, 0) + 1
+    return [[round(10 ** (i / perDecade), 1), counts[i]] for i in sorted(counts)]
 
 
 def rssBytes():
@@ -277,6 +305,8 @@ class OpenLoop:
             p99=us(percentile(lat, 0.99)),
             p999=us(percentile(lat, 0.999)),
             max=us(lat[-1] if lat else None),
+            histogram=histogram(lat),
+            gcFrozen=gc.get_freeze_count(),
         )
 
 

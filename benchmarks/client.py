@@ -20,7 +20,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import ClosedLoop, HeldCalls, OpenLoop, describeRuntime, emit, payload  # noqa: E402
+from _common import ClosedLoop, HeldCalls, OpenLoop, describeRuntime, emit, freezeHeap, payload  # noqa: E402
 
 HOLD_MS = 600000
 
@@ -139,6 +139,7 @@ def main():
     parser.add_argument("--timeout", type=float, default=None, help="txscales: per-call timeout")
     parser.add_argument("--pipelined", action="store_true", help="thrift: pipelined=True (one connection)")
     parser.add_argument("--gen-dir", help="ttwisted: where benchgen/ was generated")
+    parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() once connected, before measuring")
     parser.add_argument("--profile", help="write a pyinstrument profile of the measurement here")
     args = parser.parse_args()
 
@@ -164,6 +165,8 @@ def main():
             first = yield target.call()
             if first != target.expected:
                 raise AssertionError("wrong first answer: %r" % (first[:40],))
+            if args.gc_freeze:
+                freezeHeap()
             profiler = None
             if args.profile:
                 from pyinstrument import Profiler

@@ -47,7 +47,14 @@ GOALS = {
     "p2c": 1.5,  # P2C pick at 1000 endpoints <= 1.5x its cost at 10
     "memoryMB": 50.0,  # 10 000 outstanding calls use < 50 MB above the idle client
     "plainThrift": 1.5,  # txscales plain framed Thrift, pipelined, >= 1.5x TTwisted at 100 outstanding, 32 B
+    "tailLatency": 4.0,  # ThriftMux p99 at the latency load <= 4x the echo's p99 at the same load
 }
+
+LATENCY_GC = ["--gc-freeze"]
+"""What the latency runs pass to client and server alike, echo and ThriftMux:
+gc.freeze() once started, so that no full collection of start-up's objects
+(a pause of tens of ms) lands in a few seconds' measurement of one row and
+not the other's."""
 
 SERVING = re.compile(r"txscales: serving .+ on (?P<host>\S+):(?P<port>\d+)\s*$")
 
@@ -521,6 +528,7 @@ class Bench:
         # with it (an open loop fed faster than it is served only measures
         # its queue).
         rate = round(0.5 * min(echoMax, muxMax), -2)
+        self.results["latencyGc"] = LATENCY_GC
         for attempt in range(4):
             r = self.latencyRun("thriftmux", rate)
             if r is None or self.keptUp(r, rate) or attempt == 3:
@@ -550,11 +558,12 @@ class Bench:
         C{into[kind]} (by default the main latency results).
         """
         into = self.results["latency"] if into is None else into
-        p, port = self.server(kind)
+        p, port = self.server(kind, *LATENCY_GC)
         r = None
         try:
             r = self.client(
-                kind, port, "latency", "--size", "32", "--rate", str(rate), "--warmup", "1", "--duration", str(self.args.latency_seconds)
+                kind, port, "latency", "--size", "32", "--rate", str(rate), "--warmup", "1", "--duration", str(self.args.latency_seconds),
+                *LATENCY_GC
             )
             if r.get("wrong") or r.get("failures"):
                 raise Failed("wrong answers or failures: %s" % (r,))
@@ -707,6 +716,14 @@ class Bench:
             goal("memory", "10 000 outstanding calls use < 50 MB above the idle client", mb, GOALS["memoryMB"], mb < GOALS["memoryMB"], "%.1f MB" % (mb,))
         else:
             goal("memory", "10 000 outstanding calls use < 50 MB above the idle client", None, GOALS["memoryMB"], None, "not measured")
+        lat = self.results["latency"]
+        text = "txscales ThriftMux p99 latency at the latency load <= 4x the raw echo's p99 at the same load"
+        if lat.get("echo", {}).get("p99") and lat.get("thriftmux", {}).get("p99"):
+            r = lat["thriftmux"]["p99"] / lat["echo"]["p99"]
+            shown = "%.2fx (%.0f vs %.0f us)" % (r, lat["thriftmux"]["p99"], lat["echo"]["p99"])
+            goal("tailLatency", text, r, GOALS["tailLatency"], r <= GOALS["tailLatency"], shown)
+        else:
+            goal("tailLatency", text, None, GOALS["tailLatency"], None, "not measured")
         self.results["goals"] = goals
         return goals
 
@@ -923,10 +940,18 @@ def markdown(results):
             "## Latency at %s calls/s offered (open loop, 32 B)" % ("{:,.0f}".format(rate) if rate else "?",),
             "",
             "Half the lower of the two maximums above, lowered while ThriftMux could not keep up with it; both "
-            "measured at the same offered load. Latency runs from making a call to its answer. The calls of each "
+            "measured at the same offered load. Latency runs from making a call to its answer (a late tick of the "
+            "load generator delays when calls are made, not their measured latency). The calls of each "
             "1 ms tick go out together, in smaller batches than the 100 of the maximums, and a call costs more in "
-            "a small batch: the second table is at half this load.",
+            "a small batch: the second table is at half this load. Ratios are to the echo's same percentile; "
+            "the plot shows both latency distributions.",
         ]
+        if results.get("latencyGc"):
+            lines[-1] += (
+                " Client and server, echo and ThriftMux alike, ran with %s: gc.freeze() once started, so that a "
+                "full collection of start-up's objects, a pause of tens of ms, cannot land in one row's few seconds "
+                "and not the other's." % (" ".join(results["latencyGc"]),)
+            )
         lines += _latencyTable(lat)
         light = results.get("latencyLight") or {}
         if light.get("rate"):
@@ -992,7 +1017,7 @@ def chart(results, path):
         return "matplotlib is not installed"
     t = results["throughput"]
     rows = [(row, title) for row, title in ROWS if row != "echo" and any("best" in t.get(row, {}).get(cellName(c), {}) for c in CELLS)]
-    fig, axes = plt.subplots(1, 2, figsize=(14, 6.5), gridspec_kw={"width_ratios": [3, 2]})
+    fig, axes = plt.subplots(1, 3, figsize=(19, 6.5), gridspec_kw={"width_ratios": [3, 2, 2]})
     ax = axes[0]
     width = 0.8 / max(1, len(rows))
     for i, (row, title) in enumerate(rows):
@@ -1032,11 +1057,40 @@ def chart(results, path):
     rate = results.get("latencyRate")
     ax.set_title("Latency at %s calls/s offered (32 B)" % ("{:,.0f}".format(rate) if rate else "?",))
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
+    _latencyDistribution(axes[2], lat, rate)
     fig.suptitle("txscales benchmarks, %s" % (results["machine"]["date"],))
     fig.tight_layout()
     fig.savefig(path, dpi=100, format="png")
     plt.close(fig)
     return None
+
+
+def _latencyDistribution(ax, lat, rate):
+    """
+    Draw the share of calls slower than each latency (1 - CDF, both axes
+    logarithmic, so the tail is visible) from the runs' histograms.
+    """
+    for kind, title in (("echo", "raw Twisted echo"), ("thriftmux", "txscales ThriftMux")):
+        buckets = lat.get(kind, {}).get("histogram")
+        if not buckets:
+            continue
+        total = float(sum(n for _, n in buckets))
+        xs, ys, above = [], [], total
+        for bound, n in buckets:
+            above -= n
+            if above > 0:
+                xs.append(bound)
+                ys.append(above / total)
+        ax.step(xs, ys, where="post", label=title)
+    for share, name in ((0.5, "p50"), (0.01, "p99"), (0.001, "p99.9")):
+        ax.axhline(share, color="grey", linestyle=":", linewidth=0.6)
+        ax.text(0.01, share, name, transform=ax.get_yaxis_transform(), fontsize=7, va="bottom")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("latency, microseconds (log scale)")
+    ax.set_ylabel("share of calls slower (log scale)")
+    ax.set_title("Latency distribution at %s calls/s offered" % ("{:,.0f}".format(rate) if rate else "?",))
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
 
 
 def writeAtomically(path, data):

@@ -21,7 +21,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import describeRuntime, emit  # noqa: E402
+from _common import describeRuntime, emit, freezeHeap  # noqa: E402
 
 
 def listenEcho(reactor, batched):
@@ -107,6 +107,7 @@ def main():
     parser.add_argument("--no-stats", action="store_true", help="thriftmux, thrift: stats=False")
     parser.add_argument("--gen-dir", help="ttwisted: where benchgen/ was generated")
     parser.add_argument("--max-pending", type=int, help="thriftmux: requests one connection may have running")
+    parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() once listening")
     args = parser.parse_args()
 
     from twisted.internet import reactor
@@ -121,6 +122,8 @@ def main():
         d = listenTTwisted(reactor, args.gen_dir)
 
     def listening(port):
+        if args.gc_freeze:
+            freezeHeap()
         emit(dict(describeRuntime(), port=port.getHost().port, kind=args.kind))
 
     def failed(f):

@@ -8,13 +8,14 @@ import socket
 
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults, inlineCallbacks
+from twisted.internet.task import Clock
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from txscales.demo._client import DemoRun
 from txscales.demo.gen import TestService
 from txscales.demo.handler import TestServiceHandler
-from txscales.tap import DemoClientOptions, Options, loadCallable, makeService
+from txscales.tap import DemoClientOptions, FreezeHeapService, Options, loadCallable, makeService
 from txscales.testing import MemoryNetwork
 from txscales.thriftmux import ThriftMux
 from txscales.thriftmux._server import ThriftMuxServerService
@@ -224,6 +225,16 @@ class OptionsTests(SynchronousTestCase):
         self.assertIsInstance(service, ThriftMuxServerService)
         self.assertEqual(service._listen, "tcp:0")
         self.assertEqual(service._drainTimeout, 3.0)
+
+    def test_gcFreeze(self):
+        """
+        --gc-freeze adds a L{FreezeHeapService} after the server (which it
+        lacks by default), for serve as for demo-server.
+        """
+        self.assertIsInstance(makeService(parse("demo-server", "--listen", "tcp:0"), reactor), ThriftMuxServerService)
+        for argv in (("demo-server",), ("serve", "--iface", IFACE, "--handler", HANDLER)):
+            service = makeService(parse(*(argv + ("--listen", "tcp:0", "--gc-freeze"))), reactor)
+            self.assertEqual([type(s) for s in service], [ThriftMuxServerService, FreezeHeapService])
 
     def test_slowPeerLimits(self):
         """
@@ -453,3 +464,51 @@ class CommandLineTests(TestCase):
         )
         for (_, message), result in zip(cases, results):
             self.assertFailedWith(result, message)
+
+
+class FakeCollector:
+    """
+    Records the calls of L{FreezeHeapService} to the C{gc} module.
+    """
+
+    def __init__(self):
+        self.calls = []
+
+    def collect(self):
+        self.calls.append("collect")
+
+    def freeze(self):
+        self.calls.append("freeze")
+
+
+class FreezeHeapServiceTests(SynchronousTestCase):
+    """
+    Tests for L{FreezeHeapService}.
+    """
+
+    def test_freezesAfterStartUp(self):
+        """
+        The service collects, then freezes, in the reactor turn after it
+        started, not while the services are starting.
+        """
+        clock, collector = Clock(), FakeCollector()
+        service = FreezeHeapService(clock, collector)
+        service.startService()
+        self.assertEqual(collector.calls, [])
+        clock.advance(0)
+        self.assertEqual(collector.calls, ["collect", "freeze"])
+        service.stopService()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_stoppedBeforeFreezing(self):
+        """
+        A service stopped before its turn came freezes nothing and leaves
+        no delayed call.
+        """
+        clock, collector = Clock(), FakeCollector()
+        service = FreezeHeapService(clock, collector)
+        service.startService()
+        service.stopService()
+        self.assertEqual(clock.getDelayedCalls(), [])
+        clock.advance(1)
+        self.assertEqual(collector.calls, [])

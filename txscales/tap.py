@@ -16,11 +16,12 @@ C{kafka-produce} (L{txscales.kafka.tap}) and C{redis-bench}
 """
 
 import atexit
+import gc
 import os
 import sys
 from typing import Any, Callable, Dict, Optional
 
-from twisted.application.service import IService, MultiService
+from twisted.application.service import IService, MultiService, Service
 from twisted.python import usage
 from twisted.python.reflect import namedAny
 
@@ -54,6 +55,14 @@ def _orOff(kind: Callable[[str], float]) -> Callable[[str], Optional[float]]:
 
 
 class _ServerOptions(usage.Options):
+    optFlags = [
+        [
+            "gc-freeze",
+            None,
+            "Once started, collect and gc.freeze() what start-up made (modules, handler), so that Python's full"
+            " collections no longer scan it and pause every request for tens of milliseconds.",
+        ],
+    ]
     optParameters = [
         ["listen", "l", DEFAULT_LISTEN, "Twisted server endpoint string to listen on."],
         ["drain-timeout", None, 10.0, "Seconds a graceful stop waits for sessions to drain.", float],
@@ -475,10 +484,12 @@ def _serverService(options: _ServerOptions, iface: type, handler: object, reacto
         from txscales.discovery import AnnouncedService
 
         server = AnnouncedService(server, options["announce"], reactor)
-    if not options["metrics"] and not options["admin"]:
+    if not options["metrics"] and not options["admin"] and not options["gc-freeze"]:
         return server
     service = _sites(options, reactor)
     server.setServiceParent(service)
+    if options["gc-freeze"]:
+        FreezeHeapService(reactor).setServiceParent(service)
     return service
 
 
@@ -500,6 +511,47 @@ def _sites(options: usage.Options, reactor: Any) -> MultiService:
 
         MetricsService(options["metrics"], reactor).setServiceParent(service)
     return service
+
+
+class FreezeHeapService(Service):
+    """
+    Once the reactor has run the turn in which this service started (the
+    servers started before it have begun listening), collect the garbage
+    of start-up and move every object left into the collector's permanent
+    generation (C{gc.freeze()}).
+
+    A service's objects from start-up (its modules, generated code,
+    handler) live as long as the process, yet each of Python's full
+    collections scans them again: a pause of tens of milliseconds, during
+    which every request waits, and the p99 latency of a busy server
+    becomes that pause.  Frozen, they are no longer scanned; the full
+    collections that remain only scan what was made since.  Nothing frozen
+    is ever freed, which is why this is an option.
+    """
+
+    def __init__(self, clock: Any, collector: Any = gc) -> None:
+        """
+        @param clock: the reactor (an C{IReactorTime}).
+        @param collector: the garbage collector (the C{gc} module).
+        """
+        self._clock = clock
+        self._collector = collector
+        self._call: Any = None
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self._call = self._clock.callLater(0, self._freeze)
+
+    def _freeze(self) -> None:
+        self._call = None
+        self._collector.collect()
+        self._collector.freeze()
+
+    def stopService(self) -> None:
+        if self._call is not None:
+            self._call.cancel()
+            self._call = None
+        Service.stopService(self)
 
 
 def makeService(options: usage.Options, reactor: Any = None) -> IService:
