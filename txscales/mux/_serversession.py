@@ -223,6 +223,35 @@ class ServerSession(Session):
             return True
         return self._answer(requestId, tag, STATUS_OK, body, contexts)
 
+    def replyMany(self, answered):
+        """
+        Answer requests successfully, as L{reply} does each: what a server
+        does once for the requests of a read that it answered at once.
+
+        @param answered: a flat list: a L{Dispatch}, the body of its
+            answer, the next L{Dispatch}, its body, and so on.
+        """
+        pending = self._pending
+        out = self._out
+        window = self.peerWindow
+        for i in range(0, len(answered), 2):
+            event = answered[i]
+            body = answered[i + 1]
+            tag = event.tag
+            entry = pending.get(tag)
+            if (
+                entry is not None
+                and entry[0] == event.requestId
+                and not entry[1]
+                and type(body) is bytes
+                and (window is None or len(body) + 3 <= window)
+            ):
+                # reply(), inline.
+                del pending[tag]
+                out.append(_okHeader.pack(len(body) + 7, _R_DISPATCH_TYPE | tag) + body)
+            else:
+                self._answer(event.requestId, tag, STATUS_OK, body, ())
+
     def replyError(self, requestId, tag, message, flags=0):
         """
         Fail a request with an error message and MuxFailure C{flags}.
