@@ -77,16 +77,32 @@ class Dispatch:
     @ivar legacy: C{True} for a Treq (no contexts, dst or dtab).
     """
 
-    __slots__ = ("requestId", "tag", "contexts", "dst", "dtab", "body", "legacy")
+    __slots__ = ("requestId", "tag", "_contexts", "dst", "dtab", "body", "legacy", "_shape", "_header")
 
     def __init__(self, requestId, tag, contexts, dst, dtab, body, legacy: bool = False) -> None:
         self.requestId = requestId
         self.tag = tag
-        self.contexts = contexts
+        self._contexts = contexts
         self.dst = dst
         self.dtab = dtab
         self.body = body
         self.legacy = legacy
+        # Set (with the header bytes) when the contexts are still to read.
+        self._shape = None
+
+    @property
+    def contexts(self):
+        shape = self._shape
+        if shape is not None:
+            self._shape = None
+            self._contexts = list(zip(shape._keys, shape._values(self._header)))
+            self._header = None
+        return self._contexts
+
+    @contexts.setter
+    def contexts(self, contexts):
+        self._shape = None
+        self._contexts = contexts
 
 
 def _dispatchDecoder(shapes):
@@ -108,9 +124,12 @@ def _dispatchDecoder(shapes):
                 # Shapes.read(), inline.
                 if size >= shape.size and shape._check(body) == shape._expected:
                     shapes._hits += 1
-                    return Dispatch(
-                        None, tag, list(zip(shape._keys, shape._values(body))), b"", [], body[shape.size :]
-                    )
+                    # Its contexts are read when first asked for: most
+                    # services never look at them.
+                    dispatch = Dispatch(None, tag, None, b"", [], body[shape.size :])
+                    dispatch._shape = shape
+                    dispatch._header = body[: shape.size]
+                    return dispatch
         message = decodeBody(tag, body, shapes)
         return Dispatch(None, tag, message.contexts, message.dst, message.dtab, message.body)
 

@@ -83,7 +83,7 @@ def thriftMuxService(
         def service(request: Dispatch) -> Any:
             if tracing.tracer is not None and not sampledOut(request.contexts):
                 return traced(request)
-            token = setRequest(RequestContext(request.contexts))
+            token = setRequest(RequestContext.of(request))
             try:
                 return process(request.body)
             finally:
@@ -103,7 +103,7 @@ def thriftMuxService(
             return countedTraced(request)
         series.requests += 1
         start = seconds()
-        token = setRequest(RequestContext(request.contexts))
+        token = setRequest(RequestContext.of(request))
         try:
             result = process(request.body)
         except Exception as e:
