@@ -3,7 +3,7 @@ The server half of a Mux session: plain Python, no Twisted.
 """
 
 from struct import Struct
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from txscales.errors import DuplicateTagError, HandshakeError, ProtocolError, TlsNegotiationError
 from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encodeFrames
@@ -78,6 +78,8 @@ class Dispatch:
     """
 
     __slots__ = ("requestId", "tag", "_contexts", "dst", "dtab", "body", "legacy", "_shape", "_header")
+    # The header bytes the contexts are read from, while _shape is set.
+    _header: Optional[bytes]
 
     def __init__(self, requestId, tag, contexts, dst, dtab, body, legacy: bool = False) -> None:
         self.requestId = requestId

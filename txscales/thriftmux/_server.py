@@ -4,7 +4,7 @@ serves framed Thrift and TTwitter clients on the same port.
 """
 
 from random import Random
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress
@@ -18,6 +18,8 @@ from txscales.thriftmux._contexts import RequestContext, currentRequest, sampled
 from txscales.thriftmux._vanilla import vanillaFallback
 
 if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
     from txscales._timers import ServerTimeouts
     from txscales.stats import Stats
 
@@ -117,7 +119,7 @@ def thriftMuxService(
             series.success += 1
             observe(seconds() - start)
             return result
-        return stats.settled(result, seconds, start)
+        return stats.settled(cast("Deferred[bytes]", result), seconds, start)
 
     return countedService
 
