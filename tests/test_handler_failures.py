@@ -6,7 +6,7 @@ undeclared one, over ThriftMux, plain Thrift and Thrift over HTTP.
 
 from prometheus_client import CollectorRegistry
 from twisted.internet import reactor
-from twisted.internet.defer import CancelledError, fail, inlineCallbacks
+from twisted.internet.defer import CancelledError, fail, inlineCallbacks, succeed
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.server import Site
 
@@ -79,6 +79,29 @@ class ProcessorContractTests(SynchronousTestCase):
         ]:
             self.assertIs(type(self.process(handler, name, args)), bytes)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError, CancelledError)), 2)
+
+    def test_firedDeferredIsAnsweredAtOnce(self):
+        """
+        A Deferred that fired already with a value is answered as that
+        value is: with the same reply bytes, not a Deferred of them.
+        """
+
+        class Fired(TestServiceHandler):
+            def query(self, x):
+                return succeed(x + x)
+
+        fired = self.process(Fired(None), "query", ("ab",))
+        self.assertIs(type(fired), bytes)
+        self.assertEqual(fired, self.process(TestServiceHandler(None), "query", ("ab",)))
+
+    def test_firedFailureIsADeferredReply(self):
+        """
+        A Deferred that failed already still becomes a Deferred of reply
+        bytes (the failure is handled, not left unhandled).
+        """
+        d = self.process(FailingHandler(None, deferred=True), "query", ("crash",))
+        self.assertIs(type(self.successResultOf(d)), bytes)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
 
 class ThriftMuxTests(SynchronousTestCase):

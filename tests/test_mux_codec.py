@@ -532,6 +532,30 @@ class ShapeTests(SynchronousTestCase):
             self.assertEqual(decoder.feed(encodeMessage(message)), [message])
         self.assertEqual(len(shapes.shapes), 1)
 
+    def test_sessionDecodesThroughShapes(self):
+        """
+        A server session's requests carry the same contexts, dst, dtab and
+        body before and after their shape is learnt (their contexts read
+        when first asked for), and a request that does not fit it too.
+        """
+        contexts = [(b"com.twitter.finagle.Retries", b"\x00\x00\x00\x00"), (b"c", b"v")]
+        session = ServerSession()
+        session.receiveData(encodeMessage(Tinit(1, 1, [])))
+        sent = [
+            Tdispatch(2, contexts, b"", [], b"a"),
+            Tdispatch(3, contexts, b"", [], b"b"),
+            Tdispatch(4, [(b"c", b"v" * 3)], b"/dst", [(b"/a", b"/b")], b"c"),
+            Tdispatch(5, contexts, b"", [], b"d"),
+        ]
+        events = session.receiveData(b"".join(encodeMessage(m) for m in sent))
+        self.assertEqual(len(session._shapes.shapes), 1)
+        self.assertEqual(
+            [(e.tag, e.contexts, e.dst, e.dtab, e.body) for e in events],
+            [(m.tag, m.contexts, m.dst, m.dtab, m.body) for m in sent],
+        )
+        events[0].contexts = []
+        self.assertEqual(events[0].contexts, [])
+
     def test_shapesPerSession(self):
         """
         Each server session learns the shapes of its own client's requests:

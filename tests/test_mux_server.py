@@ -205,6 +205,21 @@ class DispatchTests(ServerTestsMixin, SynchronousTestCase):
         c.send(Tdispatch(2, body=b"ab"))
         self.assertEqual(c.written(), [Rdispatch(2, body=b"abab")])
 
+    def test_synchronousAnswersOfOneRead(self):
+        """
+        The requests of one read answered at once are written together,
+        each in its own form; one discarded in the same read is not.
+        """
+        factory = MuxServerFactory(lambda request: request.body * 2, self.clock)
+        c = Connection(factory)
+        writes = []
+        write = c.transport.write
+        c.transport.write = lambda data: (writes.append(data), write(data))
+        c.send(Tdispatch(2, body=b"ab"), Treq(3, [], b"c"), Tdispatch(4, body=b"d"), Tdiscarded(2, b"late"))
+        self.assertEqual(c.written(), [Rdiscarded(2), Rreq(3, 0, b"cc"), Rdispatch(4, body=b"dd")])
+        self.assertEqual(len(writes), 1)
+        self.assertEqual(c.protocol.session.pendingCount, 0)
+
     def test_failures(self):
         """
         A nack from the service is a nack; another failure an error reply

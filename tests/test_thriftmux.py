@@ -23,8 +23,9 @@ from txscales.errors import (
     UnsupportedError,
 )
 from txscales.thrift import ThriftClient, describeService, proxyClass
-from txscales.thriftmux import ThriftMux, ThriftMuxClient, TraceId, currentRequest
+from txscales.thriftmux import RequestContext, ThriftMux, ThriftMuxClient, TraceId, currentRequest
 from txscales.mux._client import RETRIES_KEY, MuxRequest
+from txscales.mux.protocol import Request
 from txscales.mux._framing import EncodedContexts, encodeDispatch, encodeFrames
 from txscales.mux._messages import Tdispatch, encodeMessage
 from txscales.thriftmux._contexts import (
@@ -392,6 +393,25 @@ class CoroutineHandlerTests(ServerMixin, TestCase):
             return await self.client(timeout=5).query("aw")
 
         return ensureDeferred(main()).addCallback(self.assertEqual, "awaw")
+
+
+class RequestContextTests(SynchronousTestCase):
+    """
+    A request's context reads the request's contexts only when asked.
+    """
+
+    def test_ofRequest(self):
+        """
+        C{RequestContext.of} reads the contexts of its request when first
+        asked for, and parses them as a context made from them does.
+        """
+        pairs = [(b"com.twitter.finagle.thrift.ClientIdContext", b"svc"), (b"k", b"v")]
+        request = Request(b"body", [])
+        context = RequestContext.of(request)
+        request.contexts = pairs
+        self.assertEqual(context.contexts, pairs)
+        self.assertEqual((context.clientId, context.passedOn()), ("svc", [(b"k", b"v")]))
+        self.assertEqual(RequestContext(pairs).clientId, "svc")
 
 
 class OutgoingContextsTests(SynchronousTestCase):

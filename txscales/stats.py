@@ -142,12 +142,16 @@ class Stats:
     @param side: C{"client"} or C{"server"}.
     @param label: the client's or server's name.
     @param registry: the prometheus C{CollectorRegistry}.
+
+    @ivar series: the plain numbers these methods update, read when the
+        registry is scraped (a hot path may update them in place, as
+        L{succeeded} does).
     """
 
     def __init__(self, side: str, label: str, registry: Optional[CollectorRegistry] = None) -> None:
         self.label = label
         self._family = family = _metrics(registry if registry is not None else REGISTRY, side)
-        self._series = family["requests"].seriesFor(label)
+        self.series = self._series = family["requests"].seriesFor(label)
 
     def started(self) -> None:
         """

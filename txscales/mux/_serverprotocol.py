@@ -7,7 +7,7 @@ session of a fallback protocol), requests go to the service, and whatever
 the session wants written is written.  Time comes from an injected clock.
 """
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITLSTransport
@@ -181,12 +181,16 @@ class MuxServerProtocol(Protocol):
         if self.factory.draining and self._session.state == "open":
             # Opened while the server drains: drain once negotiated.
             self._startDrain()
-        self._flush()
-        # Answers made while these events are handled are written together,
-        # once they all are.
+        # What the session wrote for these bytes (Rping, Rdiscarded, nacks)
+        # and the answers made while their events are handled are written
+        # together, once they all are.
         self._holding = True
         service = self._service
         session = self._session
+        # The requests answered at once (bytes), each followed by its
+        # answer, for the Mux session to encode together.
+        answered: List[Any] = []
+        batched = type(session) is ServerSession
         try:
             for event in events:
                 kind = type(event)
@@ -196,11 +200,13 @@ class MuxServerProtocol(Protocol):
                     except Exception:
                         self._failed(Failure(), event.requestId, event.tag)
                         continue
-                    if type(result) is bytes:
-                        # Written with the others below.
-                        session.reply(event.requestId, event.tag, result)
-                    else:
+                    if type(result) is not bytes:
                         self._answerLater(result, event)
+                    elif batched:
+                        answered.append(event)
+                        answered.append(result)
+                    else:
+                        session.reply(event.requestId, event.tag, result)
                 elif kind is Discarded:
                     d = self._inflight.pop(event.requestId, None)
                     if d is not None:
@@ -212,10 +218,13 @@ class MuxServerProtocol(Protocol):
                 elif kind is DrainAcknowledged:
                     self._closeIfDrained()
                 elif kind is StartTls:
-                    # Rinit went out in cleartext above; what follows is TLS.
+                    # Rinit goes out in cleartext; what follows is TLS.
+                    self._flush()
                     self.transport.startTLS(self._tls)
         finally:
             self._holding = False
+            if answered:
+                session.replyMany(answered)
             self._flush()
             if session.pendingCount >= self._maxPending and type(session) is not ServerSession:
                 # A Mux session nacks past the cap; a downgraded one cannot.

@@ -3,7 +3,7 @@ The server half of a Mux session: plain Python, no Twisted.
 """
 
 from struct import Struct
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from txscales.errors import DuplicateTagError, HandshakeError, ProtocolError, TlsNegotiationError
 from txscales.mux._framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encodeFrames
@@ -30,7 +30,8 @@ from txscales.mux._messages import (
     Tinit,
     Tping,
     Treq,
-    requestDecoder,
+    T_DISPATCH,
+    decodeMessage,
     encodeMessage,
     muxFailureContext,
 )
@@ -76,16 +77,74 @@ class Dispatch:
     @ivar legacy: C{True} for a Treq (no contexts, dst or dtab).
     """
 
-    __slots__ = ("requestId", "tag", "contexts", "dst", "dtab", "body", "legacy")
+    __slots__ = ("requestId", "tag", "_contexts", "dst", "dtab", "body", "legacy", "_shape", "_header")
+    # The header bytes the contexts are read from, while _shape is set.
+    _header: Optional[bytes]
 
     def __init__(self, requestId, tag, contexts, dst, dtab, body, legacy: bool = False) -> None:
         self.requestId = requestId
         self.tag = tag
-        self.contexts = contexts
+        self._contexts = contexts
         self.dst = dst
         self.dtab = dtab
         self.body = body
         self.legacy = legacy
+        # Set (with the header bytes) when the contexts are still to read.
+        self._shape = None
+
+    @property
+    def contexts(self):
+        shape = self._shape
+        if shape is not None:
+            self._shape = None
+            self._contexts = list(zip(shape._keys, shape._values(self._header)))
+            self._header = None
+        return self._contexts
+
+    @contexts.setter
+    def contexts(self, contexts):
+        self._shape = None
+        self._contexts = contexts
+
+
+def _dispatchDecoder(shapes):
+    """
+    @param shapes: the L{Shapes} learnt from one client's requests.
+    @return: a message decoder for a server's L{FrameDecoder}, which makes
+        each Tdispatch straight into the L{Dispatch} event it becomes (its
+        C{requestId} still None), reading its header by C{shapes}.
+    """
+    learnt = shapes.shapes
+    decodeBody = Tdispatch.decodeBody
+
+    def decode(typeCode, tag, body):
+        if typeCode != T_DISPATCH:
+            return decodeMessage(typeCode, tag, body)
+        if type(body) is bytes:
+            size = len(body)
+            for shape in learnt:
+                # Shapes.read(), inline.
+                if size >= shape.size and shape._check(body) == shape._expected:
+                    shapes._hits += 1
+                    # Its contexts are read when first asked for: most
+                    # services never look at them.
+                    dispatch = Dispatch(None, tag, None, b"", [], body[shape.size :])
+                    dispatch._shape = shape
+                    dispatch._header = body[: shape.size]
+                    return dispatch
+        message = decodeBody(tag, body, shapes)
+        return Dispatch(None, tag, message.contexts, message.dst, message.dtab, message.body)
+
+    return decode
+
+
+def _asTdispatch(event):
+    """
+    @return: the L{Tdispatch} a decoded L{Dispatch} event came as.
+    """
+    message = Tdispatch(event.tag, body=event.body)
+    message.contexts, message.dst, message.dtab = event.contexts, event.dst, event.dtab
+    return message
 
 
 class Discarded:
@@ -141,7 +200,7 @@ class ServerSession(Session):
         # ~1.5 us per request (hotpath.py, thriftmux, server: 6.2-7.0 vs
         # 8.0 us when headers are read field by field).
         self._shapes = Shapes()
-        self._decoder = FrameDecoder(maxFrameSize, requestDecoder(self._shapes))
+        self._decoder = FrameDecoder(maxFrameSize, _dispatchDecoder(self._shapes))
         self._window = window
         self._pending: Dict[int, Tuple[int, bool]] = {}
         self._nextId = 0
@@ -223,6 +282,35 @@ class ServerSession(Session):
             return True
         return self._answer(requestId, tag, STATUS_OK, body, contexts)
 
+    def replyMany(self, answered):
+        """
+        Answer requests successfully, as L{reply} does each: what a server
+        does once for the requests of a read that it answered at once.
+
+        @param answered: a flat list: a L{Dispatch}, the body of its
+            answer, the next L{Dispatch}, its body, and so on.
+        """
+        pending = self._pending
+        out = self._out
+        window = self.peerWindow
+        for i in range(0, len(answered), 2):
+            event = answered[i]
+            body = answered[i + 1]
+            tag = event.tag
+            entry = pending.get(tag)
+            if (
+                entry is not None
+                and entry[0] == event.requestId
+                and not entry[1]
+                and type(body) is bytes
+                and (window is None or len(body) + 3 <= window)
+            ):
+                # reply(), inline.
+                del pending[tag]
+                out.append(_okHeader.pack(len(body) + 7, _R_DISPATCH_TYPE | tag) + body)
+            else:
+                self._answer(event.requestId, tag, STATUS_OK, body, ())
+
     def replyError(self, requestId, tag, message, flags=0):
         """
         Fail a request with an error message and MuxFailure C{flags}.
@@ -272,16 +360,17 @@ class ServerSession(Session):
         pending = self._pending
         maxPending = self.maxPending
         for message in messages:
-            if type(message) is Tdispatch and self.state == "open":
-                # The usual request: a new tag on an open session.
-                tag = message.tag
-                if tag not in pending and MIN_TAG <= tag <= MAX_TAG and len(pending) < maxPending:
-                    self._nextId += 1
-                    pending[tag] = (self._nextId, False)
-                    events.append(
-                        Dispatch(self._nextId, tag, message.contexts, message.dst, message.dtab, message.body)
-                    )
-                    continue
+            if type(message) is Dispatch:
+                if self.state == "open":
+                    # The usual request: a new tag on an open session.
+                    tag = message.tag
+                    if tag not in pending and MIN_TAG <= tag <= MAX_TAG and len(pending) < maxPending:
+                        self._nextId += 1
+                        pending[tag] = (self._nextId, False)
+                        message.requestId = self._nextId
+                        events.append(message)
+                        continue
+                message = _asTdispatch(message)
             if self.state == "new":
                 if isMarker(message):
                     # Echo the probe byte for byte, whichever code it used.

@@ -137,10 +137,6 @@ class ThriftProcessor:
     ) -> "Union[bytes, Deferred[bytes]]":
         try:
             result = fn(*args)
-            kind = type(result)
-            if kind is CoroutineType:
-                result = Deferred.fromCoroutine(result)
-                kind = Deferred
         except RequestNackedError:
             raise
         except Exception:
@@ -148,15 +144,38 @@ class ThriftProcessor:
             return self._encodeFailure(Failure(), method, seqid, protocol)
         # isinstance() against Deferred (a Generic, so an ABCMeta class) is
         # slow: values of the usual types are never Deferreds.
-        if kind is Deferred or (kind not in _PLAIN and isinstance(result, Deferred)):
-            return result.addCallbacks(
-                self._succeeded,
-                self._failed,
-                callbackArgs=(method, seqid, protocol),
-                errbackArgs=(method, seqid, protocol),
-            )
-        # _succeeded(), inline.
-        return b"" if method.oneway else encodeResult(method, seqid, protocol, result)
+        kind = type(result)
+        if kind in _PLAIN:
+            # _succeeded(), inline.
+            return b"" if method.oneway else encodeResult(method, seqid, protocol, result)
+        return self._later(result, kind, method, seqid, protocol)
+
+    def _later(
+        self, result: Any, kind: type, method: Method, seqid: int, protocol: str
+    ) -> "Union[bytes, Deferred[bytes]]":
+        """
+        Answer a handler's result that is not a plain value: a Deferred, a
+        coroutine, or an object of another type.
+        """
+        if kind is CoroutineType:
+            try:
+                result = Deferred.fromCoroutine(result)
+            except Exception:
+                return self._encodeFailure(Failure(), method, seqid, protocol)
+            kind = Deferred
+        if kind is not Deferred and not isinstance(result, Deferred):
+            return b"" if method.oneway else encodeResult(method, seqid, protocol, result)
+        if result.called and not result.callbacks and not isinstance(result.result, (Failure, Deferred)):
+            # Fired already, with a value: answered at once, as a plain
+            # value is, without a callback chain (the Deferred keeps its
+            # result, for whoever else holds it).
+            return self._succeeded(result.result, method, seqid, protocol)
+        return result.addCallbacks(
+            self._succeeded,
+            self._failed,
+            callbackArgs=(method, seqid, protocol),
+            errbackArgs=(method, seqid, protocol),
+        )
 
     @staticmethod
     def _succeeded(value: object, method: Method, seqid: int, protocol: str) -> bytes:

@@ -5,7 +5,7 @@ handler runs in.  Plain Python, no Twisted.
 
 from contextvars import ContextVar
 from struct import Struct
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 from txscales._tracing import DEBUG, SAMPLED, SAMPLING_KNOWN, TraceId
 from txscales.mux import RETRIES_KEY, EncodedContexts
@@ -72,8 +72,35 @@ class RequestContext:
     """
 
     def __init__(self, contexts: Sequence[Tuple[bytes, bytes]]) -> None:
-        self.contexts = contexts
+        self._contexts: Optional[Sequence[Tuple[bytes, bytes]]] = contexts
+        self._request: Any = None
         self._parsed = False
+
+    @classmethod
+    def of(cls, request: Any) -> "RequestContext":
+        """
+        @param request: an object with C{contexts}, a Mux request.
+        @return: the context of C{request}, whose contexts are read from it
+            when first asked for.
+        """
+        context = cls.__new__(cls)
+        context._contexts = None
+        context._request = request
+        context._parsed = False
+        return context
+
+    @property
+    def contexts(self) -> Sequence[Tuple[bytes, bytes]]:
+        contexts = self._contexts
+        if contexts is None:
+            contexts = self._contexts = self._request.contexts
+            self._request = None
+        return contexts
+
+    @contexts.setter
+    def contexts(self, contexts: Sequence[Tuple[bytes, bytes]]) -> None:
+        self._contexts = contexts
+        self._request = None
 
     # The contexts are parsed when first asked for: most handlers never
     # look at them.

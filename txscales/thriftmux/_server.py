@@ -4,7 +4,7 @@ serves framed Thrift and TTwitter clients on the same port.
 """
 
 from random import Random
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress
@@ -18,6 +18,8 @@ from txscales.thriftmux._contexts import RequestContext, currentRequest, sampled
 from txscales.thriftmux._vanilla import vanillaFallback
 
 if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
     from txscales._timers import ServerTimeouts
     from txscales.stats import Stats
 
@@ -54,21 +56,9 @@ def thriftMuxService(
     if isinstance(peer, (IPv4Address, IPv6Address)):
         spanAttributes.update({"client.address": peer.host, "client.port": peer.port})
 
-    def service(request: Dispatch) -> Any:
-        # A request its caller did not sample is served as without a
-        # tracer: calls made for it inherit that decision from
-        # currentRequest.
-        if tracing.tracer is not None and not sampledOut(request.contexts):
-            return traced(tracing.tracer, request)
-        token = setRequest(RequestContext(request.contexts))
-        try:
-            return process(request.body)
-        finally:
-            resetRequest(token)
-
-    def traced(tracer: Any, request: Dispatch) -> Any:
+    def traced(request: Dispatch) -> Any:
         context = RequestContext(request.contexts)
-        trace, span = startServerSpan(tracer, context.trace, draws, name, request.body, dict(spanAttributes))
+        trace, span = startServerSpan(tracing.tracer, context.trace, draws, name, request.body, dict(spanAttributes))
         token = setRequest(context)
         traceToken = currentTrace.set(trace)
         try:
@@ -87,9 +77,51 @@ def thriftMuxService(
             return endServerSpan(result, span)
         return result.addBoth(endServerSpan, span)
 
+    # A request its caller did not sample is served as without a tracer:
+    # calls made for it inherit that decision from currentRequest.  With
+    # no tracer (the default), that costs one attribute read.
     if stats is None:
+
+        def service(request: Dispatch) -> Any:
+            if tracing.tracer is not None and not sampledOut(request.contexts):
+                return traced(request)
+            token = setRequest(RequestContext.of(request))
+            try:
+                return process(request.body)
+            finally:
+                resetRequest(token)
+
         return service
-    return countedProcess(service, stats, clock)
+
+    # countedProcess(), inline for the untraced calls: one Python call
+    # fewer, and the counters updated in place.
+    countedTraced = countedProcess(traced, stats, clock)
+    series = stats.series
+    observe = series.latency.observe
+    seconds = clock.seconds
+
+    def countedService(request: Dispatch) -> Any:
+        if tracing.tracer is not None and not sampledOut(request.contexts):
+            return countedTraced(request)
+        series.requests += 1
+        start = seconds()
+        token = setRequest(RequestContext.of(request))
+        try:
+            result = process(request.body)
+        except Exception as e:
+            stats.failed(e, seconds() - start)
+            raise
+        finally:
+            resetRequest(token)
+        if type(result) is bytes:
+            # Stats.succeeded(), inline.
+            series.finished += 1
+            series.success += 1
+            observe(seconds() - start)
+            return result
+        return stats.settled(cast("Deferred[bytes]", result), seconds, start)
+
+    return countedService
 
 
 def serverFactory(
