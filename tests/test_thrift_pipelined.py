@@ -35,6 +35,8 @@ from txscales.thrift._protocol import ThriftClientProtocol
 from txscales.thrift._server import serverFactory
 from txscales.thrift._session import ClientSession
 
+from tests.test_thrift_plain import assertOwnAnswers
+
 METHODS = describeService(TestService.Iface)
 QUERY = METHODS["query"]
 DEST = "tcp://127.0.0.1:9090"
@@ -374,25 +376,8 @@ class PipelinedClientTests(PipelinedTestCase):
         (in call order), every answer a call receives is its own, and both
         outcomes occur.
         """
-        rng = random.Random(7)
         client = self.client(timeout=0.02)
-        outcomes = {"ok": 0, "timeout": 0, "wrong": 0, "other": 0}
-
-        def check(result, x):
-            outcomes["ok" if result == x + x else "wrong"] += 1
-
-        def failed(failure):
-            outcomes["timeout" if failure.check(RequestTimeoutError) else "other"] += 1
-
-        for i in range(500):
-            x = "c%d" % i
-            client.delayedQuery(x, rng.randint(0, 40)).addCallback(check, x).addErrback(failed)
-            self.clock.advance(rng.choice([0, 0.001, 0.005]))
-        self.clock.pump([0.001] * 100)
-        self.assertEqual(outcomes["wrong"] + outcomes["other"], 0, outcomes)
-        self.assertEqual(sum(outcomes.values()), 500)
-        self.assertGreater(outcomes["ok"], 0)
-        self.assertGreater(outcomes["timeout"], 0)
+        assertOwnAnswers(self, client, self.clock, random.Random(7))
         self.assertEqual(self.network.connections, 1)
 
     def test_close(self):

@@ -35,6 +35,31 @@ METHODS = describeService(TestService.Iface)
 DEST = "tcp://127.0.0.1:9090"
 
 
+
+def assertOwnAnswers(case, client, clock, rng):
+    """
+    Make 500 calls of C{client}'s C{delayedQuery} (0 to 40 ms) a few ms
+    apart under its timeout, and check that each answer a call receives is
+    its own, and that both answers and timeouts occur.
+    """
+    outcomes = {"ok": 0, "timeout": 0, "wrong": 0, "other": 0}
+
+    def check(result, x):
+        outcomes["ok" if result == x + x else "wrong"] += 1
+
+    def failed(failure):
+        outcomes["timeout" if failure.check(RequestTimeoutError) else "other"] += 1
+
+    for i in range(500):
+        x = "c%d" % i
+        client.delayedQuery(x, rng.randint(0, 40)).addCallback(check, x).addErrback(failed)
+        clock.advance(rng.choice([0, 0.001, 0.005]))
+    clock.pump([0.001] * 100)
+    case.assertEqual(outcomes["wrong"] + outcomes["other"], 0, outcomes)
+    case.assertEqual(sum(outcomes.values()), 500)
+    case.assertGreater(outcomes["ok"], 0)
+    case.assertGreater(outcomes["timeout"], 0)
+
 class PartialHandler:
     """
     Serves C{query} and C{log} only: other methods are unknown to it.
@@ -317,25 +342,8 @@ class PoolTests(MemoryTestCase):
         Under 20 ms timeouts against a server answering after 0 to 40 ms,
         every answer a call receives is its own, and both outcomes occur.
         """
-        rng = random.Random(5)
         client = self.client(timeout=0.02, high=8)
-        outcomes = {"ok": 0, "timeout": 0, "wrong": 0, "other": 0}
-
-        def check(result, x):
-            outcomes["ok" if result == x + x else "wrong"] += 1
-
-        def failed(failure):
-            outcomes["timeout" if failure.check(RequestTimeoutError) else "other"] += 1
-
-        for i in range(500):
-            x = "c%d" % i
-            client.delayedQuery(x, rng.randint(0, 40)).addCallback(check, x).addErrback(failed)
-            self.clock.advance(rng.choice([0, 0.001, 0.005]))
-        self.clock.pump([0.001] * 100)
-        self.assertEqual(outcomes["wrong"] + outcomes["other"], 0, outcomes)
-        self.assertEqual(sum(outcomes.values()), 500)
-        self.assertGreater(outcomes["ok"], 0)
-        self.assertGreater(outcomes["timeout"], 0)
+        assertOwnAnswers(self, client, self.clock, random.Random(5))
 
 
 class SlowEndpoint:
