@@ -51,7 +51,9 @@ class Dispatcher:
 
     The balancer's nodes are L{txscales.stack._node.EndpointNode}s: beyond
     L{txscales.interfaces.INode}, the Dispatcher uses their C{send},
-    C{succeeded}, C{failed}, C{retiring} and C{close}.
+    C{failed}, C{retiring}, C{close} and C{accrual} (on success it calls
+    the accrual's C{success} itself, as L{EndpointNode.succeeded
+    <txscales.stack._node.EndpointNode.succeeded>} would).
 
     @param policy: an optional user retry policy, C{policy(failure,
         attempt)} returning whether to retry a failure that may have reached
@@ -99,8 +101,9 @@ class Dispatcher:
         decode = request.decode
         if start is None:
             start = sent = self._clock.seconds()
-            if self._stats is not None:
-                self._stats.started()
+            stats = self._stats
+            if stats is not None:
+                stats.started()
         else:
             sent = self._clock.seconds()
         try:
@@ -122,11 +125,18 @@ class Dispatcher:
 
     def _succeeded(self, result, node, start, sent, decode):
         now = self._clock.seconds()
-        node.succeeded()
-        self._release(node, now - sent)
+        # EndpointNode.succeeded and _release, inline: this runs once per
+        # call.
+        accrual = node.accrual
+        if accrual is not None:
+            accrual.success()
+        self.balancer.release(node, now - sent)
+        if node.retiring and not node.pending:
+            node.close()
         self._budget.deposit()
-        if self._stats is not None:
-            self._stats.succeeded(now - start)
+        stats = self._stats
+        if stats is not None:
+            stats.succeeded(now - start)
         return result if decode is None else decode(result)
 
     def _failed(self, failure, node, request, retries, start, sent):
