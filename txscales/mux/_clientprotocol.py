@@ -8,7 +8,7 @@ written.  Time comes from an injected clock.
 """
 
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import (
@@ -60,7 +60,7 @@ _MIN_PING_BUSY = 0.05
 _Pairs = Sequence[Tuple[bytes, bytes]]
 
 
-class _Call(Deferred):  # type: ignore[type-arg]
+class _Call(Deferred[Replied]):
     """
     The Deferred of one dispatched call: it carries its tag, so that one
     canceller, a method of the protocol, serves every call (no closure
@@ -233,8 +233,8 @@ class MuxClientProtocol(Protocol):
             self._flush()
         return d
 
-    def _cancelCall(self, d: "_Call") -> None:
-        self._discard(d.tag, d)
+    def _cancelCall(self, d: "Deferred[Replied]") -> None:
+        self._discard(cast(_Call, d).tag, d)
 
     def _discard(self, tag: int, d: "Deferred[Replied]") -> None:
         self._calls.pop(tag, None)
