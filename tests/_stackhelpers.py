@@ -33,6 +33,7 @@ class OneNode:
     status = OPEN
     token = 0.5
     retiring = False
+    accrual = None
 
     def __init__(self, answer):
         self.answer = answer

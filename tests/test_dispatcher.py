@@ -186,3 +186,54 @@ class DispatcherStatsTests(SynchronousTestCase):
         ready.callback(None)
         self.assertEqual(self.successResultOf(d), "ok")
         self.assertEqual(self.stats.events, ["started", "succeeded"])
+
+
+class SuccessAccountingTests(SynchronousTestCase):
+    """
+    A success reaches the node's failure accrual and the retry budget, in
+    the window's slice of the moment it was answered.
+    """
+
+    def setUp(self):
+        from random import Random
+
+        from txscales.stack._accrual import FailureAccrual
+
+        self.clock = Clock()
+        self.node = OneNode(lambda request: succeed("ok"))
+        self.node.accrual = FailureAccrual(self.clock, Random(0), window=10.0)
+        self.budget = RetryBudget(self.clock.seconds, ttl=10.0, minRetriesPerSec=0)
+        self.dispatcher = Dispatcher(self.node, self.clock, self.budget)
+
+    def test_countedInTheirSlice(self):
+        """
+        Successes count in the accrual's window and the budget's deposits,
+        clear the accrual's failures in a row, and leave both windows when
+        their slice does.
+        """
+        self.node.accrual.failure()
+        for _ in range(3):
+            self.successResultOf(self.dispatcher(Request()))
+        self.clock.advance(5)
+        for _ in range(2):
+            self.successResultOf(self.dispatcher(Request()))
+        self.assertEqual((self.node.accrual.successes.sum(), self.node.accrual.consecutive), (5, 0))
+        self.assertEqual(self.budget.balance(), 1)
+        self.clock.advance(5)
+        self.assertEqual((self.node.accrual.successes.sum(), self.budget.deposits.sum()), (2, 2000))
+
+    def test_otherClock(self):
+        """
+        A budget keeping another clock's time is deposited in with its own
+        reading of it.
+        """
+        other = Clock()
+        budget = RetryBudget(other.seconds, ttl=10.0, minRetriesPerSec=0)
+        dispatcher = Dispatcher(self.node, self.clock, budget)
+        self.clock.advance(100)
+        for _ in range(5):
+            self.successResultOf(dispatcher(Request()))
+        other.advance(5)
+        self.assertEqual(budget.deposits.sum(), 5000)
+        other.advance(5)
+        self.assertEqual(budget.deposits.sum(), 0)

@@ -28,6 +28,22 @@ class WindowedAdderTests(SynchronousTestCase):
         clock.advance(100)
         self.assertEqual(adder.sum(), 0)
 
+    def test_tally(self):
+        """
+        What a caller counts into C{tally} before C{until} counts in the
+        current slice: in the sum, and gone with that slice.
+        """
+        clock = Clock()
+        adder = WindowedAdder(10.0, 10, clock.seconds)
+        clock.advance(0.5)
+        self.assertLess(clock.seconds(), adder.until)
+        adder.tally += 4
+        clock.advance(9.4)
+        adder.add(1)
+        self.assertEqual((adder.sum(), adder.tally), (5, 0))
+        clock.advance(0.2)
+        self.assertEqual(adder.sum(), 1)
+
 
 class EmaTests(SynchronousTestCase):
     """

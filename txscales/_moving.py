@@ -13,24 +13,37 @@ class WindowedAdder:
     A sum over a sliding window of C{window} seconds, kept in C{slices}
     buckets: what was added more than C{window} seconds ago no longer counts.
 
+    A caller that has just read the adder's clock may count into the
+    current slice without a call: while that reading is before C{until}, it
+    adds to C{tally}, a plain integer that the adder folds into the slice
+    before it moves on or is read.
+
     @param now: a callable returning the current time in seconds.
+    @ivar until: when the current slice ends, in C{now}'s time.
+    @ivar tally: what callers counted into the current slice without a
+        call, not yet folded into it.
     """
 
     def __init__(self, window: float, slices: int, now: Callable[[], float]) -> None:
         self._slice = window / slices
         self._buckets: List[int] = [0] * slices
         self._now = now
+        self.tally = 0
         self._moveTo(int(now() / self._slice))
 
     def _moveTo(self, current) -> None:
         self._current = current
         self._index = current % len(self._buckets)
         # Until then, now() is in the current slice: no need to divide.
-        self._until = (current + 1) * self._slice
+        self.until = (current + 1) * self._slice
 
     def _expire(self) -> None:
+        if self.tally:
+            # It was counted before until: it belongs to the current slice.
+            self._buckets[self._index] += self.tally
+            self.tally = 0
         now = self._now()
-        if now < self._until:
+        if now < self.until:
             return
         current = int(now / self._slice)
         gap = current - self._current
@@ -44,7 +57,7 @@ class WindowedAdder:
         """
         Add C{value} now.
         """
-        if self._now() >= self._until:
+        if self._now() >= self.until:
             self._expire()
         self._buckets[self._index] += value
 

@@ -76,10 +76,18 @@ class P2CBalancer:
         return b if self.load(b) < self.load(a) else a
 
     def pick(self):
-        if not self.nodes:
+        nodes = self.nodes
+        if len(nodes) == 1:
+            # One node: every pick of the loop is this node, so the loop
+            # comes down to reading its status once.
+            node = nodes[0]
+            if not self._maxEffort or node.status != OPEN:
+                self.panicked += 1
+        elif not nodes:
             raise NoEndpointsError("the balancer has no nodes")
-        node, panicked = pickOpen(self._pickOnce, self._maxEffort)
-        self.panicked += panicked
+        else:
+            node, panicked = pickOpen(self._pickOnce, self._maxEffort)
+            self.panicked += panicked
         node.pending += 1
         return node
 

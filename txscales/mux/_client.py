@@ -120,7 +120,10 @@ class MuxEndpoint:
 
     def __call__(self, request):
         p = self.protocol
-        if p is not None and (p.status == OPEN or p.acceptsCalls):
+        # An open session takes calls, and so does a busy one whose ping or
+        # lease is late (when the balancer picks it all the same): that is
+        # acceptsCalls, which reads less than status does.
+        if p is not None and p.acceptsCalls:
             return p.dispatch(request.body, request.contexts, request.dst, request.dtab)
         return self.getProtocol().addCallback(
             lambda p: p.dispatch(request.body, request.contexts, request.dst, request.dtab)

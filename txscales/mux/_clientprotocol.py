@@ -8,7 +8,7 @@ written.  Time comes from an injected clock.
 """
 
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import (
@@ -58,6 +58,17 @@ _MIN_PING_BUSY = 0.05
 
 # (key, value) pairs: contexts, dtab entries.
 _Pairs = Sequence[Tuple[bytes, bytes]]
+
+
+class _Call(Deferred[Replied]):
+    """
+    The Deferred of one dispatched call: it carries its tag, so that one
+    canceller, a method of the protocol, serves every call (no closure
+    made per call).
+    """
+
+    __slots__ = ("tag",)
+    tag: int
 
 
 @implementer(IHandshakeListener)
@@ -120,6 +131,7 @@ class MuxClientProtocol(Protocol):
         self._handshakeCall: Optional[IDelayedCall] = None
         self._session = ClientSession(maxFrameSize, handshake=handshake, tls=opportunisticTls)
         self._calls: Dict[int, Deferred[Replied]] = {}
+        self._canceller = self._cancelCall
         self._holding = False
         self._pingInterval = pingInterval
         self._pingTimeout = pingTimeout
@@ -214,11 +226,15 @@ class MuxClientProtocol(Protocol):
             tag = self._session.dispatch(body, contexts, dst, dtab)
         except TxScalesError as e:
             return fail(e)
-        d: Deferred[Replied] = Deferred(lambda d: self._discard(tag, d))
+        d = _Call(self._canceller)
+        d.tag = tag
         self._calls[tag] = d
         if not self._holding:
             self._flush()
         return d
+
+    def _cancelCall(self, d: "Deferred[Replied]") -> None:
+        self._discard(cast(_Call, d).tag, d)
 
     def _discard(self, tag: int, d: "Deferred[Replied]") -> None:
         self._calls.pop(tag, None)

@@ -37,6 +37,9 @@ class FailureAccrual:
         dead and when its probe's place opens (it may take requests again),
         or None.
     @ivar state: L{ALIVE}, L{DEAD}, L{PROBE_OPEN} or L{PROBE_CLOSED}.
+    @ivar successes: the L{WindowedAdder} of successes over the window.
+    @ivar consecutive: the failures in a row counted towards marking the
+        endpoint dead.
     @ivar removals: how many times it was marked dead.
     @ivar revivals: how many times a probe revived it.
     """
@@ -61,9 +64,9 @@ class FailureAccrual:
         self._markDeadFor = markDeadFor
         self._countTimeouts = countTimeouts
         self._onChange = onChange
-        self._successes = WindowedAdder(window, 10, clock.seconds)
+        self.successes = WindowedAdder(window, 10, clock.seconds)
         self._failures = WindowedAdder(window, 10, clock.seconds)
-        self._consecutive = 0
+        self.consecutive = 0
         self._backoff: Optional[Iterator[float]] = None
         self._timer = None
         self.state = ALIVE
@@ -86,7 +89,7 @@ class FailureAccrual:
         """
         return {
             "state": self.state,
-            "consecutiveFailures": self._consecutive,
+            "consecutiveFailures": self.consecutive,
             "removals": self.removals,
             "revivals": self.revivals,
         }
@@ -103,8 +106,8 @@ class FailureAccrual:
         """
         A request succeeded.
         """
-        self._successes.add(1)
-        self._consecutive = 0
+        self.successes.add(1)
+        self.consecutive = 0
         if self.state == PROBE_CLOSED:
             self.state = ALIVE
             self.revivals += 1
@@ -115,7 +118,7 @@ class FailureAccrual:
         A request failed after it may have reached the endpoint.
         """
         self._failures.add(1)
-        self._consecutive += 1
+        self.consecutive += 1
         if self.state == PROBE_CLOSED:
             self._markDead()
         elif self.state == ALIVE and self._shouldDie():
@@ -158,9 +161,9 @@ class FailureAccrual:
             self._probe()
 
     def _shouldDie(self):
-        if self._limit and self._consecutive >= self._limit:
+        if self._limit and self.consecutive >= self._limit:
             return True
-        successes = self._successes.sum()
+        successes = self.successes.sum()
         requests = successes + self._failures.sum()
         return requests >= self._minRequests and successes < self._successRate * requests
 
@@ -177,7 +180,7 @@ class FailureAccrual:
     def _probe(self) -> None:
         self._timer = None
         self.state = PROBE_OPEN
-        self._consecutive = 0
+        self.consecutive = 0
         if self._onChange is not None:
             self._onChange()
 

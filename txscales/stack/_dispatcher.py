@@ -13,6 +13,7 @@ from twisted.python.failure import Failure
 
 from txscales.errors import TxScalesError
 from txscales.interfaces import IBalancer
+from txscales.stack._accrual import ALIVE
 
 if TYPE_CHECKING:
     from txscales.stack._retrybudget import NoRetryBudget, RetryBudget
@@ -51,7 +52,11 @@ class Dispatcher:
 
     The balancer's nodes are L{txscales.stack._node.EndpointNode}s: beyond
     L{txscales.interfaces.INode}, the Dispatcher uses their C{send},
-    C{succeeded}, C{failed}, C{retiring} and C{close}.
+    C{failed}, C{retiring}, C{close} and C{accrual} (a
+    L{txscales.stack._accrual.FailureAccrual} on the Dispatcher's clock,
+    or None: on success the Dispatcher counts it as
+    L{EndpointNode.succeeded <txscales.stack._node.EndpointNode.succeeded>}
+    would).
 
     @param policy: an optional user retry policy, C{policy(failure,
         attempt)} returning whether to retry a failure that may have reached
@@ -78,6 +83,11 @@ class Dispatcher:
         self._stats = stats
         self.requeues = 0
         self.budgetExhausted = 0
+        # A success's deposit goes straight into the budget's window (see
+        # _succeeded) when the budget keeps the stack's time.
+        deposits = getattr(budget, "deposits", None)
+        self._deposits = deposits if deposits is not None and getattr(budget, "now", None) == clock.seconds else None
+        self._deposit = getattr(budget, "DEPOSIT", 0)
 
     def after(self, ready: Deferred, request: Any) -> Deferred:
         """
@@ -99,8 +109,9 @@ class Dispatcher:
         decode = request.decode
         if start is None:
             start = sent = self._clock.seconds()
-            if self._stats is not None:
-                self._stats.started()
+            stats = self._stats
+            if stats is not None:
+                stats.started()
         else:
             sent = self._clock.seconds()
         try:
@@ -122,11 +133,31 @@ class Dispatcher:
 
     def _succeeded(self, result, node, start, sent, decode):
         now = self._clock.seconds()
-        node.succeeded()
-        self._release(node, now - sent)
-        self._budget.deposit()
-        if self._stats is not None:
-            self._stats.succeeded(now - start)
+        # EndpointNode.succeeded, _release and the budget's deposit, inline:
+        # this runs once per call.  A success of an endpoint alive and a
+        # deposit are counted into their windows' current slice as plain
+        # integers (WindowedAdder.tally), read with the clock reading above:
+        # the stack's nodes keep their accrual in the stack's time.
+        accrual = node.accrual
+        if accrual is not None:
+            successes = accrual.successes
+            if accrual.state == ALIVE and now < successes.until:
+                # FailureAccrual.success, for an endpoint alive.
+                successes.tally += 1
+                accrual.consecutive = 0
+            else:
+                accrual.success()
+        self.balancer.release(node, now - sent)
+        if node.retiring and not node.pending:
+            node.close()
+        deposits = self._deposits
+        if deposits is not None and now < deposits.until:
+            deposits.tally += self._deposit
+        else:
+            self._budget.deposit()
+        stats = self._stats
+        if stats is not None:
+            stats.succeeded(now - start)
         return result if decode is None else decode(result)
 
     def _failed(self, failure, node, request, retries, start, sent):

@@ -81,8 +81,9 @@ class EndpointNode:
         if self.failFast.down:
             return fail(self._downError())
         self.requests += 1
-        if self.accrual is not None:
-            self.accrual.admit()
+        accrual = self.accrual
+        if accrual is not None and accrual.state != ALIVE:
+            accrual.admit()
         return self.endpoint(request)
 
     def succeeded(self) -> None:

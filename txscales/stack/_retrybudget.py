@@ -3,7 +3,7 @@ Retry budgets, as Finagle defines them (MUX.md 3.3).  Plain Python; time
 is a parameter.
 """
 
-from typing import Callable
+from typing import Callable, Optional
 
 from txscales._moving import WindowedAdder
 
@@ -20,9 +20,11 @@ class RetryBudget:
     more than C{ttl} seconds ago no longer counts.
 
     @param now: a callable returning the current time in seconds.
+    @ivar now: that callable.
     """
 
-    _DEPOSIT = 1000
+    DEPOSIT = 1000
+    """What one request deposits; a retry withdraws C{DEPOSIT / percentCanRetry}."""
 
     def __init__(
         self, now: Callable[[], float], ttl: float = 10.0, minRetriesPerSec: float = 10, percentCanRetry: float = 0.2
@@ -31,21 +33,31 @@ class RetryBudget:
             raise ValueError("percentCanRetry must be within [0, 1]")
         if minRetriesPerSec < 0 or ttl <= 0:
             raise ValueError("ttl must be positive and minRetriesPerSec not negative")
-        self._withdraw = int(self._DEPOSIT / percentCanRetry) if percentCanRetry else None
+        self._withdraw = int(self.DEPOSIT / percentCanRetry) if percentCanRetry else None
         self._counter = WindowedAdder(ttl, 10, now)
-        perRetry = self._withdraw if self._withdraw else self._DEPOSIT
+        self.now = now
+        perRetry = self._withdraw if self._withdraw else self.DEPOSIT
         self._reserve = int(minRetriesPerSec * ttl * perRetry)
         self._perRetry = perRetry
         self.ttl = ttl
         self.minRetriesPerSec = minRetriesPerSec
         self.percentCanRetry = percentCanRetry
 
+    @property
+    def deposits(self) -> Optional[WindowedAdder]:
+        """
+        The L{WindowedAdder} that L{deposit} adds to (in the time of the
+        budget's C{now}), or None when deposits earn nothing.  One deposit
+        is L{DEPOSIT} in it.
+        """
+        return self._counter if self._withdraw else None
+
     def deposit(self) -> None:
         """
         Record a request that may later earn a retry.
         """
         if self._withdraw:
-            self._counter.add(self._DEPOSIT)
+            self._counter.add(self.DEPOSIT)
 
     def tryWithdraw(self) -> bool:
         """
