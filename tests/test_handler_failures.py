@@ -6,7 +6,7 @@ undeclared one, over ThriftMux, plain Thrift and Thrift over HTTP.
 
 from prometheus_client import CollectorRegistry
 from twisted.internet import reactor
-from twisted.internet.defer import CancelledError, fail, inlineCallbacks, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks, succeed
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.server import Site
 
@@ -93,6 +93,22 @@ class ProcessorContractTests(SynchronousTestCase):
         fired = self.process(Fired(None), "query", ("ab",))
         self.assertIs(type(fired), bytes)
         self.assertEqual(fired, self.process(TestServiceHandler(None), "query", ("ab",)))
+
+    def test_waitingDeferredIsWaitedFor(self):
+        """
+        A Deferred that fired but waits on another Deferred is answered once
+        that one fires, with its value.
+        """
+        inner = Deferred()
+
+        class Waiting(TestServiceHandler):
+            def query(self, x):
+                return succeed(None).addCallback(lambda _: inner)
+
+        d = self.process(Waiting(None), "query", ("ab",))
+        self.assertNoResult(d)
+        inner.callback("abab")
+        self.assertEqual(self.successResultOf(d), self.process(TestServiceHandler(None), "query", ("ab",)))
 
     def test_firedFailureIsADeferredReply(self):
         """

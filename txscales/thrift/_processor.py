@@ -165,10 +165,17 @@ class ThriftProcessor:
             kind = Deferred
         if kind is not Deferred and not isinstance(result, Deferred):
             return b"" if method.oneway else encodeResult(method, seqid, protocol, result)
-        if result.called and not result.callbacks and not isinstance(result.result, (Failure, Deferred)):
-            # Fired already, with a value: answered at once, as a plain
-            # value is, without a callback chain (the Deferred keeps its
-            # result, for whoever else holds it).
+        if (
+            result.called
+            and not result.paused
+            and not getattr(result, "_runningCallbacks", False)
+            and not isinstance(result.result, (Failure, Deferred))
+        ):
+            # Fired already, with a value, and done with its callbacks (not
+            # waiting on another Deferred, nor in the middle of running
+            # them): answered at once, as a plain value is, without a
+            # callback chain (the Deferred keeps its result, for whoever
+            # else holds it).
             return self._succeeded(result.result, method, seqid, protocol)
         return result.addCallbacks(
             self._succeeded,
