@@ -32,8 +32,10 @@ import gc
 import json
 import os
 import sys
-import time
 import tracemalloc
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _timing import checkWarmup, timed, timedAsync  # noqa: E402
 
 WARMUP = 1000
 MEMORY_RECORDS = 100000
@@ -253,34 +255,6 @@ def residentBytes():
         return 0
 
 
-def timed(send, warmup, records):
-    """
-    Send C{warmup}, then time sending C{records}.
-
-    @param send: sends a list of values and returns how many were
-        acknowledged once all are settled.
-    @return: C{(acknowledged records, seconds, CPU seconds)} of the timed
-        part; the CPU is the whole process's, every thread included.
-    """
-    checkWarmup(send(warmup), warmup)
-    start, cpu = time.perf_counter(), time.process_time()
-    acked = send(records)
-    return acked, time.perf_counter() - start, time.process_time() - cpu
-
-
-async def timedAsync(send, warmup, records):
-    """
-    L{timed} for a coroutine function C{send}.
-    """
-    checkWarmup(await send(warmup), warmup)
-    start, cpu = time.perf_counter(), time.process_time()
-    acked = await send(records)
-    return acked, time.perf_counter() - start, time.process_time() - cpu
-
-
-def checkWarmup(acked, warmup):
-    if acked != len(warmup):
-        raise SystemExit("%d of %d warm-up records acknowledged" % (acked, len(warmup)))
 
 
 # name: (venv, function); see the module's docstring.

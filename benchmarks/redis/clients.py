@@ -38,7 +38,9 @@ import os
 import re
 import subprocess
 import sys
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _timing import timed, timedAsync  # noqa: E402
 
 KEY = "key:000000000000"
 """The key every client reads and writes: redis-benchmark's own, without C{-r}."""
@@ -46,32 +48,6 @@ KEY = "key:000000000000"
 WARMUP = 2000
 
 
-def timed(run, warmup, count):
-    """
-    Run C{warmup} commands, then time C{count}.
-
-    @param run: runs that many commands and returns how many succeeded.
-    @return: C{(ok, seconds, cpuSeconds)} of the timed part.
-    """
-    checkWarmup(run(warmup), warmup)
-    start, cpu = time.perf_counter(), time.process_time()
-    ok = run(count)
-    return ok, time.perf_counter() - start, time.process_time() - cpu
-
-
-async def timedAsync(run, warmup, count):
-    """
-    L{timed} for a coroutine function C{run}.
-    """
-    checkWarmup(await run(warmup), warmup)
-    start, cpu = time.perf_counter(), time.process_time()
-    ok = await run(count)
-    return ok, time.perf_counter() - start, time.process_time() - cpu
-
-
-def checkWarmup(ok, warmup):
-    if ok != warmup:
-        raise SystemExit("%d of %d warm-up commands succeeded" % (ok, warmup))
 
 
 def window(send, count, outstanding):
