@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
+from txscales._deferreds import CallDeferred
 from txscales._registry import REGISTRY
 from txscales.errors import ClientClosedError
 from txscales.kafka._cluster import Cluster
@@ -192,7 +193,7 @@ class KafkaProducer(WaitingMixin):
         now = self._clock.seconds()
         if timestamp is None:
             timestamp = int(now * 1000)
-        result: "Deferred[RecordMetadata]" = Deferred()
+        result: "Deferred[RecordMetadata]" = CallDeferred()
         if not self._memoryQueue and topic not in self._topicQueues and self._used + size <= self._bufferMemory:
             # The fast path: memory is free, the topic's metadata known and
             # no earlier record waits for either.

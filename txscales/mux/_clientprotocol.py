@@ -25,6 +25,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txscales._connection import DiscardedCall, WriteWatch, noDelay
+from txscales._deferreds import leanDeferred
 from txscales._ratelimit import RateLimitedLog
 from txscales._tls import tlsError
 from txscales.interfaces import BUSY, CLOSED, OPEN
@@ -60,11 +61,12 @@ _MIN_PING_BUSY = 0.05
 _Pairs = Sequence[Tuple[bytes, bytes]]
 
 
+@leanDeferred
 class _Call(Deferred[Replied]):
     """
     The Deferred of one dispatched call: it carries its tag, so that one
     canceller, a method of the protocol, serves every call (no closure
-    made per call).
+    made per call), and keeps its attributes inline (L{leanDeferred}).
     """
 
     __slots__ = ("tag",)

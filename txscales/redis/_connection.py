@@ -33,6 +33,7 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
 from txscales._connection import noDelay
+from txscales._deferreds import leanDeferred
 from txscales.errors import ClientClosedError, ConnectionLostError, RequestTimeoutError, TxScalesError
 from txscales.redis._errors import (
     RedisEncodeError,
@@ -72,6 +73,10 @@ class _Command(Deferred):
     deadline: Optional[float] = None
     timeout = 0.0
     timer: Optional[IDelayedCall] = None
+
+
+# Its attributes kept inline, those set by _queue and _expire included.
+leanDeferred(_Command, "deadline", "timeout", "timer")
 
 
 class RedisConnection(Protocol):

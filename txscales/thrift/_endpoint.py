@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txscales._connection import DiscardedCall, tcpEndpoint
+from txscales._deferreds import CallDeferred
 from txscales.errors import ConnectError
 from txscales.interfaces import BUSY, CLOSED, OPEN, IEndpoint
 from txscales.pool import WatermarkPool
@@ -230,7 +231,7 @@ class _PooledCall:
         self._acquiring: Optional[Deferred[ThriftClientProtocol]] = None
         self._connection: Optional[ThriftClientProtocol] = None
         self._sent: Optional[Deferred[Optional[Reply]]] = None
-        self.result: Deferred[Optional[Reply]] = Deferred(self._cancel)
+        self.result: Deferred[Optional[Reply]] = CallDeferred(self._cancel)
 
     def start(self):
         self._acquire()

@@ -18,6 +18,7 @@ from twisted.internet.protocol import Factory
 from zope.interface import implementer
 
 from txscales._connection import DiscardedCall, tcpEndpoint
+from txscales._deferreds import CallDeferred
 from txscales.errors import ClientClosedError, ConnectError, PoolExhaustedError
 from txscales.interfaces import BUSY, CLOSED, OPEN, IEndpoint
 from txscales.thrift._codec import BINARY
@@ -40,7 +41,7 @@ class _Waiter:
     def __init__(self, request: ThriftRequest, queue: "Deque[_Waiter]") -> None:
         self.request = request
         self.sent: Optional[Deferred[Optional[Reply]]] = None
-        self.result: Deferred[Optional[Reply]] = Deferred(self._cancel)
+        self.result: Deferred[Optional[Reply]] = CallDeferred(self._cancel)
         self._queue = queue
         queue.append(self)
 

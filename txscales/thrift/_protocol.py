@@ -14,6 +14,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txscales._connection import DiscardedCall, noDelay
+from txscales._deferreds import CallDeferred
 from txscales._tls import tlsError
 from txscales.errors import ConnectionLostError
 from txscales.thrift._codec import BINARY, Method
@@ -125,7 +126,7 @@ class ThriftClientProtocol(Protocol):
             else:
                 batch.append(data)
             return succeed(None)
-        d: Deferred[Optional[Reply]] = Deferred(self._discard)
+        d: Deferred[Optional[Reply]] = CallDeferred(self._discard)
         self._waiting.append(d)
         if batch is None:
             self.transport.write(data)
