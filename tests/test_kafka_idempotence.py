@@ -25,7 +25,7 @@ T0 = 1700000000000
 P0, P1, P2 = ("t", 0), ("t", 1), ("t", 2)
 
 
-class IdempotenceTests(SynchronousTestCase):
+class IdempotentProducerMixin:
     """
     An idempotent producer over a L{FakeCluster} of topic C{t}: partitions
     0 and 1 led by broker 0, partition 2 by broker 1.
@@ -87,6 +87,12 @@ class IdempotenceTests(SynchronousTestCase):
     def tearDown(self):
         self.clock.advance(0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class IdempotenceTests(IdempotentProducerMixin, SynchronousTestCase):
+    """
+    Producer ids, epochs and sequence numbers.
+    """
 
     def test_sequenceNumbers(self):
         """
@@ -279,3 +285,100 @@ class IdempotenceTests(SynchronousTestCase):
         error = self.failureResultOf(self.results[b"a"], DeliveryTimeoutError).value
         self.assertIn("COORDINATOR_NOT_AVAILABLE", str(error))
         self.clock.advance(0.1)
+
+
+class PipelinedTests(IdempotentProducerMixin, SynchronousTestCase):
+    """
+    An idempotent producer sends up to C{maxInFlight} batches of a
+    partition at once, and after a failure sends them again in order.
+    """
+
+    def pipeline(self, *values):
+        """
+        Send each of C{values} to partition 0 in a batch of its own, each
+        sent while the ones before are in flight.
+
+        @return: their Produce requests.
+        """
+        self.send(0, values[0])
+        self.initProducerId()
+        for value in values[1:]:
+            self.send(0, value)
+        requests = self.produces()
+        self.assertEqual([r.values(P0) for r in requests], [[v] for v in values])
+        return requests
+
+    def test_upToMaxInFlight(self):
+        """
+        Five batches of one partition are in flight at once, numbered in
+        order; the sixth leaves when the first is answered.
+        """
+        requests = self.pipeline(b"a", b"b", b"c", b"d", b"e")
+        self.assertEqual([r.producerState(P0) for r in requests], [(1000, 0, i) for i in range(5)])
+        self.send(0, b"f")
+        self.assertEqual(self.produces(), requests)
+        self.answer(requests[0])
+        [sixth] = self.produces()[4:]
+        self.assertEqual((sixth.values(P0), sixth.producerState(P0)), ([b"f"], (1000, 0, 5)))
+        for request in self.produces():
+            self.answer(request)
+        self.assertEachWrittenOnce()
+
+    def test_refusedThenOutOfOrder(self):
+        """
+        When a batch is refused, the broker refuses the later ones in
+        flight as out of order: no epoch bump; the refused batch goes again
+        once none of its partition is in flight, the others after it, each
+        under its own sequence numbers.
+        """
+        first, second = self.pipeline(b"a", b"b")
+        self.answer(first, {P0: 6})  # NOT_LEADER_OR_FOLLOWER
+        self.clock.advance(0.1)
+        self.assertEqual(self.produces(), [second])
+        self.answer(second, {P0: OutOfOrderSequenceError.code})
+        self.clock.advance(0.1)
+        [retry] = self.produces()
+        self.assertEqual((retry.values(P0), retry.producerState(P0)), ([b"a"], (1000, 0, 0)))
+        self.answer(retry)
+        [after] = self.produces()
+        self.assertEqual((after.values(P0), after.producerState(P0)), ([b"b"], (1000, 0, 1)))
+        self.answer(after)
+        self.assertEachWrittenOnce()
+
+    def test_bumpRenumbersLaterBatches(self):
+        """
+        When the partition's first batch is refused out of order (the broker
+        lost the producer's sequence), the epoch is bumped and the batches
+        in flight behind it are numbered again after it.
+        """
+        first, second = self.pipeline(b"a", b"b")
+        self.answer(first, {P0: OutOfOrderSequenceError.code})
+        self.answer(second, {P0: OutOfOrderSequenceError.code})
+        self.clock.advance(0.1)
+        self.initProducerId(1000, 1, expected=(1000, 0))
+        self.clock.advance(0.1)
+        [retry] = self.produces()
+        self.assertEqual((retry.values(P0), retry.producerState(P0)), ([b"a"], (1000, 1, 0)))
+        self.answer(retry)
+        [after] = self.produces()
+        self.assertEqual((after.values(P0), after.producerState(P0)), ([b"b"], (1000, 1, 1)))
+        self.answer(after)
+        self.assertEachWrittenOnce()
+
+    def test_connectionLost(self):
+        """
+        Batches in flight on a lost connection go again in order, one at a
+        time while any is to be sent again, under their own numbers.
+        """
+        requests = self.pipeline(b"a", b"b", b"c")
+        self.answer(requests[0])
+        for request in requests[1:]:
+            request.fail(ConnectionLostError())
+        self.clock.advance(0.1)
+        [retry] = self.produces()
+        self.assertEqual((retry.values(P0), retry.producerState(P0)), ([b"b"], (1000, 0, 1)))
+        self.answer(retry)
+        [last] = self.produces()
+        self.assertEqual((last.values(P0), last.producerState(P0)), ([b"c"], (1000, 0, 2)))
+        self.answer(last)
+        self.assertEachWrittenOnce()

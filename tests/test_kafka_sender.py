@@ -18,6 +18,7 @@ from txscales.kafka import (
     UnsupportedCodecError,
 )
 from txscales.kafka import _codecs
+from txscales.kafka._partitioners import murmur2Partition
 from txscales.kafka._producer import KafkaProducer
 
 T0 = 1700000000000
@@ -96,8 +97,8 @@ class AccumulatorTests(SenderTestsMixin, SynchronousTestCase):
 
 class InFlightTests(SenderTestsMixin, SynchronousTestCase):
     """
-    What is in flight: C{maxInFlight} Produce requests per broker, one
-    batch per partition.
+    What is in flight: C{maxInFlight} Produce requests per broker, and,
+    without idempotence, one batch per partition.
     """
 
     def test_nextBatchBeforeDeferreds(self):
@@ -142,8 +143,9 @@ class InFlightTests(SenderTestsMixin, SynchronousTestCase):
 
     def test_oneBatchPerPartition(self):
         """
-        A partition's next batch waits until its batch in flight is
-        answered, retries included, so the partition's order holds.
+        Without idempotence, a partition's next batch waits until its batch
+        in flight is answered, retries included, so the partition's order
+        holds.
         """
         producer = self.producer()
         first = self.send(producer, b"1")
@@ -440,3 +442,59 @@ class RecordMetadataTests(SynchronousTestCase):
         self.assertNotEqual(metadata, ("t", 1, 7, T0))
         self.assertEqual(repr(metadata), "RecordMetadata(topic='t', partition=1, offset=7, timestamp=%d)" % (T0,))
         self.assertRaises(AttributeError, setattr, metadata, "offset", 8)
+
+
+class StickyRoutingTests(SenderTestsMixin, SynchronousTestCase):
+    """
+    Records without a key, partition or headers stick to their topic's open
+    batch, as the default partitioner says.
+    """
+
+    def test_stickyUntilBatchFull(self):
+        """
+        Records without a key share a partition until its batch is full:
+        the record that finds it full opens the partition's next batch,
+        and the ones after it go to another partition.  A keyed record, one
+        with headers and one for a given partition in between go where
+        they say, and move nothing.
+        """
+        producer = self.producer(batchSize=400)
+        unkeyed = [producer.send("t", b"x" * 100, timestamp=T0) for _ in range(2)]
+        keyed = producer.send("t", b"k", key=b"key", timestamp=T0)
+        given = producer.send("t", b"g", partition=3, timestamp=T0)
+        withHeaders = producer.send("t", b"h", headers=[("h", b"1")], timestamp=T0)
+        unkeyed += [producer.send("t", b"x" * 100, timestamp=T0) for _ in range(3)]
+        self.clock.advance(0)
+        while self.cluster.pending():
+            for request in self.cluster.pending():
+                request.answer()
+            self.clock.advance(0)
+        partitions = [self.successResultOf(d).partition for d in unkeyed]
+        self.assertEqual(partitions[:3], [partitions[0]] * 3)
+        self.assertEqual(partitions[3], partitions[4])
+        self.assertNotEqual(partitions[2], partitions[3])
+        self.assertEqual(self.successResultOf(keyed).partition, murmur2Partition(b"key", 4))
+        self.assertEqual(self.successResultOf(given).partition, 3)
+        self.assertIn(self.successResultOf(withHeaders).partition, range(4))
+        self.assertNoDelayedCalls()
+
+    def test_newMetadataRoutesAgain(self):
+        """
+        Once the topic's metadata changes, the next record without a key is
+        routed again: a partition the topic no longer has gets no record.
+        """
+        producer = self.producer()
+        first = producer.send("t", b"a", timestamp=T0)
+        [sticky] = producer._open
+        leaders = self.cluster.leaders
+        self.cluster.leaders = {tp: node for tp, node in leaders.items() if tp != sticky}
+        self.cluster.refresh()
+        second = producer.send("t", b"b", timestamp=T0)
+        self.cluster.leaders = leaders
+        self.cluster.refresh()
+        self.clock.advance(0)
+        for request in self.cluster.pending():
+            request.answer()
+        self.assertEqual(self.successResultOf(first).partition, sticky[1])
+        self.assertNotEqual(self.successResultOf(second).partition, sticky[1])
+        self.assertNoDelayedCalls()

@@ -102,6 +102,23 @@ def runOnce(name, count, size, timeout):
     return json.loads(lines[-1])
 
 
+def ratios(results, names, sizes):
+    """
+    @return: markdown lines giving each txscales row's records/s over each
+        other producer's (their medians), for each size.
+    """
+    ours = [n for n in names if n.startswith("txscales")]
+    others = [n for n in names if not n.startswith("txscales")]
+    if not ours or not others:
+        return ""
+    lines = ["", "| ratio | " + " | ".join("%d B" % (s,) for s in sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
+    for mine in ours:
+        for other in others:
+            cells = ["%.2fx" % (results[mine][str(s)]["median"] / results[other][str(s)]["median"],) for s in sizes]
+            lines.append("| %s / %s | %s |" % (mine, other, " | ".join(cells)))
+    return "\n".join(lines) + "\n"
+
+
 def markdown(results, names, sizes):
     head = "| producer | " + " | ".join("%d B records/s | %d B CPU us/record" % (s, s) for s in sizes) + " |"
     rows = [head, "|---" * (2 * len(sizes) + 1) + "|"]
@@ -171,7 +188,7 @@ def main():
                     "rssBytesPerRecord": statistics.median(m["rssBytesPerRecord"] for m in memory[name]),
                 }
 
-    table = markdown(results, names, sizes)
+    table = markdown(results, names, sizes) + ratios(results, names, sizes)
     print(table, end="")
     report = {
         "settings": dict(SETTINGS, warmup=WARMUP, rounds=args.rounds, partitions=1),
@@ -184,8 +201,10 @@ def main():
         json.dump(report, f, indent=1, sort_keys=True)
         f.write("\n")
     with open(os.path.join(args.out, "kafka.md"), "w") as f:
-        f.write("Kafka producers against Tansu (%s): acks=all, linger 5 ms, no compression, no idempotence, "
-                "one partition, median of %d rounds.\n\n%s" % (report["tansu"], args.rounds, table))
+        f.write("Kafka producers against Tansu (%s): acks=all, linger 5 ms, no compression, one partition, "
+                "median of %d rounds whose order alternates; no idempotence, except txscales' default row "
+                "(idempotence on, up to maxInFlight=5 batches of a partition in flight).\n\n%s"
+                % (report["tansu"], args.rounds, table))
     return 0
 
 

@@ -12,8 +12,10 @@ through the same producer comes first and is not timed.
 
 Every producer gets the same settings (L{SETTINGS}): acks="all", a 5 ms
 linger, no compression, no idempotence (aiokafka needs it off against
-Tansu; the others follow for a like-for-like comparison), the library's
-defaults for everything else.
+Tansu), the library's defaults for everything else.  txscales runs twice:
+with its default, idempotence on (so that it sends up to C{maxInFlight}
+batches of a partition at once, in order), and with idempotence off (one
+batch of a partition in flight at a time), as the others.
 
 L{PRODUCERS} is the table of producers: a name, the virtualenv whose
 Python runs it (C{"bench"}: the benchmark's own venv with the third-party
@@ -28,6 +30,7 @@ memory C{MEMORY_RECORDS} records hold once sent and not yet acknowledged
 producer is added by writing its function and adding a row.
 """
 
+import functools
 import gc
 import json
 import os
@@ -147,7 +150,7 @@ def confluentKafka(bootstrap, topic, warmup, records):
     return timed(send, warmup, records)
 
 
-def txscalesProducer(bootstrap, topic, warmup, records):
+def txscalesProducer(bootstrap, topic, warmup, records, idempotence=None):
     """
     txscales' producer on Twisted's reactor: send every record, keeping
     its Deferred, then flush and count the Deferreds that succeeded (as
@@ -169,7 +172,7 @@ def txscalesProducer(bootstrap, topic, warmup, records):
         acks="all",
         lingerMs=SETTINGS["lingerMs"],
         compression="none",
-        idempotence=SETTINGS["idempotence"],
+        idempotence=idempotence,
     )
 
     async def send(batch):
@@ -263,6 +266,7 @@ PRODUCERS = {
     "aiokafka": ("bench", aiokafka),
     "confluent-kafka": ("bench", confluentKafka),
     "txscales": ("txscales", txscalesProducer),
+    "txscales-no-idempotence": ("txscales", functools.partial(txscalesProducer, idempotence=False)),
 }
 
 

@@ -81,9 +81,10 @@ class Kafka:
         @param deliveryTimeout: seconds a record may take, retries
             included, before it fails with L{DeliveryTimeoutError}.
         @param retryBackoff: seconds between retries.
-        @param maxInFlight: Produce requests in flight per broker (a
-            partition has one batch in flight at a time, so its order is
-            kept).
+        @param maxInFlight: Produce requests in flight per broker; an
+            idempotent producer also sends up to this many batches of a
+            partition at once, in order (without idempotence a partition
+            has one batch in flight at a time, so its order is kept).
         @param idempotence: None (the default) for idempotence when the
             broker speaks InitProducerId v3+, True to require it, False
             for none.  It needs C{acks="all"}.

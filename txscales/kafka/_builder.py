@@ -110,7 +110,8 @@ class KafkaProducerBuilder:
 
     def maxInFlight(self, count: int) -> "KafkaProducerBuilder":
         """
-        Set the Produce requests in flight per broker.
+        Set the Produce requests in flight per broker, and an idempotent
+        producer's batches in flight per partition.
         """
         return self._set("maxInFlight", count)
 

@@ -3,10 +3,15 @@ The Kafka producer: an accumulator that collects records into one batch
 per partition, and a sender that writes ready batches to their leaders,
 one Produce request per broker.
 
-At most one batch per partition is in flight at a time, so a partition's
-records are written in the order they were sent, retries included; an
-idempotent producer's retry keeps its batch's sequence numbers, so the
-broker writes a batch it already has only once.
+A partition's records are written in the order they were sent, retries
+included.  Without idempotence, a partition has at most one batch in flight
+at a time.  An idempotent producer sends up to C{maxInFlight} batches of a
+partition at once, in order: the broker writes a batch only after the one
+before it (their sequence numbers say which), and refuses the later ones
+when an earlier one fails; a batch to be sent again waits until none of
+its partition is in flight, then all go again in order.  A retry keeps its
+batch's sequence numbers, so the broker writes a batch it already has only
+once.
 """
 
 import random as _random
@@ -43,7 +48,7 @@ from txscales.kafka._messages import (
 )
 from txscales.kafka._codecs import checkCodec
 from txscales.kafka._accumulator import Batch, FlushWaiter, WaitingRecord, recordSizeBound
-from txscales.kafka._partitioners import Murmur2Partitioner, RandomSource
+from txscales.kafka._partitioners import Murmur2Partitioner, RandomSource, StickyPartitioner
 from txscales.kafka._records import HEADER_SIZE, RecordBatchBuilder, producerOf
 from txscales.kafka._stats import ProducerStats
 from txscales.kafka._waiting import BufferExhaustedError, DeliveryTimeoutError, WaitingMixin
@@ -145,12 +150,20 @@ class KafkaProducer(WaitingMixin):
         self.dest = ""
         self.partitionerName = type(self._partitioner).__name__
         self._batches: Dict[TopicPartition, Deque[Batch]] = {}
+        # Produce requests in flight per broker, batches per partition.
         self._inFlight: Dict[int, int] = {}
+        self._partitionInFlight: Dict[TopicPartition, int] = {}
         self._used = 0
         self._initWaiting()
         self._batchLimit = min(batchSize, maxRequestSize)
         # The batch of each partition that takes its next records.
         self._open: Dict[TopicPartition, Batch] = {}
+        # With a sticky partitioner (Kafka's default), the last topic sent a
+        # record without a key, partition or headers, its metadata and the
+        # open batch the record went to: the next such record of the topic
+        # goes there too while the batch is open and the metadata the same.
+        self._stickyRoutes = type(self._partitioner) in (Murmur2Partitioner, StickyPartitioner)
+        self._sticky: Optional[Tuple[str, Any, Batch]] = None
         self._partitions: Dict[str, Tuple[Any, List[int]]] = {}
         self._flushing = 0
         self._drainTimer: Optional[IDelayedCall] = None
@@ -199,13 +212,26 @@ class KafkaProducer(WaitingMixin):
             # no earlier record waits for either.
             metadata = self._cluster.cached(topic, now)
             if metadata is not None:
+                sticky = self._sticky
+                if key is None and partition is None and not headers and sticky is not None \
+                        and sticky[0] == topic and sticky[1] is metadata:
+                    batch = sticky[2]
+                    if self._open.get(batch.tp) is batch and batch.size + size <= self._batchLimit:
+                        self._used += size
+                        self._appendTo(batch, result, timestamp, None, value, headers, size)
+                        return result
                 try:
                     tp = self._route(topic, key, partition, metadata)
                 except KafkaError as e:
                     result.errback(Failure(e))
                     return result
                 self._used += size
-                self._append(tp, result, timestamp, key, value, headers, size, now)
+                opened = self._open.get(tp)
+                batch = self._append(tp, result, timestamp, key, value, headers, size, now)
+                if batch is opened and key is None and partition is None and not headers and self._stickyRoutes:
+                    # (A record that opened a batch may have moved the
+                    # partitioner on: the next one is routed again.)
+                    self._sticky = (topic, metadata, batch)
                 return result
         self._sendLater(WaitingRecord(result, topic, value, key, partition, headers, timestamp, size, now))
         return result
@@ -305,7 +331,7 @@ class KafkaProducer(WaitingMixin):
 
     def _append(self, tp: TopicPartition, deferred: "Deferred[RecordMetadata]", timestamp: int,
                 key: Optional[bytes], value: Optional[bytes], headers: Sequence[Header], size: int, sentAt: float,
-                waiters: Optional[List[FlushWaiter]] = None) -> None:
+                waiters: Optional[List[FlushWaiter]] = None) -> Batch:
         """
         Encode a record into its partition's open batch, or a new one.
 
@@ -314,10 +340,21 @@ class KafkaProducer(WaitingMixin):
             timeout count from then.
         @param waiters: the flush waiters that counted it before it had a
             batch.
+        @return: the batch.
         """
         batch = self._open.get(tp)
         if batch is None or batch.size + size > self._batchLimit:
             batch = self._newBatch(tp, timestamp, sentAt)
+        self._appendTo(batch, deferred, timestamp, key, value, headers, size, waiters)
+        return batch
+
+    def _appendTo(self, batch: Batch, deferred: "Deferred[RecordMetadata]", timestamp: int,
+                  key: Optional[bytes], value: Optional[bytes], headers: Sequence[Header], size: int,
+                  waiters: Optional[List[FlushWaiter]] = None) -> None:
+        """
+        Encode a record into an open batch with room for it, closing the
+        batch once it is full.
+        """
         batch.size += batch.builder.append(timestamp, key, value, headers)  # type: ignore[union-attr]
         batch.deferreds.append(deferred)
         batch.deltas.append(timestamp - batch.baseTimestamp)
@@ -406,26 +443,43 @@ class KafkaProducer(WaitingMixin):
             self._initProducerId()
             return
         now = self._clock.seconds()
-        byNode: Dict[int, List[Batch]] = {}
         nextWake: Optional[float] = None
-        for tp, queue in list(self._batches.items()):
-            batch = queue[0]
-            if batch.inFlight:
-                continue
-            due = now if (batch.full or self._flushing or self._closed) else batch.createdAt + self._linger
-            due = max(due, batch.retryAt)
-            if due > now:
-                nextWake = due if nextWake is None else min(nextWake, due)
-                continue
-            leader = self._cluster.leaderOf(*tp)
-            if leader is None:
-                self._refreshThenDrain()
-                continue
-            if self._inFlight.get(leader, 0) >= self._maxInFlight:
-                continue
-            byNode.setdefault(leader, []).append(batch)
-        for node, batches in byNode.items():
-            self._sendTo(node, batches)
+        pipelined = self._idempotence is True
+        # A request takes one batch per partition: with idempotence, each
+        # pass takes the next batch of each partition, until the brokers'
+        # maxInFlight or the ready batches run out.
+        while True:
+            byNode: Dict[int, List[Batch]] = {}
+            for tp, queue in list(self._batches.items()):
+                flying = self._partitionInFlight.get(tp, 0)
+                if not flying:
+                    batch = queue[0]
+                elif not pipelined or flying >= self._maxInFlight or len(queue) <= flying:
+                    continue
+                else:
+                    batch = queue[flying]
+                    if batch.inFlight or batch.encoded is not None:
+                        # A batch sent before goes again once none of its
+                        # partition is in flight.
+                        continue
+                due = now if (batch.full or self._flushing or self._closed) else batch.createdAt + self._linger
+                due = max(due, batch.retryAt)
+                if due > now:
+                    nextWake = due if nextWake is None else min(nextWake, due)
+                    continue
+                leader = self._cluster.leaderOf(*tp)
+                if leader is None:
+                    self._refreshThenDrain()
+                    continue
+                if self._inFlight.get(leader, 0) >= self._maxInFlight:
+                    continue
+                byNode.setdefault(leader, []).append(batch)
+            if not byNode:
+                break
+            for node, batches in byNode.items():
+                self._sendTo(node, batches)
+            if not pipelined:
+                break
         if nextWake is not None:
             self._scheduleDrain(nextWake - now)
 
@@ -516,6 +570,7 @@ class KafkaProducer(WaitingMixin):
             total += len(encoded)
             chosen.append(batch)
             batch.inFlight = True
+            self._partitionInFlight[batch.tp] = self._partitionInFlight.get(batch.tp, 0) + 1
         self._inFlight[node] = self._inFlight.get(node, 0) + 1
 
         def send(connection: KafkaConnection) -> Any:
@@ -538,9 +593,7 @@ class KafkaProducer(WaitingMixin):
             return answer.addCallback(lambda frame: decodeProduceResponse(frame, version))
 
         def answered(response: Any) -> None:
-            self._inFlight[node] -= 1
-            for batch in chosen:
-                batch.inFlight = False
+            self._landed(node, chosen)
             if response is None:
                 for batch in chosen:
                     self._removeBatch(batch)
@@ -557,7 +610,12 @@ class KafkaProducer(WaitingMixin):
                 else:
                     error = errorForCode(parts[0].errorCode, parts[0].errorMessage)
                     if self._idempotence and error.code in _RESET_CODES:
-                        self._resetProducer(batch, error)
+                        if self._batches[batch.tp][0] is batch:
+                            self._resetProducer(batch, error)
+                        else:
+                            # An earlier batch of its partition was refused
+                            # or lost: it goes again after that one.
+                            self._retry(batch, error)
                         continue
                     if error.refreshMetadata:
                         self._refreshThenDrain()
@@ -579,14 +637,27 @@ class KafkaProducer(WaitingMixin):
                 self._scheduleDrain(0)
 
         def failed(failure: Failure) -> None:
-            self._inFlight[node] -= 1
+            self._landed(node, chosen)
             self._refreshThenDrain()
             for batch in chosen:
-                batch.inFlight = False
                 self._retry(batch, failure.value or Exception("request failed"))
             self._scheduleDrain(self._retryBackoff)
 
         self._cluster.connectionToNode(node).addCallback(send).addCallbacks(answered, failed)
+
+    def _landed(self, node: int, batches: List[Batch]) -> None:
+        """
+        A Produce request to C{node} was answered, or failed: its batches
+        are no longer in flight.
+        """
+        self._inFlight[node] -= 1
+        for batch in batches:
+            batch.inFlight = False
+            flying = self._partitionInFlight[batch.tp] - 1
+            if flying:
+                self._partitionInFlight[batch.tp] = flying
+            else:
+                del self._partitionInFlight[batch.tp]
 
     def _retry(self, batch: Batch, error: BaseException) -> None:
         batch.lastError = error
@@ -614,7 +685,11 @@ class KafkaProducer(WaitingMixin):
             self._previousProducer = (producerId, epoch)
             self._producerId = -1
             self._sequences.clear()
-        batch.stale = True
+        # Its partition's later batches already numbered (in flight, or to
+        # be sent again) are numbered again after it.
+        for later in self._batches.get(batch.tp, ()):
+            if later.encoded is not None:
+                later.stale = True
         self._retry(batch, error)
 
     def _complete(self, batch: Batch, response: Optional[PartitionProduceResponse]) -> None:
