@@ -537,6 +537,15 @@ class Bench:
             rate = round(rate * 0.6, -2)
         self.results["latencyRate"] = rate
         self.latencyRun("echo", rate)
+        # The goal's rounds: this pair, then two more at the same load in
+        # alternating order; the goal takes the median p99 ratio.
+        rounds = self.results["latencyRounds"] = []
+        for order in (None, ("echo", "thriftmux"), ("thriftmux", "echo")):
+            pair = self.results["latency"] if order is None else {}
+            for kind in order or ():
+                self.latencyRun(kind, rate, pair)
+            if pair.get("echo", {}).get("p99") and pair.get("thriftmux", {}).get("p99"):
+                rounds.append({"thriftmux": pair["thriftmux"]["p99"], "echo": pair["echo"]["p99"]})
         # And at half that load: how the tails look with room to spare.
         light = self.results["latencyLight"] = {"rate": round(rate / 2, -2)}
         for kind in ("thriftmux", "echo"):
@@ -716,11 +725,13 @@ class Bench:
             goal("memory", "10 000 outstanding calls use < 50 MB above the idle client", mb, GOALS["memoryMB"], mb < GOALS["memoryMB"], "%.1f MB" % (mb,))
         else:
             goal("memory", "10 000 outstanding calls use < 50 MB above the idle client", None, GOALS["memoryMB"], None, "not measured")
-        lat = self.results["latency"]
+        rounds = self.results.get("latencyRounds") or []
         text = "txscales ThriftMux p99 latency at the latency load <= 4x the raw echo's p99 at the same load"
-        if lat.get("echo", {}).get("p99") and lat.get("thriftmux", {}).get("p99"):
-            r = lat["thriftmux"]["p99"] / lat["echo"]["p99"]
-            shown = "%.2fx (%.0f vs %.0f us)" % (r, lat["thriftmux"]["p99"], lat["echo"]["p99"])
+        if rounds:
+            ratios = sorted(x["thriftmux"] / x["echo"] for x in rounds)
+            r = ratios[len(ratios) // 2]
+            shown = "%.2fx (median of %d alternating rounds: %s; first round %.0f vs %.0f us)" % (
+                r, len(ratios), ", ".join("%.2f" % x for x in ratios), rounds[0]["thriftmux"], rounds[0]["echo"])
             goal("tailLatency", text, r, GOALS["tailLatency"], r <= GOALS["tailLatency"], shown)
         else:
             goal("tailLatency", text, None, GOALS["tailLatency"], None, "not measured")
