@@ -368,6 +368,13 @@ def encodeProduceRequest(
     return b"".join(parts)
 
 
+def _recordError(reader: Reader, flexible: bool) -> Tuple[int, Optional[str]]:
+    item = (reader.int32(), reader.nullableString(flexible))
+    if flexible:
+        reader.taggedFields()
+    return item
+
+
 def _partitionProduceResponse(reader: Reader, version: int) -> PartitionProduceResponse:
     flexible = version >= 9
     index, errorCode, baseOffset = reader.int32(), reader.int16(), reader.int64()
@@ -376,14 +383,7 @@ def _partitionProduceResponse(reader: Reader, version: int) -> PartitionProduceR
     recordErrors: List[Tuple[int, Optional[str]]] = []
     message = None
     if version >= 8:
-
-        def recordError(r: Reader) -> Tuple[int, Optional[str]]:
-            item = (r.int32(), r.nullableString(flexible))
-            if flexible:
-                r.taggedFields()
-            return item
-
-        recordErrors = reader.array(recordError, flexible, 5)
+        recordErrors = reader.array(lambda r: _recordError(r, flexible), flexible, 5)
         message = reader.nullableString(flexible)
     if flexible:
         reader.taggedFields()
