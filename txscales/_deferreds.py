@@ -25,7 +25,7 @@ from twisted.python.failure import Failure
 
 __all__ = ["CallDeferred", "leanDeferred"]
 
-_D = TypeVar("_D", bound=Type[Deferred])  # type: ignore[type-arg]
+_D = TypeVar("_D", bound=Type[Deferred])
 
 
 def leanDeferred(cls: _D, *names: str) -> _D:
@@ -58,7 +58,7 @@ def leanDeferred(cls: _D, *names: str) -> _D:
 
 
 @leanDeferred
-class CallDeferred(Deferred):  # type: ignore[type-arg]
+class CallDeferred(Deferred):
     """
     The Deferred of one call, where many are made before any fires.
     """

@@ -244,7 +244,7 @@ class WaitingMixin:
     def _route(self, topic: str, key: Optional[bytes], partition: Optional[int], metadata: Any) -> Any:
         raise NotImplementedError()
 
-    def _append(self, *args: Any) -> None:
+    def _append(self, *args: Any) -> Any:
         raise NotImplementedError()
 
     def _unwait(self, waiters: Any) -> None:
