@@ -21,6 +21,7 @@ LAYERS: List[Set[str]] = [
         "txscales._backoff",
         "txscales._compiled",
         "txscales._connection",
+        "txscales._deferreds",
         "txscales._draining",
         "txscales._framing",
         "txscales._listening",
