@@ -308,6 +308,18 @@ class PipelinedTests(IdempotentProducerMixin, SynchronousTestCase):
         self.assertEqual([r.values(P0) for r in requests], [[v] for v in values])
         return requests
 
+    def resentInOrder(self, *expected):
+        """
+        Partition 0's batches go again one at a time, each answered before
+        the next leaves: C{expected} gives each one's value and producer
+        state.  Then every record was written once.
+        """
+        for value, state in expected:
+            [request] = self.produces()
+            self.assertEqual((request.values(P0), request.producerState(P0)), ([value], state))
+            self.answer(request)
+        self.assertEachWrittenOnce()
+
     def test_upToMaxInFlight(self):
         """
         Five batches of one partition are in flight at once, numbered in
@@ -337,13 +349,7 @@ class PipelinedTests(IdempotentProducerMixin, SynchronousTestCase):
         self.assertEqual(self.produces(), [second])
         self.answer(second, {P0: OutOfOrderSequenceError.code})
         self.clock.advance(0.1)
-        [retry] = self.produces()
-        self.assertEqual((retry.values(P0), retry.producerState(P0)), ([b"a"], (1000, 0, 0)))
-        self.answer(retry)
-        [after] = self.produces()
-        self.assertEqual((after.values(P0), after.producerState(P0)), ([b"b"], (1000, 0, 1)))
-        self.answer(after)
-        self.assertEachWrittenOnce()
+        self.resentInOrder((b"a", (1000, 0, 0)), (b"b", (1000, 0, 1)))
 
     def test_bumpRenumbersLaterBatches(self):
         """
@@ -357,13 +363,7 @@ class PipelinedTests(IdempotentProducerMixin, SynchronousTestCase):
         self.clock.advance(0.1)
         self.initProducerId(1000, 1, expected=(1000, 0))
         self.clock.advance(0.1)
-        [retry] = self.produces()
-        self.assertEqual((retry.values(P0), retry.producerState(P0)), ([b"a"], (1000, 1, 0)))
-        self.answer(retry)
-        [after] = self.produces()
-        self.assertEqual((after.values(P0), after.producerState(P0)), ([b"b"], (1000, 1, 1)))
-        self.answer(after)
-        self.assertEachWrittenOnce()
+        self.resentInOrder((b"a", (1000, 1, 0)), (b"b", (1000, 1, 1)))
 
     def test_connectionLost(self):
         """
@@ -375,10 +375,4 @@ class PipelinedTests(IdempotentProducerMixin, SynchronousTestCase):
         for request in requests[1:]:
             request.fail(ConnectionLostError())
         self.clock.advance(0.1)
-        [retry] = self.produces()
-        self.assertEqual((retry.values(P0), retry.producerState(P0)), ([b"b"], (1000, 0, 1)))
-        self.answer(retry)
-        [last] = self.produces()
-        self.assertEqual((last.values(P0), last.producerState(P0)), ([b"c"], (1000, 0, 2)))
-        self.answer(last)
-        self.assertEachWrittenOnce()
+        self.resentInOrder((b"b", (1000, 0, 1)), (b"c", (1000, 0, 2)))
