@@ -20,10 +20,12 @@ from txscales.redis import (
     CrossSlotError,
     MovedError,
     Redis,
+    RedirectError,
     RedisReplyError,
     ServerDownError,
     TooManyRedirectsError,
 )
+from txscales.redis._cluster import MAX_REDIRECT_NODES
 from txscales.redis._slotmap import SlotMapError, masters, served, slotMapFromShards, slotMapFromSlots
 from txscales.redis._slots import SLOTS, keySlot
 
@@ -285,6 +287,38 @@ class ClusterClientTests(SynchronousTestCase):
         self.assertIsInstance(error.last, MovedError)
         self.assertEqual(len(self.commands("GET")), 1 + 4)
         self.clock.advance(1)
+
+    def test_redirectNodesBound(self):
+        """
+        Nodes that answer MOVED and ASK to ever new addresses make the client
+        connect to at most MAX_REDIRECT_NODES nodes outside the slot map
+        until the next refresh: a redirect to one more fails its command
+        with the redirect's error, and the refresh closes them all.
+        """
+        self.maps[A] = full(A)
+        client = self.client(refreshInterval=60)
+        self.successResultOf(client.get("x"))
+        ports = iter(range(8000, 9000))
+
+        def redirect(address, command):
+            if address != A:
+                return b"there"
+            port = next(ports)
+            kind, error = ("MOVED", MovedError) if port % 2 else ("ASK", AskError)
+            return error("%s %d 10.0.0.9:%d" % (kind, keySlot(command[1]), port))
+
+        self.replies["GET"] = redirect
+        results = [client.get("k%d" % (i,)) for i in range(40)]
+        answered = [self.successResultOf(d) for d in results[:MAX_REDIRECT_NODES]]
+        self.assertEqual(answered, [b"there"] * MAX_REDIRECT_NODES)
+        failures = [self.failureResultOf(d, RedirectError).value for d in results[MAX_REDIRECT_NODES:]]
+        self.assertEqual({type(f) for f in failures}, {MovedError, AskError})
+        self.assertEqual({f.mayHaveReachedServer for f in failures}, {False})
+        outside = set(self.nodes) - {A}
+        self.assertEqual(len(outside), MAX_REDIRECT_NODES)
+        self.clock.advance(60)
+        self.assertEqual([a for a in outside if not self.nodes[a].closed], [])
+        self.assertEqual(client.nodes, [self.nodes[A]])
 
     def test_refreshCoalesced(self):
         """

@@ -68,10 +68,11 @@ REFRESH_INTERVAL = 0.1
 Seconds between the starts of two refreshes of the slot map, at least.
 """
 
-MAX_ASK_NODES = 16
+MAX_REDIRECT_NODES = 16
 """
-How many nodes outside the slot map C{ASK} may make the client connect to
-until the next refresh.
+How many nodes outside the last slot map C{MOVED} and C{ASK} may make the
+client connect to until the next refresh; a redirect to one more fails its
+command with the redirect's error.
 """
 
 _FAILOVER = (ConnectionLostError, RequestTimeoutError, ServerDownError, ClusterDownError, TryAgainError,
@@ -165,6 +166,8 @@ class ClusterClient(RedisClient):
         self._refreshInterval = refreshInterval
         self._ready = False
         self._masters: Set[Address] = set()
+        # The masters of the last slot map, without those MOVED added.
+        self._mappedMasters: Set[Address] = set()
         self._anyMaster: Optional[Address] = None
         self._useSlots = False
         self._refreshing = False
@@ -273,6 +276,7 @@ class ClusterClient(RedisClient):
     def _setMasters(self) -> None:
         found = masters(self.slots)
         self._masters = set(found)
+        self._mappedMasters = set(found)
         self._anyMaster = found[0] if found else None
 
     def _nodeAt(self, address: Address) -> RedisNode:
@@ -397,12 +401,14 @@ class ClusterClient(RedisClient):
                 return Failure(TooManyRedirectsError(error, command.redirects))
             command.redirects += 1
             target = (error.host or address[0], error.port)
+            if (target not in self._nodes and target not in self._mappedMasters
+                    and len(set(self._nodes) - self._mappedMasters) >= MAX_REDIRECT_NODES):
+                self.requestRefresh()
+                return failure
             if isinstance(error, MovedError):
                 self._moved(error, address)
                 return self._route(command)
             assert isinstance(error, AskError)
-            if target not in self._masters and len(set(self._nodes) - self._masters) >= MAX_ASK_NODES:
-                return failure
             sent = self._nodeAt(target).executeMany([["ASKING"], command.args])
             sent[0].addErrback(lambda _: None)
             return self._watch(sent[1], command, target)
