@@ -38,8 +38,8 @@ import time
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.threads import deferToThreadPool
 
-from tests._twistd import ProcessExitedEarly, Subprocess, requirePeer, spawn
-from tests._zookeeper import freePort
+from tests._servers import ServerProcess
+from tests._twistd import requirePeer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TANSU = os.path.join(REPO, ".peers", "tansu", "bin", "tansu")
@@ -79,15 +79,17 @@ def requireKafkaBroker():
         requirePeer(False, "kafka-python is not installed: pip install -e '.[test]'")
 
 
-class S3Server:
+class S3Server(ServerProcess):
     """
     A local S3 server (moto) with one bucket, for L{TansuBroker}'s
     persistent storage: its objects live as long as its process.
 
     @ivar endpoint: its URL, C{http://127.0.0.1:port}.
     @ivar bucket: the bucket's name.
-    @ivar process: its L{Subprocess}.
     """
+
+    name = "moto_server"
+    readyLine = MOTO_READY
 
     def __init__(self, reactor, addCleanup, bucket="tansu", startTimeout=30.0):
         """
@@ -101,16 +103,21 @@ class S3Server:
             os.access(MOTO, os.X_OK),
             "moto_server is not installed: run scripts/setup-s3-server (it installs %s)" % (MOTO,),
         )
-        self._reactor = reactor
-        self._addCleanup = addCleanup
-        self._startTimeout = startTimeout
         self.bucket = bucket
-        self.port = freePort()
-        self.endpoint = "http://127.0.0.1:%d" % (self.port,)
-        self.process = None
+        ServerProcess.__init__(self, reactor, addCleanup, startTimeout=startTimeout)
+
+    def setPort(self, port):
+        ServerProcess.setPort(self, port)
+        self.endpoint = "http://127.0.0.1:%d" % (port,)
+
+    def argv(self):
+        return [MOTO, "-H", "127.0.0.1", "-p", str(self.port)]
+
+    def environment(self):
+        return {"NO_COLOR": "1"}
 
     @property
-    def environment(self):
+    def storageEnvironment(self):
         """
         The environment variables that point Tansu's C{s3://} storage here.
         """
@@ -125,16 +132,7 @@ class S3Server:
         @return: a Deferred firing with this object, or failing with
             L{ProcessExitedEarly} or L{KafkaHelperError}.
         """
-        process = Subprocess([MOTO, "-H", "127.0.0.1", "-p", str(self.port)], name="moto_server")
-        self.process = process
-        ready = process.waitForLine(MOTO_READY, "moto_server's 'Running on' line, within %g s" % (self._startTimeout,))
-        spawn(process, self._reactor, env={"NO_COLOR": "1"}, addCleanup=self._addCleanup)
-        timer = self._reactor.callLater(self._startTimeout, process.kill)
-        try:
-            yield ready
-        finally:
-            if timer.active():
-                timer.cancel()
+        yield ServerProcess.start(self)
         yield _inThread(self._reactor, self._makeBucket)
         return self
 
@@ -149,118 +147,50 @@ class S3Server:
                                    % (self.bucket, self.endpoint, e, self.process.output))
 
 
-class TansuBroker:
+class TansuBroker(ServerProcess):
     """
     A Tansu broker process with memory storage (a restart starts empty), or
     with an L{S3Server}'s (a restart keeps what was written).
 
-    @ivar port: its port, kept across restarts.
     @ivar bootstrap: C{127.0.0.1:port}, for kafka-python.
     @ivar dest: C{tcp://127.0.0.1:port}, for txscales.
-    @ivar process: the L{Subprocess} of the current (or last) run.
     @ivar advertisedPort: the port of 127.0.0.1 the broker tells clients
         to connect to (a proxy's, in front of it), or None for its own;
         set it before L{start}.
     """
 
+    name = "tansu"
+    readyLine = READY
+    addressInUse = "AddrInUse"
+
     def __init__(self, reactor, addCleanup, port=None, startTimeout=15.0, storage=None):
         """
-        @param reactor: the reactor that runs the process.
-        @param addCleanup: a test's C{addCleanup}: every run is killed and
-            reaped at cleanup.
-        @param port: the port (default: a free one, chosen again if another
-            process takes it first).
-        @param startTimeout: seconds a start may take before the process is
-            killed and the start fails.
+        The arguments are L{ServerProcess}'s, and:
+
         @param storage: a started L{S3Server} whose bucket keeps the
             records, or None for memory.
         """
         requireKafkaBroker()
         self._storage = storage
-        self._reactor = reactor
-        self._addCleanup = addCleanup
-        self._fixedPort = port is not None
-        self._startTimeout = startTimeout
-        self._runs = []
-        self.process = None
         self.advertisedPort = None
-        self._setPort(port if port is not None else freePort())
+        ServerProcess.__init__(self, reactor, addCleanup, port, startTimeout)
 
-    def _setPort(self, port):
-        self.port = port
+    def setPort(self, port):
+        ServerProcess.setPort(self, port)
         self.bootstrap = "127.0.0.1:%d" % (port,)
         self.dest = "tcp://" + self.bootstrap
 
-    @property
-    def log(self):
-        """
-        What every run of the broker wrote so far, for failure messages.
-        """
-        return "".join(
-            "---- tansu run %d (pid %s) ----\n%s" % (i + 1, p.pid or "ended", p.output)
-            for i, p in enumerate(self._runs)
-        )
-
-    @inlineCallbacks
-    def start(self):
-        """
-        Start the broker, or start it again on the same port once it ended.
-
-        @return: a Deferred firing with this object once it listens, or
-            failing with L{ProcessExitedEarly} (its output in the message).
-        """
-        if self.process is not None and self.process.running:
-            raise RuntimeError("the broker still runs (pid %s)" % (self.process.pid,))
-        attempts = 1 if self._fixedPort or self._runs else 3
-        for attempt in range(attempts):
-            try:
-                yield self._startOnce()
-            except ProcessExitedEarly:
-                # Only when another process took the port between freePort()
-                # and Tansu's bind.
-                if attempt == attempts - 1 or "AddrInUse" not in self.process.output:
-                    raise
-                self._setPort(freePort())
-            else:
-                return self
-
-    def _startOnce(self):
+    def argv(self):
         listen = "tcp://" + self.bootstrap
         advertised = listen if self.advertisedPort is None else "tcp://127.0.0.1:%d" % (self.advertisedPort,)
-        argv = [TANSU, "broker", "--listener-url", listen, "--advertised-listener-url", advertised,
+        return [TANSU, "broker", "--listener-url", listen, "--advertised-listener-url", advertised,
                 "--storage-engine", "memory://tansu/" if self._storage is None else "s3://%s/" % (self._storage.bucket,)]
+
+    def environment(self):
         env = {"NO_COLOR": "1"}
         if self._storage is not None:
-            env.update(self._storage.environment)
-        process = Subprocess(argv, name="tansu")
-        self._runs.append(process)
-        self.process = process
-        ready = process.waitForLine(READY, "Tansu's 'ready in' line, within %g s" % (self._startTimeout,))
-        spawn(process, self._reactor, env=env, addCleanup=self._addCleanup)
-        timer = self._reactor.callLater(self._startTimeout, process.kill)
-
-        def started(result):
-            if timer.active():
-                timer.cancel()
-            return result
-
-        return ready.addBoth(started)
-
-    def kill(self):
-        """
-        Kill the broker (SIGKILL).
-
-        @return: a Deferred firing with its L{ProcessResult} once reaped.
-        """
-        return self.process.kill()
-
-    def stop(self):
-        """
-        Stop the broker (SIGTERM).
-
-        @return: a Deferred firing with its L{ProcessResult} once reaped.
-        """
-        return self.process.terminate()
+            env.update(self._storage.storageEnvironment)
+        return env
 
 
 def _inThread(reactor, f, *args, **kwargs):

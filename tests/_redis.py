@@ -31,7 +31,8 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 
-from tests._twistd import ProcessExitedEarly, Subprocess, requirePeer, runPeer, spawn
+from tests._servers import ServerProcess
+from tests._twistd import requirePeer, runPeer
 from tests._zookeeper import freePort
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -123,60 +124,41 @@ def execute(reactor, port, *args):
     return reply
 
 
-class RedisServer:
+class RedisServer(ServerProcess):
     """
     A redis-server process on 127.0.0.1, without persistence.
 
-    @ivar port: its port, kept across restarts.
     @ivar address: C{127.0.0.1:port}.
     @ivar dest: C{tcp://127.0.0.1:port}, for txscales.
     @ivar busPort: its cluster bus port, when C{cluster} is true.
-    @ivar process: the L{Subprocess} of the current (or last) run.
     """
+
+    name = "redis-server"
+    readyLine = READY
 
     def __init__(self, reactor, addCleanup, port=None, cluster=False, args=(), startTimeout=10.0):
         """
-        @param reactor: the reactor that runs the process.
-        @param addCleanup: a test's C{addCleanup}: every run is killed and
-            reaped at cleanup, and its folder removed.
-        @param port: the port (default: a free one, chosen again if another
-            process takes it first).
+        The arguments are L{ServerProcess}'s (its folder is removed at
+        cleanup too), and:
+
         @param cluster: run with C{--cluster-enabled yes}.
         @param args: further redis-server options (C{("--requirepass",
             "x")}).
-        @param startTimeout: seconds a start may take before the process is
-            killed and the start fails.
         """
         requireRedis()
-        self._reactor = reactor
-        self._addCleanup = addCleanup
-        self._fixedPort = port is not None
         self._cluster = cluster
         self._args = list(args)
-        self._startTimeout = startTimeout
-        self._dir = tempfile.mkdtemp(prefix="txscales-redis-")
-        addCleanup(shutil.rmtree, self._dir, True)
-        self._runs = []
-        self.process = None
         self.busPort = None
-        self._setPorts(port if port is not None else freePort())
+        directory = tempfile.mkdtemp(prefix="txscales-redis-")
+        addCleanup(shutil.rmtree, directory, True)
+        ServerProcess.__init__(self, reactor, addCleanup, port, startTimeout, cwd=directory)
 
-    def _setPorts(self, port):
-        self.port = port
+    def setPort(self, port):
+        ServerProcess.setPort(self, port)
         self.address = "127.0.0.1:%d" % (port,)
         self.dest = "tcp://" + self.address
         if self._cluster:
             self.busPort = freePort()
-
-    @property
-    def log(self):
-        """
-        What every run of the server wrote so far, for failure messages.
-        """
-        return "".join(
-            "---- redis-server %s run %d (pid %s) ----\n%s" % (self.address, i + 1, p.pid or "ended", p.output)
-            for i, p in enumerate(self._runs)
-        )
 
     @inlineCallbacks
     def start(self):
@@ -187,31 +169,18 @@ class RedisServer:
             or failing with L{ProcessExitedEarly} (its output in the
             message).
         """
-        if self.process is not None and self.process.running:
-            raise RuntimeError("redis-server %s still runs (pid %s)" % (self.address, self.process.pid))
-        attempts = 1 if self._fixedPort or self._runs else 3
-        for attempt in range(attempts):
-            try:
-                yield self._startOnce()
-            except ProcessExitedEarly:
-                # Only when another process took a port between freePort()
-                # and redis-server's bind.
-                if attempt == attempts - 1 or "Address already in use" not in self.process.output:
-                    raise
-                self._setPorts(freePort())
-            else:
-                break
+        yield ServerProcess.start(self)
         pong = yield self.execute("PING")
         if pong != b"PONG":
             raise RedisHelperError("PING answered %r\n%s" % (pong, self.log))
         return self
 
-    def _startOnce(self):
+    def argv(self):
         argv = [
             REDIS_SERVER,
             "--port", str(self.port),
             "--bind", "127.0.0.1",
-            "--dir", self._dir,
+            "--dir", self._cwd,
             "--save", "",
             "--appendonly", "no",
             "--daemonize", "no",
@@ -227,20 +196,7 @@ class RedisServer:
                 # of its master (a busy test machine delays the gossip).
                 "--cluster-replica-validity-factor", "0",
             ]
-        argv += self._args
-        process = Subprocess(argv, name="redis-server")
-        self._runs.append(process)
-        self.process = process
-        ready = process.waitForLine(READY, "redis-server's %r line, within %g s" % (READY, self._startTimeout))
-        spawn(process, self._reactor, cwd=self._dir, addCleanup=self._addCleanup)
-        timer = self._reactor.callLater(self._startTimeout, process.kill)
-
-        def started(result):
-            if timer.active():
-                timer.cancel()
-            return result
-
-        return ready.addBoth(started)
+        return argv + self._args
 
     def execute(self, *args):
         """
@@ -257,22 +213,6 @@ class RedisServer:
             connected to this server (C{execute(*args)}, C{close()}).
         """
         return connectClient(self._reactor, self.port)
-
-    def kill(self):
-        """
-        Kill the server (SIGKILL).
-
-        @return: a Deferred firing with its L{ProcessResult} once reaped.
-        """
-        return self.process.kill()
-
-    def stop(self):
-        """
-        Stop the server (SIGTERM).
-
-        @return: a Deferred firing with its L{ProcessResult} once reaped.
-        """
-        return self.process.terminate()
 
     @inlineCallbacks
     def restart(self):
