@@ -278,6 +278,11 @@ class Reader:
         @return: an unsigned varint.
         """
         data = self.data
+        offset = self.offset
+        if offset < self.end and data[offset] < 0x80:
+            # One byte, as most lengths and counts are.
+            self.offset = offset + 1
+            return data[offset]
         value = 0
         shift = 0
         for i in range(maxBytes):
