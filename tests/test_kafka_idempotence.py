@@ -376,3 +376,36 @@ class PipelinedTests(IdempotentProducerMixin, SynchronousTestCase):
             request.fail(ConnectionLostError())
         self.clock.advance(0.1)
         self.resentInOrder((b"b", (1000, 0, 1)), (b"c", (1000, 0, 2)))
+
+    def test_expiredThenBump(self):
+        """
+        A refused batch whose delivery timeout passes fails; the batch
+        behind it (sent 5 s later), numbered after it, is then refused as
+        out of order as the partition's first: the epoch is bumped and it
+        is numbered again from 0, written once.
+        """
+        self.send(0, b"a")
+        self.initProducerId()
+        self.clock.advance(5)
+        self.send(0, b"b")
+        first, second = self.produces()
+        self.assertEqual([first.producerState(P0), second.producerState(P0)], [(1000, 0, 0), (1000, 0, 1)])
+        self.answer(first, {P0: 6})  # NOT_LEADER_OR_FOLLOWER
+        self.answer(second, {P0: OutOfOrderSequenceError.code})
+        while True:
+            self.clock.advance(0.1)
+            if self.results[b"a"].called:
+                break
+            [retry] = self.produces()
+            self.assertEqual(retry.values(P0), [b"a"])
+            self.answer(retry, {P0: 6})
+        self.failureResultOf(self.results[b"a"], DeliveryTimeoutError)
+        del self.results[b"a"]
+        self.clock.advance(0.1)
+        [behind] = self.produces()
+        self.assertEqual((behind.values(P0), behind.producerState(P0)), ([b"b"], (1000, 0, 1)))
+        self.answer(behind, {P0: OutOfOrderSequenceError.code})
+        self.clock.advance(0.1)
+        self.initProducerId(1000, 1, expected=(1000, 0))
+        self.clock.advance(0.1)
+        self.resentInOrder((b"b", (1000, 1, 0)))
