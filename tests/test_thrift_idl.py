@@ -171,16 +171,19 @@ class EverythingHandler:
 def fields(value):
     """
     @return: C{value} with each struct replaced by (class name, its fields),
-        recursively: what a generated and a thriftpy2 value have in common.
+        recursively: what a generated and a thriftpy2 value have in common,
+        hashable (lists as tuples, sets as frozensets, maps as frozensets
+        of their items), so that it compares whatever order a set or a map
+        was filled in.
     """
     if isinstance(value, (list, tuple)):
-        return [fields(v) for v in value]
+        return tuple(fields(v) for v in value)
     if isinstance(value, (set, frozenset)):
-        return {fields(v) for v in value}
+        return frozenset(fields(v) for v in value)
     if isinstance(value, dict):
-        return {fields(k): fields(v) for k, v in value.items()}
+        return frozenset((fields(k), fields(v)) for k, v in value.items())
     if hasattr(value, "thrift_spec"):
-        return (type(value).__name__, tuple(sorted((k, repr(fields(v))) for k, v in vars(value).items())))
+        return (type(value).__name__, tuple(sorted((k, fields(v)) for k, v in vars(value).items())))
     return value
 
 
