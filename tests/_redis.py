@@ -32,8 +32,7 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 
 from tests._servers import ServerProcess
-from tests._twistd import requirePeer, runPeer
-from tests._zookeeper import freePort
+from tests._twistd import freePort, requirePeer, runPeer
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"

@@ -6,8 +6,7 @@ helpers.
 
 from twisted.internet.defer import inlineCallbacks
 
-from tests._twistd import ProcessExitedEarly, Subprocess, spawn
-from tests._zookeeper import freePort
+from tests._twistd import ProcessExitedEarly, Subprocess, freePort, spawn
 
 
 class ServerProcess:

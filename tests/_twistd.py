@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import sys
 import tempfile
 
@@ -115,6 +116,16 @@ class PeerTimedOut(Exception):
     def __init__(self, timeout, result):
         Exception.__init__(self, "peer still running after %g s, killed:\n%s" % (timeout, result.describe()))
         self.result = result
+
+
+def freePort():
+    """
+    @return: a TCP port of 127.0.0.1 that nothing listens on right now
+        (bound, then freed).
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class Subprocess(ProcessProtocol):

@@ -8,14 +8,13 @@ connection by itself), not a sleep.
 
 import os
 import shutil
-import socket
 import tempfile
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 
 from txscales.discovery._zookeeper import KazooBridge
 
-from tests._twistd import Subprocess, requirePeer, spawn
+from tests._twistd import Subprocess, freePort, requirePeer, spawn
 
 ZOOKEEPER_JAR = "/usr/share/java/zookeeper.jar"
 ZOOKEEPER_CONF = "/etc/zookeeper/conf"
@@ -29,17 +28,6 @@ def requireZooKeeper():
         os.path.exists(ZOOKEEPER_JAR) and shutil.which("java"),
         "ZooKeeper is not installed: run scripts/setup-zookeeper (Debian's zookeeper package and Java)",
     )
-
-
-def freePort():
-    """
-    @return: a TCP port free on 127.0.0.1 right now.
-    """
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class ZooKeeperServer:

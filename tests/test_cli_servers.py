@@ -7,7 +7,6 @@ calls the server's generated code).
 
 import json
 import os
-import socket
 import sys
 
 from twisted.internet.defer import gatherResults, inlineCallbacks
@@ -15,22 +14,13 @@ from twisted.trial.unittest import TestCase
 
 import txscales.demo
 from tests._tls import Authorities
-from tests._twistd import runPeer, startDemoServer, startTwistd
+from tests._twistd import freePort, runPeer, startDemoServer, startTwistd
 from tests.test_cli import needThriftpy2
 
 DEMO_IDL = ("--idl", os.path.join(os.path.dirname(os.path.abspath(txscales.demo.__file__)), "TestService.thrift"))
 
 
 IDL_HANDLER = "txscales.demo.handler:makeIdlHandler"
-
-
-def closedPort():
-    """
-    @return: a port of 127.0.0.1 that nothing listens on (just freed).
-    """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class CallCommandTests(TestCase):
@@ -127,7 +117,7 @@ class CallCommandTests(TestCase):
         """
         refused, wrong, listed = yield gatherResults(
             [
-                self.txscales("call", "tcp://127.0.0.1:%d" % (closedPort(),), "TestService.query", '["x"]', *DEMO_IDL),
+                self.txscales("call", "tcp://127.0.0.1:%d" % (freePort(),), "TestService.query", '["x"]', *DEMO_IDL),
                 self.txscales("call", "tcp://127.0.0.1:1", "TestService.query", '{"y": 1}', *DEMO_IDL),
                 self.txscales("list", *DEMO_IDL),
             ]

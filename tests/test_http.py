@@ -173,7 +173,7 @@ class HttpClientTests(ServersMixin, TestCase):
         refuses connections is routed around with no failed request.
         """
         python = yield self.pythonServer()
-        from tests._zookeeper import freePort
+        from tests._twistd import freePort
 
         client = self.client([self.twistedServer(), python, freePort()], timeout=5)
         servers = []
@@ -188,7 +188,7 @@ class HttpClientTests(ServersMixin, TestCase):
         """
         A refused connection fails with ConnectError, not sent.
         """
-        from tests._zookeeper import freePort
+        from tests._twistd import freePort
 
         e = yield self.assertFailure(self.client([freePort()], failFast={"start": 60}).get("/"), ConnectError)
         self.assertFalse(e.mayHaveReachedServer)

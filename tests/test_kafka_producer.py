@@ -9,7 +9,7 @@ from twisted.trial.unittest import TestCase
 
 from tests._kafka import ConsumedRecord, TansuBroker, consumeAll, createTopic
 from tests._proxy import ObservingProxy
-from tests._zookeeper import freePort
+from tests._twistd import freePort
 from txscales._framing import LengthPrefixDecoder
 from txscales.errors import ClientClosedError
 from txscales.kafka import (

@@ -4,7 +4,6 @@ status and error line of real C{twistd txscales} processes.
 """
 
 import io
-import socket
 
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults, inlineCallbacks
@@ -20,7 +19,7 @@ from txscales.testing import MemoryNetwork
 from txscales.thriftmux import ThriftMux
 from txscales.thriftmux._server import ThriftMuxServerService
 
-from tests._twistd import runPeer, startDemoServer, twistdCommand
+from tests._twistd import freePort, runPeer, startDemoServer, twistdCommand
 
 IFACE = "txscales.demo.gen.TestService.Iface"
 HANDLER = "txscales.demo.handler:makeHandler"
@@ -75,15 +74,6 @@ class FlakyHandler(TestServiceHandler):
         if x == "demo-1":
             raise RuntimeError("flaky")
         return x + x
-
-
-def closedPort():
-    """
-    @return: a port of 127.0.0.1 that nothing listens on (just freed).
-    """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class OptionsTests(SynchronousTestCase):
@@ -416,7 +406,7 @@ class CommandLineTests(TestCase):
         demo-client against a port nothing listens on prints RESULT: FAILED
         and exits 1.
         """
-        dest = "tcp://127.0.0.1:%d" % (closedPort(),)
+        dest = "tcp://127.0.0.1:%d" % (freePort(),)
         result = yield self.twistd("demo-client", "--dest", dest, "--count", "3", "--timeout", "2")
         self.assertEqual(result.exitCode, 1, result.describe())
         self.assertIn("RESULT: FAILED (ConnectError: ", result.output, result.describe())
